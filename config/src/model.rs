@@ -1,0 +1,201 @@
+//! The typed, checked config. Everything here has passed validation: sizes and durations are
+//! parsed, defaults applied, and defaults lie within their ceilings.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use pcap_protocol::Serial;
+
+use crate::units::Principal;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub device: Device,
+    pub authorization: Authorization,
+    /// Remote capture requests; `None` when no request key is configured (local requests only).
+    pub requests: Option<Requests>,
+    pub upload: Upload,
+    pub control: Control,
+    pub paths: Paths,
+    pub capture: Capture,
+    pub sharing: Sharing,
+    pub logging: Logging,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    pub serial: Serial,
+    pub name: Option<String>,
+}
+
+/// Where the signed grant comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GrantSource {
+    /// A local file holding the signed grant (watched for changes).
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authorization {
+    pub source: GrantSource,
+    pub verify_keys: Vec<PathBuf>,
+    pub poll_interval: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requests {
+    pub verify_keys: Vec<PathBuf>,
+    pub poll_interval: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    /// `file:///path` or `s3://bucket/prefix`.
+    pub store: String,
+    /// The research team's age recipients (`age1...`).
+    pub recipients: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Control {
+    pub socket: PathBuf,
+    /// Permission bits of the socket file.
+    pub mode: u32,
+    /// Group that owns the socket file; `None`: the daemon's own group.
+    pub group: Option<String>,
+    pub allowed_uids: Vec<Principal>,
+    pub allowed_gids: Vec<Principal>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paths {
+    pub state_dir: PathBuf,
+    pub spool_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capture {
+    /// Interfaces captures may use; `any` only if listed.
+    pub interfaces: Vec<String>,
+    pub promiscuous: bool,
+    pub max_concurrent: usize,
+    pub buffer_size: u64,
+    /// BPF expressions whose traffic is never captured, besides the store's own.
+    pub exclude: Vec<String>,
+    pub rotate_size: u64,
+    pub rotate_interval: Duration,
+    /// Applied when a request leaves a limit out.
+    pub defaults: Limits,
+    /// A request above any of these is refused.
+    pub ceilings: Limits,
+}
+
+/// Capture limits. In `defaults`, `None` means no limit of that kind unless requested; in
+/// `ceilings`, every field is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Limits {
+    pub max_duration: Option<Duration>,
+    pub max_packets: Option<u64>,
+    pub max_bytes: Option<u64>,
+    pub snaplen: Option<u32>,
+    pub max_pps: Option<u64>,
+    pub max_bps: Option<u64>,
+}
+
+/// The twelve session metadata fields and whether each may leave the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sharing {
+    pub source_ip: bool,
+    pub source_port: bool,
+    pub destination_ip: bool,
+    pub destination_port: bool,
+    pub virtual_system: bool,
+    pub application: bool,
+    pub user: bool,
+    pub url: bool,
+    pub filename: bool,
+    pub email_sender: bool,
+    pub email_recipient: bool,
+    pub email_subject: bool,
+}
+
+impl Sharing {
+    /// The field names, in the order of DESIGN.md.
+    pub const FIELDS: [&'static str; 12] = [
+        "source_ip",
+        "source_port",
+        "destination_ip",
+        "destination_port",
+        "virtual_system",
+        "application",
+        "user",
+        "url",
+        "filename",
+        "email_sender",
+        "email_recipient",
+        "email_subject",
+    ];
+
+    /// Whether the field `name` is shared; unknown names are not.
+    pub fn is_shared(&self, name: &str) -> bool {
+        self.switches().any(|(n, on)| n == name && on)
+    }
+
+    /// Each field name with its switch.
+    pub fn switches(&self) -> impl Iterator<Item = (&'static str, bool)> {
+        let values = [
+            self.source_ip,
+            self.source_port,
+            self.destination_ip,
+            self.destination_port,
+            self.virtual_system,
+            self.application,
+            self.user,
+            self.url,
+            self.filename,
+            self.email_sender,
+            self.email_recipient,
+            self.email_subject,
+        ];
+        Self::FIELDS.into_iter().zip(values)
+    }
+}
+
+impl Default for Sharing {
+    fn default() -> Self {
+        Sharing {
+            source_ip: true,
+            source_port: true,
+            destination_ip: true,
+            destination_port: true,
+            virtual_system: true,
+            application: true,
+            user: true,
+            url: true,
+            filename: true,
+            email_sender: true,
+            email_recipient: true,
+            email_subject: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogOutput {
+    Stderr,
+    Journald,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logging {
+    /// `error`, `warn`, `info`, `debug` or `trace`.
+    pub level: String,
+    pub format: LogFormat,
+    pub output: LogOutput,
+}

@@ -1,0 +1,127 @@
+//! The config file's schema as serde sees it. Every field is optional here so that one missing
+//! key does not hide the other problems; [`crate::validate`] applies defaults and requirements.
+
+use serde::Deserialize;
+
+use crate::units::{OneOrMany, Principal, RawSize};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub device: RawDevice,
+    #[serde(default)]
+    pub authorization: RawAuthorization,
+    pub requests: Option<RawRequests>,
+    #[serde(default)]
+    pub upload: RawUpload,
+    #[serde(default)]
+    pub control: RawControl,
+    #[serde(default)]
+    pub paths: RawPaths,
+    #[serde(default)]
+    pub capture: RawCapture,
+    #[serde(default)]
+    pub sharing: RawSharing,
+    #[serde(default)]
+    pub logging: RawLogging,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDevice {
+    pub serial: Option<String>,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuthorization {
+    pub source: Option<String>,
+    pub verify_key: Option<OneOrMany>,
+    pub poll_interval: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRequests {
+    pub verify_key: Option<OneOrMany>,
+    pub poll_interval: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpload {
+    pub store: Option<String>,
+    pub recipients: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawControl {
+    pub socket: Option<String>,
+    pub mode: Option<i64>,
+    pub group: Option<String>,
+    pub allowed_uids: Option<Vec<Principal>>,
+    pub allowed_gids: Option<Vec<Principal>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPaths {
+    pub state_dir: Option<String>,
+    pub spool_dir: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCapture {
+    pub interfaces: Option<Vec<String>>,
+    pub promiscuous: Option<bool>,
+    pub max_concurrent: Option<i64>,
+    pub buffer_size: Option<RawSize>,
+    pub exclude: Option<Vec<String>>,
+    pub rotate_size: Option<RawSize>,
+    pub rotate_interval: Option<String>,
+    #[serde(default)]
+    pub defaults: RawLimits,
+    #[serde(default)]
+    pub ceilings: RawLimits,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub max_duration: Option<String>,
+    pub max_packets: Option<i64>,
+    pub max_bytes: Option<RawSize>,
+    pub snaplen: Option<i64>,
+    pub max_pps: Option<i64>,
+    pub max_bps: Option<RawSize>,
+}
+
+/// The twelve session metadata switches; a missing switch is on.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSharing {
+    pub source_ip: Option<bool>,
+    pub source_port: Option<bool>,
+    pub destination_ip: Option<bool>,
+    pub destination_port: Option<bool>,
+    pub virtual_system: Option<bool>,
+    pub application: Option<bool>,
+    pub user: Option<bool>,
+    pub url: Option<bool>,
+    pub filename: Option<bool>,
+    pub email_sender: Option<bool>,
+    pub email_recipient: Option<bool>,
+    pub email_subject: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLogging {
+    pub level: Option<String>,
+    pub format: Option<String>,
+    pub output: Option<String>,
+}

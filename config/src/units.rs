@@ -1,0 +1,162 @@
+//! Durations and sizes as operators write them: `"60s"`, `"1h 30m"`, `"100MiB"`, `"10MB"`, or a
+//! plain number of bytes.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+
+/// Parses a duration such as `"60s"` or `"1h 30m"`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim()).map_err(|_| {
+        format!("{text:?} is not a duration; write e.g. \"90s\", \"5m\" or \"1h 30m\"")
+    })
+}
+
+/// Parses a size such as `"100MiB"`, `"10MB"` or `"4096"`.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    text.trim()
+        .parse::<bytesize::ByteSize>()
+        .map(|b| b.as_u64())
+        .map_err(|_| {
+            format!("{text:?} is not a size; write e.g. \"100MiB\", \"10MB\" or a number of bytes")
+        })
+}
+
+/// Formats a duration the way it is written in the config.
+pub fn format_duration(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
+
+/// Formats bytes in binary units (`100.0 MiB`).
+pub fn format_size(bytes: u64) -> String {
+    bytesize::ByteSize::b(bytes).display().iec().to_string()
+}
+
+/// A size in the raw config: a string with a unit or a number of bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawSize {
+    Bytes(i64),
+    Text(String),
+}
+
+impl RawSize {
+    pub fn resolve(&self) -> Result<u64, String> {
+        match self {
+            RawSize::Bytes(n) => {
+                u64::try_from(*n).map_err(|_| format!("{n} is negative; a size must be 0 or more"))
+            }
+            RawSize::Text(t) => parse_size(t),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RawSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = RawSize;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a size such as \"100MiB\" or a number of bytes")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawSize, E> {
+                Ok(RawSize::Bytes(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawSize, E> {
+                i64::try_from(v)
+                    .map(RawSize::Bytes)
+                    .map_err(|_| E::custom("the size is too large"))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawSize, E> {
+                Ok(RawSize::Text(v.to_owned()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A list that may be written as a single value: `key = "a"` or `key = ["a", "b"]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OneOrMany(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = OneOrMany;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a path or a list of paths")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<OneOrMany, E> {
+                Ok(OneOrMany(vec![v.to_owned()]))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany, A::Error> {
+                let mut out = Vec::new();
+                while let Some(item) = seq.next_element::<String>()? {
+                    out.push(item);
+                }
+                Ok(OneOrMany(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A user or group: a numeric id or a name looked up when the daemon starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    Id(u32),
+    Name(String),
+}
+
+impl fmt::Display for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Principal::Id(id) => write!(f, "{id}"),
+            Principal::Name(n) => f.write_str(n),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Principal {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Principal;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a numeric id or a name")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Principal, E> {
+                u32::try_from(v)
+                    .map(Principal::Id)
+                    .map_err(|_| E::custom(format!("{v} is not a valid id")))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Principal, E> {
+                u32::try_from(v)
+                    .map(Principal::Id)
+                    .map_err(|_| E::custom(format!("{v} is not a valid id")))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Principal, E> {
+                Ok(Principal::Name(v.to_owned()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_sizes_parse_as_operators_write_them() {
+        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
+        assert!(parse_duration("10 parsecs").is_err());
+        assert_eq!(parse_size("100MiB"), Ok(100 * 1024 * 1024));
+        assert_eq!(parse_size("10MB"), Ok(10_000_000));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("lots").is_err());
+    }
+}

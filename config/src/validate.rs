@@ -1,0 +1,514 @@
+//! Raw schema -> typed [`Config`]: defaults, units, required keys and contradictions. Every
+//! problem is collected with its key path and line; nothing stops at the first.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use pcap_protocol::authorization::is_valid_name;
+use pcap_protocol::{Serial, VerifyKey};
+
+use crate::error::Problem;
+use crate::model::*;
+use crate::raw::*;
+use crate::source::Document;
+use crate::units::{OneOrMany, RawSize, format_duration, format_size, parse_duration};
+
+/// Largest snapshot length accepted (libpcap's own maximum).
+pub const MAX_SNAPLEN: u32 = 262_144;
+/// Most captures that may ever run at once.
+pub const MAX_CONCURRENT_CEILING: usize = 64;
+/// Smallest segment size before rotation; smaller segments cost more than they help.
+pub const MIN_ROTATE_SIZE: u64 = 64 * 1024;
+
+const DEFAULT_STORE: &str = "file:///var/lib/pcap-agent/store";
+const DEFAULT_SOCKET: &str = "/run/pcap-agent/control.sock";
+const DEFAULT_STATE_DIR: &str = "/var/lib/pcap-agent";
+const DEFAULT_SPOOL_DIR: &str = "/var/spool/pcap-agent";
+const DEFAULT_POLL: Duration = Duration::from_secs(30);
+const MIB: u64 = 1024 * 1024;
+
+struct Checker<'a> {
+    doc: &'a Document,
+    problems: &'a mut Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn problem(&mut self, key: &str, message: impl Into<String>) {
+        self.problems.push(Problem {
+            key: key.to_owned(),
+            message: message.into(),
+            line: self.doc.line(key),
+        });
+    }
+
+    fn required<T>(&mut self, key: &str, value: Option<T>, hint: &str) -> Option<T> {
+        if value.is_none() {
+            self.problem(key, format!("is required: {hint}"));
+        }
+        value
+    }
+
+    fn duration(
+        &mut self,
+        key: &str,
+        raw: Option<String>,
+        default: Option<Duration>,
+    ) -> Option<Duration> {
+        match raw {
+            None => default,
+            Some(text) => match parse_duration(&text) {
+                Ok(d) if d.is_zero() => {
+                    self.problem(key, "must be longer than zero");
+                    default
+                }
+                Ok(d) => Some(d),
+                Err(e) => {
+                    self.problem(key, e);
+                    default
+                }
+            },
+        }
+    }
+
+    fn size(&mut self, key: &str, raw: Option<RawSize>, default: Option<u64>) -> Option<u64> {
+        match raw.map(|r| r.resolve()) {
+            None => default,
+            Some(Ok(0)) => {
+                self.problem(key, "must be larger than zero");
+                default
+            }
+            Some(Ok(n)) => Some(n),
+            Some(Err(e)) => {
+                self.problem(key, e);
+                default
+            }
+        }
+    }
+
+    fn count(
+        &mut self,
+        key: &str,
+        raw: Option<i64>,
+        default: Option<u64>,
+        max: u64,
+    ) -> Option<u64> {
+        match raw {
+            None => default,
+            Some(n) if n >= 1 && n as u64 <= max => Some(n as u64),
+            Some(n) => {
+                self.problem(key, format!("{n} is out of range; use 1 to {max}"));
+                default
+            }
+        }
+    }
+
+    fn absolute(&mut self, key: &str, raw: Option<String>, default: &str) -> PathBuf {
+        let path = PathBuf::from(raw.unwrap_or_else(|| default.to_owned()));
+        if !path.is_absolute() {
+            self.problem(
+                key,
+                format!("{:?} is not an absolute path", path.display().to_string()),
+            );
+        }
+        path
+    }
+
+    fn keys(&mut self, key: &str, raw: Option<OneOrMany>, hint: &str) -> Vec<PathBuf> {
+        let Some(OneOrMany(paths)) = self.required(key, raw, hint) else {
+            return Vec::new();
+        };
+        if paths.is_empty() {
+            self.problem(key, format!("lists no key: {hint}"));
+        }
+        let paths: Vec<PathBuf> = paths.into_iter().map(PathBuf::from).collect();
+        for (i, path) in paths.iter().enumerate() {
+            let item = if paths.len() > 1 {
+                format!("{key}[{i}]")
+            } else {
+                key.to_owned()
+            };
+            if let Err(e) = VerifyKey::load(path) {
+                self.problem(&item, e.to_string());
+            }
+        }
+        paths
+    }
+}
+
+/// Checks `raw` and builds the config; problems go to `problems` (the config returned is only
+/// meaningful when none were added).
+pub fn validate(raw: RawConfig, doc: &Document, problems: &mut Vec<Problem>) -> Config {
+    let mut c = Checker { doc, problems };
+    Config {
+        device: device(&mut c, raw.device),
+        authorization: authorization(&mut c, raw.authorization),
+        requests: raw.requests.map(|r| requests(&mut c, r)),
+        upload: upload(&mut c, raw.upload),
+        control: control(&mut c, raw.control),
+        paths: Paths {
+            state_dir: c.absolute("paths.state_dir", raw.paths.state_dir, DEFAULT_STATE_DIR),
+            spool_dir: c.absolute("paths.spool_dir", raw.paths.spool_dir, DEFAULT_SPOOL_DIR),
+        },
+        capture: capture(&mut c, raw.capture),
+        sharing: sharing(raw.sharing),
+        logging: logging(&mut c, raw.logging),
+    }
+}
+
+fn device(c: &mut Checker<'_>, raw: RawDevice) -> Device {
+    let serial = c
+        .required(
+            "device.serial",
+            raw.serial,
+            "the serial this device is authorized under",
+        )
+        .and_then(|s| match Serial::parse(&s) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                c.problem("device.serial", format!("{s:?} {e}"));
+                None
+            }
+        })
+        .unwrap_or_else(|| Serial::parse("invalid").unwrap_or_else(|_| unreachable!()));
+    if raw.name.as_deref().is_some_and(|n| !is_valid_name(n)) {
+        c.problem("device.name", "must be at most 128 printable characters");
+    }
+    Device {
+        serial,
+        name: raw.name,
+    }
+}
+
+fn authorization(c: &mut Checker<'_>, raw: RawAuthorization) -> Authorization {
+    let hint = "e.g. source = \"file:///etc/pcap-agent/grant.json\"";
+    let source = match c.required("authorization.source", raw.source, hint) {
+        Some(s) if s == "store" => {
+            c.problem(
+                "authorization.source",
+                "\"store\" (polling devices/<serial>/grant.json) is not available in this version; use a grant file: source = \"file:///etc/pcap-agent/grant.json\"",
+            );
+            PathBuf::new()
+        }
+        Some(s) => {
+            let path = PathBuf::from(s.strip_prefix("file://").unwrap_or(&s));
+            if !path.is_absolute() {
+                c.problem(
+                    "authorization.source",
+                    format!("{s:?} is not a file:// URL or absolute path; {hint}"),
+                );
+            }
+            path
+        }
+        None => PathBuf::new(),
+    };
+    Authorization {
+        source: GrantSource::File(source),
+        verify_keys: c.keys(
+            "authorization.verify_key",
+            raw.verify_key,
+            "the customer's authorization.pub from `pcap-portal keygen`",
+        ),
+        poll_interval: c
+            .duration(
+                "authorization.poll_interval",
+                raw.poll_interval,
+                Some(DEFAULT_POLL),
+            )
+            .unwrap_or(DEFAULT_POLL),
+    }
+}
+
+fn requests(c: &mut Checker<'_>, raw: RawRequests) -> Requests {
+    Requests {
+        verify_keys: c.keys(
+            "requests.verify_key",
+            raw.verify_key,
+            "the research team's request.pub",
+        ),
+        poll_interval: c
+            .duration(
+                "requests.poll_interval",
+                raw.poll_interval,
+                Some(DEFAULT_POLL),
+            )
+            .unwrap_or(DEFAULT_POLL),
+    }
+}
+
+fn upload(c: &mut Checker<'_>, raw: RawUpload) -> Upload {
+    let store = raw.store.unwrap_or_else(|| DEFAULT_STORE.to_owned());
+    let valid = match store.split_once("://") {
+        Some(("file", path)) => Path::new(path).is_absolute(),
+        Some(("s3", rest)) => !rest.is_empty() && !rest.starts_with('/'),
+        _ => false,
+    };
+    if !valid {
+        c.problem(
+            "upload.store",
+            format!("{store:?} is not a store URL; use \"file:///absolute/path\" or \"s3://bucket/prefix\""),
+        );
+    }
+    let recipients = c
+        .required(
+            "upload.recipients",
+            raw.recipients,
+            "the research team's age recipient (age1...), from research.age.pub",
+        )
+        .unwrap_or_default();
+    if recipients.is_empty() {
+        c.problem(
+            "upload.recipients",
+            "lists no recipient; captures could not be encrypted",
+        );
+    }
+    for (i, r) in recipients.iter().enumerate() {
+        if age::x25519::Recipient::from_str(r).is_err() {
+            c.problem(
+                &format!("upload.recipients[{i}]"),
+                format!("{r:?} is not an age recipient (age1...)"),
+            );
+        }
+    }
+    Upload { store, recipients }
+}
+
+fn control(c: &mut Checker<'_>, raw: RawControl) -> Control {
+    let mode = match raw.mode {
+        None => 0o660,
+        Some(m) if (0..=0o777).contains(&m) && m & 0o007 == 0 => m as u32,
+        Some(m) if (0..=0o777).contains(&m) => {
+            c.problem(
+                "control.mode",
+                format!("{m:#o} lets every local user reach the control socket; use 0o660 and allowed_gids"),
+            );
+            0o660
+        }
+        Some(m) => {
+            c.problem(
+                "control.mode",
+                format!("{m} has bits outside 0o777; write the mode in octal, e.g. mode = 0o660"),
+            );
+            0o660
+        }
+    };
+    Control {
+        socket: c.absolute("control.socket", raw.socket, DEFAULT_SOCKET),
+        mode,
+        group: raw.group,
+        allowed_uids: raw.allowed_uids.unwrap_or_default(),
+        allowed_gids: raw.allowed_gids.unwrap_or_default(),
+    }
+}
+
+fn capture(c: &mut Checker<'_>, raw: RawCapture) -> Capture {
+    let interfaces = c
+        .required(
+            "capture.interfaces",
+            raw.interfaces,
+            "the interfaces captures may use, e.g. [\"eth0\"]",
+        )
+        .unwrap_or_default();
+    if interfaces.is_empty() {
+        c.problem(
+            "capture.interfaces",
+            "lists no interface; no capture could run",
+        );
+    }
+    let ceilings = limits(c, "capture.ceilings", raw.ceilings, &CEILING_DEFAULTS);
+    let defaults = limits(c, "capture.defaults", raw.defaults, &DEFAULT_DEFAULTS);
+    check_within_ceilings(c, &defaults, &ceilings);
+    let rotate_size = c
+        .size("capture.rotate_size", raw.rotate_size, Some(64 * MIB))
+        .unwrap_or(64 * MIB);
+    if rotate_size < MIN_ROTATE_SIZE {
+        c.problem(
+            "capture.rotate_size",
+            format!("must be at least {}", format_size(MIN_ROTATE_SIZE)),
+        );
+    }
+    let max_concurrent = c
+        .count(
+            "capture.max_concurrent",
+            raw.max_concurrent,
+            Some(2),
+            MAX_CONCURRENT_CEILING as u64,
+        )
+        .unwrap_or(2) as usize;
+    Capture {
+        interfaces,
+        promiscuous: raw.promiscuous.unwrap_or(false),
+        max_concurrent,
+        buffer_size: c
+            .size("capture.buffer_size", raw.buffer_size, Some(4 * MIB))
+            .unwrap_or(4 * MIB),
+        exclude: raw.exclude.unwrap_or_default(),
+        rotate_size,
+        rotate_interval: c
+            .duration(
+                "capture.rotate_interval",
+                raw.rotate_interval,
+                Some(Duration::from_secs(300)),
+            )
+            .unwrap_or(Duration::from_secs(300)),
+        defaults,
+        ceilings,
+    }
+}
+
+/// What `capture.ceilings` holds when the file does not say.
+const CEILING_DEFAULTS: Limits = Limits {
+    max_duration: Some(Duration::from_secs(3600)),
+    max_packets: Some(10_000_000),
+    max_bytes: Some(2048 * MIB),
+    snaplen: Some(MAX_SNAPLEN),
+    max_pps: Some(200_000),
+    max_bps: Some(200 * MIB),
+};
+
+/// What `capture.defaults` holds when the file does not say.
+const DEFAULT_DEFAULTS: Limits = Limits {
+    max_duration: Some(Duration::from_secs(60)),
+    max_packets: None,
+    max_bytes: Some(100 * MIB),
+    snaplen: Some(65_535),
+    max_pps: None,
+    max_bps: None,
+};
+
+fn limits(c: &mut Checker<'_>, table: &str, raw: RawLimits, fallback: &Limits) -> Limits {
+    let key = |name: &str| format!("{table}.{name}");
+    Limits {
+        max_duration: c.duration(
+            &key("max_duration"),
+            raw.max_duration,
+            fallback.max_duration,
+        ),
+        max_packets: c.count(
+            &key("max_packets"),
+            raw.max_packets,
+            fallback.max_packets,
+            u64::MAX >> 1,
+        ),
+        max_bytes: c.size(&key("max_bytes"), raw.max_bytes, fallback.max_bytes),
+        snaplen: c
+            .count(
+                &key("snaplen"),
+                raw.snaplen,
+                fallback.snaplen.map(u64::from),
+                u64::from(MAX_SNAPLEN),
+            )
+            .map(|n| n as u32),
+        max_pps: c.count(
+            &key("max_pps"),
+            raw.max_pps,
+            fallback.max_pps,
+            u64::MAX >> 1,
+        ),
+        max_bps: c.size(&key("max_bps"), raw.max_bps, fallback.max_bps),
+    }
+}
+
+fn check_within_ceilings(c: &mut Checker<'_>, defaults: &Limits, ceilings: &Limits) {
+    let mut check = |name: &str,
+                     default: Option<u64>,
+                     ceiling: Option<u64>,
+                     show: &dyn Fn(u64) -> String| {
+        if let (Some(d), Some(cap)) = (default, ceiling)
+            && d > cap
+        {
+            c.problem(
+                &format!("capture.defaults.{name}"),
+                format!(
+                    "{} is above its ceiling capture.ceilings.{name} = {}; lower the default or raise the ceiling",
+                    show(d),
+                    show(cap)
+                ),
+            );
+        }
+    };
+    let secs = |d: Option<Duration>| d.map(|d| d.as_millis() as u64);
+    let dur = |ms: u64| format_duration(Duration::from_millis(ms));
+    let num = |n: u64| n.to_string();
+    check(
+        "max_duration",
+        secs(defaults.max_duration),
+        secs(ceilings.max_duration),
+        &dur,
+    );
+    check(
+        "max_packets",
+        defaults.max_packets,
+        ceilings.max_packets,
+        &num,
+    );
+    check(
+        "max_bytes",
+        defaults.max_bytes,
+        ceilings.max_bytes,
+        &format_size,
+    );
+    check(
+        "snaplen",
+        defaults.snaplen.map(u64::from),
+        ceilings.snaplen.map(u64::from),
+        &num,
+    );
+    check("max_pps", defaults.max_pps, ceilings.max_pps, &num);
+    check("max_bps", defaults.max_bps, ceilings.max_bps, &format_size);
+}
+
+fn sharing(raw: RawSharing) -> Sharing {
+    let on = |v: Option<bool>| v.unwrap_or(true);
+    Sharing {
+        source_ip: on(raw.source_ip),
+        source_port: on(raw.source_port),
+        destination_ip: on(raw.destination_ip),
+        destination_port: on(raw.destination_port),
+        virtual_system: on(raw.virtual_system),
+        application: on(raw.application),
+        user: on(raw.user),
+        url: on(raw.url),
+        filename: on(raw.filename),
+        email_sender: on(raw.email_sender),
+        email_recipient: on(raw.email_recipient),
+        email_subject: on(raw.email_subject),
+    }
+}
+
+fn logging(c: &mut Checker<'_>, raw: RawLogging) -> Logging {
+    let level = raw.level.unwrap_or_else(|| "info".to_owned());
+    if !["error", "warn", "info", "debug", "trace"].contains(&level.as_str()) {
+        c.problem(
+            "logging.level",
+            format!("{level:?} is not a level; use error, warn, info, debug or trace"),
+        );
+    }
+    let format = match raw.format.as_deref() {
+        None | Some("text") => LogFormat::Text,
+        Some("json") => LogFormat::Json,
+        Some(other) => {
+            c.problem(
+                "logging.format",
+                format!("{other:?} is not a format; use \"text\" or \"json\""),
+            );
+            LogFormat::Text
+        }
+    };
+    let output = match raw.output.as_deref() {
+        None | Some("stderr") => LogOutput::Stderr,
+        Some("journald") => LogOutput::Journald,
+        Some(other) => {
+            c.problem(
+                "logging.output",
+                format!("{other:?} is not an output; use \"stderr\" or \"journald\""),
+            );
+            LogOutput::Stderr
+        }
+    };
+    Logging {
+        level,
+        format,
+        output,
+    }
+}
