@@ -63,8 +63,10 @@ pub struct Control {
     pub mode: u32,
     /// Group that owns the socket file; `None`: the daemon's own group.
     pub group: Option<String>,
+    /// Users allowed besides root and the daemon's own user.
     pub allowed_uids: Vec<Principal>,
-    pub allowed_gids: Vec<Principal>,
+    /// Groups whose members are allowed; `None`: the socket's group.
+    pub allowed_gids: Option<Vec<Principal>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -297,7 +297,7 @@ fn control(c: &mut Checker<'_>, raw: RawControl) -> Control {
         mode,
         group: raw.group,
         allowed_uids: raw.allowed_uids.unwrap_or_default(),
-        allowed_gids: raw.allowed_gids.unwrap_or_default(),
+        allowed_gids: raw.allowed_gids,
     }
 }
 

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::envelope::Envelope;
 use crate::error::VerifyError;
 use crate::ids::Serial;
-use crate::keys::VerifyKeys;
+use crate::keys::{VerifyKeys, hex};
 
 /// Longest accepted device name, in characters.
 pub const MAX_NAME_LEN: usize = 128;
@@ -98,7 +98,7 @@ pub struct Grant {
 }
 
 impl Grant {
-    /// A grant for `period` starting now.
+    /// A grant for `period` starting at `now` (rounded down to the second).
     pub fn new(
         serial: Serial,
         name: Option<String>,
@@ -106,6 +106,7 @@ impl Grant {
         sequence: u64,
         now: Timestamp,
     ) -> Self {
+        let now = Timestamp::from_second(now.as_second()).unwrap_or(now);
         Grant {
             grant_id: Uuid::now_v7(),
             serial,
@@ -115,6 +116,30 @@ impl Grant {
             expires_at: period.expires_at(now),
             sequence,
             issued_at: now,
+        }
+    }
+}
+
+/// Where a moment lies relative to a grant's period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Validity {
+    /// Before `not_before`.
+    NotYetValid,
+    /// From `not_before` up to (not including) `expires_at`.
+    InForce,
+    /// At or after `expires_at`.
+    Expired,
+}
+
+impl Grant {
+    /// Whether the grant is in force at `now`.
+    pub fn validity_at(&self, now: Timestamp) -> Validity {
+        if now < self.not_before {
+            Validity::NotYetValid
+        } else if self.expires_at.is_some_and(|end| now >= end) {
+            Validity::Expired
+        } else {
+            Validity::InForce
         }
     }
 }
@@ -154,7 +179,22 @@ impl AuthorizationDocument {
     /// Parses envelope bytes, verifies the signature under `keys`, parses the document, and
     /// checks that it is consistent and meant for `serial`.
     pub fn verify(bytes: &[u8], keys: &VerifyKeys, serial: &Serial) -> Result<Self, VerifyError> {
-        let doc: Self = Envelope::parse(bytes)?.open(keys, "grant or revocation")?;
+        Self::verify_with_digest(bytes, keys, serial).map(|(doc, _)| doc)
+    }
+
+    /// As [`Self::verify`], also returning the lowercase hex SHA-256 of the signed payload,
+    /// which identifies the document whatever whitespace surrounds its envelope.
+    pub fn verify_with_digest(
+        bytes: &[u8],
+        keys: &VerifyKeys,
+        serial: &Serial,
+    ) -> Result<(Self, String), VerifyError> {
+        let payload = Envelope::parse(bytes)?.verify(keys)?;
+        let doc: Self =
+            serde_json::from_slice(&payload).map_err(|source| VerifyError::Payload {
+                kind: "grant or revocation",
+                source,
+            })?;
         doc.check()?;
         if doc.serial() != serial {
             return Err(VerifyError::SerialMismatch {
@@ -162,7 +202,8 @@ impl AuthorizationDocument {
                 found: doc.serial().to_string(),
             });
         }
-        Ok(doc)
+        let digest = hex(ring::digest::digest(&ring::digest::SHA256, &payload).as_ref());
+        Ok((doc, digest))
     }
 
     /// Checks what the signature cannot: that the fields agree with each other.

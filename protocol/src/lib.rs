@@ -25,7 +25,7 @@ pub mod error;
 pub mod ids;
 pub mod keys;
 
-pub use authorization::{AuthorizationDocument, Grant, Period, Revocation};
+pub use authorization::{AuthorizationDocument, Grant, Period, Revocation, Validity};
 pub use envelope::Envelope;
 pub use error::{KeyError, VerifyError};
 pub use ids::Serial;

@@ -1,0 +1,268 @@
+//! The authority task: keeps the authorization state current and broadcasts it.
+//!
+//! It re-reads the grant when the file changes (directory watch), on a poll timer as a fallback,
+//! and when the config changes; between documents, a timer set to the next `not_before` or
+//! `expires_at` flips the state exactly then.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use pcap_config::{Config, GrantSource};
+use pcap_protocol::{AuthorizationDocument, Serial, VerifyKeys};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::ledger::Ledger;
+use super::source::{self, Reading};
+use super::state::{AuthStatus, Basis, evaluate};
+use crate::clock::Clock;
+use crate::incidents::Incidents;
+
+/// Longest wait between evaluations, so a stepped wall clock is noticed within this time.
+const MAX_TIMER_WAIT: Duration = Duration::from_secs(60);
+/// Quiet time after a file change before reading, so a file written in several steps is read
+/// once it is complete.
+const SETTLE: Duration = Duration::from_millis(100);
+
+/// What the authority needs from the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub grant_file: PathBuf,
+    pub verify_keys: Vec<PathBuf>,
+    pub serial: Serial,
+    pub state_dir: PathBuf,
+    pub poll_interval: Duration,
+}
+
+impl Settings {
+    pub fn from_config(config: &Config) -> Self {
+        let GrantSource::File(grant_file) = &config.authorization.source;
+        Settings {
+            grant_file: grant_file.clone(),
+            verify_keys: config.authorization.verify_keys.clone(),
+            serial: config.device.serial.clone(),
+            state_dir: config.paths.state_dir.clone(),
+            poll_interval: config.authorization.poll_interval,
+        }
+    }
+}
+
+/// Owns the authorization state; see the module docs.
+#[derive(Debug)]
+pub struct Authority {
+    settings: Settings,
+    keys: Result<VerifyKeys, String>,
+    ledger: Result<Ledger, String>,
+    clock: Arc<dyn Clock>,
+    incidents: Incidents,
+    basis: Basis,
+    reason: Option<String>,
+    tx: watch::Sender<AuthStatus>,
+    watcher: Option<(notify::RecommendedWatcher, mpsc::Receiver<()>)>,
+}
+
+impl Authority {
+    /// Builds the authority and reads the grant once, so the first status is already real.
+    pub fn new(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+        incidents: Incidents,
+    ) -> (Self, watch::Receiver<AuthStatus>) {
+        let (tx, rx) = watch::channel(AuthStatus::initial(clock.now()));
+        // Watch before the first read, so that no change can slip in between.
+        let watcher = source::watch(&settings.grant_file);
+        let mut authority = Authority {
+            watcher,
+            keys: load_keys(&settings),
+            ledger: Ledger::open(&settings.state_dir),
+            settings,
+            clock,
+            incidents,
+            basis: Basis::Nothing,
+            reason: None,
+            tx,
+        };
+        authority.refresh();
+        authority.publish();
+        (authority, rx)
+    }
+
+    /// Runs until `cancel`, following grant changes, time and config reloads.
+    pub async fn run(
+        mut self,
+        mut config: watch::Receiver<Arc<Config>>,
+        cancel: CancellationToken,
+    ) {
+        let mut poll = tokio::time::interval(self.settings.poll_interval);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        poll.tick().await;
+        loop {
+            let wait = self.publish();
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                Some(()) = changed(&mut self.watcher) => {
+                    tokio::time::sleep(SETTLE).await;
+                    self.refresh();
+                }
+                _ = poll.tick() => self.refresh(),
+                _ = tokio::time::sleep(wait) => {}
+                Ok(()) = config.changed() => {
+                    let settings = Settings::from_config(&config.borrow_and_update());
+                    if settings != self.settings {
+                        info!(grant_file = %settings.grant_file.display(), "Authorization settings changed.");
+                        if settings.grant_file != self.settings.grant_file {
+                            self.watcher = source::watch(&settings.grant_file);
+                        }
+                        if settings.poll_interval != self.settings.poll_interval {
+                            poll = tokio::time::interval(settings.poll_interval);
+                            poll.tick().await;
+                        }
+                        if settings.state_dir != self.settings.state_dir {
+                            self.ledger = Ledger::open(&settings.state_dir);
+                        }
+                        self.keys = load_keys(&settings);
+                        self.settings = settings;
+                        self.refresh();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Re-reads the grant source and updates the basis.
+    fn refresh(&mut self) {
+        let (basis, reason) = self.read();
+        if let Some(r) = &reason
+            && self.reason.as_ref() != Some(r)
+            && !matches!(basis, Basis::Grant(_))
+        {
+            warn!(reason = %r, "Authorization document not accepted.");
+            self.incidents
+                .record(self.clock.now(), "authorization", r.clone());
+        }
+        self.basis = basis;
+        self.reason = reason;
+    }
+
+    fn read(&mut self) -> (Basis, Option<String>) {
+        let keys = match &self.keys {
+            Ok(k) => k,
+            Err(e) => return (Basis::Nothing, Some(e.clone())),
+        };
+        let ledger = match &mut self.ledger {
+            Ok(l) => l,
+            Err(e) => return (Basis::Nothing, Some(e.clone())),
+        };
+        // A refused document leaves a revocation in force; otherwise there is no authorization.
+        let refused = |ledger: &Ledger, reason: String| match ledger.revoked_at() {
+            Some(sequence) => (Basis::Revoked { sequence }, Some(reason)),
+            None => (Basis::Nothing, Some(reason)),
+        };
+        let (doc, digest) =
+            match source::read_grant(&self.settings.grant_file, keys, &self.settings.serial) {
+                Reading::Document { doc, digest } => (doc, digest),
+                Reading::Missing(reason) | Reading::Refused(reason) => {
+                    return refused(ledger, reason);
+                }
+            };
+        if let Err(reason) = ledger
+            .check(&doc, &digest)
+            .and_then(|()| ledger.record(&doc, &digest))
+        {
+            return refused(
+                ledger,
+                format!(
+                    "grant file {}: {reason}",
+                    self.settings.grant_file.display()
+                ),
+            );
+        }
+        match doc {
+            AuthorizationDocument::Grant(g) => (Basis::Grant(g), None),
+            AuthorizationDocument::Revocation(r) => (
+                Basis::Revoked {
+                    sequence: r.sequence,
+                },
+                Some(format!("revoked by the customer at {}", r.issued_at)),
+            ),
+        }
+    }
+
+    /// Evaluates the state now, broadcasts it if it changed, and returns how long until the
+    /// next evaluation.
+    fn publish(&mut self) -> Duration {
+        let now = self.clock.now();
+        let (state, next) = evaluate(&self.basis, now);
+        let (grant, sequence) = match &self.basis {
+            Basis::Nothing => (None, None),
+            Basis::Grant(g) => (Some(g.clone()), Some(g.sequence)),
+            Basis::Revoked { sequence } => (None, Some(*sequence)),
+        };
+        let reason = self.reason.clone().or_else(|| match state {
+            super::AuthState::NotYetValid => grant
+                .as_ref()
+                .map(|g| format!("the grant starts at {}", g.not_before)),
+            super::AuthState::Expired => grant
+                .as_ref()
+                .and_then(|g| g.expires_at)
+                .map(|t| format!("the grant expired at {t}")),
+            _ => None,
+        });
+        self.tx.send_if_modified(|current| {
+            if current.state == state
+                && current.grant == grant
+                && current.sequence == sequence
+                && current.reason == reason
+            {
+                return false;
+            }
+            let since = if current.state == state {
+                current.since
+            } else {
+                now
+            };
+            if current.state != state {
+                info!(
+                    state = state.as_str(),
+                    previous = current.state.as_str(),
+                    serial = %self.settings.serial,
+                    sequence,
+                    expires_at = ?grant.as_ref().and_then(|g| g.expires_at),
+                    "Authorization changed."
+                );
+            }
+            *current = AuthStatus {
+                state,
+                since,
+                grant,
+                sequence,
+                reason,
+            };
+            true
+        });
+        match next {
+            Some(t) => until(now, t).min(MAX_TIMER_WAIT),
+            None => MAX_TIMER_WAIT,
+        }
+    }
+}
+
+fn load_keys(settings: &Settings) -> Result<VerifyKeys, String> {
+    VerifyKeys::load(&settings.verify_keys).map_err(|e| e.to_string())
+}
+
+fn until(now: Timestamp, then: Timestamp) -> Duration {
+    Duration::try_from(then.duration_since(now)).unwrap_or(Duration::ZERO)
+}
+
+async fn changed(
+    watcher: &mut Option<(notify::RecommendedWatcher, mpsc::Receiver<()>)>,
+) -> Option<()> {
+    match watcher {
+        Some((_, rx)) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}

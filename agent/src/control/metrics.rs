@@ -1,0 +1,15 @@
+//! `GET /metrics`: Prometheus text format.
+
+use http::StatusCode;
+
+use super::Api;
+use super::response::{Reply, text_reply};
+
+pub fn get(api: &Api) -> Reply {
+    api.metrics.observe_authorization(&api.auth.borrow());
+    text_reply(
+        StatusCode::OK,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        api.metrics.encode(),
+    )
+}

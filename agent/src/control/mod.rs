@@ -1,0 +1,76 @@
+//! The control socket: HTTP/1.1 with JSON bodies over a Unix socket.
+//!
+//! [`socket`] binds it safely, [`peer`] decides who may talk to it (SO_PEERCRED), [`server`]
+//! accepts connections and routes requests, and each endpoint has its own file. Handlers read
+//! shared state from watch channels and send anything that changes the daemon to its core as a
+//! [`Command`] with a oneshot reply.
+
+pub mod authorization;
+pub mod metrics;
+pub mod peer;
+pub mod reload;
+pub mod response;
+pub mod server;
+pub mod socket;
+pub mod status;
+
+use std::sync::{Arc, RwLock};
+
+use jiff::Timestamp;
+use pcap_config::Config;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::authz::AuthStatus;
+use crate::clock::Clock;
+use crate::incidents::Incidents;
+use crate::metrics::Metrics;
+
+pub use peer::{Access, Peer};
+pub use server::serve;
+pub use socket::{BoundSocket, bind};
+
+/// Largest request body accepted, in bytes.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// What a reload did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReloadReport {
+    pub config: String,
+    /// Settings that changed but take effect only after a restart.
+    pub needs_restart: Vec<String>,
+}
+
+/// Requests to the daemon's core.
+#[derive(Debug)]
+pub enum Command {
+    /// Re-read the config file; on problems, keep the running config and return them.
+    Reload {
+        reply: oneshot::Sender<Result<ReloadReport, Vec<String>>>,
+    },
+}
+
+/// Everything the endpoints share.
+#[derive(Debug)]
+pub struct Api {
+    pub config: watch::Receiver<Arc<Config>>,
+    pub auth: watch::Receiver<AuthStatus>,
+    pub core: mpsc::Sender<Command>,
+    pub metrics: Metrics,
+    pub incidents: Incidents,
+    pub access: RwLock<Arc<Access>>,
+    pub clock: Arc<dyn Clock>,
+    pub started_at: Timestamp,
+}
+
+impl Api {
+    pub fn access(&self) -> Arc<Access> {
+        self.access
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn set_access(&self, access: Access) {
+        *self.access.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(access);
+    }
+}

@@ -1,0 +1,184 @@
+//! Accepting control connections and routing their requests.
+//!
+//! The peer is checked once per connection, right after accept: a refused peer gets 403 to
+//! every request without its body being read, and never reaches a handler.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode, header};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::UnixListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use super::response::{ApiError, Reply};
+use super::{Api, MAX_BODY, Peer, authorization, metrics, reload, status};
+use crate::metrics::RequestLabels;
+
+/// How long a client may take to send its request headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long open requests may take to finish once shutdown starts.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// Serves the control API on `listener` until `cancel`, then lets open requests finish.
+pub async fn serve(listener: UnixListener, api: Arc<Api>, cancel: CancellationToken) {
+    let graceful = GracefulShutdown::new();
+    loop {
+        let stream = tokio::select! {
+            _ = cancel.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Usually EMFILE: back off instead of spinning.
+                    warn!(error = %e, "Cannot accept a control connection.");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let peer = match Peer::of(&stream) {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(error = %e, "Cannot read the peer's credentials; closing the connection.");
+                continue;
+            }
+        };
+        let allowed = api.access().allows(&peer);
+        if !allowed {
+            api.metrics.control_refused_peers.inc();
+            warn!(
+                uid = peer.uid,
+                gid = peer.gid,
+                pid = peer.pid,
+                "Control peer refused."
+            );
+        }
+        let api = api.clone();
+        let service = service_fn(move |req| {
+            let api = api.clone();
+            async move { Ok::<_, Infallible>(handle(&api, peer, allowed, req).await) }
+        });
+        let conn = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_TIMEOUT)
+            .serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                debug!(error = %e, "Control connection ended with an error.");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        warn!("Control connections still open after the drain period; closing them.");
+    }
+}
+
+async fn handle(api: &Api, peer: Peer, allowed: bool, req: Request<Incoming>) -> Reply {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let (endpoint, reply) = if allowed {
+        route(api, req).await
+    } else {
+        let err = ApiError::new(
+            StatusCode::FORBIDDEN,
+            "peer_not_allowed",
+            format!(
+                "uid {} is not allowed to use the control socket; add the user to the socket's group or to control.allowed_uids",
+                peer.uid
+            ),
+        );
+        let mut reply = err.reply();
+        reply
+            .headers_mut()
+            .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+        ("refused", reply)
+    };
+    api.metrics
+        .control_requests
+        .get_or_create(&RequestLabels {
+            endpoint,
+            status: reply.status().as_u16(),
+        })
+        .inc();
+    debug!(%method, path, status = reply.status().as_u16(), uid = peer.uid, "Control request.");
+    reply
+}
+
+async fn route(api: &Api, req: Request<Incoming>) -> (&'static str, Reply) {
+    let path = req.uri().path().to_owned();
+    let method = req.method().clone();
+    let (endpoint, allowed_methods): (&'static str, &[Method]) = match path.as_str() {
+        "/v1/status" => ("status", &[Method::GET]),
+        "/v1/authorization" => ("authorization", &[Method::GET]),
+        "/v1/reload" => ("reload", &[Method::POST]),
+        "/metrics" => ("metrics", &[Method::GET]),
+        _ => {
+            let err = ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("there is no endpoint {path}; see GET /v1/status"),
+            );
+            return ("unknown", err.reply());
+        }
+    };
+    if !allowed_methods.contains(&method) {
+        let err = ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{path} does not take {method}; use {}", allowed_methods[0]),
+        );
+        return (endpoint, err.reply());
+    }
+    let body = match read_body(req).await {
+        Ok(b) => b,
+        Err(e) => return (endpoint, e.reply()),
+    };
+    let reply = match endpoint {
+        "status" => status::get(api),
+        "authorization" => authorization::get(api),
+        "reload" => reload::post(api, &body).await,
+        _ => metrics::get(api),
+    };
+    (endpoint, reply)
+}
+
+/// Reads a request body of at most [`MAX_BODY`] bytes.
+pub async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("request bodies are limited to {MAX_BODY} bytes"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(e) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "body_unreadable",
+            format!("cannot read the request body: {e}"),
+        )),
+    }
+}

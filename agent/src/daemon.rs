@@ -1,0 +1,234 @@
+//! The daemon: builds every part from the config, runs them until SIGTERM or SIGINT, reloads the
+//! config on SIGHUP or `POST /v1/reload`, and drains within a grace period.
+//!
+//! One cancellation token tells every task to stop; the daemon knows they are done when the
+//! last task in its join set has finished.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use pcap_config::Config;
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::authz::{Authority, Settings};
+use crate::clock::{Clock, SystemClock};
+use crate::control::{self, Access, Api, Command, ReloadReport};
+use crate::incidents::Incidents;
+use crate::logging::LogHandle;
+use crate::metrics::Metrics;
+use crate::systemd;
+
+/// How long the tasks get to finish after a stop signal.
+pub const GRACE: Duration = Duration::from_secs(10);
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{0}")]
+    Startup(String),
+}
+
+/// Runs the daemon with `config` (read from `config_path`, which reloads re-read).
+pub async fn run(config_path: PathBuf, config: Config, log: LogHandle) -> Result<(), DaemonError> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let incidents = Incidents::default();
+    prepare_dirs(&config)?;
+    let mut signals = Signals::new()?;
+
+    let cancel = CancellationToken::new();
+    let (config_tx, config_rx) = watch::channel(Arc::new(config.clone()));
+    let (authority, auth_rx) = Authority::new(
+        Settings::from_config(&config),
+        clock.clone(),
+        incidents.clone(),
+    );
+    let socket = control::bind(&config.control).map_err(DaemonError::Startup)?;
+    let access = match Access::resolve(&config.control, socket.gid) {
+        Ok(a) => a,
+        Err(e) => {
+            socket.file.remove();
+            return Err(DaemonError::Startup(e));
+        }
+    };
+    let (core_tx, mut core_rx) = mpsc::channel(16);
+    let api = Arc::new(Api {
+        config: config_rx.clone(),
+        auth: auth_rx,
+        core: core_tx,
+        metrics: Metrics::new(),
+        incidents: incidents.clone(),
+        access: RwLock::new(Arc::new(access)),
+        clock: clock.clone(),
+        started_at: clock.now(),
+    });
+
+    let mut tasks = JoinSet::new();
+    tasks.spawn(authority.run(config_rx, cancel.child_token()));
+    let (listener, socket_gid, socket_file) = (socket.listener, socket.gid, socket.file);
+    let socket_path = socket.path;
+    tasks.spawn(control::serve(listener, api.clone(), cancel.child_token()));
+    systemd::spawn_watchdog(cancel.child_token());
+    systemd::ready();
+    info!(
+        version = crate::VERSION,
+        serial = %config.device.serial,
+        socket = %socket_path.display(),
+        "pcap-agent started."
+    );
+
+    let reloader = Reloader {
+        path: config_path,
+        config: config_tx,
+        api: api.clone(),
+        log,
+        socket_gid,
+        incidents,
+    };
+    loop {
+        tokio::select! {
+            name = stop_signal(&mut signals.term, &mut signals.int) => {
+                info!(signal = name, "Shutting down.");
+                break;
+            }
+            _ = signals.hangup.recv() => { let _ = reloader.reload(); }
+            Some(command) = core_rx.recv() => match command {
+                Command::Reload { reply } => { let _ = reply.send(reloader.reload()); }
+            },
+        }
+    }
+
+    systemd::stopping();
+    cancel.cancel();
+    let drained =
+        tokio::time::timeout(GRACE, async { while tasks.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        warn!(grace = ?GRACE, "Tasks still running after the grace period; stopping them.");
+        tasks.abort_all();
+    }
+    socket_file.remove();
+    info!("pcap-agent stopped.");
+    Ok(())
+}
+
+/// The signals the daemon follows.
+struct Signals {
+    term: Signal,
+    int: Signal,
+    hangup: Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Self, DaemonError> {
+        let install = |kind: SignalKind| {
+            signal(kind)
+                .map_err(|e| DaemonError::Startup(format!("cannot install a signal handler: {e}")))
+        };
+        Ok(Signals {
+            term: install(SignalKind::terminate())?,
+            int: install(SignalKind::interrupt())?,
+            hangup: install(SignalKind::hangup())?,
+        })
+    }
+}
+
+async fn stop_signal(term: &mut Signal, int: &mut Signal) -> &'static str {
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}
+
+/// Applies a new config file, or keeps the old one and says why.
+struct Reloader {
+    path: PathBuf,
+    config: watch::Sender<Arc<Config>>,
+    api: Arc<Api>,
+    log: LogHandle,
+    socket_gid: u32,
+    incidents: Incidents,
+}
+
+impl Reloader {
+    fn reload(&self) -> Result<ReloadReport, Vec<String>> {
+        systemd::reloading();
+        let result = self.apply();
+        let label = if result.is_ok() {
+            "applied"
+        } else {
+            "rejected"
+        };
+        self.api
+            .metrics
+            .config_reloads
+            .get_or_create(&crate::metrics::ResultLabel { result: label })
+            .inc();
+        match &result {
+            Ok(report) => {
+                info!(config = %self.path.display(), needs_restart = ?report.needs_restart, "Config reloaded.")
+            }
+            Err(problems) => {
+                error!(config = %self.path.display(), ?problems, "New config rejected; the running config stays.");
+                self.incidents.record(
+                    self.api.clock.now(),
+                    "config",
+                    format!("reload rejected: {}", problems.join("; ")),
+                );
+            }
+        }
+        systemd::ready();
+        result
+    }
+
+    fn apply(&self) -> Result<ReloadReport, Vec<String>> {
+        let new = pcap_config::load(&self.path).map_err(|e| e.problems())?;
+        let access = Access::resolve(&new.control, self.socket_gid).map_err(|e| vec![e])?;
+        let old = self.config.borrow().clone();
+        let needs_restart = restart_only_changes(&old, &new);
+        self.api.set_access(access);
+        self.log.set_level(&new.logging.level);
+        self.config.send_replace(Arc::new(new));
+        Ok(ReloadReport {
+            config: self.path.display().to_string(),
+            needs_restart,
+        })
+    }
+}
+
+/// Settings that a running daemon cannot change.
+fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut note = |changed: bool, key: &str| {
+        if changed {
+            out.push(key.to_owned());
+        }
+    };
+    note(old.control.socket != new.control.socket, "control.socket");
+    note(old.control.mode != new.control.mode, "control.mode");
+    note(old.control.group != new.control.group, "control.group");
+    note(old.logging.format != new.logging.format, "logging.format");
+    note(old.logging.output != new.logging.output, "logging.output");
+    out
+}
+
+fn prepare_dirs(config: &Config) -> Result<(), DaemonError> {
+    for dir in [&config.paths.state_dir, &config.paths.spool_dir] {
+        create_private_dir(dir)?;
+    }
+    Ok(())
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), DaemonError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| {
+            DaemonError::Startup(format!("cannot create directory {}: {e}", dir.display()))
+        })
+}

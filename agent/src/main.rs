@@ -1,0 +1,111 @@
+//! `pcap-agent`: the daemon, and the commands that check its config.
+//!
+//! `run` reads top to bottom: config, tracing, runtime, daemon (which binds, spawns, waits for a
+//! signal and drains).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use pcap_agent::{daemon, logging};
+use pcap_config::{DEFAULT_CONFIG_PATH, LogFormat};
+
+/// Exit status for a bad config or command line (EX_USAGE).
+const EX_USAGE: u8 = 64;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pcap-agent",
+    version,
+    about = "On-demand packet capture agent, under the customer's authorization"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon (what the systemd unit starts).
+    Run {
+        #[arg(long, env = "PCAP_AGENT_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+        /// Log format on stderr; overrides [logging] format.
+        #[arg(long, value_enum)]
+        log_format: Option<FormatArg>,
+    },
+    /// Validate the config and print every problem; exit 64 if there are any.
+    CheckConfig {
+        #[arg(long, env = "PCAP_AGENT_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Run { config, log_format } => run(&config, log_format),
+        Command::CheckConfig { config } => check_config(&config),
+    }
+}
+
+fn run(path: &Path, format: Option<FormatArg>) -> ExitCode {
+    let config = match pcap_config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("pcap-agent: {e}");
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    let format = format.map(|f| match f {
+        FormatArg::Text => LogFormat::Text,
+        FormatArg::Json => LogFormat::Json,
+    });
+    let log = logging::init(&config.logging, format);
+    // Reloads re-read this file; an absolute path keeps reports clear.
+    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("pcap-agent")
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("pcap-agent: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(daemon::run(path, config, log)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "pcap-agent cannot start.");
+            eprintln!("pcap-agent: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_config(path: &Path) -> ExitCode {
+    match pcap_config::load(path) {
+        Ok(c) => {
+            println!(
+                "{}: OK (device {}, {} interface(s), store {})",
+                path.display(),
+                c.device.serial,
+                c.capture.interfaces.len(),
+                c.upload.store
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(EX_USAGE)
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! The customer administrator's commands: authorize, reauthorize, unauthorize, list.
+//!
+//! Each command writes one signed document to `devices/<serial>/grant.json` with the next
+//! sequence for that device, so the agent takes the newest and refuses anything older.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use jiff::Timestamp;
+use pcap_protocol::authorization::is_valid_name;
+use pcap_protocol::{
+    AuthorizationDocument, Envelope, Grant, Period, Revocation, Serial, SigningKey, Validity,
+    VerifyKey, VerifyKeys,
+};
+use serde::Serialize;
+
+use crate::store::Store;
+
+/// The customer's authorization signing key.
+#[derive(Debug, clap::Args)]
+pub struct KeyArg {
+    /// The authorization private key (authorization.key from keygen).
+    #[arg(long = "key", env = "PCAP_AUTHORIZATION_KEY")]
+    key: PathBuf,
+}
+
+impl KeyArg {
+    fn load(&self) -> anyhow::Result<SigningKey> {
+        Ok(SigningKey::load(&self.key)?)
+    }
+}
+
+/// The document in the store for `serial`, read without trusting it (only to continue its
+/// sequence and keep its name).
+fn current(store: &Store, serial: &Serial) -> anyhow::Result<Option<AuthorizationDocument>> {
+    let key = Store::grant_key(serial);
+    let Some(bytes) = store.get(&key)? else {
+        return Ok(None);
+    };
+    let doc = Envelope::parse(&bytes)
+        .and_then(|e| e.peek::<AuthorizationDocument>("grant or revocation"))
+        .with_context(|| {
+            format!("{key} in the store is not a readable grant; move it away and authorize again")
+        })?;
+    Ok(Some(doc))
+}
+
+fn write(store: &Store, key: &SigningKey, doc: &AuthorizationDocument) -> anyhow::Result<()> {
+    store.put(
+        &Store::grant_key(doc.serial()),
+        &Envelope::sign(doc, key).to_json(),
+    )
+}
+
+fn parse_device(device: &str) -> anyhow::Result<(Serial, Option<String>)> {
+    let (serial, name) = match device.trim().split_once(char::is_whitespace) {
+        Some((s, n)) => (s, Some(n.trim().to_owned())),
+        None => (device.trim(), None),
+    };
+    let serial =
+        Serial::parse(serial).map_err(|e| anyhow::anyhow!("device serial {serial:?} {e}"))?;
+    if let Some(n) = name.as_deref().filter(|n| !is_valid_name(n)) {
+        bail!("device name {n:?} must be at most 128 printable characters");
+    }
+    Ok((serial, name))
+}
+
+fn describe(g: &Grant) -> String {
+    let who = match &g.name {
+        Some(n) => format!("{} ({n})", g.serial),
+        None => g.serial.to_string(),
+    };
+    match g.expires_at {
+        Some(t) => format!(
+            "{who} for {}: until {t} (sequence {})",
+            g.period, g.sequence
+        ),
+        None => format!("{who} without expiry (sequence {})", g.sequence),
+    }
+}
+
+pub fn authorize(
+    store: &Store,
+    key: &KeyArg,
+    device: &str,
+    period: Period,
+    now: Timestamp,
+) -> anyhow::Result<ExitCode> {
+    let key = key.load()?;
+    let (serial, name) = parse_device(device)?;
+    let previous = current(store, &serial)?;
+    let name = name.or_else(|| match &previous {
+        Some(AuthorizationDocument::Grant(g)) => g.name.clone(),
+        _ => None,
+    });
+    let sequence = previous.map_or(1, |d| d.sequence() + 1);
+    let grant = Grant::new(serial, name, period, sequence, now);
+    write(store, &key, &AuthorizationDocument::Grant(grant.clone()))?;
+    println!("authorized {}", describe(&grant));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn reauthorize(
+    store: &Store,
+    key: &KeyArg,
+    serial: &str,
+    period: Period,
+    now: Timestamp,
+) -> anyhow::Result<ExitCode> {
+    let key = key.load()?;
+    let (serial, _) = parse_device(serial)?;
+    let previous = match current(store, &serial)? {
+        Some(AuthorizationDocument::Grant(g)) => g,
+        Some(AuthorizationDocument::Revocation(_)) => {
+            bail!(
+                "{serial} was unauthorized; authorize it again with `pcap-portal authorize {serial} --period ...`"
+            )
+        }
+        None => bail!(
+            "{serial} has no grant in the store; use `pcap-portal authorize {serial} --period ...`"
+        ),
+    };
+    let grant = Grant::new(serial, previous.name, period, previous.sequence + 1, now);
+    write(store, &key, &AuthorizationDocument::Grant(grant.clone()))?;
+    println!("reauthorized {}", describe(&grant));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn unauthorize(
+    store: &Store,
+    key: &KeyArg,
+    serials: &[String],
+    now: Timestamp,
+) -> anyhow::Result<ExitCode> {
+    let key = key.load()?;
+    let mut failed = false;
+    for s in serials {
+        let result = parse_device(s).and_then(|(serial, _)| {
+            let Some(previous) = current(store, &serial)? else {
+                bail!("{serial} has no grant in the store; nothing to withdraw");
+            };
+            let revocation = Revocation {
+                serial: serial.clone(),
+                sequence: previous.sequence() + 1,
+                issued_at: now,
+            };
+            write(
+                store,
+                &key,
+                &AuthorizationDocument::Revocation(revocation.clone()),
+            )?;
+            println!("unauthorized {serial} (sequence {})", revocation.sequence);
+            Ok(())
+        });
+        if let Err(e) = result {
+            eprintln!("pcap-portal: {e:#}");
+            failed = true;
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// One row of `list`.
+#[derive(Debug, Serialize)]
+struct Row {
+    serial: String,
+    name: Option<String>,
+    period: Option<Period>,
+    not_before: Option<Timestamp>,
+    expires_at: Option<Timestamp>,
+    sequence: Option<u64>,
+    state: String,
+}
+
+pub fn list(
+    store: &Store,
+    verify_key: Option<&Path>,
+    json: bool,
+    now: Timestamp,
+) -> anyhow::Result<ExitCode> {
+    let keys = match verify_key {
+        Some(path) => Some(VerifyKeys::new(vec![VerifyKey::load(path)?])),
+        None => std::env::var_os("PCAP_AUTHORIZATION_KEY")
+            .and_then(|p| SigningKey::load(Path::new(&p)).ok())
+            .map(|k| VerifyKeys::new(vec![k.verify_key()])),
+    };
+    let mut rows = Vec::new();
+    for serial in store.devices()? {
+        let Some(bytes) = store.get(&Store::grant_key(&serial))? else {
+            continue;
+        };
+        rows.push(row(&serial, &bytes, keys.as_ref(), now));
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let show = |t: Option<Timestamp>| {
+        t.map_or("-".to_owned(), |t| {
+            t.strftime("%Y-%m-%d %H:%M UTC").to_string()
+        })
+    };
+    println!(
+        "{:<20} {:<20} {:<9} {:<20} {:<20} {:>4}  STATE",
+        "SERIAL", "NAME", "PERIOD", "FROM", "EXPIRES", "SEQ"
+    );
+    for r in &rows {
+        println!(
+            "{:<20} {:<20} {:<9} {:<20} {:<20} {:>4}  {}",
+            r.serial,
+            r.name.as_deref().unwrap_or("-"),
+            r.period.map_or("-", Period::as_str),
+            show(r.not_before),
+            if r.period == Some(Period::Unlimited) {
+                "never".to_owned()
+            } else {
+                show(r.expires_at)
+            },
+            r.sequence.map_or("-".to_owned(), |s| s.to_string()),
+            r.state
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn row(serial: &Serial, bytes: &[u8], keys: Option<&VerifyKeys>, now: Timestamp) -> Row {
+    let mut row = Row {
+        serial: serial.to_string(),
+        name: None,
+        period: None,
+        not_before: None,
+        expires_at: None,
+        sequence: None,
+        state: "unreadable".to_owned(),
+    };
+    let doc = match keys {
+        Some(k) => {
+            AuthorizationDocument::verify(bytes, k, serial).map_err(|e| format!("invalid: {e}"))
+        }
+        None => Envelope::parse(bytes)
+            .and_then(|e| e.peek::<AuthorizationDocument>("grant or revocation"))
+            .map_err(|e| format!("unreadable: {e}")),
+    };
+    match doc {
+        Err(e) => row.state = e,
+        Ok(AuthorizationDocument::Revocation(r)) => {
+            row.sequence = Some(r.sequence);
+            row.state = "revoked".to_owned();
+        }
+        Ok(AuthorizationDocument::Grant(g)) => {
+            row.state = match g.validity_at(now) {
+                Validity::NotYetValid => "not_yet_valid",
+                Validity::InForce => "authorized",
+                Validity::Expired => "expired",
+            }
+            .to_owned();
+            row.name = g.name;
+            row.period = Some(g.period);
+            row.not_before = Some(g.not_before);
+            row.expires_at = g.expires_at;
+            row.sequence = Some(g.sequence);
+        }
+    }
+    row
+}
