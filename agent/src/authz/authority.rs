@@ -11,7 +11,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use pcap_config::{Config, GrantSource};
 use pcap_protocol::{AuthorizationDocument, Serial, VerifyKeys};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -61,7 +61,7 @@ pub struct Authority {
     basis: Basis,
     reason: Option<String>,
     tx: watch::Sender<AuthStatus>,
-    watcher: Option<(notify::RecommendedWatcher, mpsc::Receiver<()>)>,
+    watcher: Option<source::GrantWatch>,
 }
 
 impl Authority {
@@ -105,6 +105,10 @@ impl Authority {
                 _ = cancel.cancelled() => return,
                 Some(()) = changed(&mut self.watcher) => {
                     tokio::time::sleep(SETTLE).await;
+                    if self.watcher.as_ref().is_some_and(|w| !w.complete) {
+                        // A directory on the way to the grant file may have appeared.
+                        self.watcher = source::watch(&self.settings.grant_file);
+                    }
                     self.refresh();
                 }
                 _ = poll.tick() => self.refresh(),
@@ -245,7 +249,8 @@ impl Authority {
         });
         match next {
             Some(t) => until(now, t).min(MAX_TIMER_WAIT),
-            None => MAX_TIMER_WAIT,
+            // Nothing changes by time alone; the poll timer and file events still wake the loop.
+            None => Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -258,11 +263,9 @@ fn until(now: Timestamp, then: Timestamp) -> Duration {
     Duration::try_from(then.duration_since(now)).unwrap_or(Duration::ZERO)
 }
 
-async fn changed(
-    watcher: &mut Option<(notify::RecommendedWatcher, mpsc::Receiver<()>)>,
-) -> Option<()> {
+async fn changed(watcher: &mut Option<source::GrantWatch>) -> Option<()> {
     match watcher {
-        Some((_, rx)) => rx.recv().await,
+        Some(w) => w.events.recv().await,
         None => std::future::pending().await,
     }
 }

@@ -44,15 +44,27 @@ pub fn read_grant(path: &Path, keys: &VerifyKeys, serial: &Serial) -> Reading {
     }
 }
 
-/// Watches the directory holding `path`; a message arrives on the receiver after any change
-/// to the file. `None` if the directory cannot be watched (the poll timer still covers it).
-pub fn watch(path: &Path) -> Option<(RecommendedWatcher, mpsc::Receiver<()>)> {
-    let dir = path.parent()?;
-    let name = path.file_name()?.to_owned();
+/// A watch on the grant file's directory, or on its nearest existing ancestor while the
+/// directory does not exist yet (a store's `devices/<serial>/` appears with the first grant).
+#[derive(Debug)]
+pub struct GrantWatch {
+    _watcher: RecommendedWatcher,
+    pub events: mpsc::Receiver<()>,
+    /// Whether the grant file's own directory is watched (else an ancestor is).
+    pub complete: bool,
+}
+
+/// Watches for changes to `path`; a message arrives on `events` after any change to the file or
+/// to a directory on the way to it. `None` if nothing can be watched (the poll timer still
+/// covers it).
+pub fn watch(path: &Path) -> Option<GrantWatch> {
+    let parent = path.parent()?;
+    let dir = parent.ancestors().find(|d| d.is_dir())?.to_owned();
+    let target = path.to_owned();
     let (tx, rx) = mpsc::channel(1);
     let handler = move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event
-            && event.paths.iter().any(|p| p.file_name() == Some(&name))
+            && event.paths.iter().any(|p| target.starts_with(p))
         {
             // A full channel already holds a wake-up; dropping this one loses nothing.
             let _ = tx.try_send(());
@@ -65,9 +77,13 @@ pub fn watch(path: &Path) -> Option<(RecommendedWatcher, mpsc::Receiver<()>)> {
             return None;
         }
     };
-    if let Err(e) = watcher.watch(dir, RecursiveMode::NonRecursive) {
+    if let Err(e) = watcher.watch(&dir, RecursiveMode::NonRecursive) {
         tracing::warn!(dir = %dir.display(), error = %e, "Cannot watch the grant file's directory; relying on the poll timer.");
         return None;
     }
-    Some((watcher, rx))
+    Some(GrantWatch {
+        _watcher: watcher,
+        events: rx,
+        complete: dir == parent,
+    })
 }

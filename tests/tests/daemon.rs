@@ -1,0 +1,289 @@
+//! The daemon end to end: the real `pcap-agent` binary, its control socket, `pcapctl` and curl.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use pcap_tests::{Scratch, bin, require_root, run, wait_until};
+
+fn authorize(s: &Scratch) {
+    s.portal_ok(&["authorize", "PA-0001 e2e", "--period", "1m"]);
+}
+
+#[test]
+fn status_is_served_over_the_socket_to_curl_and_pcapctl() {
+    let s = Scratch::new("");
+    authorize(&s);
+    let agent = s.start_agent();
+
+    let status = agent.json("/v1/status");
+    assert_eq!(status["serial"], "PA-0001");
+    assert_eq!(status["authorization"]["state"], "authorized");
+    assert_eq!(status["version"], env!("CARGO_PKG_VERSION"));
+
+    let out = run(Command::new("curl")
+        .args(["-sS", "--unix-socket"])
+        .arg(s.socket())
+        .arg("http://localhost/v1/status"));
+    assert!(
+        out.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let via_curl: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(via_curl["serial"], "PA-0001");
+
+    let out = run(s.pcapctl().arg("status"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(text.contains("device:        PA-0001 (e2e)"), "{text}");
+    assert!(text.contains("authorization: authorized until"), "{text}");
+
+    let out = run(s.pcapctl().args(["authorization", "--json"]));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["grant"]["period"], "1m");
+
+    let metrics = agent.get("/metrics").unwrap();
+    let text = String::from_utf8_lossy(&metrics.body);
+    assert!(
+        text.contains("pcap_agent_authorization_state{state=\"authorized\"} 1"),
+        "{text}"
+    );
+}
+
+#[test]
+fn errors_have_the_json_shape_and_oversized_bodies_are_refused() {
+    let s = Scratch::new("");
+    let agent = s.start_agent();
+    let answer = agent.get("/v1/nope").unwrap();
+    assert_eq!(answer.status, 404);
+    assert_eq!(answer.error().unwrap().0, "not_found");
+
+    let answer = agent.post("/v1/status", None);
+    assert_eq!(answer.status, 405);
+    assert_eq!(answer.error().unwrap().0, "method_not_allowed");
+
+    let answer = agent.post("/v1/reload", Some(vec![b'x'; 65 * 1024]));
+    assert_eq!(answer.status, 413);
+    assert_eq!(answer.error().unwrap().0, "body_too_large");
+    // Unauthorized is a state, not an error: status says why.
+    assert_eq!(
+        agent.json("/v1/status")["authorization"]["state"],
+        "unauthorized"
+    );
+}
+
+#[test]
+fn reload_applies_a_valid_config_and_keeps_the_old_one_when_the_new_is_invalid() {
+    let s = Scratch::new("");
+    let agent = s.start_agent();
+
+    std::fs::write(
+        s.config_path(),
+        s.config_text("")
+            .replace("interfaces = [\"lo\"]", "interfaces = [\"lo\", \"any\"]"),
+    )
+    .unwrap();
+    let answer = agent.post("/v1/reload", None);
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    assert_eq!(
+        agent.json("/v1/status")["captures"]["interfaces"],
+        serde_json::json!(["lo", "any"])
+    );
+
+    let broken = s.config_text("").replace(
+        "interfaces = [\"lo\"]",
+        "interfaces = [\"eth9\"]\nmax_concurrent = \"two\"",
+    ) + "\n[sharing]\nurls = false\n";
+    std::fs::write(s.config_path(), broken).unwrap();
+    let out = run(s.pcapctl().arg("reload"));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("capture.max_concurrent") && err.contains("sharing.urls"),
+        "both problems listed: {err}"
+    );
+    assert_eq!(
+        agent.json("/v1/status")["captures"]["interfaces"],
+        serde_json::json!(["lo", "any"]),
+        "the running config stays"
+    );
+    let last = &agent.json("/v1/status")["last_errors"][0];
+    assert_eq!(last["source"], "config");
+
+    // SIGHUP reloads as well.
+    std::fs::write(s.config_path(), s.config_text("")).unwrap();
+    agent.signal(Signal::SIGHUP);
+    assert!(wait_until(Duration::from_secs(10), || {
+        agent.json("/v1/status")["captures"]["interfaces"] == serde_json::json!(["lo"])
+    }));
+}
+
+#[test]
+fn sigterm_exits_cleanly_within_the_grace_period_and_removes_the_socket() {
+    let s = Scratch::new("");
+    let mut agent = s.start_agent();
+    assert!(s.socket().exists());
+    agent.signal(Signal::SIGTERM);
+    let status = agent
+        .wait_exit(Duration::from_secs(10))
+        .expect("exited within the grace period");
+    assert!(status.success(), "exit status {status}");
+    assert!(!s.socket().exists(), "socket removed");
+    assert!(agent.log_text().contains("pcap-agent stopped."));
+
+    let out = run(s.pcapctl().arg("status"));
+    assert_eq!(out.status.code(), Some(69));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not running"));
+}
+
+#[test]
+fn a_stale_socket_is_replaced_and_a_live_one_is_left_alone() {
+    let s = Scratch::new("");
+    std::fs::create_dir_all(s.path("run")).unwrap();
+    // A socket nobody listens on, as a crashed daemon leaves behind.
+    drop(std::os::unix::net::UnixListener::bind(s.socket()).unwrap());
+    let agent = s.start_agent();
+    assert_eq!(agent.json("/v1/status")["serial"], "PA-0001");
+
+    let second = run(Command::new(bin("pcap-agent"))
+        .arg("run")
+        .arg("--config")
+        .arg(s.config_path()));
+    assert!(!second.status.success());
+    assert!(String::from_utf8_lossy(&second.stderr).contains("already running"));
+    assert_eq!(
+        agent.json("/v1/status")["serial"],
+        "PA-0001",
+        "the first agent still answers"
+    );
+}
+
+#[test]
+fn a_bad_config_exits_64_with_every_problem() {
+    let s = Scratch::new("");
+    std::fs::write(
+        s.config_path(),
+        "[device]\nserial = \"../x\"\n[capture]\ninterfaces = []\nbogus = 1\n",
+    )
+    .unwrap();
+    for sub in ["check-config", "run"] {
+        let out = run(Command::new(bin("pcap-agent"))
+            .arg(sub)
+            .arg("--config")
+            .arg(s.config_path()));
+        assert_eq!(out.status.code(), Some(64), "{sub}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        for key in [
+            "device.serial",
+            "capture.bogus",
+            "authorization.source",
+            "upload.recipients",
+        ] {
+            assert!(err.contains(key), "{sub}: {key} missing in {err}");
+        }
+    }
+    s.write_config("");
+    let out = run(Command::new(bin("pcap-agent"))
+        .arg("check-config")
+        .arg("--config")
+        .arg(s.config_path()));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs `cmd` as uid/gid 65534 (nobody/nogroup) with no supplementary groups.
+fn as_nobody(program: &str) -> Command {
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", program]);
+    cmd
+}
+
+#[test]
+fn a_peer_not_in_the_allowlist_is_refused_before_its_body_is_read() {
+    require_root!("switching to another uid with setpriv");
+    // The socket file is open to nogroup, but the allowlist names nobody: only SO_PEERCRED
+    // stands between that user and the agent.
+    let s = Scratch::new("");
+    let config = |uids: &str| {
+        s.config_text("").replace(
+            &format!("socket = \"{}\"", s.socket().display()),
+            &format!(
+                "socket = \"{}\"\nmode = 0o660\ngroup = \"nogroup\"\nallowed_gids = []\nallowed_uids = [{uids}]",
+                s.socket().display()
+            ),
+        )
+    };
+    std::fs::write(s.config_path(), config("")).unwrap();
+    for dir in [s.dir.path().to_owned(), s.path("run")] {
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711)).unwrap();
+    }
+    let agent = s.start_agent();
+
+    let curl = |body: bool| {
+        let mut cmd = as_nobody("curl");
+        cmd.args(["-sS", "-o", "-", "-w", "\n%{http_code}", "--unix-socket"])
+            .arg(s.socket());
+        if body {
+            cmd.args(["-X", "POST", "--data-binary", &"x".repeat(100 * 1024)]);
+            cmd.arg("http://localhost/v1/reload");
+        } else {
+            cmd.arg("http://localhost/v1/status");
+        }
+        let out = run(&mut cmd);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let refused = curl(false);
+    assert!(refused.ends_with("403"), "{refused}");
+    assert!(
+        refused.contains("peer_not_allowed") && refused.contains("uid 65534"),
+        "{refused}"
+    );
+    // A refused peer's oversized body is not read: 403, not 413.
+    assert!(curl(true).ends_with("403"));
+    let metrics = String::from_utf8_lossy(&agent.get("/metrics").unwrap().body).into_owned();
+    assert!(
+        metrics.contains("pcap_agent_control_refused_peers_total 2"),
+        "{metrics}"
+    );
+
+    let out = run(as_nobody(bin("pcapctl").to_str().unwrap())
+        .arg("--socket")
+        .arg(s.socket())
+        .arg("status"));
+    assert_eq!(out.status.code(), Some(77));
+
+    // Allowed by uid after a reload: the same user now gets answers.
+    std::fs::write(s.config_path(), config("65534")).unwrap();
+    assert_eq!(agent.post("/v1/reload", None).status, 200);
+    assert!(curl(false).ends_with("200"));
+}
+
+#[test]
+fn pcapctl_explains_a_socket_it_may_not_open() {
+    require_root!("switching to another uid with setpriv");
+    let s = Scratch::new("");
+    let _agent = s.start_agent();
+    // The scratch directory is 0700 root: nobody cannot even reach the socket.
+    let out = run(as_nobody(bin("pcapctl").to_str().unwrap())
+        .arg("--socket")
+        .arg(s.socket())
+        .arg("status"));
+    assert_eq!(
+        out.status.code(),
+        Some(77),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("permission denied"));
+}
