@@ -201,24 +201,34 @@ fn a_bad_config_exits_64_with_every_problem() {
     );
 }
 
-/// Runs `cmd` as uid/gid 65534 (nobody/nogroup) with no supplementary groups.
-fn as_nobody(program: &str) -> Command {
+/// Runs `program` as uid/gid 65534 (nobody/nogroup) with the given supplementary groups.
+fn as_nobody_in(program: &str, groups: &str) -> Command {
     let mut cmd = Command::new("setpriv");
-    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", program]);
+    cmd.args(["--reuid=65534", "--regid=65534"]);
+    if groups.is_empty() {
+        cmd.arg("--clear-groups");
+    } else {
+        cmd.arg(format!("--groups={groups}"));
+    }
+    cmd.arg(program);
     cmd
+}
+
+fn as_nobody(program: &str) -> Command {
+    as_nobody_in(program, "")
 }
 
 #[test]
 fn a_peer_not_in_the_allowlist_is_refused_before_its_body_is_read() {
     require_root!("switching to another uid with setpriv");
-    // The socket file is open to nogroup, but the allowlist names nobody: only SO_PEERCRED
-    // stands between that user and the agent.
+    // The socket file is open to nogroup, but the allowlist names neither nobody nor nogroup:
+    // only the SO_PEERCRED check stands between that user and the agent.
     let s = Scratch::new("");
     let config = |uids: &str| {
         s.config_text("").replace(
             &format!("socket = \"{}\"", s.socket().display()),
             &format!(
-                "socket = \"{}\"\nmode = 0o660\ngroup = \"nogroup\"\nallowed_gids = []\nallowed_uids = [{uids}]",
+                "socket = \"{}\"\nmode = 0o660\ngroup = \"nogroup\"\nallowed_gids = [\"adm\"]\nallowed_uids = [{uids}]",
                 s.socket().display()
             ),
         )
@@ -230,8 +240,8 @@ fn a_peer_not_in_the_allowlist_is_refused_before_its_body_is_read() {
     }
     let agent = s.start_agent();
 
-    let curl = |body: bool| {
-        let mut cmd = as_nobody("curl");
+    let curl = |groups: &str, body: bool| {
+        let mut cmd = as_nobody_in("curl", groups);
         cmd.args(["-sS", "-o", "-", "-w", "\n%{http_code}", "--unix-socket"])
             .arg(s.socket());
         if body {
@@ -243,14 +253,14 @@ fn a_peer_not_in_the_allowlist_is_refused_before_its_body_is_read() {
         let out = run(&mut cmd);
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    let refused = curl(false);
+    let refused = curl("", false);
     assert!(refused.ends_with("403"), "{refused}");
     assert!(
         refused.contains("peer_not_allowed") && refused.contains("uid 65534"),
         "{refused}"
     );
     // A refused peer's oversized body is not read: 403, not 413.
-    assert!(curl(true).ends_with("403"));
+    assert!(curl("", true).ends_with("403"));
     let metrics = String::from_utf8_lossy(&agent.get("/metrics").unwrap().body).into_owned();
     assert!(
         metrics.contains("pcap_agent_control_refused_peers_total 2"),
@@ -263,10 +273,13 @@ fn a_peer_not_in_the_allowlist_is_refused_before_its_body_is_read() {
         .arg("status"));
     assert_eq!(out.status.code(), Some(77));
 
+    // Membership of an allowed group as a supplementary group is enough (SO_PEERGROUPS).
+    assert!(curl("adm", false).ends_with("200"));
+
     // Allowed by uid after a reload: the same user now gets answers.
     std::fs::write(s.config_path(), config("65534")).unwrap();
     assert_eq!(agent.post("/v1/reload", None).status, 200);
-    assert!(curl(false).ends_with("200"));
+    assert!(curl("", false).ends_with("200"));
 }
 
 #[test]

@@ -5,16 +5,19 @@
 //! holds even when those are wider than intended.
 
 use std::collections::BTreeSet;
+use std::os::fd::{AsRawFd, RawFd};
 
 use nix::unistd::{Gid, Group, Uid, User};
 use pcap_config::{Control, units::Principal};
 
-/// The credentials of a connected peer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The credentials of a connected peer, as the kernel recorded them at `connect`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {
     pub uid: u32,
     pub gid: u32,
     pub pid: Option<i32>,
+    /// Supplementary groups (SO_PEERGROUPS); empty if the kernel cannot tell.
+    pub groups: Vec<u32>,
 }
 
 impl Peer {
@@ -24,26 +27,44 @@ impl Peer {
             uid: cred.uid(),
             gid: cred.gid(),
             pid: cred.pid(),
+            groups: peer_groups(stream.as_raw_fd()).unwrap_or_default(),
         })
     }
+}
 
-    /// Supplementary groups of the peer process, from `/proc/<pid>/status` (empty if gone).
-    fn supplementary_groups(&self) -> Vec<u32> {
-        let Some(pid) = self.pid else {
-            return Vec::new();
+/// Most supplementary groups a process can have (NGROUPS_MAX on Linux).
+const MAX_GROUPS: usize = 65_536;
+
+/// The peer's supplementary groups, from SO_PEERGROUPS (Linux 4.13+). Unlike reading
+/// `/proc/<pid>/status`, this cannot race with the peer exiting and works under
+/// `ProtectProc=invisible`.
+#[allow(unsafe_code)]
+fn peer_groups(fd: RawFd) -> std::io::Result<Vec<u32>> {
+    let mut groups: Vec<libc::gid_t> = vec![0; 64];
+    loop {
+        let mut len = (groups.len() * size_of::<libc::gid_t>()) as libc::socklen_t;
+        // SAFETY: `groups` is valid for writes of `len` bytes, and the kernel writes at most
+        // `len` bytes and stores the length it wrote (or needs) back in `len`.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_PEERGROUPS,
+                groups.as_mut_ptr().cast(),
+                &mut len,
+            )
         };
-        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
-            return Vec::new();
-        };
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("Groups:"))
-            .map(|g| {
-                g.split_whitespace()
-                    .filter_map(|n| n.parse().ok())
-                    .collect()
-            })
-            .unwrap_or_default()
+        let count = len as usize / size_of::<libc::gid_t>();
+        if rc == 0 {
+            groups.truncate(count);
+            return Ok(groups);
+        }
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::ERANGE) && count > groups.len() && count <= MAX_GROUPS {
+            groups.resize(count, 0);
+            continue;
+        }
+        return Err(err);
     }
 }
 
@@ -89,10 +110,7 @@ impl Access {
     pub fn allows(&self, peer: &Peer) -> bool {
         self.uids.contains(&peer.uid)
             || self.gids.contains(&peer.gid)
-            || peer
-                .supplementary_groups()
-                .iter()
-                .any(|g| self.gids.contains(g))
+            || peer.groups.iter().any(|g| self.gids.contains(g))
     }
 }
 

@@ -64,7 +64,8 @@ pub async fn serve(listener: UnixListener, api: Arc<Api>, cancel: CancellationTo
         let api = api.clone();
         let service = service_fn(move |req| {
             let api = api.clone();
-            async move { Ok::<_, Infallible>(handle(&api, peer, allowed, req).await) }
+            let peer = peer.clone();
+            async move { Ok::<_, Infallible>(handle(&api, &peer, allowed, req).await) }
         });
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())
@@ -86,7 +87,7 @@ pub async fn serve(listener: UnixListener, api: Arc<Api>, cancel: CancellationTo
     }
 }
 
-async fn handle(api: &Api, peer: Peer, allowed: bool, req: Request<Incoming>) -> Reply {
+async fn handle(api: &Api, peer: &Peer, allowed: bool, req: Request<Incoming>) -> Reply {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let (endpoint, reply) = if allowed {
