@@ -18,10 +18,14 @@ use tracing::{error, info, warn};
 use crate::authz::{Authority, Settings};
 use crate::clock::{Clock, SystemClock};
 use crate::control::{self, Access, Api, Command, ReloadReport};
+use crate::fsutil;
 use crate::incidents::Incidents;
 use crate::logging::LogHandle;
 use crate::metrics::Metrics;
 use crate::systemd;
+
+/// Quiet time after a config file change before it is reloaded.
+const CONFIG_SETTLE: Duration = Duration::from_millis(300);
 
 /// How long the tasks get to finish after a stop signal.
 pub const GRACE: Duration = Duration::from_secs(10);
@@ -81,7 +85,9 @@ pub async fn run(config_path: PathBuf, config: Config, log: LogHandle) -> Result
         "pcap-agent started."
     );
 
-    let reloader = Reloader {
+    let mut config_watch = fsutil::watch_file(&config_path);
+    let mut reloader = Reloader {
+        last_seen: std::fs::read(&config_path).ok(),
         path: config_path,
         config: config_tx,
         api: api.clone(),
@@ -96,6 +102,16 @@ pub async fn run(config_path: PathBuf, config: Config, log: LogHandle) -> Result
                 break;
             }
             _ = signals.hangup.recv() => { let _ = reloader.reload(); }
+            Some(()) = fsutil::changed(&mut config_watch) => {
+                // Let a file written in several steps settle, then reload if its content changed.
+                tokio::time::sleep(CONFIG_SETTLE).await;
+                if config_watch.as_ref().is_some_and(|w| !w.complete) {
+                    config_watch = fsutil::watch_file(&reloader.path);
+                }
+                if reloader.file_changed() {
+                    let _ = reloader.reload();
+                }
+            }
             Some(command) = core_rx.recv() => match command {
                 Command::Reload { reply } => { let _ = reply.send(reloader.reload()); }
             },
@@ -145,6 +161,8 @@ async fn stop_signal(term: &mut Signal, int: &mut Signal) -> &'static str {
 
 /// Applies a new config file, or keeps the old one and says why.
 struct Reloader {
+    /// The file's content at the last reload attempt, to skip no-op change events.
+    last_seen: Option<Vec<u8>>,
     path: PathBuf,
     config: watch::Sender<Arc<Config>>,
     api: Arc<Api>,
@@ -154,8 +172,14 @@ struct Reloader {
 }
 
 impl Reloader {
-    fn reload(&self) -> Result<ReloadReport, Vec<String>> {
+    /// Whether the file differs from what the last reload read.
+    fn file_changed(&self) -> bool {
+        std::fs::read(&self.path).ok() != self.last_seen
+    }
+
+    fn reload(&mut self) -> Result<ReloadReport, Vec<String>> {
         systemd::reloading();
+        self.last_seen = std::fs::read(&self.path).ok();
         let result = self.apply();
         let label = if result.is_ok() {
             "applied"

@@ -4,6 +4,9 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::Path;
 
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+
 /// Writes `bytes` to `path` so that a crash leaves either the old or the new content: write a
 /// temporary file beside it, fsync it, rename it over `path`, fsync the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -36,4 +39,64 @@ pub fn read_limited(path: &Path, max: usize) -> std::io::Result<Vec<u8>> {
         ));
     }
     Ok(buf)
+}
+
+/// A watch on a file's directory, or on its nearest existing ancestor while the directory does
+/// not exist yet (a store's `devices/<serial>/` appears with the first grant). Directories are
+/// watched rather than files because editors and `pcap-portal` replace files by renaming a new
+/// one over them.
+#[derive(Debug)]
+pub struct FileWatch {
+    _watcher: RecommendedWatcher,
+    events: mpsc::Receiver<()>,
+    /// Whether the file's own directory is watched (else an ancestor is).
+    pub complete: bool,
+}
+
+impl FileWatch {
+    /// Waits for the next change.
+    pub async fn changed(&mut self) -> Option<()> {
+        self.events.recv().await
+    }
+}
+
+/// Watches for changes to `path`; [`FileWatch::changed`] returns after any change to the file or
+/// to a directory on the way to it. `None` if nothing can be watched (callers poll as well).
+pub fn watch_file(path: &Path) -> Option<FileWatch> {
+    let parent = path.parent()?;
+    let dir = parent.ancestors().find(|d| d.is_dir())?.to_owned();
+    let target = path.to_owned();
+    let (tx, rx) = mpsc::channel(1);
+    let handler = move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event
+            && event.paths.iter().any(|p| target.starts_with(p))
+        {
+            // A full channel already holds a wake-up; dropping this one loses nothing.
+            let _ = tx.try_send(());
+        }
+    };
+    let mut watcher = match notify::recommended_watcher(handler) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!(error = %e, "Cannot create a file watcher; relying on polling.");
+            return None;
+        }
+    };
+    if let Err(e) = watcher.watch(&dir, RecursiveMode::NonRecursive) {
+        tracing::warn!(dir = %dir.display(), error = %e, "Cannot watch a directory; relying on polling.");
+        return None;
+    }
+    Some(FileWatch {
+        _watcher: watcher,
+        events: rx,
+        complete: dir == parent,
+    })
+}
+
+/// Waits for a change on an optional watch; never returns without one.
+pub async fn changed(watch: &mut Option<FileWatch>) -> Option<()> {
+    match watch {
+        Some(w) => w.changed().await,
+        None => std::future::pending().await,
+    }
 }

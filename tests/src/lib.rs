@@ -295,3 +295,27 @@ impl Drop for Agent {
         }
     }
 }
+
+/// Kills the child process when dropped, so a failing test leaves nothing running.
+#[derive(Debug)]
+pub struct ChildGuard(pub Option<Child>);
+
+impl ChildGuard {
+    /// Hands the child back (it will no longer be killed on drop).
+    pub fn take(mut self) -> Child {
+        self.0.take().expect("child present")
+    }
+
+    pub fn id(&self) -> u32 {
+        self.0.as_ref().map_or(0, Child::id)
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

@@ -117,12 +117,23 @@ fn reload_applies_a_valid_config_and_keeps_the_old_one_when_the_new_is_invalid()
     let last = &agent.json("/v1/status")["last_errors"][0];
     assert_eq!(last["source"], "config");
 
-    // SIGHUP reloads as well.
+    // A change to the file is applied without being asked.
     std::fs::write(s.config_path(), s.config_text("")).unwrap();
-    agent.signal(Signal::SIGHUP);
     assert!(wait_until(Duration::from_secs(10), || {
         agent.json("/v1/status")["captures"]["interfaces"] == serde_json::json!(["lo"])
     }));
+
+    // SIGHUP reloads as well (systemctl reload).
+    let applied = || {
+        let text = String::from_utf8_lossy(&agent.get("/metrics").unwrap().body).into_owned();
+        text.lines()
+            .find(|l| l.starts_with("pcap_agent_config_reloads_total{result=\"applied\"}"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let before = applied();
+    agent.signal(Signal::SIGHUP);
+    assert!(wait_until(Duration::from_secs(10), || applied() == before + 1));
 }
 
 #[test]
@@ -299,4 +310,55 @@ fn pcapctl_explains_a_socket_it_may_not_open() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("permission denied"));
+}
+
+#[test]
+fn under_systemd_the_agent_notifies_ready_watchdog_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let s = Scratch::new("");
+    let notify_path = s.path("notify.sock");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // systemd names the watched process in WATCHDOG_PID; `exec` keeps the shell's pid.
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg("WATCHDOG_PID=$$ exec \"$0\" run --config \"$1\" --log-format json")
+        .arg(bin("pcap-agent"))
+        .arg(s.config_path())
+        .env("NOTIFY_SOCKET", &notify_path)
+        .env("WATCHDOG_USEC", "200000")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map(|c| pcap_tests::ChildGuard(Some(c)))
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 512];
+    let mut receive_until = |needle: &str, seen: &mut Vec<String>| {
+        while !seen.iter().any(|m| m.contains(needle)) {
+            let n = notify
+                .recv(&mut buf)
+                .unwrap_or_else(|e| panic!("no {needle} ({e}); got {seen:?}"));
+            seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    };
+    receive_until("READY=1", &mut seen);
+    receive_until("WATCHDOG=1", &mut seen);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        Signal::SIGTERM,
+    )
+    .unwrap();
+    receive_until("STOPPING=1", &mut seen);
+    let out = child.take().wait_with_output().unwrap();
+    assert!(out.status.success());
+    // --log-format json: every log line is a JSON object.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.lines().count() >= 2, "{stderr}");
+    for line in stderr.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(v["fields"]["message"].is_string(), "{line}");
+    }
 }

@@ -19,6 +19,7 @@ use super::ledger::Ledger;
 use super::source::{self, Reading};
 use super::state::{AuthStatus, Basis, evaluate};
 use crate::clock::Clock;
+use crate::fsutil::{self, FileWatch, watch_file};
 use crate::incidents::Incidents;
 
 /// Longest wait between evaluations, so a stepped wall clock is noticed within this time.
@@ -61,7 +62,7 @@ pub struct Authority {
     basis: Basis,
     reason: Option<String>,
     tx: watch::Sender<AuthStatus>,
-    watcher: Option<source::GrantWatch>,
+    watcher: Option<FileWatch>,
 }
 
 impl Authority {
@@ -73,7 +74,7 @@ impl Authority {
     ) -> (Self, watch::Receiver<AuthStatus>) {
         let (tx, rx) = watch::channel(AuthStatus::initial(clock.now()));
         // Watch before the first read, so that no change can slip in between.
-        let watcher = source::watch(&settings.grant_file);
+        let watcher = watch_file(&settings.grant_file);
         let mut authority = Authority {
             watcher,
             keys: load_keys(&settings),
@@ -103,11 +104,11 @@ impl Authority {
             let wait = self.publish();
             tokio::select! {
                 _ = cancel.cancelled() => return,
-                Some(()) = changed(&mut self.watcher) => {
+                Some(()) = fsutil::changed(&mut self.watcher) => {
                     tokio::time::sleep(SETTLE).await;
                     if self.watcher.as_ref().is_some_and(|w| !w.complete) {
                         // A directory on the way to the grant file may have appeared.
-                        self.watcher = source::watch(&self.settings.grant_file);
+                        self.watcher = watch_file(&self.settings.grant_file);
                     }
                     self.refresh();
                 }
@@ -118,7 +119,7 @@ impl Authority {
                     if settings != self.settings {
                         info!(grant_file = %settings.grant_file.display(), "Authorization settings changed.");
                         if settings.grant_file != self.settings.grant_file {
-                            self.watcher = source::watch(&settings.grant_file);
+                            self.watcher = watch_file(&settings.grant_file);
                         }
                         if settings.poll_interval != self.settings.poll_interval {
                             poll = tokio::time::interval(settings.poll_interval);
@@ -261,11 +262,4 @@ fn load_keys(settings: &Settings) -> Result<VerifyKeys, String> {
 
 fn until(now: Timestamp, then: Timestamp) -> Duration {
     Duration::try_from(then.duration_since(now)).unwrap_or(Duration::ZERO)
-}
-
-async fn changed(watcher: &mut Option<source::GrantWatch>) -> Option<()> {
-    match watcher {
-        Some(w) => w.events.recv().await,
-        None => std::future::pending().await,
-    }
 }
