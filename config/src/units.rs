@@ -2,37 +2,11 @@
 //! plain number of bytes.
 
 use std::fmt;
-use std::time::Duration;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
-/// Parses a duration such as `"60s"` or `"1h 30m"`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim()).map_err(|_| {
-        format!("{text:?} is not a duration; write e.g. \"90s\", \"5m\" or \"1h 30m\"")
-    })
-}
-
-/// Parses a size such as `"100MiB"`, `"10MB"` or `"4096"`.
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    text.trim()
-        .parse::<bytesize::ByteSize>()
-        .map(|b| b.as_u64())
-        .map_err(|_| {
-            format!("{text:?} is not a size; write e.g. \"100MiB\", \"10MB\" or a number of bytes")
-        })
-}
-
-/// Formats a duration the way it is written in the config.
-pub fn format_duration(d: Duration) -> String {
-    humantime::format_duration(d).to_string()
-}
-
-/// Formats bytes in binary units (`100.0 MiB`).
-pub fn format_size(bytes: u64) -> String {
-    bytesize::ByteSize::b(bytes).display().iec().to_string()
-}
+pub use pcap_protocol::units::{format_duration, format_size, parse_duration, parse_size};
 
 /// A size in the raw config: a string with a unit or a number of bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,21 +116,5 @@ impl<'de> Deserialize<'de> for Principal {
             }
         }
         d.deserialize_any(V)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_and_sizes_parse_as_operators_write_them() {
-        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
-        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
-        assert!(parse_duration("10 parsecs").is_err());
-        assert_eq!(parse_size("100MiB"), Ok(100 * 1024 * 1024));
-        assert_eq!(parse_size("10MB"), Ok(10_000_000));
-        assert_eq!(parse_size("4096"), Ok(4096));
-        assert!(parse_size("lots").is_err());
     }
 }

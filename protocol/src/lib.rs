@@ -8,6 +8,8 @@
 //! - [`envelope`]: the signed envelope `{payload, key_id, signature}` and strict verification.
 //! - [`authorization`]: the customer's `Grant` and `Revocation` documents and the authorization
 //!   period (`1m`, `3m`, `unlimited`).
+//! - [`request`]: capture requests (local over the control socket, signed from the store).
+//! - [`units`]: durations and sizes as people write them.
 //! - [`error`]: typed errors for everything that can be wrong with a document or key.
 //!
 //! # Where the data goes
@@ -24,9 +26,12 @@ pub mod envelope;
 pub mod error;
 pub mod ids;
 pub mod keys;
+pub mod request;
+pub mod units;
 
 pub use authorization::{AuthorizationDocument, Grant, Period, Revocation, Validity};
 pub use envelope::Envelope;
 pub use error::{KeyError, VerifyError};
 pub use ids::Serial;
 pub use keys::{KeyId, SigningKey, VerifyKey, VerifyKeys};
+pub use request::{CaptureRequest, Reason, RequestLimits};

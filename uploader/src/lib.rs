@@ -1,16 +1,24 @@
 //! The spool and the way to the store: where sealed capture segments wait and leave the host.
 //!
-//! # Layout (grows with the capture and uploader issues)
+//! # Layout
 //!
-//! - `spool/`: the encrypting segment writer (age, `.partial` -> fsync -> rename = sealed), the
-//!   journal that is the one record of each segment's state, and crash recovery.
-//! - `store`: the object store client (`file://` and `s3://`).
-//! - `upload`: ordered, checksummed, retried uploads with a bandwidth cap.
-//! - `reaper`: the only deleter of local files (uploaded, expired, over quota, revoked).
+//! - [`spool`]: the encrypting segment writer (age, `.partial` -> fsync -> rename = sealed) and
+//!   crash recovery of the spool directory. Its `mod.rs` holds the design notes.
+//! - [`error`]: [`SpoolError`].
+//!
+//! Still to come with the uploader: the journal (the one record of each segment's state), the
+//! store client, ordered and checksummed uploads, and the reaper, the only deleter of local
+//! files.
 //!
 //! # Where the data goes
 //!
-//! capture writer -> segment writer -> sealed segment -> journal -> uploader -> store; the
-//! reaper removes what the journal says may go.
+//! capture writer -> [`spool::SegmentWriter`] (encrypted as written) -> sealed segment,
+//! announced to whoever uploads it -> store.
 
 #![forbid(unsafe_code)]
+
+pub mod error;
+pub mod spool;
+
+pub use error::SpoolError;
+pub use spool::{SealedSegment, SegmentWriter, Spool};

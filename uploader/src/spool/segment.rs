@@ -1,0 +1,133 @@
+//! One segment: an age stream written to `<seq>.pcap.age.partial`, sealed by finishing the
+//! stream, fsyncing, renaming to `<seq>.pcap.age` and fsyncing the directory.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use age::stream::StreamWriter;
+use jiff::Timestamp;
+use pcap_protocol::keys::hex;
+use serde::Serialize;
+
+use super::sink::HashingFile;
+use super::{PARTIAL_SUFFIX, SEALED_SUFFIX, segment_stem};
+use crate::error::SpoolError;
+
+/// A sealed segment, as announced to the uploader.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SealedSegment {
+    pub capture_id: String,
+    pub seq: u32,
+    pub path: PathBuf,
+    /// Bytes of the encrypted file.
+    pub size: u64,
+    /// Lowercase hex SHA-256 of the encrypted file.
+    pub sha256: String,
+    /// Bytes of the pcap inside.
+    pub plaintext_bytes: u64,
+    pub sealed_at: Timestamp,
+}
+
+/// A segment being written. Dropping it without [`SegmentWriter::seal`] leaves the `.partial`
+/// file, which is never uploaded; [`SegmentWriter::abandon`] removes it.
+pub struct SegmentWriter {
+    stream: Option<StreamWriter<HashingFile>>,
+    capture_id: String,
+    seq: u32,
+    dir: PathBuf,
+    partial: PathBuf,
+    plaintext_bytes: u64,
+}
+
+impl std::fmt::Debug for SegmentWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SegmentWriter")
+            .field("partial", &self.partial)
+            .field("plaintext_bytes", &self.plaintext_bytes)
+            .finish()
+    }
+}
+
+impl SegmentWriter {
+    pub(crate) fn create(
+        dir: &Path,
+        capture_id: &str,
+        seq: u32,
+        recipients: &[age::x25519::Recipient],
+    ) -> Result<Self, SpoolError> {
+        fs::create_dir_all(dir).map_err(|e| SpoolError::io("create the spool directory", dir, e))?;
+        let partial = dir.join(format!("{}{PARTIAL_SUFFIX}", segment_stem(seq)));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&partial)
+            .map_err(|e| SpoolError::io("create", &partial, e))?;
+        let encryptor = age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
+            .map_err(|e| SpoolError::io("encrypt", &partial, io::Error::other(e.to_string())))?;
+        let stream = encryptor
+            .wrap_output(HashingFile::new(file))
+            .map_err(|e| SpoolError::io("write", &partial, e))?;
+        Ok(SegmentWriter {
+            stream: Some(stream),
+            capture_id: capture_id.to_owned(),
+            seq,
+            dir: dir.to_owned(),
+            partial,
+            plaintext_bytes: 0,
+        })
+    }
+
+    /// Plaintext bytes written so far.
+    pub fn plaintext_bytes(&self) -> u64 {
+        self.plaintext_bytes
+    }
+
+    /// Appends plaintext; it is encrypted before it reaches the file.
+    pub fn write_all(&mut self, data: &[u8]) -> Result<(), SpoolError> {
+        let stream = self.stream.as_mut().ok_or_else(|| closed(&self.partial))?;
+        stream
+            .write_all(data)
+            .map_err(|e| SpoolError::io("write", &self.partial, e))?;
+        self.plaintext_bytes += data.len() as u64;
+        Ok(())
+    }
+
+    /// Finishes the age stream, fsyncs, and renames the file into place: the segment is sealed.
+    pub fn seal(mut self) -> Result<SealedSegment, SpoolError> {
+        let stream = self.stream.take().ok_or_else(|| closed(&self.partial))?;
+        let partial = &self.partial;
+        let step = |step: &'static str| move |e| SpoolError::io(step, partial, e);
+        let sink = stream.finish().map_err(step("finish"))?;
+        let (file, digest, size) = sink.finish().map_err(step("write"))?;
+        file.sync_all().map_err(step("fsync"))?;
+        drop(file);
+        let sealed = self.dir.join(format!("{}{SEALED_SUFFIX}", segment_stem(self.seq)));
+        fs::rename(&self.partial, &sealed).map_err(step("rename"))?;
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| SpoolError::io("fsync", &self.dir, e))?;
+        Ok(SealedSegment {
+            capture_id: self.capture_id.clone(),
+            seq: self.seq,
+            path: sealed,
+            size,
+            sha256: hex(&digest),
+            plaintext_bytes: self.plaintext_bytes,
+            sealed_at: Timestamp::now(),
+        })
+    }
+
+    /// Gives up on this segment and removes its `.partial` (after a write failure: what it
+    /// holds was never sealed and cannot be).
+    pub fn abandon(mut self) {
+        self.stream = None;
+        let _ = fs::remove_file(&self.partial);
+    }
+}
+
+fn closed(path: &Path) -> SpoolError {
+    SpoolError::io("write", path, io::Error::other("the segment is already closed"))
+}
