@@ -1,20 +1,37 @@
 //! The capture engine: where packets enter pcap-agent.
 //!
-//! # Layout (grows with the capture issue)
+//! # Layout
 //!
-//! - `device`: opening an allowed interface with libpcap (snaplen, buffer, immediate mode).
-//! - `filter`: BPF validation without a device and the effective filter that excludes the
+//! - [`device`]: opening an allowed interface with libpcap (snaplen, buffer, immediate mode,
+//!   nanosecond timestamps) and telling its link type.
+//! - [`filter`]: BPF validation without a device, and the effective filter that excludes the
 //!   agent's own store traffic.
-//! - `limits`, `rate`: stop conditions and token-bucket rate limits.
-//! - `writer`: the pcap writer, rotated by size and by a timer, writing through the spool's
-//!   encrypting segment writer.
-//! - `session/`: the flow table and the twelve session metadata fields.
-//! - `worker`: one named OS thread per capture.
+//! - [`limits`]: a request's limits resolved against the configured defaults and ceilings.
+//! - [`rate`]: token buckets for packets/s and bytes/s, on packet timestamps.
+//! - [`pcapfile`]: the pcap file format (nanosecond variant).
+//! - [`writer`]: the pcap writer, rotated by size and by a timer, writing through the spool's
+//!   encrypting segment writer and announcing each sealed segment.
+//! - [`worker`]: one named OS thread per capture, its stop handle, stop reasons and stats.
+//! - [`error`]: [`CaptureError`].
 //!
 //! # Where the data goes
 //!
-//! libpcap (BPF) -> rate limiter -> pcap writer -> spool segment writer (`pcap-uploader`), and a
-//! copy of each packet's headers to the session table. Nothing here talks to the network or the
-//! store.
+//! libpcap (BPF) -> rate limiter -> pcap writer -> spool segment writer (`pcap-uploader`):
+//! encrypted as written, sealed by rename, announced on a bounded channel to the uploader.
+//! Nothing here talks to the network or the store.
 
 #![forbid(unsafe_code)]
+
+pub mod device;
+pub mod error;
+pub mod filter;
+pub mod limits;
+pub mod pcapfile;
+pub mod rate;
+pub mod worker;
+pub mod writer;
+
+pub use error::CaptureError;
+pub use limits::Effective;
+pub use worker::{CaptureSpec, Outcome, StatsSnapshot, StopReason, Worker};
+pub use writer::SegmentInfo;

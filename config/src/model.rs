@@ -82,6 +82,9 @@ pub struct Capture {
     pub promiscuous: bool,
     pub max_concurrent: usize,
     pub buffer_size: u64,
+    /// Hand each packet over at once (libpcap immediate mode). Off: packets come in blocks
+    /// within the read timeout, and many more fit the kernel buffer.
+    pub immediate_mode: bool,
     /// BPF expressions whose traffic is never captured, besides the store's own.
     pub exclude: Vec<String>,
     pub rotate_size: u64,

@@ -80,6 +80,7 @@ pub struct RawCapture {
     pub promiscuous: Option<bool>,
     pub max_concurrent: Option<i64>,
     pub buffer_size: Option<RawSize>,
+    pub immediate_mode: Option<bool>,
     pub exclude: Option<Vec<String>>,
     pub rotate_size: Option<RawSize>,
     pub rotate_interval: Option<String>,

@@ -339,10 +339,11 @@ fn capture(c: &mut Checker<'_>, raw: RawCapture) -> Capture {
     Capture {
         interfaces,
         promiscuous: raw.promiscuous.unwrap_or(false),
+        immediate_mode: raw.immediate_mode.unwrap_or(false),
         max_concurrent,
         buffer_size: c
-            .size("capture.buffer_size", raw.buffer_size, Some(4 * MIB))
-            .unwrap_or(4 * MIB),
+            .size("capture.buffer_size", raw.buffer_size, Some(8 * MIB))
+            .unwrap_or(8 * MIB),
         exclude: raw.exclude.unwrap_or_default(),
         rotate_size,
         rotate_interval: c

@@ -1,0 +1,400 @@
+//! One capture, on its own named OS thread (`capture-<id>`), because libpcap blocks.
+//!
+//! The thread polls the capture's descriptor together with a wake-up socket, with a timeout at
+//! the next deadline (duration limit or time rotation): it stops at once when asked, even on a
+//! silent interface, where libpcap's own read timeout would never fire; rotation and the
+//! duration limit happen on time without traffic. Packets are read in batches
+//! (`pcap_dispatch`), rate limited, written, and counted.
+
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use pcap::{Active, Capture};
+use pcap_uploader::{Spool, SpoolError};
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{info, warn};
+
+use crate::device::{self, DeviceOptions, Opened};
+use crate::error::CaptureError;
+use crate::limits::Effective;
+use crate::rate::RateLimiter;
+use crate::writer::{RotatingWriter, SegmentInfo, WriterConfig};
+
+/// How often libpcap's kernel counters are read while running.
+const STATS_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Why a capture stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    Duration,
+    Packets,
+    Bytes,
+    Stopped,
+    AuthorizationEnded,
+    Shutdown,
+    DiskFull,
+    Error,
+}
+
+/// Everything a capture needs.
+#[derive(Debug, Clone)]
+pub struct CaptureSpec {
+    pub id: String,
+    pub interface: String,
+    /// The effective filter (exclusions already applied).
+    pub filter: String,
+    pub limits: Effective,
+    pub promiscuous: bool,
+    pub immediate: bool,
+    pub buffer_size: u64,
+    pub rotate_size: u64,
+    pub rotate_interval: Duration,
+}
+
+/// Counters of one capture.
+#[derive(Debug, Default)]
+pub struct Stats {
+    received: AtomicU64,
+    written: AtomicU64,
+    bytes_written: AtomicU64,
+    dropped_rate_limit: AtomicU64,
+    dropped_kernel: AtomicU64,
+    dropped_interface: AtomicU64,
+    segments: AtomicU64,
+}
+
+/// The counters at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct StatsSnapshot {
+    /// Packets that matched the filter and reached the agent.
+    pub received: u64,
+    pub written: u64,
+    /// Packet bytes written (captured length).
+    pub bytes_written: u64,
+    pub dropped_rate_limit: u64,
+    /// Dropped by the kernel because the capture buffer was full (pcap_stats).
+    pub dropped_kernel: u64,
+    /// Dropped by the interface or its driver (pcap_stats).
+    pub dropped_interface: u64,
+    pub segments: u64,
+}
+
+impl Stats {
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        StatsSnapshot {
+            received: get(&self.received),
+            written: get(&self.written),
+            bytes_written: get(&self.bytes_written),
+            dropped_rate_limit: get(&self.dropped_rate_limit),
+            dropped_kernel: get(&self.dropped_kernel),
+            dropped_interface: get(&self.dropped_interface),
+            segments: get(&self.segments),
+        }
+    }
+}
+
+/// How a capture ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    pub reason: StopReason,
+    pub error: Option<String>,
+    pub stats: StatsSnapshot,
+    pub ended_at: Timestamp,
+}
+
+/// Asks a running capture to stop.
+#[derive(Debug, Clone)]
+pub struct StopHandle {
+    requested: Arc<Mutex<Option<StopReason>>>,
+    wake: Arc<UnixStream>,
+}
+
+impl StopHandle {
+    /// Stops the capture with `reason` (the first reason given wins).
+    pub fn stop(&self, reason: StopReason) {
+        let mut r = self.requested.lock().unwrap_or_else(|p| p.into_inner());
+        r.get_or_insert(reason);
+        drop(r);
+        let _ = (&*self.wake).write(&[1]);
+    }
+
+    fn requested(&self) -> Option<StopReason> {
+        *self.requested.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A running capture.
+#[derive(Debug)]
+pub struct Worker {
+    stop: StopHandle,
+    stats: Arc<Stats>,
+    thread: Option<JoinHandle<()>>,
+    /// The link type libpcap reports for the interface.
+    pub linktype: i32,
+    pub linktype_name: String,
+}
+
+impl Worker {
+    /// Opens the device (errors are returned here, before anything runs), then starts the
+    /// capture thread. Sealed segments go to `announce`; the outcome to the returned receiver.
+    pub fn start(
+        spec: CaptureSpec,
+        spool: Spool,
+        announce: mpsc::Sender<SegmentInfo>,
+    ) -> Result<(Worker, oneshot::Receiver<Outcome>), CaptureError> {
+        let opened = device::open(&DeviceOptions {
+            interface: &spec.interface,
+            snaplen: spec.limits.snaplen,
+            buffer_size: spec.buffer_size,
+            promiscuous: spec.promiscuous,
+            immediate: spec.immediate,
+            filter: &spec.filter,
+        })?;
+        let (wake_tx, wake_rx) = UnixStream::pair().map_err(CaptureError::Thread)?;
+        wake_rx.set_nonblocking(true).map_err(CaptureError::Thread)?;
+        let stop = StopHandle {
+            requested: Arc::new(Mutex::new(None)),
+            wake: Arc::new(wake_tx),
+        };
+        let stats = Arc::new(Stats::default());
+        let writer = RotatingWriter::new(
+            spool,
+            WriterConfig {
+                capture_id: spec.id.clone(),
+                linktype: opened.linktype.0 as u32,
+                snaplen: spec.limits.snaplen,
+                nanos: opened.nanos,
+                rotate_size: spec.rotate_size,
+                rotate_interval: spec.rotate_interval,
+            },
+            announce,
+        )?;
+        let linktype = opened.linktype.0;
+        let linktype_name = opened.linktype.get_name().unwrap_or_else(|_| linktype.to_string());
+        let (done_tx, done_rx) = oneshot::channel();
+        let run = Run {
+            spec,
+            stop: stop.clone(),
+            stats: stats.clone(),
+            wake: wake_rx,
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("capture-{}", short(&run.spec.id)))
+            .spawn(move || {
+                let outcome = run.run(opened, writer);
+                let _ = done_tx.send(outcome);
+            })
+            .map_err(CaptureError::Thread)?;
+        Ok((
+            Worker {
+                stop,
+                stats,
+                thread: Some(thread),
+                linktype,
+                linktype_name,
+            },
+            done_rx,
+        ))
+    }
+
+    pub fn stop_handle(&self) -> StopHandle {
+        self.stop.clone()
+    }
+
+    pub fn stats(&self) -> StatsSnapshot {
+        self.stats.snapshot()
+    }
+
+    /// Waits for the thread to end (after its outcome was sent).
+    pub fn join(mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Thread names are limited to 15 bytes; a UUID v7's tail is its random part.
+fn short(id: &str) -> &str {
+    &id[id.len().saturating_sub(7)..]
+}
+
+struct Run {
+    spec: CaptureSpec,
+    stop: StopHandle,
+    stats: Arc<Stats>,
+    wake: UnixStream,
+}
+
+/// Per-batch state of the packet handler.
+struct Batch<'a> {
+    writer: &'a mut RotatingWriter,
+    rate: &'a mut RateLimiter,
+    stats: &'a Stats,
+    limits: &'a Effective,
+    nanos: bool,
+    stop: Option<StopReason>,
+    error: Option<SpoolError>,
+}
+
+impl Batch<'_> {
+    fn packet(&mut self, header: &pcap::PacketHeader, data: &[u8]) {
+        if self.stop.is_some() {
+            return;
+        }
+        self.stats.received.fetch_add(1, Ordering::Relaxed);
+        let ts_sec = header.ts.tv_sec as u64;
+        let ts_frac = header.ts.tv_usec as u64;
+        let ts_ns = ts_sec * 1_000_000_000 + if self.nanos { ts_frac } else { ts_frac * 1000 };
+        if !self.rate.allow(ts_ns, data.len() as u64) {
+            self.stats.dropped_rate_limit.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if let Err(e) = self.writer.write(ts_sec as u32, ts_frac as u32, header.len, data) {
+            self.stop = Some(if e.is_disk_full() { StopReason::DiskFull } else { StopReason::Error });
+            self.error = Some(e);
+            return;
+        }
+        let written = self.stats.written.fetch_add(1, Ordering::Relaxed) + 1;
+        let bytes = self.stats.bytes_written.fetch_add(data.len() as u64, Ordering::Relaxed) + data.len() as u64;
+        self.stats.segments.store(self.writer.sealed(), Ordering::Relaxed);
+        if self.limits.max_packets.is_some_and(|max| written >= max) {
+            self.stop = Some(StopReason::Packets);
+        } else if self.limits.max_bytes.is_some_and(|max| bytes >= max) {
+            self.stop = Some(StopReason::Bytes);
+        }
+    }
+}
+
+impl Run {
+    fn run(self, opened: Opened, mut writer: RotatingWriter) -> Outcome {
+        let Opened { mut capture, nanos, .. } = opened;
+        let limits = self.spec.limits;
+        let deadline = Instant::now() + limits.max_duration;
+        let mut rate = RateLimiter::new(limits.max_pps, limits.max_bps, limits.snaplen);
+        let mut next_stats = Instant::now() + STATS_INTERVAL;
+        let mut error: Option<String> = None;
+        info!(capture = %self.spec.id, interface = %self.spec.interface, filter = %self.spec.filter, "Capture started.");
+
+        let reason = loop {
+            if let Some(r) = self.stop.requested() {
+                break r;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                break StopReason::Duration;
+            }
+            if now >= writer.next_rotation()
+                && let Err(e) = writer.rotate()
+            {
+                let r = if e.is_disk_full() { StopReason::DiskFull } else { StopReason::Error };
+                error = Some(e.to_string());
+                break r;
+            }
+            if now >= next_stats {
+                self.read_kernel_stats(&mut capture);
+                next_stats = now + STATS_INTERVAL;
+            }
+            let wake_at = deadline.min(writer.next_rotation()).min(next_stats);
+            if let Err(e) = self.wait(&capture, wake_at) {
+                error = Some(format!("poll failed: {e}"));
+                break StopReason::Error;
+            }
+            let mut batch = Batch {
+                writer: &mut writer,
+                rate: &mut rate,
+                stats: &self.stats,
+                limits: &limits,
+                nanos,
+                stop: None,
+                error: None,
+            };
+            match drain(&mut capture, &mut batch, deadline) {
+                Ok(()) => {}
+                Err(e) => {
+                    error = Some(format!("reading packets failed: {e}"));
+                    break StopReason::Error;
+                }
+            }
+            if let Some(r) = batch.stop {
+                error = batch.error.map(|e| e.to_string());
+                break r;
+            }
+        };
+
+        self.read_kernel_stats(&mut capture);
+        let finished = if matches!(reason, StopReason::DiskFull | StopReason::Error) {
+            // The open segment could not be written; it is dropped, what was sealed stays.
+            writer.abandon();
+            writer.finish()
+        } else {
+            writer.finish()
+        };
+        match finished {
+            Ok(sealed) => self.stats.segments.store(sealed, Ordering::Relaxed),
+            Err(e) => {
+                warn!(capture = %self.spec.id, error = %e, "Cannot seal the last segment.");
+                error.get_or_insert(e.to_string());
+            }
+        }
+        let stats = self.stats.snapshot();
+        info!(capture = %self.spec.id, reason = ?reason, written = stats.written, segments = stats.segments, "Capture stopped.");
+        Outcome {
+            reason,
+            error,
+            stats,
+            ended_at: Timestamp::now(),
+        }
+    }
+
+    /// Waits until the capture is readable, a stop is requested, or `until`.
+    fn wait(&self, capture: &Capture<Active>, until: Instant) -> nix::Result<()> {
+        let ms = until.saturating_duration_since(Instant::now()).as_millis();
+        // Round up, so the loop does not spin just before a deadline.
+        let timeout = PollTimeout::from(u16::try_from(ms + 1).unwrap_or(u16::MAX));
+        let mut fds = [
+            PollFd::new(capture.as_fd(), PollFlags::POLLIN),
+            PollFd::new(self.wake.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+        let mut sink = [0u8; 64];
+        while (&self.wake).read(&mut sink).is_ok_and(|n| n > 0) {}
+        Ok(())
+    }
+
+    fn read_kernel_stats(&self, capture: &mut Capture<Active>) {
+        if let Ok(s) = capture.stats() {
+            self.stats.dropped_kernel.store(u64::from(s.dropped), Ordering::Relaxed);
+            self.stats.dropped_interface.store(u64::from(s.if_dropped), Ordering::Relaxed);
+        }
+    }
+}
+
+/// Reads every packet available now, in batches, until none is left, a limit is hit, or the
+/// deadline passes.
+fn drain(capture: &mut Capture<Active>, batch: &mut Batch<'_>, deadline: Instant) -> Result<(), pcap::Error> {
+    loop {
+        // Never read more packets than the packet limit still allows.
+        let room = batch
+            .limits
+            .max_packets
+            .map(|max| max.saturating_sub(batch.stats.written.load(Ordering::Relaxed)).max(1) as usize);
+        let count = room.map(|r| r.min(i32::MAX as usize));
+        let n = capture.dispatch(count, |packet| batch.packet(packet.header, packet.data))?;
+        if n == 0 || batch.stop.is_some() || Instant::now() >= deadline {
+            return Ok(());
+        }
+    }
+}

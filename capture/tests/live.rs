@@ -1,0 +1,157 @@
+//! The capture worker on the loopback interface with real libpcap (needs root): packet and
+//! duration limits, a stop on a silent interface, time rotation without traffic, and segments
+//! that decrypt to pcap files libpcap reads back.
+
+use std::io::Read;
+use std::net::UdpSocket;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use pcap_capture::limits::Effective;
+use pcap_capture::{CaptureSpec, SegmentInfo, StopReason, Worker};
+use pcap_uploader::Spool;
+use tokio::sync::mpsc;
+
+fn is_root() -> bool {
+    nix::unistd::Uid::effective().is_root()
+}
+
+macro_rules! require_root {
+    () => {
+        if !is_root() {
+            eprintln!("skipped: needs root (live capture with libpcap)");
+            return;
+        }
+    };
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    identity: age::x25519::Identity,
+    spool: Spool,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let identity = age::x25519::Identity::generate();
+    let spool = Spool::new(dir.path(), &[identity.to_public().to_string()]).unwrap();
+    Setup { dir, identity, spool }
+}
+
+fn spec(id: &str, filter: &str, limits: Effective) -> CaptureSpec {
+    CaptureSpec {
+        id: id.to_owned(),
+        interface: "lo".to_owned(),
+        filter: filter.to_owned(),
+        limits,
+        promiscuous: false,
+        immediate: false,
+        buffer_size: 4 << 20,
+        rotate_size: 64 << 20,
+        rotate_interval: Duration::from_secs(300),
+    }
+}
+
+fn limits(duration: Duration) -> Effective {
+    Effective {
+        max_duration: duration,
+        max_packets: None,
+        max_bytes: None,
+        snaplen: 65535,
+        max_pps: None,
+        max_bps: None,
+    }
+}
+
+/// Decrypts a sealed segment and counts its packets with libpcap.
+fn packets_in(segment: &Path, s: &Setup) -> usize {
+    let bytes = std::fs::read(segment).unwrap();
+    let mut plain = Vec::new();
+    age::Decryptor::new(&bytes[..])
+        .unwrap()
+        .decrypt(std::iter::once(&s.identity as &dyn age::Identity))
+        .unwrap()
+        .read_to_end(&mut plain)
+        .unwrap();
+    let path = s.dir.path().join("plain.pcap");
+    std::fs::write(&path, plain).unwrap();
+    let mut cap = pcap::Capture::from_file(&path).unwrap();
+    let mut n = 0;
+    while cap.next_packet().is_ok() {
+        n += 1;
+    }
+    n
+}
+
+fn send_udp(port: u16, count: usize) {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..count {
+        sock.send_to(&(i as u32).to_be_bytes(), ("127.0.0.1", port)).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_packet_limit_writes_exactly_that_many_packets() {
+    require_root!();
+    let s = setup();
+    let port = 40_000 + (std::process::id() % 10_000) as u16;
+    let mut l = limits(Duration::from_secs(20));
+    l.max_packets = Some(100);
+    let (tx, mut rx) = mpsc::channel::<SegmentInfo>(16);
+    let (worker, done) = Worker::start(spec("cap-packets", &format!("udp and dst port {port}"), l), s.spool.clone(), tx).unwrap();
+    send_udp(port, 250);
+    let outcome = tokio::time::timeout(Duration::from_secs(10), done).await.unwrap().unwrap();
+    worker.join();
+    assert_eq!(outcome.reason, StopReason::Packets);
+    assert_eq!(outcome.stats.written, 100);
+    let seg = rx.recv().await.unwrap();
+    assert_eq!(seg.packets, 100);
+    assert_eq!(packets_in(&seg.sealed.path, &s), 100);
+}
+
+#[tokio::test]
+async fn a_silent_capture_stops_at_once_when_asked_and_rotates_on_time() {
+    require_root!();
+    let s = setup();
+    let mut sp = spec("cap-silent", "udp and port 9", limits(Duration::from_secs(30)));
+    sp.rotate_interval = Duration::from_millis(300);
+    let (tx, mut rx) = mpsc::channel::<SegmentInfo>(64);
+    let (worker, done) = Worker::start(sp, s.spool.clone(), tx).unwrap();
+    // Two time rotations without any packet.
+    let first = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+    let second = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+    assert_eq!((first.sealed.seq, second.sealed.seq), (1, 2));
+    assert_eq!(packets_in(&first.sealed.path, &s), 0);
+
+    let asked = Instant::now();
+    worker.stop_handle().stop(StopReason::Stopped);
+    let outcome = tokio::time::timeout(Duration::from_secs(5), done).await.unwrap().unwrap();
+    assert!(asked.elapsed() < Duration::from_millis(500), "stopped in {:?}", asked.elapsed());
+    assert_eq!(outcome.reason, StopReason::Stopped);
+    worker.join();
+}
+
+#[tokio::test]
+async fn the_duration_limit_stops_within_100_ms_of_the_deadline() {
+    require_root!();
+    let s = setup();
+    let (tx, _rx) = mpsc::channel::<SegmentInfo>(16);
+    let started = Instant::now();
+    let (worker, done) = Worker::start(spec("cap-duration", "udp and port 9", limits(Duration::from_millis(700))), s.spool.clone(), tx).unwrap();
+    let outcome = done.await.unwrap();
+    let took = started.elapsed();
+    worker.join();
+    assert_eq!(outcome.reason, StopReason::Duration);
+    assert!(took >= Duration::from_millis(700) && took < Duration::from_millis(800), "{took:?}");
+}
+
+#[test]
+fn an_unknown_interface_is_refused_with_libpcaps_message() {
+    require_root!();
+    let s = setup();
+    let (tx, _rx) = mpsc::channel::<SegmentInfo>(1);
+    let mut sp = spec("cap-none", "", limits(Duration::from_secs(1)));
+    sp.interface = "nosuch0".into();
+    let err = Worker::start(sp, s.spool.clone(), tx).unwrap_err();
+    assert!(err.to_string().contains("nosuch0"), "{err}");
+}
