@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::authz::{Authority, Settings};
+use crate::captures::Scheduler;
 use crate::clock::{Clock, SystemClock};
 use crate::control::{self, Access, Api, Command, ReloadReport};
 use crate::fsutil;
@@ -59,12 +60,27 @@ pub async fn run(config_path: PathBuf, config: Config, log: LogHandle) -> Result
             return Err(DaemonError::Startup(e));
         }
     };
+    let metrics = Metrics::new();
+    let (scheduler, captures_rx) = Scheduler::new(
+        config_rx.clone(),
+        auth_rx.clone(),
+        metrics.clone(),
+        incidents.clone(),
+        clock.clone(),
+    )
+    .map_err(|e| {
+        socket.file.remove();
+        DaemonError::Startup(format!("cannot recover the capture records and spool: {e}"))
+    })?;
+    let (scheduler_tx, scheduler_rx) = mpsc::channel(64);
     let (core_tx, mut core_rx) = mpsc::channel(16);
     let api = Arc::new(Api {
         config: config_rx.clone(),
         auth: auth_rx,
         core: core_tx,
-        metrics: Metrics::new(),
+        scheduler: scheduler_tx,
+        captures: captures_rx,
+        metrics,
         incidents: incidents.clone(),
         access: RwLock::new(Arc::new(access)),
         clock: clock.clone(),
@@ -73,6 +89,7 @@ pub async fn run(config_path: PathBuf, config: Config, log: LogHandle) -> Result
 
     let mut tasks = JoinSet::new();
     tasks.spawn(authority.run(config_rx, cancel.child_token()));
+    tasks.spawn(scheduler.run(scheduler_rx, cancel.child_token()));
     let (listener, socket_gid, socket_file) = (socket.listener, socket.gid, socket.file);
     let socket_path = socket.path;
     tasks.spawn(control::serve(listener, api.clone(), cancel.child_token()));

@@ -21,6 +21,7 @@
 #![deny(unsafe_code)]
 
 pub mod authz;
+pub mod captures;
 pub mod client;
 pub mod clock;
 pub mod control;

@@ -28,6 +28,11 @@ pub struct ResultLabel {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct VersionLabel {
     pub version: &'static str,
 }
@@ -41,6 +46,8 @@ pub struct Metrics {
     pub control_requests: Family<RequestLabels, Counter>,
     pub control_refused_peers: Counter,
     pub config_reloads: Family<ResultLabel, Counter>,
+    pub captures_started: Counter,
+    pub captures_stopped: Family<ReasonLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -93,6 +100,10 @@ impl Metrics {
             "Config reloads by result",
             config_reloads.clone(),
         );
+        let captures_started = Counter::default();
+        registry.register("captures_started", "Captures started", captures_started.clone());
+        let captures_stopped = Family::<ReasonLabel, Counter>::default();
+        registry.register("captures_stopped", "Captures stopped, by stop reason", captures_stopped.clone());
         Metrics {
             registry: Arc::new(registry),
             authorization_state,
@@ -100,6 +111,8 @@ impl Metrics {
             control_requests,
             control_refused_peers,
             config_reloads,
+            captures_started,
+            captures_stopped,
         }
     }
 

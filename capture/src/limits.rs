@@ -6,22 +6,18 @@ use std::time::Duration;
 use pcap_config::Limits;
 use pcap_protocol::RequestLimits;
 use pcap_protocol::units::{format_duration, format_size};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The limits a capture runs with. A duration always applies, so every capture stops.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Effective {
-    #[serde(serialize_with = "as_text")]
+    #[serde(with = "pcap_protocol::units::duration_text")]
     pub max_duration: Duration,
     pub max_packets: Option<u64>,
     pub max_bytes: Option<u64>,
     pub snaplen: u32,
     pub max_pps: Option<u64>,
     pub max_bps: Option<u64>,
-}
-
-fn as_text<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format_duration(*d))
 }
 
 /// A requested limit above its ceiling (or zero).

@@ -54,6 +54,8 @@ pub struct Upload {
     pub store: String,
     /// The research team's age recipients (`age1...`).
     pub recipients: Vec<String>,
+    /// The S3 endpoint (`http(s)://host[:port]`) when not AWS's own.
+    pub s3_endpoint: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

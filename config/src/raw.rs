@@ -54,6 +54,13 @@ pub struct RawRequests {
 pub struct RawUpload {
     pub store: Option<String>,
     pub recipients: Option<Vec<String>>,
+    pub s3: Option<RawS3>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawS3 {
+    pub endpoint: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

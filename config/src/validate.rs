@@ -271,7 +271,49 @@ fn upload(c: &mut Checker<'_>, raw: RawUpload) -> Upload {
             );
         }
     }
-    Upload { store, recipients }
+    let s3_endpoint = raw.s3.and_then(|s| s.endpoint);
+    if let Some(e) = &s3_endpoint
+        && endpoint_host_port(e).is_none()
+    {
+        c.problem(
+            "upload.s3.endpoint",
+            format!("{e:?} is not an endpoint URL; write e.g. \"https://s3.example.net\" or \"http://127.0.0.1:9000\""),
+        );
+    }
+    Upload {
+        store,
+        recipients,
+        s3_endpoint,
+    }
+}
+
+/// The host and port of an endpoint URL (`http://host[:port][/...]`; the scheme's default
+/// port when none is given).
+pub fn endpoint_host_port(url: &str) -> Option<(String, u16)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let default = match scheme {
+        "http" => 80,
+        "https" => 443,
+        _ => return None,
+    };
+    let authority = rest.split('/').next()?;
+    if authority.is_empty() || authority.contains('@') {
+        return None;
+    }
+    // [v6]:port, host:port, or host.
+    if let Some(v6) = authority.strip_prefix('[') {
+        let (host, after) = v6.split_once(']')?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p.parse().ok()?,
+            None if after.is_empty() => default,
+            None => return None,
+        };
+        return Some((host.to_owned(), port));
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) => Some((host.to_owned(), port.parse().ok()?)),
+        None => Some((authority.to_owned(), default)),
+    }
 }
 
 fn control(c: &mut Checker<'_>, raw: RawControl) -> Control {

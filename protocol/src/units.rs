@@ -48,6 +48,20 @@ impl<'de> Deserialize<'de> for TextDuration {
     }
 }
 
+/// Serde helpers for a plain `Duration` field that travels as text:
+/// `#[serde(with = "pcap_protocol::units::duration_text")]`.
+pub mod duration_text {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        TextDuration(*d).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        TextDuration::deserialize(d).map(|t| t.0)
+    }
+}
+
 /// A size that travels as a number of bytes, and may be written as text (`"100MiB"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Size(pub u64);

@@ -37,6 +37,81 @@ enum Command {
     Authorization,
     /// Make the agent re-read its config file.
     Reload,
+    /// Start, list, show and stop captures.
+    Capture {
+        #[command(subcommand)]
+        action: CaptureAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CaptureAction {
+    /// Start a capture on an allowed interface.
+    Start(StartArgs),
+    /// Every capture, newest first.
+    List,
+    /// One capture: request, effective filter, limits, stats, segments.
+    Show { id: String },
+    /// Stop a running capture; its open segment is sealed.
+    Stop { id: String },
+}
+
+#[derive(Debug, clap::Args)]
+struct StartArgs {
+    #[arg(long)]
+    interface: String,
+    /// BPF filter; empty captures everything but the agent's own traffic.
+    #[arg(long, default_value = "")]
+    filter: String,
+    /// unknown_device, unknown_application or other.
+    #[arg(long, default_value = "other")]
+    reason: String,
+    #[arg(long)]
+    subject: Option<String>,
+    /// Stop after this long, e.g. 60s.
+    #[arg(long)]
+    duration: Option<String>,
+    /// Stop after this many packets.
+    #[arg(long)]
+    packets: Option<u64>,
+    /// Stop after this many bytes, e.g. 100MiB.
+    #[arg(long)]
+    bytes: Option<String>,
+    #[arg(long)]
+    snaplen: Option<u32>,
+    /// Packets per second at most.
+    #[arg(long)]
+    pps: Option<u64>,
+    /// Bytes per second at most, e.g. 10MiB.
+    #[arg(long)]
+    bps: Option<String>,
+}
+
+impl StartArgs {
+    fn body(&self) -> Vec<u8> {
+        let mut limits = serde_json::Map::new();
+        let mut put = |k: &str, v: Option<Value>| {
+            if let Some(v) = v {
+                limits.insert(k.to_owned(), v);
+            }
+        };
+        put("max_duration", self.duration.clone().map(Value::from));
+        put("max_packets", self.packets.map(Value::from));
+        put("max_bytes", self.bytes.clone().map(Value::from));
+        put("snaplen", self.snaplen.map(Value::from));
+        put("max_pps", self.pps.map(Value::from));
+        put("max_bps", self.bps.clone().map(Value::from));
+        let mut body = serde_json::json!({
+            "interface": self.interface,
+            "filter": self.filter,
+            "reason": self.reason,
+            "limits": limits,
+        });
+        if let Some(s) = &self.subject {
+            body["subject"] = Value::from(s.clone());
+        }
+        serde_json::to_vec(&body).unwrap_or_default()
+    }
 }
 
 fn main() -> ExitCode {
@@ -53,10 +128,20 @@ fn main() -> ExitCode {
     };
     let client = Client::new(&cli.socket);
     let answer = runtime.block_on(async {
-        match cli.command {
+        match &cli.command {
             Command::Status => client.get("/v1/status").await,
             Command::Authorization => client.get("/v1/authorization").await,
             Command::Reload => client.post("/v1/reload", None).await,
+            Command::Capture { action } => match action {
+                CaptureAction::Start(args) => client.post("/v1/captures", Some(args.body())).await,
+                CaptureAction::List => client.get("/v1/captures").await,
+                CaptureAction::Show { id } => client.get(&format!("/v1/captures/{}", path_part(id))).await,
+                CaptureAction::Stop { id } => {
+                    client
+                        .send(http::Method::DELETE, &format!("/v1/captures/{}", path_part(id)), None)
+                        .await
+                }
+            },
         }
     });
     let answer = match answer {
@@ -91,6 +176,18 @@ fn main() -> ExitCode {
         Command::Status => print_status(&body),
         Command::Authorization => print_authorization(&body),
         Command::Reload => print_reload(&body),
+        Command::Capture { action } => match action {
+            CaptureAction::Start(_) => {
+                println!("capture {} started on {}", s(&body, "/id"), s(&body, "/interface"));
+                print_capture(&body);
+            }
+            CaptureAction::List => print_capture_list(&body),
+            CaptureAction::Show { .. } => print_capture(&body),
+            CaptureAction::Stop { .. } => {
+                println!("capture {} stopped: {}", s(&body, "/id"), s(&body, "/stop_reason"));
+                print_capture(&body);
+            }
+        },
     }
     ExitCode::SUCCESS
 }
@@ -109,7 +206,7 @@ fn fail(answer: &Answer) -> ExitCode {
             eprintln!("  {}", p.as_str().unwrap_or_default());
         }
     }
-    if answer.status == http::StatusCode::FORBIDDEN {
+    if answer.error().is_some_and(|(code, _)| code == "peer_not_allowed") {
         ExitCode::from(EX_NOPERM)
     } else {
         ExitCode::FAILURE
@@ -225,5 +322,74 @@ fn print_reload(v: &Value) {
             "changed settings that take effect after a restart: {}",
             keys.join(", ")
         );
+    }
+}
+
+/// Keeps an id from the command line to one path segment.
+fn path_part(id: &str) -> String {
+    id.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')).collect()
+}
+
+fn print_capture_list(v: &Value) {
+    let list = v.get("captures").and_then(Value::as_array).cloned().unwrap_or_default();
+    if list.is_empty() {
+        println!("no captures");
+        return;
+    }
+    println!(
+        "{:<36}  {:<8}  {:<10}  {:<20}  {:>9}  {:>12}  {:>4}  STOP",
+        "ID", "STATE", "INTERFACE", "STARTED", "PACKETS", "BYTES", "SEGS"
+    );
+    for c in &list {
+        println!(
+            "{:<36}  {:<8}  {:<10}  {:<20}  {:>9}  {:>12}  {:>4}  {}",
+            s(c, "/id"),
+            s(c, "/state"),
+            s(c, "/interface"),
+            s(c, "/started_at").chars().take(19).collect::<String>(),
+            s(c, "/stats/written"),
+            s(c, "/stats/bytes_written"),
+            s(c, "/stats/segments"),
+            s(c, "/stop_reason")
+        );
+    }
+}
+
+fn print_capture(v: &Value) {
+    println!("state:     {}{}", s(v, "/state"), match s(v, "/stop_reason").as_str() {
+        "" => String::new(),
+        r => format!(" ({r})"),
+    });
+    println!("reason:    {} {}", s(v, "/request/reason"), s(v, "/request/subject"));
+    println!("filter:    {}", s(v, "/effective_filter"));
+    println!("link type: {}", s(v, "/link_type"));
+    let limits: Vec<String> = v
+        .get("limits")
+        .and_then(Value::as_object)
+        .map(|m| m.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| format!("{k}={}", v.as_str().map_or(v.to_string(), str::to_owned))).collect())
+        .unwrap_or_default();
+    println!("limits:    {}", limits.join(", "));
+    println!("started:   {}", s(v, "/started_at"));
+    let ended = s(v, "/ended_at");
+    if !ended.is_empty() {
+        println!("ended:     {ended}");
+    }
+    println!(
+        "packets:   {} received, {} written ({} bytes), dropped: {} rate limit, {} kernel, {} interface",
+        s(v, "/stats/received"),
+        s(v, "/stats/written"),
+        s(v, "/stats/bytes_written"),
+        s(v, "/stats/dropped_rate_limit"),
+        s(v, "/stats/dropped_kernel"),
+        s(v, "/stats/dropped_interface")
+    );
+    let segments = v.get("segments").and_then(Value::as_array).cloned().unwrap_or_default();
+    println!("segments:  {} sealed, {} lost", segments.len(), s(v, "/segments_lost"));
+    for seg in &segments {
+        println!("  {:>6}  {:>10} bytes  {:>8} packets  sha256 {}", s(seg, "/seq"), s(seg, "/size"), s(seg, "/packets"), s(seg, "/sha256"));
+    }
+    let error = s(v, "/error");
+    if !error.is_empty() {
+        println!("error:     {error}");
     }
 }

@@ -6,6 +6,7 @@
 //! [`Command`] with a oneshot reply.
 
 pub mod authorization;
+pub mod captures;
 pub mod metrics;
 pub mod peer;
 pub mod reload;
@@ -21,6 +22,7 @@ use pcap_config::Config;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::authz::AuthStatus;
+use crate::captures::{SchedulerCommand, Summary};
 use crate::clock::Clock;
 use crate::incidents::Incidents;
 use crate::metrics::Metrics;
@@ -55,6 +57,8 @@ pub struct Api {
     pub config: watch::Receiver<Arc<Config>>,
     pub auth: watch::Receiver<AuthStatus>,
     pub core: mpsc::Sender<Command>,
+    pub scheduler: mpsc::Sender<SchedulerCommand>,
+    pub captures: watch::Receiver<Summary>,
     pub metrics: Metrics,
     pub incidents: Incidents,
     pub access: RwLock<Arc<Access>>,

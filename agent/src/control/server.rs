@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::response::{ApiError, Reply};
-use super::{Api, MAX_BODY, Peer, authorization, metrics, reload, status};
+use super::{Api, MAX_BODY, Peer, authorization, captures, metrics, reload, status};
 use crate::metrics::RequestLabels;
 
 /// How long a client may take to send its request headers.
@@ -121,11 +121,14 @@ async fn handle(api: &Api, peer: &Peer, allowed: bool, req: Request<Incoming>) -
 async fn route(api: &Api, req: Request<Incoming>) -> (&'static str, Reply) {
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
-    let (endpoint, allowed_methods): (&'static str, &[Method]) = match path.as_str() {
-        "/v1/status" => ("status", &[Method::GET]),
-        "/v1/authorization" => ("authorization", &[Method::GET]),
-        "/v1/reload" => ("reload", &[Method::POST]),
-        "/metrics" => ("metrics", &[Method::GET]),
+    let capture_id = path.strip_prefix("/v1/captures/").filter(|id| !id.is_empty());
+    let (endpoint, allowed_methods): (&'static str, &[Method]) = match (path.as_str(), capture_id) {
+        ("/v1/status", _) => ("status", &[Method::GET]),
+        ("/v1/authorization", _) => ("authorization", &[Method::GET]),
+        ("/v1/reload", _) => ("reload", &[Method::POST]),
+        ("/metrics", _) => ("metrics", &[Method::GET]),
+        ("/v1/captures", _) => ("captures", &[Method::GET, Method::POST]),
+        (_, Some(_)) => ("capture", &[Method::GET, Method::DELETE]),
         _ => {
             let err = ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -136,10 +139,11 @@ async fn route(api: &Api, req: Request<Incoming>) -> (&'static str, Reply) {
         }
     };
     if !allowed_methods.contains(&method) {
+        let names: Vec<&str> = allowed_methods.iter().map(Method::as_str).collect();
         let err = ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
-            format!("{path} does not take {method}; use {}", allowed_methods[0]),
+            format!("{path} does not take {method}; use {}", names.join(" or ")),
         );
         return (endpoint, err.reply());
     }
@@ -147,10 +151,15 @@ async fn route(api: &Api, req: Request<Incoming>) -> (&'static str, Reply) {
         Ok(b) => b,
         Err(e) => return (endpoint, e.reply()),
     };
-    let reply = match endpoint {
-        "status" => status::get(api),
-        "authorization" => authorization::get(api),
-        "reload" => reload::post(api, &body).await,
+    let id = capture_id.unwrap_or_default();
+    let reply = match (endpoint, &method) {
+        ("status", _) => status::get(api),
+        ("authorization", _) => authorization::get(api),
+        ("reload", _) => reload::post(api, &body).await,
+        ("captures", &Method::POST) => captures::start(api, &body).await,
+        ("captures", _) => captures::list(api).await,
+        ("capture", &Method::DELETE) => captures::stop(api, id).await,
+        ("capture", _) => captures::get(api, id).await,
         _ => metrics::get(api),
     };
     (endpoint, reply)

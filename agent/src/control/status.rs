@@ -24,7 +24,8 @@ pub fn get(api: &Api) -> Reply {
             "reason": auth.reason,
         },
         "captures": {
-            "running": 0,
+            "running": api.captures.borrow().running,
+            "total": api.captures.borrow().total,
             "max_concurrent": config.capture.max_concurrent,
             "interfaces": config.capture.interfaces,
         },

@@ -3,7 +3,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use age::stream::StreamWriter;
@@ -57,7 +57,11 @@ impl SegmentWriter {
         seq: u32,
         recipients: &[age::x25519::Recipient],
     ) -> Result<Self, SpoolError> {
-        fs::create_dir_all(dir).map_err(|e| SpoolError::io("create the spool directory", dir, e))?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| SpoolError::io("create the spool directory", dir, e))?;
         let partial = dir.join(format!("{}{PARTIAL_SUFFIX}", segment_stem(seq)));
         let file = OpenOptions::new()
             .write(true)
