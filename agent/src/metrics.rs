@@ -101,9 +101,17 @@ impl Metrics {
             config_reloads.clone(),
         );
         let captures_started = Counter::default();
-        registry.register("captures_started", "Captures started", captures_started.clone());
+        registry.register(
+            "captures_started",
+            "Captures started",
+            captures_started.clone(),
+        );
         let captures_stopped = Family::<ReasonLabel, Counter>::default();
-        registry.register("captures_stopped", "Captures stopped, by stop reason", captures_stopped.clone());
+        registry.register(
+            "captures_stopped",
+            "Captures stopped, by stop reason",
+            captures_stopped.clone(),
+        );
         Metrics {
             registry: Arc::new(registry),
             authorization_state,

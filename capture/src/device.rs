@@ -92,7 +92,10 @@ pub fn open(opts: &DeviceOptions<'_>) -> Result<Opened, CaptureError> {
     })
 }
 
-fn activate(opts: &DeviceOptions<'_>, precision: Precision) -> Result<Capture<Active>, pcap::Error> {
+fn activate(
+    opts: &DeviceOptions<'_>,
+    precision: Precision,
+) -> Result<Capture<Active>, pcap::Error> {
     Capture::from_device(opts.interface)?
         .snaplen(opts.snaplen as i32)
         .buffer_size(opts.buffer_size.min(i32::MAX as u64) as i32)

@@ -10,7 +10,9 @@ pub const MAX_FILTER_LEN: usize = 4096;
 pub enum FilterError {
     #[error("the filter is {len} characters long; at most {MAX_FILTER_LEN} are allowed")]
     TooLong { len: usize },
-    #[error("the filter has a non-printable or non-ASCII character at position {position}; only printable ASCII is allowed")]
+    #[error(
+        "the filter has a non-printable or non-ASCII character at position {position}; only printable ASCII is allowed"
+    )]
     BadCharacter { position: usize },
     #[error("the filter {filter:?} does not compile: {message}")]
     Invalid { filter: String, message: String },
@@ -34,7 +36,9 @@ pub fn compile(filter: &str, linktype: Linktype) -> Result<(), FilterError> {
         message,
     };
     let dead = Capture::dead(linktype).map_err(|e| invalid(e.to_string()))?;
-    dead.compile(filter, true).map(drop).map_err(|e| invalid(message(e)))
+    dead.compile(filter, true)
+        .map(drop)
+        .map_err(|e| invalid(message(e)))
 }
 
 /// libpcap's own text of an error.
@@ -71,7 +75,10 @@ mod tests {
         assert!(validate("", Linktype::ETHERNET).is_ok());
         let err = validate("udp and hots 10.1.2.3", Linktype::ETHERNET).unwrap_err();
         assert!(matches!(err, FilterError::Invalid { .. }), "{err}");
-        assert!(err.to_string().contains("syntax error") || err.to_string().contains("hots"), "{err}");
+        assert!(
+            err.to_string().contains("syntax error") || err.to_string().contains("hots"),
+            "{err}"
+        );
         assert_eq!(
             validate(&"a".repeat(5000), Linktype::ETHERNET),
             Err(FilterError::TooLong { len: 5000 })
@@ -84,12 +91,18 @@ mod tests {
 
     #[test]
     fn the_effective_filter_excludes_the_agents_own_traffic() {
-        let excl = vec!["host 127.0.0.1 and tcp port 9000".to_owned(), "port 22".to_owned()];
+        let excl = vec![
+            "host 127.0.0.1 and tcp port 9000".to_owned(),
+            "port 22".to_owned(),
+        ];
         assert_eq!(
             effective("udp", &excl),
             "not ((host 127.0.0.1 and tcp port 9000) or (port 22)) and (udp)"
         );
-        assert_eq!(effective("", &excl), "not ((host 127.0.0.1 and tcp port 9000) or (port 22))");
+        assert_eq!(
+            effective("", &excl),
+            "not ((host 127.0.0.1 and tcp port 9000) or (port 22))"
+        );
         assert_eq!(effective("udp", &[]), "udp");
         assert!(validate(&effective("udp", &excl), Linktype::ETHERNET).is_ok());
     }

@@ -12,7 +12,7 @@
 //! - [`writer`]: the pcap writer, rotated by size and by a timer, writing through the spool's
 //!   encrypting segment writer and announcing each sealed segment.
 //! - [`worker`]: one named OS thread per capture, its stop handle, stop reasons and stats.
-//! - [`error`]: [`CaptureError`].
+//! - [`error`]: the engine's error type, [`CaptureError`].
 //!
 //! # Where the data goes
 //!

@@ -28,11 +28,19 @@ pub struct LimitError {
 }
 
 /// Resolves `requested` against `defaults` and `ceilings` (whose fields are all set).
-pub fn resolve(requested: &RequestLimits, defaults: &Limits, ceilings: &Limits) -> Result<Effective, LimitError> {
+pub fn resolve(
+    requested: &RequestLimits,
+    defaults: &Limits,
+    ceilings: &Limits,
+) -> Result<Effective, LimitError> {
     let secs = |d: Duration| d.as_nanos().min(u128::from(u64::MAX)) as u64;
     let dur = |ns: u64| format_duration(Duration::from_nanos(ns));
     let num = |n: u64| n.to_string();
-    let pick = |name: &str, asked: Option<u64>, default: Option<u64>, ceiling: Option<u64>, show: &dyn Fn(u64) -> String| {
+    let pick = |name: &str,
+                asked: Option<u64>,
+                default: Option<u64>,
+                ceiling: Option<u64>,
+                show: &dyn Fn(u64) -> String| {
         if asked == Some(0) {
             return Err(LimitError {
                 message: format!("{name} must be larger than zero"),
@@ -71,7 +79,13 @@ pub fn resolve(requested: &RequestLimits, defaults: &Limits, ceilings: &Limits) 
     .unwrap_or(65_535) as u32;
     Ok(Effective {
         max_duration,
-        max_packets: pick("max_packets", requested.max_packets, defaults.max_packets, ceilings.max_packets, &num)?,
+        max_packets: pick(
+            "max_packets",
+            requested.max_packets,
+            defaults.max_packets,
+            ceilings.max_packets,
+            &num,
+        )?,
         max_bytes: pick(
             "max_bytes",
             requested.max_bytes.map(|s| s.0),
@@ -80,7 +94,13 @@ pub fn resolve(requested: &RequestLimits, defaults: &Limits, ceilings: &Limits) 
             &format_size,
         )?,
         snaplen,
-        max_pps: pick("max_pps", requested.max_pps, defaults.max_pps, ceilings.max_pps, &num)?,
+        max_pps: pick(
+            "max_pps",
+            requested.max_pps,
+            defaults.max_pps,
+            ceilings.max_pps,
+            &num,
+        )?,
         max_bps: pick(
             "max_bps",
             requested.max_bps.map(|s| s.0),
@@ -122,7 +142,11 @@ mod tests {
         assert_eq!(e.max_duration, Duration::from_secs(60));
         assert_eq!(e.max_bytes, Some(100 << 20));
         assert_eq!(e.snaplen, 65_535);
-        assert_eq!(e.max_packets, Some(1_000_000), "the ceiling applies when nothing else does");
+        assert_eq!(
+            e.max_packets,
+            Some(1_000_000),
+            "the ceiling applies when nothing else does"
+        );
         assert_eq!(e.max_pps, Some(100_000));
     }
 
@@ -133,12 +157,20 @@ mod tests {
             ..RequestLimits::default()
         };
         let err = resolve(&asked, &defaults(), &ceilings()).unwrap_err();
-        assert_eq!(err.message, "max_duration 2h is above the ceiling capture.ceilings.max_duration = 1h");
+        assert_eq!(
+            err.message,
+            "max_duration 2h is above the ceiling capture.ceilings.max_duration = 1h"
+        );
         let asked = RequestLimits {
             max_bps: Some(Size(1 << 30)),
             ..RequestLimits::default()
         };
-        assert!(resolve(&asked, &defaults(), &ceilings()).unwrap_err().message.contains("capture.ceilings.max_bps"));
+        assert!(
+            resolve(&asked, &defaults(), &ceilings())
+                .unwrap_err()
+                .message
+                .contains("capture.ceilings.max_bps")
+        );
         let zero = RequestLimits {
             max_packets: Some(0),
             ..RequestLimits::default()

@@ -79,7 +79,8 @@ impl RateLimiter {
         if let Some(b) = &mut self.bytes {
             b.refill(ts_ns);
         }
-        let ok = self.packets.as_ref().is_none_or(|b| b.has(1)) && self.bytes.as_ref().is_none_or(|b| b.has(bytes));
+        let ok = self.packets.as_ref().is_none_or(|b| b.has(1))
+            && self.bytes.as_ref().is_none_or(|b| b.has(bytes));
         if ok {
             if let Some(b) = &mut self.packets {
                 b.take(1);
@@ -99,7 +100,9 @@ mod tests {
     /// Offers `pps` packets/s of `size` bytes for `secs` seconds; returns how many pass.
     fn offer(limiter: &mut RateLimiter, pps: u64, size: u64, secs: u64) -> u64 {
         let gap = 1_000_000_000 / pps;
-        (0..pps * secs).filter(|i| limiter.allow(1_000 + i * gap, size)).count() as u64
+        (0..pps * secs)
+            .filter(|i| limiter.allow(1_000 + i * gap, size))
+            .count() as u64
     }
 
     #[test]

@@ -161,7 +161,9 @@ impl Worker {
             filter: &spec.filter,
         })?;
         let (wake_tx, wake_rx) = UnixStream::pair().map_err(CaptureError::Thread)?;
-        wake_rx.set_nonblocking(true).map_err(CaptureError::Thread)?;
+        wake_rx
+            .set_nonblocking(true)
+            .map_err(CaptureError::Thread)?;
         let stop = StopHandle {
             requested: Arc::new(Mutex::new(None)),
             wake: Arc::new(wake_tx),
@@ -180,7 +182,10 @@ impl Worker {
             announce,
         )?;
         let linktype = opened.linktype.0;
-        let linktype_name = opened.linktype.get_name().unwrap_or_else(|_| linktype.to_string());
+        let linktype_name = opened
+            .linktype
+            .get_name()
+            .unwrap_or_else(|_| linktype.to_string());
         let (done_tx, done_rx) = oneshot::channel();
         let run = Run {
             spec,
@@ -256,17 +261,32 @@ impl Batch<'_> {
         let ts_frac = header.ts.tv_usec as u64;
         let ts_ns = ts_sec * 1_000_000_000 + if self.nanos { ts_frac } else { ts_frac * 1000 };
         if !self.rate.allow(ts_ns, data.len() as u64) {
-            self.stats.dropped_rate_limit.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .dropped_rate_limit
+                .fetch_add(1, Ordering::Relaxed);
             return;
         }
-        if let Err(e) = self.writer.write(ts_sec as u32, ts_frac as u32, header.len, data) {
-            self.stop = Some(if e.is_disk_full() { StopReason::DiskFull } else { StopReason::Error });
+        if let Err(e) = self
+            .writer
+            .write(ts_sec as u32, ts_frac as u32, header.len, data)
+        {
+            self.stop = Some(if e.is_disk_full() {
+                StopReason::DiskFull
+            } else {
+                StopReason::Error
+            });
             self.error = Some(e);
             return;
         }
         let written = self.stats.written.fetch_add(1, Ordering::Relaxed) + 1;
-        let bytes = self.stats.bytes_written.fetch_add(data.len() as u64, Ordering::Relaxed) + data.len() as u64;
-        self.stats.segments.store(self.writer.sealed(), Ordering::Relaxed);
+        let bytes = self
+            .stats
+            .bytes_written
+            .fetch_add(data.len() as u64, Ordering::Relaxed)
+            + data.len() as u64;
+        self.stats
+            .segments
+            .store(self.writer.sealed(), Ordering::Relaxed);
         if self.limits.max_packets.is_some_and(|max| written >= max) {
             self.stop = Some(StopReason::Packets);
         } else if self.limits.max_bytes.is_some_and(|max| bytes >= max) {
@@ -277,7 +297,9 @@ impl Batch<'_> {
 
 impl Run {
     fn run(self, opened: Opened, mut writer: RotatingWriter) -> Outcome {
-        let Opened { mut capture, nanos, .. } = opened;
+        let Opened {
+            mut capture, nanos, ..
+        } = opened;
         let limits = self.spec.limits;
         let deadline = Instant::now() + limits.max_duration;
         let mut rate = RateLimiter::new(limits.max_pps, limits.max_bps, limits.snaplen);
@@ -296,7 +318,11 @@ impl Run {
             if now >= writer.next_rotation()
                 && let Err(e) = writer.rotate()
             {
-                let r = if e.is_disk_full() { StopReason::DiskFull } else { StopReason::Error };
+                let r = if e.is_disk_full() {
+                    StopReason::DiskFull
+                } else {
+                    StopReason::Error
+                };
                 error = Some(e.to_string());
                 break r;
             }
@@ -376,21 +402,29 @@ impl Run {
 
     fn read_kernel_stats(&self, capture: &mut Capture<Active>) {
         if let Ok(s) = capture.stats() {
-            self.stats.dropped_kernel.store(u64::from(s.dropped), Ordering::Relaxed);
-            self.stats.dropped_interface.store(u64::from(s.if_dropped), Ordering::Relaxed);
+            self.stats
+                .dropped_kernel
+                .store(u64::from(s.dropped), Ordering::Relaxed);
+            self.stats
+                .dropped_interface
+                .store(u64::from(s.if_dropped), Ordering::Relaxed);
         }
     }
 }
 
 /// Reads every packet available now, in batches, until none is left, a limit is hit, or the
 /// deadline passes.
-fn drain(capture: &mut Capture<Active>, batch: &mut Batch<'_>, deadline: Instant) -> Result<(), pcap::Error> {
+fn drain(
+    capture: &mut Capture<Active>,
+    batch: &mut Batch<'_>,
+    deadline: Instant,
+) -> Result<(), pcap::Error> {
     loop {
         // Never read more packets than the packet limit still allows.
-        let room = batch
-            .limits
-            .max_packets
-            .map(|max| max.saturating_sub(batch.stats.written.load(Ordering::Relaxed)).max(1) as usize);
+        let room = batch.limits.max_packets.map(|max| {
+            max.saturating_sub(batch.stats.written.load(Ordering::Relaxed))
+                .max(1) as usize
+        });
         let count = room.map(|r| r.min(i32::MAX as usize));
         let n = capture.dispatch(count, |packet| batch.packet(packet.header, packet.data))?;
         if n == 0 || batch.stop.is_some() || Instant::now() >= deadline {

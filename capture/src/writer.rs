@@ -60,7 +60,11 @@ impl std::fmt::Debug for RotatingWriter {
 
 impl RotatingWriter {
     /// Starts the first segment at once, so a capture always leaves at least one file.
-    pub fn new(spool: Spool, config: WriterConfig, announce: mpsc::Sender<SegmentInfo>) -> Result<Self, SpoolError> {
+    pub fn new(
+        spool: Spool,
+        config: WriterConfig,
+        announce: mpsc::Sender<SegmentInfo>,
+    ) -> Result<Self, SpoolError> {
         let mut writer = RotatingWriter {
             header: file_header(config.linktype, config.snaplen, config.nanos),
             next_rotation: Instant::now() + config.rotate_interval,
@@ -92,11 +96,20 @@ impl RotatingWriter {
     }
 
     /// Appends one packet; seals the segment once it reaches the rotation size.
-    pub fn write(&mut self, ts_sec: u32, ts_frac: u32, len: u32, data: &[u8]) -> Result<(), SpoolError> {
+    pub fn write(
+        &mut self,
+        ts_sec: u32,
+        ts_frac: u32,
+        len: u32,
+        data: &[u8],
+    ) -> Result<(), SpoolError> {
         let rotate_size = self.config.rotate_size;
         let record = record_header(ts_sec, ts_frac, data.len() as u32, len);
         let open = self.open()?;
-        let written = open.writer.write_all(&record).and_then(|()| open.writer.write_all(data));
+        let written = open
+            .writer
+            .write_all(&record)
+            .and_then(|()| open.writer.write_all(data));
         if let Err(e) = written {
             self.abandon();
             return Err(e);
@@ -171,6 +184,10 @@ impl RotatingWriter {
 
 /// A packet timestamp as a point in time (for records and logs).
 pub fn timestamp(ts_sec: u32, ts_frac: u32, nanos: bool) -> Option<Timestamp> {
-    let ns = if nanos { ts_frac } else { ts_frac.saturating_mul(1000) };
+    let ns = if nanos {
+        ts_frac
+    } else {
+        ts_frac.saturating_mul(1000)
+    };
     Timestamp::new(i64::from(ts_sec), ns as i32).ok()
 }

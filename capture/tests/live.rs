@@ -35,7 +35,11 @@ fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let identity = age::x25519::Identity::generate();
     let spool = Spool::new(dir.path(), &[identity.to_public().to_string()]).unwrap();
-    Setup { dir, identity, spool }
+    Setup {
+        dir,
+        identity,
+        spool,
+    }
 }
 
 fn spec(id: &str, filter: &str, limits: Effective) -> CaptureSpec {
@@ -86,7 +90,8 @@ fn packets_in(segment: &Path, s: &Setup) -> usize {
 fn send_udp(port: u16, count: usize) {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     for i in 0..count {
-        sock.send_to(&(i as u32).to_be_bytes(), ("127.0.0.1", port)).unwrap();
+        sock.send_to(&(i as u32).to_be_bytes(), ("127.0.0.1", port))
+            .unwrap();
     }
 }
 
@@ -98,9 +103,17 @@ async fn a_packet_limit_writes_exactly_that_many_packets() {
     let mut l = limits(Duration::from_secs(20));
     l.max_packets = Some(100);
     let (tx, mut rx) = mpsc::channel::<SegmentInfo>(16);
-    let (worker, done) = Worker::start(spec("cap-packets", &format!("udp and dst port {port}"), l), s.spool.clone(), tx).unwrap();
+    let (worker, done) = Worker::start(
+        spec("cap-packets", &format!("udp and dst port {port}"), l),
+        s.spool.clone(),
+        tx,
+    )
+    .unwrap();
     send_udp(port, 250);
-    let outcome = tokio::time::timeout(Duration::from_secs(10), done).await.unwrap().unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(10), done)
+        .await
+        .unwrap()
+        .unwrap();
     worker.join();
     assert_eq!(outcome.reason, StopReason::Packets);
     assert_eq!(outcome.stats.written, 100);
@@ -113,20 +126,37 @@ async fn a_packet_limit_writes_exactly_that_many_packets() {
 async fn a_silent_capture_stops_at_once_when_asked_and_rotates_on_time() {
     require_root!();
     let s = setup();
-    let mut sp = spec("cap-silent", "udp and port 9", limits(Duration::from_secs(30)));
+    let mut sp = spec(
+        "cap-silent",
+        "udp and port 9",
+        limits(Duration::from_secs(30)),
+    );
     sp.rotate_interval = Duration::from_millis(300);
     let (tx, mut rx) = mpsc::channel::<SegmentInfo>(64);
     let (worker, done) = Worker::start(sp, s.spool.clone(), tx).unwrap();
     // Two time rotations without any packet.
-    let first = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
-    let second = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let second = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((first.sealed.seq, second.sealed.seq), (1, 2));
     assert_eq!(packets_in(&first.sealed.path, &s), 0);
 
     let asked = Instant::now();
     worker.stop_handle().stop(StopReason::Stopped);
-    let outcome = tokio::time::timeout(Duration::from_secs(5), done).await.unwrap().unwrap();
-    assert!(asked.elapsed() < Duration::from_millis(500), "stopped in {:?}", asked.elapsed());
+    let outcome = tokio::time::timeout(Duration::from_secs(5), done)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        asked.elapsed() < Duration::from_millis(500),
+        "stopped in {:?}",
+        asked.elapsed()
+    );
     assert_eq!(outcome.reason, StopReason::Stopped);
     worker.join();
 }
@@ -137,12 +167,24 @@ async fn the_duration_limit_stops_within_100_ms_of_the_deadline() {
     let s = setup();
     let (tx, _rx) = mpsc::channel::<SegmentInfo>(16);
     let started = Instant::now();
-    let (worker, done) = Worker::start(spec("cap-duration", "udp and port 9", limits(Duration::from_millis(700))), s.spool.clone(), tx).unwrap();
+    let (worker, done) = Worker::start(
+        spec(
+            "cap-duration",
+            "udp and port 9",
+            limits(Duration::from_millis(700)),
+        ),
+        s.spool.clone(),
+        tx,
+    )
+    .unwrap();
     let outcome = done.await.unwrap();
     let took = started.elapsed();
     worker.join();
     assert_eq!(outcome.reason, StopReason::Duration);
-    assert!(took >= Duration::from_millis(700) && took < Duration::from_millis(800), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(700) && took < Duration::from_millis(800),
+        "{took:?}"
+    );
 }
 
 #[test]

@@ -89,7 +89,9 @@ impl CaptureRequest {
         if let Some(subject) = &self.subject
             && (subject.chars().count() > MAX_SUBJECT_LEN || subject.chars().any(char::is_control))
         {
-            return Err(format!("subject must be at most {MAX_SUBJECT_LEN} printable characters"));
+            return Err(format!(
+                "subject must be at most {MAX_SUBJECT_LEN} printable characters"
+            ));
         }
         Ok(())
     }
@@ -108,9 +110,12 @@ mod tests {
         .unwrap();
         assert_eq!(req.limits.max_bytes, Some(Size(100 * 1024 * 1024)));
         assert!(req.check().is_ok());
-        let unknown = serde_json::from_str::<CaptureRequest>(r#"{"interface":"eth0","reason":"other","colour":1}"#);
+        let unknown = serde_json::from_str::<CaptureRequest>(
+            r#"{"interface":"eth0","reason":"other","colour":1}"#,
+        );
         assert!(unknown.unwrap_err().to_string().contains("unknown field"));
-        let bad_reason = serde_json::from_str::<CaptureRequest>(r#"{"interface":"eth0","reason":"curiosity"}"#);
+        let bad_reason =
+            serde_json::from_str::<CaptureRequest>(r#"{"interface":"eth0","reason":"curiosity"}"#);
         assert!(bad_reason.is_err());
     }
 

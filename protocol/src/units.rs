@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize, Serializer};
 
 /// Parses a duration such as `"60s"` or `"1h 30m"`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim())
-        .map_err(|_| format!("{text:?} is not a duration; write e.g. \"90s\", \"5m\" or \"1h 30m\""))
+    humantime::parse_duration(text.trim()).map_err(|_| {
+        format!("{text:?} is not a duration; write e.g. \"90s\", \"5m\" or \"1h 30m\"")
+    })
 }
 
 /// Parses a size such as `"100MiB"`, `"10MB"` or `"4096"`.
@@ -18,7 +19,9 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     text.trim()
         .parse::<bytesize::ByteSize>()
         .map(|b| b.as_u64())
-        .map_err(|_| format!("{text:?} is not a size; write e.g. \"100MiB\", \"10MB\" or a number of bytes"))
+        .map_err(|_| {
+            format!("{text:?} is not a size; write e.g. \"100MiB\", \"10MB\" or a number of bytes")
+        })
 }
 
 /// Formats a duration the way it is written (`1h 30m`).
@@ -44,7 +47,9 @@ impl Serialize for TextDuration {
 impl<'de> Deserialize<'de> for TextDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        parse_duration(&text).map(TextDuration).map_err(de::Error::custom)
+        parse_duration(&text)
+            .map(TextDuration)
+            .map_err(de::Error::custom)
     }
 }
 

@@ -4,6 +4,8 @@
 //! The tests run the real binaries, so `cargo build --workspace --bins` must come first (the
 //! README's test command does it).
 
+pub mod net;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -69,11 +71,19 @@ pub fn run(cmd: &mut Command) -> Output {
 pub struct Scratch {
     pub dir: tempfile::TempDir,
     pub serial: String,
+    /// The interfaces captures may use (`capture.interfaces`).
+    pub interfaces: Vec<String>,
 }
 
 impl Scratch {
     /// Creates keys with `pcap-portal keygen` and writes `agent.toml` (extra TOML appended).
     pub fn new(extra: &str) -> Self {
+        Self::with_interfaces(&["lo"], extra)
+    }
+
+    /// As [`Scratch::new`], allowing captures on `interfaces`. `extra` lands in `[capture]`
+    /// unless it opens tables of its own.
+    pub fn with_interfaces(interfaces: &[&str], extra: &str) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("pcap-e2e-")
             .tempdir()
@@ -81,6 +91,7 @@ impl Scratch {
         let s = Scratch {
             dir,
             serial: "PA-0001".to_owned(),
+            interfaces: interfaces.iter().map(|i| i.to_string()).collect(),
         };
         let out = run(Command::new(bin("pcap-portal"))
             .arg("keygen")
@@ -136,9 +147,10 @@ state_dir = "{d}/state"
 spool_dir = "{d}/spool"
 
 [capture]
-interfaces = ["lo"]
+interfaces = {interfaces:?}
 {extra}
 "#,
+            interfaces = self.interfaces,
             serial = self.serial,
             d = self.dir.path().display(),
             recipient = recipient.trim(),
@@ -175,6 +187,46 @@ interfaces = ["lo"]
         let mut cmd = Command::new(bin("pcapctl"));
         cmd.arg("--socket").arg(self.socket());
         cmd
+    }
+
+    /// Authorizes this scratch's device for a month with `pcap-portal`.
+    pub fn authorize(&self) {
+        self.portal_ok(&[
+            "authorize",
+            &format!("{} e2e", self.serial),
+            "--period",
+            "1m",
+        ]);
+    }
+
+    /// Decrypts a sealed segment with the `age` CLI and the research team's identity; returns
+    /// the path of the plain pcap file.
+    pub fn decrypt(&self, segment: &Path) -> PathBuf {
+        let out_path = segment.with_extension("pcap-plain");
+        let out = run(Command::new("age")
+            .arg("-d")
+            .arg("-i")
+            .arg(self.path("keys/research.age"))
+            .arg("-o")
+            .arg(&out_path)
+            .arg(segment));
+        assert!(
+            out.status.success(),
+            "age -d {}: {}",
+            segment.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out_path
+    }
+
+    /// The sealed segments of a capture in the spool, in order.
+    pub fn segments(&self, capture_id: &str) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.path("spool").join(capture_id))
+            .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.retain(|p| p.to_string_lossy().ends_with(".pcap.age"));
+        files.sort();
+        files
     }
 
     /// Starts the agent and waits until it answers on its socket.
@@ -317,5 +369,104 @@ impl Drop for ChildGuard {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// The values of `fields` for each packet of a pcap file, as tshark dissects them.
+pub fn tshark_fields(pcap: &Path, fields: &[&str]) -> Vec<Vec<String>> {
+    let mut cmd = Command::new("tshark");
+    cmd.args(["-n", "-r"])
+        .arg(pcap)
+        .args(["-T", "fields", "-E", "separator=|"]);
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    let out = run(&mut cmd);
+    assert!(
+        out.status.success(),
+        "tshark: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split('|').map(str::to_owned).collect())
+        .collect()
+}
+
+/// How many packets `tcpdump -r` reads from a pcap file.
+pub fn tcpdump_count(pcap: &Path) -> usize {
+    let out = run(Command::new("tcpdump").args(["-nn", "-r"]).arg(pcap));
+    assert!(
+        out.status.success(),
+        "tcpdump -r: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+impl Agent {
+    /// `POST /v1/captures` with `body`.
+    pub fn start_capture(&self, body: &serde_json::Value) -> Answer {
+        self.post(
+            "/v1/captures",
+            Some(serde_json::to_vec(body).expect("JSON")),
+        )
+    }
+
+    /// Starts a capture that must be accepted; returns its record.
+    pub fn start_capture_ok(&self, body: &serde_json::Value) -> serde_json::Value {
+        let answer = self.start_capture(body);
+        assert_eq!(
+            answer.status,
+            201,
+            "{}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        answer.json().expect("JSON")
+    }
+
+    /// Waits until the capture `id` has ended; returns its final record.
+    pub fn wait_capture_end(&self, id: &str, timeout: Duration) -> serde_json::Value {
+        let mut record = serde_json::Value::Null;
+        let ended = wait_until(timeout, || {
+            record = self.json(&format!("/v1/captures/{id}"));
+            record["state"] != "running"
+        });
+        assert!(
+            ended,
+            "capture {id} still running after {timeout:?}: {record}"
+        );
+        record
+    }
+}
+
+/// Milliseconds between two RFC 3339 times of a record.
+pub fn millis_between(from: &serde_json::Value, to: &serde_json::Value) -> i64 {
+    let parse = |v: &serde_json::Value| {
+        v.as_str()
+            .and_then(|s| s.parse::<jiff::Timestamp>().ok())
+            .expect("a timestamp")
+    };
+    parse(to).duration_since(parse(from)).as_millis() as i64
+}
+
+impl Agent {
+    /// `DELETE path`.
+    pub fn delete(&self, path: &str) -> Answer {
+        Self::runtime()
+            .block_on(self.client.send(http::Method::DELETE, path, None))
+            .expect("the agent answers")
+    }
+
+    /// Stops capture `id` (it must succeed); returns its final record.
+    pub fn post_delete(&self, id: &str) -> serde_json::Value {
+        let answer = self.delete(&format!("/v1/captures/{id}"));
+        assert_eq!(
+            answer.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        answer.json().expect("JSON")
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! - [`spool`]: the encrypting segment writer (age, `.partial` -> fsync -> rename = sealed) and
 //!   crash recovery of the spool directory. Its `mod.rs` holds the design notes.
-//! - [`error`]: [`SpoolError`].
+//! - [`error`]: the spool's error type, [`SpoolError`].
 //!
 //! Still to come with the uploader: the journal (the one record of each segment's state), the
 //! store client, ordered and checksummed uploads, and the reaper, the only deleter of local

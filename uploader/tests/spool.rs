@@ -12,7 +12,9 @@ fn identity() -> age::x25519::Identity {
 
 fn decrypt(bytes: &[u8], id: &age::x25519::Identity) -> Vec<u8> {
     let decryptor = age::Decryptor::new(bytes).unwrap();
-    let mut reader = decryptor.decrypt(std::iter::once(id as &dyn age::Identity)).unwrap();
+    let mut reader = decryptor
+        .decrypt(std::iter::once(id as &dyn age::Identity))
+        .unwrap();
     let mut out = Vec::new();
     reader.read_to_end(&mut out).unwrap();
     out
@@ -23,15 +25,24 @@ fn a_sealed_segment_decrypts_to_what_was_written_and_its_digest_matches() {
     let dir = tempfile::tempdir().unwrap();
     let id = identity();
     let spool = Spool::new(dir.path(), &[id.to_public().to_string()]).unwrap();
-    let mut seg = spool.create("0193a0b1-0000-7000-8000-000000000001", 1).unwrap();
+    let mut seg = spool
+        .create("0193a0b1-0000-7000-8000-000000000001", 1)
+        .unwrap();
     let plaintext: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
     for chunk in plaintext.chunks(1500) {
         seg.write_all(chunk).unwrap();
     }
-    let partial = dir.path().join("0193a0b1-0000-7000-8000-000000000001/000001.pcap.age.partial");
+    let partial = dir
+        .path()
+        .join("0193a0b1-0000-7000-8000-000000000001/000001.pcap.age.partial");
     assert!(partial.exists());
     let on_disk = std::fs::read(&partial).unwrap();
-    assert!(!on_disk.windows(64).any(|w| plaintext.windows(64).next() == Some(w)), "no plaintext on disk");
+    assert!(
+        !on_disk
+            .windows(64)
+            .any(|w| plaintext.windows(64).next() == Some(w)),
+        "no plaintext on disk"
+    );
 
     let sealed = seg.seal().unwrap();
     assert!(!partial.exists());
@@ -61,7 +72,10 @@ fn recovery_discards_partials_and_keeps_sealed_segments() {
     assert_eq!(discarded.len(), 1);
     assert_eq!(discarded[0].capture_id, capture);
     assert!(!discarded[0].path.exists());
-    assert_eq!(decrypt(&std::fs::read(&sealed.path).unwrap(), &id), b"sealed");
+    assert_eq!(
+        decrypt(&std::fs::read(&sealed.path).unwrap(), &id),
+        b"sealed"
+    );
 }
 
 #[test]

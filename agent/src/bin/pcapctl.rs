@@ -29,6 +29,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per run; the size of the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Version, device, authorization, captures and recent errors.
@@ -135,10 +137,16 @@ fn main() -> ExitCode {
             Command::Capture { action } => match action {
                 CaptureAction::Start(args) => client.post("/v1/captures", Some(args.body())).await,
                 CaptureAction::List => client.get("/v1/captures").await,
-                CaptureAction::Show { id } => client.get(&format!("/v1/captures/{}", path_part(id))).await,
+                CaptureAction::Show { id } => {
+                    client.get(&format!("/v1/captures/{}", path_part(id))).await
+                }
                 CaptureAction::Stop { id } => {
                     client
-                        .send(http::Method::DELETE, &format!("/v1/captures/{}", path_part(id)), None)
+                        .send(
+                            http::Method::DELETE,
+                            &format!("/v1/captures/{}", path_part(id)),
+                            None,
+                        )
                         .await
                 }
             },
@@ -178,13 +186,21 @@ fn main() -> ExitCode {
         Command::Reload => print_reload(&body),
         Command::Capture { action } => match action {
             CaptureAction::Start(_) => {
-                println!("capture {} started on {}", s(&body, "/id"), s(&body, "/interface"));
+                println!(
+                    "capture {} started on {}",
+                    s(&body, "/id"),
+                    s(&body, "/interface")
+                );
                 print_capture(&body);
             }
             CaptureAction::List => print_capture_list(&body),
             CaptureAction::Show { .. } => print_capture(&body),
             CaptureAction::Stop { .. } => {
-                println!("capture {} stopped: {}", s(&body, "/id"), s(&body, "/stop_reason"));
+                println!(
+                    "capture {} stopped: {}",
+                    s(&body, "/id"),
+                    s(&body, "/stop_reason")
+                );
                 print_capture(&body);
             }
         },
@@ -206,7 +222,10 @@ fn fail(answer: &Answer) -> ExitCode {
             eprintln!("  {}", p.as_str().unwrap_or_default());
         }
     }
-    if answer.error().is_some_and(|(code, _)| code == "peer_not_allowed") {
+    if answer
+        .error()
+        .is_some_and(|(code, _)| code == "peer_not_allowed")
+    {
         ExitCode::from(EX_NOPERM)
     } else {
         ExitCode::FAILURE
@@ -327,11 +346,17 @@ fn print_reload(v: &Value) {
 
 /// Keeps an id from the command line to one path segment.
 fn path_part(id: &str) -> String {
-    id.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')).collect()
+    id.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .collect()
 }
 
 fn print_capture_list(v: &Value) {
-    let list = v.get("captures").and_then(Value::as_array).cloned().unwrap_or_default();
+    let list = v
+        .get("captures")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     if list.is_empty() {
         println!("no captures");
         return;
@@ -356,17 +381,30 @@ fn print_capture_list(v: &Value) {
 }
 
 fn print_capture(v: &Value) {
-    println!("state:     {}{}", s(v, "/state"), match s(v, "/stop_reason").as_str() {
-        "" => String::new(),
-        r => format!(" ({r})"),
-    });
-    println!("reason:    {} {}", s(v, "/request/reason"), s(v, "/request/subject"));
+    println!(
+        "state:     {}{}",
+        s(v, "/state"),
+        match s(v, "/stop_reason").as_str() {
+            "" => String::new(),
+            r => format!(" ({r})"),
+        }
+    );
+    println!(
+        "reason:    {} {}",
+        s(v, "/request/reason"),
+        s(v, "/request/subject")
+    );
     println!("filter:    {}", s(v, "/effective_filter"));
     println!("link type: {}", s(v, "/link_type"));
     let limits: Vec<String> = v
         .get("limits")
         .and_then(Value::as_object)
-        .map(|m| m.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| format!("{k}={}", v.as_str().map_or(v.to_string(), str::to_owned))).collect())
+        .map(|m| {
+            m.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| format!("{k}={}", v.as_str().map_or(v.to_string(), str::to_owned)))
+                .collect()
+        })
         .unwrap_or_default();
     println!("limits:    {}", limits.join(", "));
     println!("started:   {}", s(v, "/started_at"));
@@ -383,10 +421,24 @@ fn print_capture(v: &Value) {
         s(v, "/stats/dropped_kernel"),
         s(v, "/stats/dropped_interface")
     );
-    let segments = v.get("segments").and_then(Value::as_array).cloned().unwrap_or_default();
-    println!("segments:  {} sealed, {} lost", segments.len(), s(v, "/segments_lost"));
+    let segments = v
+        .get("segments")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    println!(
+        "segments:  {} sealed, {} lost",
+        segments.len(),
+        s(v, "/segments_lost")
+    );
     for seg in &segments {
-        println!("  {:>6}  {:>10} bytes  {:>8} packets  sha256 {}", s(seg, "/seq"), s(seg, "/size"), s(seg, "/packets"), s(seg, "/sha256"));
+        println!(
+            "  {:>6}  {:>10} bytes  {:>8} packets  sha256 {}",
+            s(seg, "/seq"),
+            s(seg, "/size"),
+            s(seg, "/packets"),
+            s(seg, "/sha256")
+        );
     }
     let error = s(v, "/error");
     if !error.is_empty() {

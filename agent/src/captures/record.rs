@@ -101,12 +101,15 @@ impl RecordStore {
             }
             match read_limited(&path, MAX_RECORD_LEN)
                 .map_err(|e| e.to_string())
-                .and_then(|b| serde_json::from_slice::<CaptureRecord>(&b).map_err(|e| e.to_string()))
-            {
+                .and_then(|b| {
+                    serde_json::from_slice::<CaptureRecord>(&b).map_err(|e| e.to_string())
+                }) {
                 Ok(r) => {
                     records.insert(r.id.clone(), r);
                 }
-                Err(e) => warn!(file = %path.display(), error = %e, "Skipping an unreadable capture record."),
+                Err(e) => {
+                    warn!(file = %path.display(), error = %e, "Skipping an unreadable capture record.")
+                }
             }
         }
         Ok(RecordStore { dir, records })
@@ -130,6 +133,8 @@ impl RecordStore {
     }
 
     pub fn running(&self) -> impl Iterator<Item = &CaptureRecord> {
-        self.records.values().filter(|r| r.state == CaptureState::Running)
+        self.records
+            .values()
+            .filter(|r| r.state == CaptureState::Running)
     }
 }

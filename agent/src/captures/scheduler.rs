@@ -41,14 +41,22 @@ type Reply<T> = oneshot::Sender<Result<T, ApiError>>;
 #[derive(Debug)]
 pub enum SchedulerCommand {
     Start {
-        request: CaptureRequest,
+        request: Box<CaptureRequest>,
         origin: Origin,
         reply: Reply<CaptureRecord>,
     },
     /// Stop a capture; the reply comes once it has stopped and sealed its segment.
-    Stop { id: String, reply: Reply<CaptureRecord> },
-    List { reply: oneshot::Sender<Vec<CaptureRecord>> },
-    Get { id: String, reply: oneshot::Sender<Option<CaptureRecord>> },
+    Stop {
+        id: String,
+        reply: Reply<CaptureRecord>,
+    },
+    List {
+        reply: oneshot::Sender<Vec<CaptureRecord>>,
+    },
+    Get {
+        id: String,
+        reply: oneshot::Sender<Option<CaptureRecord>>,
+    },
 }
 
 /// What `/v1/status` shows about captures.
@@ -114,7 +122,11 @@ impl Scheduler {
     }
 
     /// Runs until `cancel`; then stops every capture with `shutdown` and waits for them.
-    pub async fn run(mut self, mut commands: mpsc::Receiver<SchedulerCommand>, cancel: CancellationToken) {
+    pub async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<SchedulerCommand>,
+        cancel: CancellationToken,
+    ) {
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => break,
@@ -143,8 +155,12 @@ impl Scheduler {
 
     fn handle(&mut self, command: SchedulerCommand) {
         match command {
-            SchedulerCommand::Start { request, origin, reply } => {
-                let _ = reply.send(self.start(request, origin));
+            SchedulerCommand::Start {
+                request,
+                origin,
+                reply,
+            } => {
+                let _ = reply.send(self.start(*request, origin));
             }
             SchedulerCommand::Stop { id, reply } => match self.running.get(&id) {
                 Some(worker) => {
@@ -153,7 +169,11 @@ impl Scheduler {
                 }
                 None => {
                     let _ = reply.send(Err(match self.records.get(&id) {
-                        Some(_) => ApiError::new(StatusCode::CONFLICT, "capture_not_running", format!("capture {id} has already ended")),
+                        Some(_) => ApiError::new(
+                            StatusCode::CONFLICT,
+                            "capture_not_running",
+                            format!("capture {id} has already ended"),
+                        ),
                         None => not_found(&id),
                     }));
                 }
@@ -177,7 +197,11 @@ impl Scheduler {
         r
     }
 
-    fn start(&mut self, request: CaptureRequest, origin: Origin) -> Result<CaptureRecord, ApiError> {
+    fn start(
+        &mut self,
+        request: CaptureRequest,
+        origin: Origin,
+    ) -> Result<CaptureRecord, ApiError> {
         let config = self.config.borrow().clone();
         let auth = self.auth.borrow().clone();
         if !auth.is_authorized() {
@@ -187,24 +211,35 @@ impl Scheduler {
                 format!(
                     "this device is {}{}; captures need a valid grant from the customer",
                     auth.state.as_str(),
-                    auth.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+                    auth.reason
+                        .as_deref()
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default()
                 ),
             ));
         }
-        let bad = |code: &'static str, message: String| ApiError::new(StatusCode::BAD_REQUEST, code, message);
+        let bad = |code: &'static str, message: String| {
+            ApiError::new(StatusCode::BAD_REQUEST, code, message)
+        };
         request.check().map_err(|m| bad("invalid_request", m))?;
         if let Some(serial) = &request.serial
             && serial != &config.device.serial
         {
             return Err(bad(
                 "wrong_device",
-                format!("the request is for device {serial}, this is {}", config.device.serial),
+                format!(
+                    "the request is for device {serial}, this is {}",
+                    config.device.serial
+                ),
             ));
         }
         if let Some(t) = request.not_after
             && self.clock.now() > t
         {
-            return Err(bad("request_expired", format!("the request was valid until {t}")));
+            return Err(bad(
+                "request_expired",
+                format!("the request was valid until {t}"),
+            ));
         }
         let interface = request.interface.clone();
         if !config.capture.interfaces.contains(&interface) {
@@ -217,10 +252,14 @@ impl Scheduler {
             ));
         }
         if !device::exists(&interface) {
-            return Err(bad("interface_not_found", format!("there is no interface {interface} on this host")));
+            return Err(bad(
+                "interface_not_found",
+                format!("there is no interface {interface} on this host"),
+            ));
         }
         let linktype = device::linktype_of(&interface);
-        filter::validate(&request.filter, linktype).map_err(|e| bad("filter_invalid", e.to_string()))?;
+        filter::validate(&request.filter, linktype)
+            .map_err(|e| bad("filter_invalid", e.to_string()))?;
         let effective_filter = filter::effective(&request.filter, &exclusions(&config));
         filter::compile(&effective_filter, linktype).map_err(|e| {
             bad(
@@ -228,8 +267,12 @@ impl Scheduler {
                 format!("the filter with the agent's exclusions (capture.exclude, the store) does not compile: {e}"),
             )
         })?;
-        let limits = limits::resolve(&request.limits, &config.capture.defaults, &config.capture.ceilings)
-            .map_err(|e| bad("limit_exceeds_ceiling", e.message))?;
+        let limits = limits::resolve(
+            &request.limits,
+            &config.capture.defaults,
+            &config.capture.ceilings,
+        )
+        .map_err(|e| bad("limit_exceeds_ceiling", e.message))?;
         if self.running.len() >= config.capture.max_concurrent {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
@@ -240,8 +283,10 @@ impl Scheduler {
                 ),
             ));
         }
-        let internal = |e: String| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "capture_failed", e);
-        let spool = Spool::new(&config.paths.spool_dir, &config.upload.recipients).map_err(|e| internal(e.to_string()))?;
+        let internal =
+            |e: String| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "capture_failed", e);
+        let spool = Spool::new(&config.paths.spool_dir, &config.upload.recipients)
+            .map_err(|e| internal(e.to_string()))?;
         let id = Uuid::now_v7().to_string();
         let spec = CaptureSpec {
             id: id.clone(),
@@ -254,7 +299,8 @@ impl Scheduler {
             rotate_size: config.capture.rotate_size,
             rotate_interval: config.capture.rotate_interval,
         };
-        let (worker, done) = Worker::start(spec, spool, self.segments_tx.clone()).map_err(|e| internal(e.to_string()))?;
+        let (worker, done) = Worker::start(spec, spool, self.segments_tx.clone())
+            .map_err(|e| internal(e.to_string()))?;
         let record = CaptureRecord {
             id: id.clone(),
             state: CaptureState::Running,
@@ -275,11 +321,14 @@ impl Scheduler {
         };
         if let Err(e) = self.records.save(record.clone()) {
             worker.stop_handle().stop(StopReason::Error);
-            return Err(internal(format!("cannot record the capture in the state directory: {e}")));
+            return Err(internal(format!(
+                "cannot record the capture in the state directory: {e}"
+            )));
         }
         self.running.insert(id.clone(), worker);
         let task_id = id.clone();
-        self.outcomes.spawn(async move { (task_id, done.await.ok()) });
+        self.outcomes
+            .spawn(async move { (task_id, done.await.ok()) });
         self.metrics.captures_started.inc();
         self.publish();
         info!(capture = %id, interface = %record.interface, filter = %record.effective_filter, "Capture accepted.");
@@ -334,7 +383,8 @@ impl Scheduler {
         record.stats.segments = record.segments.len() as u64;
         if let Some(e) = &outcome.error {
             warn!(capture = %id, reason = ?outcome.reason, error = %e, "Capture ended with an error.");
-            self.incidents.record(self.clock.now(), "capture", format!("capture {id}: {e}"));
+            self.incidents
+                .record(self.clock.now(), "capture", format!("capture {id}: {e}"));
         }
         self.metrics
             .captures_stopped
@@ -360,7 +410,11 @@ impl Scheduler {
 }
 
 fn not_found(id: &str) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "capture_not_found", format!("there is no capture {id}"))
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "capture_not_found",
+        format!("there is no capture {id}"),
+    )
 }
 
 /// The stop reason as it appears in JSON and metrics.
@@ -379,7 +433,12 @@ pub fn stop_reason_name(reason: StopReason) -> &'static str {
 
 /// At start: discards unsealed segments a crash left, counting them as lost on their capture,
 /// and marks captures that were running when the agent died as failed.
-fn recover(records: &mut RecordStore, config: &Config, incidents: &Incidents, clock: &dyn Clock) -> std::io::Result<()> {
+fn recover(
+    records: &mut RecordStore,
+    config: &Config,
+    incidents: &Incidents,
+    clock: &dyn Clock,
+) -> std::io::Result<()> {
     let discarded = pcap_uploader::spool::recover(&config.paths.spool_dir)?;
     let mut lost: HashMap<String, u64> = HashMap::new();
     for d in &discarded {
@@ -397,7 +456,11 @@ fn recover(records: &mut RecordStore, config: &Config, incidents: &Incidents, cl
         record.segments_lost += n;
         record.stats.segments = record.segments.len() as u64;
         error!(capture = %record.id, lost = n, "Capture interrupted by an agent crash.");
-        incidents.record(clock.now(), "capture", record.error.clone().unwrap_or_default());
+        incidents.record(
+            clock.now(),
+            "capture",
+            record.error.clone().unwrap_or_default(),
+        );
         records.save(record)?;
     }
     for (id, n) in lost {

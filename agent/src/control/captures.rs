@@ -12,11 +12,22 @@ use crate::captures::SchedulerCommand;
 use crate::captures::record::Origin;
 
 fn unavailable() -> ApiError {
-    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the agent is shutting down")
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "shutting_down",
+        "the agent is shutting down",
+    )
 }
 
-async fn ask<T>(api: &Api, command: SchedulerCommand, answer: oneshot::Receiver<T>) -> Result<T, ApiError> {
-    api.scheduler.send(command).await.map_err(|_| unavailable())?;
+async fn ask<T>(
+    api: &Api,
+    command: SchedulerCommand,
+    answer: oneshot::Receiver<T>,
+) -> Result<T, ApiError> {
+    api.scheduler
+        .send(command)
+        .await
+        .map_err(|_| unavailable())?;
     answer.await.map_err(|_| unavailable())
 }
 
@@ -35,7 +46,7 @@ pub async fn start(api: &Api, body: &[u8]) -> Reply {
     };
     let (reply, answer) = oneshot::channel();
     let command = SchedulerCommand::Start {
-        request,
+        request: Box::new(request),
         origin: Origin::Local,
         reply,
     };
@@ -60,7 +71,16 @@ pub async fn get(api: &Api, id: &str) -> Reply {
         return e.reply();
     }
     let (reply, answer) = oneshot::channel();
-    match ask(api, SchedulerCommand::Get { id: id.to_owned(), reply }, answer).await {
+    match ask(
+        api,
+        SchedulerCommand::Get {
+            id: id.to_owned(),
+            reply,
+        },
+        answer,
+    )
+    .await
+    {
         Ok(Some(record)) => json_reply(StatusCode::OK, &record),
         Ok(None) => not_found(id).reply(),
         Err(e) => e.reply(),
@@ -73,9 +93,16 @@ pub async fn stop(api: &Api, id: &str) -> Reply {
         return e.reply();
     }
     let (reply, answer) = oneshot::channel();
-    match ask(api, SchedulerCommand::Stop { id: id.to_owned(), reply }, answer)
-        .await
-        .and_then(|r| r)
+    match ask(
+        api,
+        SchedulerCommand::Stop {
+            id: id.to_owned(),
+            reply,
+        },
+        answer,
+    )
+    .await
+    .and_then(|r| r)
     {
         Ok(record) => json_reply(StatusCode::OK, &record),
         Err(e) => e.reply(),
@@ -83,7 +110,11 @@ pub async fn stop(api: &Api, id: &str) -> Reply {
 }
 
 fn not_found(id: &str) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "capture_not_found", format!("there is no capture {id}"))
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "capture_not_found",
+        format!("there is no capture {id}"),
+    )
 }
 
 fn valid_id(id: &str) -> Result<(), ApiError> {

@@ -121,7 +121,9 @@ async fn handle(api: &Api, peer: &Peer, allowed: bool, req: Request<Incoming>) -
 async fn route(api: &Api, req: Request<Incoming>) -> (&'static str, Reply) {
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
-    let capture_id = path.strip_prefix("/v1/captures/").filter(|id| !id.is_empty());
+    let capture_id = path
+        .strip_prefix("/v1/captures/")
+        .filter(|id| !id.is_empty());
     let (endpoint, allowed_methods): (&'static str, &[Method]) = match (path.as_str(), capture_id) {
         ("/v1/status", _) => ("status", &[Method::GET]),
         ("/v1/authorization", _) => ("authorization", &[Method::GET]),

@@ -69,8 +69,11 @@ impl SegmentWriter {
             .mode(0o600)
             .open(&partial)
             .map_err(|e| SpoolError::io("create", &partial, e))?;
-        let encryptor = age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
-            .map_err(|e| SpoolError::io("encrypt", &partial, io::Error::other(e.to_string())))?;
+        let encryptor =
+            age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
+                .map_err(|e| {
+                    SpoolError::io("encrypt", &partial, io::Error::other(e.to_string()))
+                })?;
         let stream = encryptor
             .wrap_output(HashingFile::new(file))
             .map_err(|e| SpoolError::io("write", &partial, e))?;
@@ -108,7 +111,9 @@ impl SegmentWriter {
         let (file, digest, size) = sink.finish().map_err(step("write"))?;
         file.sync_all().map_err(step("fsync"))?;
         drop(file);
-        let sealed = self.dir.join(format!("{}{SEALED_SUFFIX}", segment_stem(self.seq)));
+        let sealed = self
+            .dir
+            .join(format!("{}{SEALED_SUFFIX}", segment_stem(self.seq)));
         fs::rename(&self.partial, &sealed).map_err(step("rename"))?;
         File::open(&self.dir)
             .and_then(|d| d.sync_all())
@@ -133,5 +138,9 @@ impl SegmentWriter {
 }
 
 fn closed(path: &Path) -> SpoolError {
-    SpoolError::io("write", path, io::Error::other("the segment is already closed"))
+    SpoolError::io(
+        "write",
+        path,
+        io::Error::other("the segment is already closed"),
+    )
 }

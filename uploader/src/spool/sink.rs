@@ -17,7 +17,9 @@ pub struct HashingFile {
 
 impl std::fmt::Debug for HashingFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HashingFile").field("written", &self.written).finish()
+        f.debug_struct("HashingFile")
+            .field("written", &self.written)
+            .finish()
     }
 }
 
