@@ -9,7 +9,7 @@
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -116,6 +116,8 @@ pub struct Outcome {
 #[derive(Debug, Clone)]
 pub struct StopHandle {
     requested: Arc<Mutex<Option<StopReason>>>,
+    /// Set with `requested`; checked between packet batches without taking the lock.
+    flag: Arc<AtomicBool>,
     wake: Arc<UnixStream>,
 }
 
@@ -125,7 +127,12 @@ impl StopHandle {
         let mut r = self.requested.lock().unwrap_or_else(|p| p.into_inner());
         r.get_or_insert(reason);
         drop(r);
+        self.flag.store(true, Ordering::Release);
         let _ = (&*self.wake).write(&[1]);
+    }
+
+    fn is_requested(&self) -> bool {
+        self.flag.load(Ordering::Acquire)
     }
 
     fn requested(&self) -> Option<StopReason> {
@@ -166,6 +173,7 @@ impl Worker {
             .map_err(CaptureError::Thread)?;
         let stop = StopHandle {
             requested: Arc::new(Mutex::new(None)),
+            flag: Arc::new(AtomicBool::new(false)),
             wake: Arc::new(wake_tx),
         };
         let stats = Arc::new(Stats::default());
@@ -344,7 +352,7 @@ impl Run {
                 stop: None,
                 error: None,
             };
-            match drain(&mut capture, &mut batch, deadline) {
+            match drain(&mut capture, &mut batch, wake_at, &self.stop) {
                 Ok(()) => {}
                 Err(e) => {
                     error = Some(format!("reading packets failed: {e}"));
@@ -412,12 +420,13 @@ impl Run {
     }
 }
 
-/// Reads every packet available now, in batches, until none is left, a limit is hit, or the
-/// deadline passes.
+/// Reads every packet available now, in batches, until none is left, a limit is hit, a stop
+/// is requested, or `until` (the next deadline, rotation or stats read) comes.
 fn drain(
     capture: &mut Capture<Active>,
     batch: &mut Batch<'_>,
-    deadline: Instant,
+    until: Instant,
+    stop: &StopHandle,
 ) -> Result<(), pcap::Error> {
     loop {
         // Never read more packets than the packet limit still allows.
@@ -427,7 +436,7 @@ fn drain(
         });
         let count = room.map(|r| r.min(i32::MAX as usize));
         let n = capture.dispatch(count, |packet| batch.packet(packet.header, packet.data))?;
-        if n == 0 || batch.stop.is_some() || Instant::now() >= deadline {
+        if n == 0 || batch.stop.is_some() || stop.is_requested() || Instant::now() >= until {
             return Ok(());
         }
     }

@@ -21,7 +21,7 @@ fn decrypt(bytes: &[u8], id: &age::x25519::Identity) -> Vec<u8> {
 }
 
 #[test]
-fn a_sealed_segment_decrypts_to_what_was_written_and_its_digest_matches() {
+fn a_sealed_segment_decrypts_to_what_was_written_and_its_size_is_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let id = identity();
     let spool = Spool::new(dir.path(), &[id.to_public().to_string()]).unwrap();
@@ -49,8 +49,6 @@ fn a_sealed_segment_decrypts_to_what_was_written_and_its_digest_matches() {
     assert!(sealed.path.ends_with("000001.pcap.age"));
     let bytes = std::fs::read(&sealed.path).unwrap();
     assert_eq!(sealed.size, bytes.len() as u64);
-    let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
-    assert_eq!(sealed.sha256, pcap_protocol::keys::hex(digest.as_ref()));
     assert_eq!(sealed.plaintext_bytes, plaintext.len() as u64);
     assert_eq!(decrypt(&bytes, &id), plaintext);
 }

@@ -433,11 +433,10 @@ fn print_capture(v: &Value) {
     );
     for seg in &segments {
         println!(
-            "  {:>6}  {:>10} bytes  {:>8} packets  sha256 {}",
+            "  {:>6}  {:>10} bytes  {:>8} packets",
             s(seg, "/seq"),
             s(seg, "/size"),
-            s(seg, "/packets"),
-            s(seg, "/sha256")
+            s(seg, "/packets")
         );
     }
     let error = s(v, "/error");

@@ -39,8 +39,6 @@ pub struct SegmentSummary {
     pub seq: u32,
     /// Bytes of the encrypted file.
     pub size: u64,
-    /// SHA-256 of the encrypted file.
-    pub sha256: String,
     pub packets: u64,
     pub plaintext_bytes: u64,
     pub sealed_at: Timestamp,
@@ -51,7 +49,6 @@ impl From<&SegmentInfo> for SegmentSummary {
         SegmentSummary {
             seq: s.sealed.seq,
             size: s.sealed.size,
-            sha256: s.sealed.sha256.clone(),
             packets: s.packets,
             plaintext_bytes: s.sealed.plaintext_bytes,
             sealed_at: s.sealed.sealed_at,

@@ -36,7 +36,7 @@ mod sink;
 
 pub use recover::{Discarded, recover};
 pub use segment::{SealedSegment, SegmentWriter};
-pub use sink::HashingFile;
+pub use sink::SpoolFile;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;

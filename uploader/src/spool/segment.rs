@@ -1,17 +1,16 @@
 //! One segment: an age stream written to `<seq>.pcap.age.partial`, sealed by finishing the
 //! stream, fsyncing, renaming to `<seq>.pcap.age` and fsyncing the directory.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use age::stream::StreamWriter;
 use jiff::Timestamp;
-use pcap_protocol::keys::hex;
 use serde::Serialize;
 
-use super::sink::HashingFile;
+use super::sink::SpoolFile;
 use super::{PARTIAL_SUFFIX, SEALED_SUFFIX, segment_stem};
 use crate::error::SpoolError;
 
@@ -23,8 +22,6 @@ pub struct SealedSegment {
     pub path: PathBuf,
     /// Bytes of the encrypted file.
     pub size: u64,
-    /// Lowercase hex SHA-256 of the encrypted file.
-    pub sha256: String,
     /// Bytes of the pcap inside.
     pub plaintext_bytes: u64,
     pub sealed_at: Timestamp,
@@ -33,7 +30,7 @@ pub struct SealedSegment {
 /// A segment being written. Dropping it without [`SegmentWriter::seal`] leaves the `.partial`
 /// file, which is never uploaded; [`SegmentWriter::abandon`] removes it.
 pub struct SegmentWriter {
-    stream: Option<StreamWriter<HashingFile>>,
+    stream: Option<StreamWriter<SpoolFile>>,
     capture_id: String,
     seq: u32,
     dir: PathBuf,
@@ -63,19 +60,15 @@ impl SegmentWriter {
             .create(dir)
             .map_err(|e| SpoolError::io("create the spool directory", dir, e))?;
         let partial = dir.join(format!("{}{PARTIAL_SUFFIX}", segment_stem(seq)));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&partial)
-            .map_err(|e| SpoolError::io("create", &partial, e))?;
+        let file =
+            SpoolFile::create(&partial).map_err(|e| SpoolError::io("create", &partial, e))?;
         let encryptor =
             age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
                 .map_err(|e| {
                     SpoolError::io("encrypt", &partial, io::Error::other(e.to_string()))
                 })?;
         let stream = encryptor
-            .wrap_output(HashingFile::new(file))
+            .wrap_output(file)
             .map_err(|e| SpoolError::io("write", &partial, e))?;
         Ok(SegmentWriter {
             stream: Some(stream),
@@ -108,7 +101,7 @@ impl SegmentWriter {
         let partial = &self.partial;
         let step = |step: &'static str| move |e| SpoolError::io(step, partial, e);
         let sink = stream.finish().map_err(step("finish"))?;
-        let (file, digest, size) = sink.finish().map_err(step("write"))?;
+        let (file, size) = sink.finish().map_err(step("write"))?;
         file.sync_all().map_err(step("fsync"))?;
         drop(file);
         let sealed = self
@@ -123,7 +116,6 @@ impl SegmentWriter {
             seq: self.seq,
             path: sealed,
             size,
-            sha256: hex(&digest),
             plaintext_bytes: self.plaintext_bytes,
             sealed_at: Timestamp::now(),
         })
