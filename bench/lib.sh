@@ -68,7 +68,10 @@ minmax() { sort -n | awk 'NR==1{min=$1} {max=$1} END {printf "%s–%s", min, max
 AGENT_DIR=""
 AGENT_PID=""
 
+# Starts the agent in the capture namespace, pinned to CPU 1 unless $1 is "unpinned".
 agent_start() {
+  local pin=(taskset -c 1)
+  [ "${1:-}" = unpinned ] && pin=()
   AGENT_DIR=$(mktemp -d /var/tmp/pa-bench.XXXXXX)
   "$BIN/pcap-portal" keygen --out "$AGENT_DIR/keys" >/dev/null
   PCAP_STORE="file://$AGENT_DIR/store" PCAP_AUTHORIZATION_KEY="$AGENT_DIR/keys/authorization.key" \
@@ -100,7 +103,7 @@ max_bps = "100GiB"
 [logging]
 level = "warn"
 TOML
-  ip netns exec "$NS_B" taskset -c 1 "$BIN/pcap-agent" run --config "$AGENT_DIR/agent.toml" 2>"$AGENT_DIR/agent.log" &
+  ip netns exec "$NS_B" "${pin[@]}" "$BIN/pcap-agent" run --config "$AGENT_DIR/agent.toml" 2>"$AGENT_DIR/agent.log" &
   AGENT_PID=$!
   for _ in $(seq 100); do [ -S "$AGENT_DIR/control.sock" ] && break; sleep 0.05; done
 }

@@ -48,6 +48,11 @@ impl TokenBucket {
     fn take(&mut self, cost: u64) {
         self.level -= u128::from(cost) * NANOS;
     }
+
+    /// Nanoseconds until the bucket is full again, from its last refill.
+    fn until_full_ns(&self) -> u64 {
+        ((self.capacity - self.level) / self.rate).min(u128::from(u64::MAX)) as u64
+    }
 }
 
 /// The limits of one capture: a packet passes only if every configured bucket has room.
@@ -69,6 +74,18 @@ impl RateLimiter {
 
     pub fn is_unlimited(&self) -> bool {
         self.packets.is_none() && self.bytes.is_none()
+    }
+
+    /// How long until every bucket is full again (a full bucket passes at least one packet
+    /// of the snaplen).
+    pub fn until_full(&self) -> std::time::Duration {
+        let ns = [&self.packets, &self.bytes]
+            .into_iter()
+            .flatten()
+            .map(TokenBucket::until_full_ns)
+            .max()
+            .unwrap_or(0);
+        std::time::Duration::from_nanos(ns)
     }
 
     /// Whether a packet of `bytes` captured at `ts_ns` may be written; if so, it is charged.

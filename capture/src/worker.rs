@@ -24,6 +24,7 @@ use tracing::{info, warn};
 
 use crate::device::{self, DeviceOptions, Opened};
 use crate::error::CaptureError;
+use crate::gate::Gate;
 use crate::limits::Effective;
 use crate::rate::RateLimiter;
 use crate::writer::{RotatingWriter, SegmentInfo, WriterConfig};
@@ -252,6 +253,10 @@ struct Run {
 struct Batch<'a> {
     writer: &'a mut RotatingWriter,
     rate: &'a mut RateLimiter,
+    /// Whether a rate-limit gate exists, so that truncated arrivals are recognized.
+    gated: bool,
+    /// A packet was refused for the rate limit: the gate should close.
+    over_limit: bool,
     stats: &'a Stats,
     limits: &'a Effective,
     nanos: bool,
@@ -265,6 +270,13 @@ impl Batch<'_> {
             return;
         }
         self.stats.received.fetch_add(1, Ordering::Relaxed);
+        if self.gated && header.caplen < header.len.min(self.limits.snaplen) {
+            // Arrived through the closed gate: over the limit, and never written.
+            self.stats
+                .dropped_rate_limit
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         let ts_sec = header.ts.tv_sec as u64;
         let ts_frac = header.ts.tv_usec as u64;
         let ts_ns = ts_sec * 1_000_000_000 + if self.nanos { ts_frac } else { ts_frac * 1000 };
@@ -272,6 +284,7 @@ impl Batch<'_> {
             self.stats
                 .dropped_rate_limit
                 .fetch_add(1, Ordering::Relaxed);
+            self.over_limit = true;
             return;
         }
         if let Err(e) = self
@@ -306,11 +319,20 @@ impl Batch<'_> {
 impl Run {
     fn run(self, opened: Opened, mut writer: RotatingWriter) -> Outcome {
         let Opened {
-            mut capture, nanos, ..
+            mut capture,
+            nanos,
+            linktype,
         } = opened;
         let limits = self.spec.limits;
         let deadline = Instant::now() + limits.max_duration;
         let mut rate = RateLimiter::new(limits.max_pps, limits.max_bps, limits.snaplen);
+        let mut gate = if rate.is_unlimited() {
+            None
+        } else {
+            Gate::new(&capture, &self.spec.filter, linktype)
+        };
+        // When the closed gate opens again.
+        let mut reopen_at: Option<Instant> = None;
         let mut next_stats = Instant::now() + STATS_INTERVAL;
         let mut error: Option<String> = None;
         info!(capture = %self.spec.id, interface = %self.spec.interface, filter = %self.spec.filter, "Capture started.");
@@ -338,7 +360,14 @@ impl Run {
                 self.read_kernel_stats(&mut capture);
                 next_stats = now + STATS_INTERVAL;
             }
-            let wake_at = deadline.min(writer.next_rotation()).min(next_stats);
+            if reopen_at.is_some_and(|t| now >= t) {
+                reopen_at = None;
+                self.set_gate(&mut gate, &capture, false);
+            }
+            let wake_at = deadline
+                .min(writer.next_rotation())
+                .min(next_stats)
+                .min(reopen_at.unwrap_or(deadline));
             if let Err(e) = self.wait(&capture, wake_at) {
                 error = Some(format!("poll failed: {e}"));
                 break StopReason::Error;
@@ -346,6 +375,8 @@ impl Run {
             let mut batch = Batch {
                 writer: &mut writer,
                 rate: &mut rate,
+                gated: gate.is_some(),
+                over_limit: false,
                 stats: &self.stats,
                 limits: &limits,
                 nanos,
@@ -362,6 +393,10 @@ impl Run {
             if let Some(r) = batch.stop {
                 error = batch.error.map(|e| e.to_string());
                 break r;
+            }
+            if batch.over_limit && gate.as_ref().is_some_and(|g| !g.is_closed()) {
+                self.set_gate(&mut gate, &capture, true);
+                reopen_at = Some(Instant::now() + rate.until_full());
             }
         };
 
@@ -406,6 +441,26 @@ impl Run {
         let mut sink = [0u8; 64];
         while (&self.wake).read(&mut sink).is_ok_and(|n| n > 0) {}
         Ok(())
+    }
+
+    /// Closes or opens the rate-limit gate; if the kernel refuses, the capture goes on with the
+    /// user-space limit alone.
+    fn set_gate(&self, gate: &mut Option<Gate>, capture: &Capture<Active>, close: bool) {
+        let Some(g) = gate else {
+            return;
+        };
+        let result = if close {
+            g.close(capture.as_fd())
+        } else {
+            g.open(capture.as_fd())
+        };
+        if let Err(e) = result {
+            warn!(capture = %self.spec.id, error = %e, "Cannot swap the BPF program; rate limiting in user space only.");
+            if g.is_closed() {
+                let _ = g.open(capture.as_fd());
+            }
+            *gate = None;
+        }
     }
 
     fn read_kernel_stats(&self, capture: &mut Capture<Active>) {

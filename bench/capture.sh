@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Capture benchmark: pcap-agent against tcpdump -w and dumpcap -w on the same veth traffic
+# (trafgen, 64/512/1514-byte UDP frames), and iperf3 disturbance. Needs root.
+#
+#   bench/capture.sh [--runs N] [--secs S] [--quick]
+#
+# Zero-drop rate: each tool first takes the unpaced generator; if it loses packets, the offered
+# rate steps down LADDER until a run loses none.
+#
+# Writes the tables into bench/README.md (between the capture markers) and the raw rows into
+# bench/out/capture.csv. The generator runs on CPU 0 and every capture tool on CPU 1 (the
+# "A" setup of BASELINE.md), one tool at a time, with a 64 MiB kernel buffer each.
+set -euo pipefail
+cd "$(dirname "$0")"
+source ./lib.sh
+
+RUNS=3
+SECS=10
+# After a run at full speed with drops, the rate steps down this ladder until nothing is lost.
+LADDER=(250000 225000 200000 175000 150000 125000 100000 75000 50000)
+SIZES=(64 512 1514)
+IPERF_RUNS=5
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --runs) RUNS=$2; shift 2 ;;
+    --secs) SECS=$2; shift 2 ;;
+    --quick) RUNS=1; SECS=4; IPERF_RUNS=2; LADDER=(250000 200000 150000 100000); shift ;;
+    *) echo "usage: $0 [--runs N] [--secs S] [--quick]" >&2; exit 64 ;;
+  esac
+done
+[ "$(id -u)" -eq 0 ] || { echo "bench/capture.sh needs root (network namespaces, raw capture)" >&2; exit 1; }
+
+for tool in trafgen iperf3 tcpdump dumpcap jq curl; do
+  command -v "$tool" >/dev/null || missing="${missing:-} $tool"
+done
+if [ -n "${missing:-}" ]; then
+  apt-get install -y -qq netsniff-ng iperf3 tcpdump tshark jq curl >/dev/null
+fi
+(cd "$ROOT" && cargo build --release --locked --bins --quiet)
+
+OUT="$ROOT/bench/out"
+mkdir -p "$OUT"
+SCRATCH=$(mktemp -d /var/tmp/pa-bench-files.XXXXXX)
+CSV="$OUT/capture.csv"
+echo "tool,size,rate,run,delivered,captured,kernel_drops,cpu_ticks,secs,rss_kib" > "$CSV"
+cleanup() { agent_stop; pkill -P $$ 2>/dev/null || true; net_down; rm -rf "$SCRATCH"; }
+trap cleanup EXIT
+net_up
+
+# Runs one measurement: tool $1, frame size $2, rate $3 (0: unlimited), run number $4.
+measure() {
+  local tool=$1 size=$2 rate=$3 run=$4 pid id="" err="$SCRATCH/err"
+  local cfg="$SCRATCH/udp$size.cfg"
+  case "$tool" in
+    tcpdump)
+      ip netns exec "$NS_B" taskset -c 1 tcpdump -i vB -w "$SCRATCH/x.pcap" -B 65536 -s 0 -n udp 2>"$err" &
+      pid=$! ;;
+    dumpcap)
+      ip netns exec "$NS_B" taskset -c 1 dumpcap -q -i vB -w "$SCRATCH/x.pcapng" -B 64 -s 262144 -f udp 2>"$err" &
+      pid=$! ;;
+    pcap-agent)
+      pid=$AGENT_PID
+      id=$(agent_capture '{"interface":"vB","filter":"udp","reason":"other","subject":"benchmark","limits":{"max_duration":"10m","max_bytes":"90GiB"}}') ;;
+  esac
+  sleep 1
+  local a t0 b t1
+  a=$(rx_packets); t0=$(cpu_ticks "$pid")
+  if [ "$rate" -eq 0 ]; then blast "$SECS" "$cfg"; else blast "$SECS" "$cfg" "${rate}pps"; fi
+  sleep 0.5
+  b=$(rx_packets); t1=$(cpu_ticks "$pid")
+  local captured drops rss
+  case "$tool" in
+    tcpdump|dumpcap)
+      rss=$(peak_rss_kib "$pid")
+      kill -INT "$pid"; wait "$pid" 2>/dev/null || true
+      if [ "$tool" = tcpdump ]; then
+        captured=$(awk '/packets captured/ {print $1}' "$err")
+        drops=$(awk '/dropped by kernel/ {print $1}' "$err")
+      else
+        captured=$(sed -n 's/.*Packets captured: \([0-9]*\).*/\1/p' "$err" | tail -1)
+        drops=$(sed -n "s/.*Packets received\/dropped on interface '[^']*': [0-9]*\/\([0-9]*\).*/\1/p" "$err" | tail -1)
+      fi
+      rm -f "$SCRATCH"/x.pcap* ;;
+    pcap-agent)
+      local record
+      record=$(agent_capture_stop "$id")
+      captured=$(jq .stats.written <<<"$record")
+      drops=$(jq .stats.dropped_kernel <<<"$record")
+      rss=$(peak_rss_kib "$pid")
+      agent_capture_purge "$id" ;;
+  esac
+  echo "$tool,$size,$rate,$run,$((b - a)),${captured:-0},${drops:-0},$((t1 - t0)),$SECS,${rss:-0}" >> "$CSV"
+  local missing=$(( (b - a) - ${captured:-0} ))
+  [ "$missing" -lt 0 ] && missing=0
+  LAST_LOST=$(( missing + ${drops:-0} ))
+}
+
+for size in "${SIZES[@]}"; do
+  trafgen_cfg "$size" "$SCRATCH/udp$size.cfg"
+  for run in $(seq "$RUNS"); do
+    for tool in pcap-agent tcpdump dumpcap; do
+      [ "$tool" = pcap-agent ] && agent_start
+      echo "capture: size $size run $run $tool unpaced" >&2
+      measure "$tool" "$size" 0 "$run"
+      for rate in "${LADDER[@]}"; do
+        [ "$LAST_LOST" -gt 0 ] || break
+        echo "capture: size $size run $run $tool at $rate pps" >&2
+        measure "$tool" "$size" "$rate" "$run"
+      done
+      [ "$tool" = pcap-agent ] && agent_stop
+    done
+  done
+done
+
+# --- iperf3 disturbance -------------------------------------------------------------------------
+IPERF_CSV="$OUT/iperf.csv"
+echo "scenario,run,gbits" > "$IPERF_CSV"
+ip netns exec "$NS_B" iperf3 -s -D --pidfile "$SCRATCH/iperf.pid" >/dev/null
+sleep 0.5
+iperf_run() {
+  ip netns exec "$NS_A" iperf3 -c 10.77.0.2 -t 10 -J | jq '.end.sum_received.bits_per_second / 1e9'
+}
+# The agent is not pinned here: like tcpdump, it runs where the scheduler puts it.
+agent_start unpinned
+for run in $(seq "$IPERF_RUNS"); do
+  echo "iperf3: run $run" >&2
+  echo "none,$run,$(iperf_run)" >> "$IPERF_CSV"
+  ip netns exec "$NS_B" tcpdump -i vB -w "$SCRATCH/i.pcap" -B 65536 -s 0 -n 'tcp port 5201' 2>/dev/null &
+  td=$!; sleep 1
+  echo "tcpdump -w,$run,$(iperf_run)" >> "$IPERF_CSV"
+  kill -INT "$td"; wait "$td" 2>/dev/null || true; rm -f "$SCRATCH/i.pcap"
+  id=$(agent_capture '{"interface":"vB","filter":"tcp port 5201","reason":"other","subject":"iperf3 benchmark","limits":{"max_duration":"10m","max_bps":1250000}}')
+  sleep 1
+  echo "pcap-agent 10 Mbit/s,$run,$(iperf_run)" >> "$IPERF_CSV"
+  agent_capture_stop "$id" > "$OUT/iperf-agent-$run.json"
+  agent_capture_purge "$id"
+done
+agent_stop
+kill "$(cat "$SCRATCH/iperf.pid")" 2>/dev/null || true
+
+"$ROOT/bench/report-capture.py" "$CSV" "$IPERF_CSV" "$ROOT/bench/README.md" "$RUNS" "$SECS" "$IPERF_RUNS"
+echo "bench/README.md updated" >&2
