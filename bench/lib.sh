@@ -13,6 +13,10 @@ net_up() {
   net_down
   ip netns add "$NS_A"
   ip netns add "$NS_B"
+  # No IPv6 on the test link: neighbour discovery would add packets nobody sent.
+  for ns in "$NS_A" "$NS_B"; do
+    ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+  done
   ip link add vA netns "$NS_A" type veth peer name vB netns "$NS_B"
   ip -n "$NS_A" link set vA address 00:00:00:00:00:01
   ip -n "$NS_B" link set vB address 00:00:00:00:00:02

@@ -37,7 +37,7 @@ for (tool, size), rs in by.items():
     zd = []
     for run_rows in per_run.values():
         ok = [r["delivered"] / r["secs"] / 1000 for r in run_rows
-              if r["kernel_drops"] == 0 and r["captured"] >= r["delivered"]]
+              if r["kernel_drops"] == 0 and r["captured"] >= r["delivered"] - 2]
         zd.append(max(ok) if ok else 0.0)
     zero_drop[(tool, size)] = zd
     full[(tool, size)] = [r for r in rs if r["rate"] == 0]
