@@ -403,8 +403,7 @@ impl Run {
         self.read_kernel_stats(&mut capture);
         let finished = if matches!(reason, StopReason::DiskFull | StopReason::Error) {
             // The open segment could not be written; it is dropped, what was sealed stays.
-            writer.abandon();
-            writer.finish()
+            Ok(writer.abandon())
         } else {
             writer.finish()
         };

@@ -1,7 +1,16 @@
-//! The pcap writer: records go through the spool's encrypting segment writer; a segment is
-//! sealed and a new one started at `rotate_size` bytes or every `rotate_interval` (on a timer,
-//! whether or not packets arrive). Each sealed segment is announced on a bounded channel.
+//! The pcap writer, in two halves so that slow storage never stalls the capture.
+//!
+//! The capture thread formats pcap records into 1 MiB chunks and decides rotation: by size
+//! (`rotate_size` bytes of pcap) and on a timer (`rotate_interval`, whether or not packets
+//! arrive). A segment thread (`seal-<id>`) takes the chunks over a bounded channel and writes
+//! them through the spool's encrypting segment writer; it seals segments (fsync, rename) and
+//! announces each sealed segment on a bounded channel. While it waits on the disk, chunks
+//! queue (at most [`CHUNKS`] MiB) and the capture thread keeps draining the kernel's ring.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -10,7 +19,12 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use crate::pcapfile::{FILE_HEADER_LEN, file_header, record_header};
+use crate::pcapfile::{FILE_HEADER_LEN, RECORD_HEADER_LEN, file_header, record_header};
+
+/// Size of a chunk handed to the segment thread.
+const CHUNK: usize = 1 << 20;
+/// Chunks in flight at most: the memory bound of a capture's write queue, in MiB.
+pub const CHUNKS: usize = 32;
 
 /// A sealed segment with what the capture knows about it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -31,68 +45,151 @@ pub struct WriterConfig {
     pub rotate_interval: Duration,
 }
 
-struct Open {
-    writer: SegmentWriter,
-    packets: u64,
+/// Messages to the segment thread.
+enum Msg {
+    /// Bytes of the open segment (opened on the first bytes).
+    Data(Vec<u8>),
+    /// Seal the open segment, which holds `packets` packets.
+    Seal { packets: u64 },
+    /// Drop the open segment after a failure.
+    Abandon,
 }
 
-/// Writes one capture's packets into rotating, encrypted segments.
+/// State shared with the segment thread.
+#[derive(Debug, Default)]
+struct Shared {
+    sealed: AtomicU64,
+    failed: AtomicBool,
+    error: Mutex<Option<SpoolError>>,
+}
+
+/// The capture thread's half: formats records, decides rotation, hands chunks over.
 pub struct RotatingWriter {
-    spool: Spool,
     config: WriterConfig,
     header: [u8; FILE_HEADER_LEN],
-    current: Option<Open>,
-    next_seq: u32,
+    chunk: Vec<u8>,
+    /// Whether a segment is open (its file header was written).
+    open: bool,
+    segment_bytes: u64,
+    segment_packets: u64,
     next_rotation: Instant,
-    announce: mpsc::Sender<SegmentInfo>,
-    sealed: u64,
+    tx: Option<SyncSender<Msg>>,
+    free: Receiver<Vec<u8>>,
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for RotatingWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RotatingWriter")
             .field("capture", &self.config.capture_id)
-            .field("next_seq", &self.next_seq)
-            .field("sealed", &self.sealed)
+            .field("sealed", &self.sealed())
             .finish()
     }
 }
 
 impl RotatingWriter {
-    /// Starts the first segment at once, so a capture always leaves at least one file.
+    /// Starts the segment thread and the first segment, so a capture always leaves at least
+    /// one file.
     pub fn new(
         spool: Spool,
         config: WriterConfig,
         announce: mpsc::Sender<SegmentInfo>,
     ) -> Result<Self, SpoolError> {
+        let (tx, rx) = sync_channel::<Msg>(CHUNKS);
+        let (free_tx, free) = sync_channel::<Vec<u8>>(CHUNKS + 1);
+        let shared = Arc::new(Shared::default());
+        let segments = SegmentThread {
+            spool,
+            capture_id: config.capture_id.clone(),
+            announce,
+            shared: shared.clone(),
+            free: free_tx,
+            current: None,
+            next_seq: 1,
+        };
+        let name = format!(
+            "seal-{}",
+            &config.capture_id[config.capture_id.len().saturating_sub(7)..]
+        );
+        let thread = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || segments.run(rx))
+            .map_err(|e| SpoolError::io("start the segment thread for", "", e))?;
         let mut writer = RotatingWriter {
             header: file_header(config.linktype, config.snaplen, config.nanos),
             next_rotation: Instant::now() + config.rotate_interval,
-            spool,
             config,
-            current: None,
-            next_seq: 1,
-            announce,
-            sealed: 0,
+            chunk: Vec::with_capacity(CHUNK),
+            open: false,
+            segment_bytes: 0,
+            segment_packets: 0,
+            tx: Some(tx),
+            free,
+            shared,
+            thread: Some(thread),
         };
-        writer.open()?;
+        writer.start_segment();
+        writer.hand_over()?;
         Ok(writer)
     }
 
-    fn open(&mut self) -> Result<&mut Open, SpoolError> {
-        let current = match self.current.take() {
-            Some(c) => c,
-            None => {
-                let mut writer = self.spool.create(&self.config.capture_id, self.next_seq)?;
-                self.next_seq += 1;
-                if let Err(e) = writer.write_all(&self.header) {
-                    writer.abandon();
-                    return Err(e);
-                }
-                Open { writer, packets: 0 }
-            }
-        };
-        Ok(self.current.insert(current))
+    fn start_segment(&mut self) {
+        let header = self.header;
+        self.chunk.extend_from_slice(&header);
+        self.open = true;
+        self.segment_bytes = FILE_HEADER_LEN as u64;
+        self.segment_packets = 0;
+    }
+
+    /// The error of the segment thread, if it failed.
+    fn check(&self) -> Result<(), SpoolError> {
+        if !self.shared.failed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let taken = self
+            .shared
+            .error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        Err(taken.unwrap_or_else(|| {
+            SpoolError::io(
+                "write",
+                "",
+                std::io::Error::other("the segment thread failed"),
+            )
+        }))
+    }
+
+    fn send(&mut self, msg: Msg) -> Result<(), SpoolError> {
+        let sent = self
+            .tx
+            .as_ref()
+            .map(|tx| tx.send(msg).is_ok())
+            .unwrap_or(false);
+        if !sent {
+            self.check()?;
+            return Err(SpoolError::io(
+                "write",
+                "",
+                std::io::Error::other("the segment thread has ended"),
+            ));
+        }
+        self.check()
+    }
+
+    /// Hands the current chunk to the segment thread and takes a fresh one.
+    fn hand_over(&mut self) -> Result<(), SpoolError> {
+        if self.chunk.is_empty() {
+            return Ok(());
+        }
+        let next = self
+            .free
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+        let full = std::mem::replace(&mut self.chunk, next);
+        self.send(Msg::Data(full))
     }
 
     /// Appends one packet; seals the segment once it reaches the rotation size.
@@ -103,22 +200,28 @@ impl RotatingWriter {
         len: u32,
         data: &[u8],
     ) -> Result<(), SpoolError> {
-        let rotate_size = self.config.rotate_size;
-        let record = record_header(ts_sec, ts_frac, data.len() as u32, len);
-        let open = self.open()?;
-        let written = open
-            .writer
-            .write_all(&record)
-            .and_then(|()| open.writer.write_all(data));
-        if let Err(e) = written {
-            self.abandon();
-            return Err(e);
+        if !self.open {
+            self.start_segment();
         }
-        open.packets += 1;
-        if open.writer.plaintext_bytes() >= rotate_size {
+        self.chunk
+            .extend_from_slice(&record_header(ts_sec, ts_frac, data.len() as u32, len));
+        self.chunk.extend_from_slice(data);
+        self.segment_bytes += (RECORD_HEADER_LEN + data.len()) as u64;
+        self.segment_packets += 1;
+        if self.chunk.len() >= CHUNK {
+            self.hand_over()?;
+        }
+        if self.segment_bytes >= self.config.rotate_size {
             self.seal()?;
         }
         Ok(())
+    }
+
+    fn seal(&mut self) -> Result<(), SpoolError> {
+        self.hand_over()?;
+        self.open = false;
+        let packets = self.segment_packets;
+        self.send(Msg::Seal { packets })
     }
 
     /// When the next time rotation is due.
@@ -132,51 +235,128 @@ impl RotatingWriter {
         while self.next_rotation <= Instant::now() {
             self.next_rotation += self.config.rotate_interval;
         }
-        self.open()?;
-        self.seal()?;
-        self.open().map(drop)
-    }
-
-    /// Seals what is open; the writer is done.
-    pub fn finish(mut self) -> Result<u64, SpoolError> {
-        if self.current.is_some() {
-            self.seal()?;
+        if !self.open {
+            self.start_segment();
         }
-        Ok(self.sealed)
+        self.seal()?;
+        self.start_segment();
+        self.hand_over()
     }
 
     /// Segments sealed so far.
     pub fn sealed(&self) -> u64 {
-        self.sealed
+        self.shared.sealed.load(Ordering::Relaxed)
     }
 
-    /// Drops the open segment after a failure (its `.partial` is removed).
-    pub fn abandon(&mut self) {
-        if let Some(open) = self.current.take() {
-            open.writer.abandon();
+    /// Seals what is open and waits for the segment thread; returns the number of segments.
+    pub fn finish(mut self) -> Result<u64, SpoolError> {
+        let result = if self.open { self.seal() } else { self.check() };
+        self.close();
+        result.and_then(|()| self.check()).map(|()| self.sealed())
+    }
+
+    /// Drops the open segment after a failure (its `.partial` is removed) and ends the
+    /// segment thread; what was sealed stays.
+    pub fn abandon(mut self) -> u64 {
+        self.chunk.clear();
+        self.open = false;
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Msg::Abandon);
+        }
+        self.close();
+        self.sealed()
+    }
+
+    fn close(&mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for RotatingWriter {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// The segment thread's half: writes chunks, seals and announces segments.
+struct SegmentThread {
+    spool: Spool,
+    capture_id: String,
+    announce: mpsc::Sender<SegmentInfo>,
+    shared: Arc<Shared>,
+    free: SyncSender<Vec<u8>>,
+    current: Option<SegmentWriter>,
+    next_seq: u32,
+}
+
+impl SegmentThread {
+    fn run(mut self, rx: Receiver<Msg>) {
+        for msg in rx {
+            if self.shared.failed.load(Ordering::Relaxed) {
+                // After a failure nothing more is written; the capture stops on its next check.
+                if let Msg::Data(buf) = msg {
+                    self.recycle(buf);
+                }
+                continue;
+            }
+            let result = match msg {
+                Msg::Data(buf) => {
+                    let r = self.write(&buf);
+                    self.recycle(buf);
+                    r
+                }
+                Msg::Seal { packets } => self.seal(packets),
+                Msg::Abandon => {
+                    if let Some(s) = self.current.take() {
+                        s.abandon();
+                    }
+                    Ok(())
+                }
+            };
+            if let Err(e) = result {
+                if let Some(s) = self.current.take() {
+                    s.abandon();
+                }
+                warn!(capture = %self.capture_id, error = %e, "Segment write failed.");
+                *self.shared.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                self.shared.failed.store(true, Ordering::Release);
+            }
+        }
+        // The channel closed without a final seal (abandon or drop): nothing open survives.
+        if let Some(s) = self.current.take() {
+            s.abandon();
         }
     }
 
-    fn seal(&mut self) -> Result<(), SpoolError> {
-        let Some(open) = self.current.take() else {
+    fn recycle(&self, mut buf: Vec<u8>) {
+        buf.clear();
+        let _ = self.free.try_send(buf);
+    }
+
+    fn write(&mut self, data: &[u8]) -> Result<(), SpoolError> {
+        if self.current.is_none() {
+            self.current = Some(self.spool.create(&self.capture_id, self.next_seq)?);
+            self.next_seq += 1;
+        }
+        match &mut self.current {
+            Some(segment) => segment.write_all(data),
+            None => Ok(()),
+        }
+    }
+
+    fn seal(&mut self, packets: u64) -> Result<(), SpoolError> {
+        let Some(segment) = self.current.take() else {
             return Ok(());
         };
-        let sealed = open.writer.seal()?;
-        self.sealed += 1;
-        info!(
-            capture = %self.config.capture_id,
-            seq = sealed.seq,
-            bytes = sealed.size,
-            packets = open.packets,
-            "Segment sealed."
-        );
-        let info = SegmentInfo {
-            sealed,
-            packets: open.packets,
-        };
-        if let Err(e) = self.announce.try_send(info) {
+        let sealed = segment.seal()?;
+        self.shared.sealed.fetch_add(1, Ordering::Relaxed);
+        info!(capture = %self.capture_id, seq = sealed.seq, bytes = sealed.size, packets, "Segment sealed.");
+        if let Err(e) = self.announce.try_send(SegmentInfo { sealed, packets }) {
             // The segment is safe in the spool; the uploader also finds it there.
-            warn!(capture = %self.config.capture_id, error = %e, "Could not announce a sealed segment.");
+            warn!(capture = %self.capture_id, error = %e, "Could not announce a sealed segment.");
         }
         Ok(())
     }
