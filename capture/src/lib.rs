@@ -14,6 +14,8 @@
 //! - [`writer`]: the pcap writer, rotated by size and by a timer, writing through the spool's
 //!   encrypting segment writer and announcing each sealed segment.
 //! - [`worker`]: one named OS thread per capture, its stop handle, stop reasons and stats.
+//! - [`session`]: the flow table and the twelve session fields; [`recorder`] feeds it during
+//!   a capture and writes `sessions.json.age`; [`analyze`] runs it over a pcap file.
 //! - [`error`]: the engine's error type, [`CaptureError`].
 //!
 //! # Where the data goes
@@ -26,6 +28,7 @@
 // cannot do for a program it did not compile itself.
 #![deny(unsafe_code)]
 
+pub mod analyze;
 pub mod device;
 pub mod error;
 pub mod filter;
@@ -33,10 +36,13 @@ pub mod gate;
 pub mod limits;
 pub mod pcapfile;
 pub mod rate;
+pub mod recorder;
+pub mod session;
 pub mod worker;
 pub mod writer;
 
 pub use error::CaptureError;
 pub use limits::Effective;
+pub use recorder::{SessionSpec, SessionsSummary};
 pub use worker::{CaptureSpec, Outcome, StatsSnapshot, StopReason, Worker};
 pub use writer::SegmentInfo;

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use pcap::{Active, Capture};
-use pcap_uploader::{Spool, SpoolError};
+use pcap_uploader::{SealedSegment, Spool, SpoolError};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
@@ -27,6 +27,7 @@ use crate::error::CaptureError;
 use crate::gate::Gate;
 use crate::limits::Effective;
 use crate::rate::RateLimiter;
+use crate::recorder::{Recorder, SessionSpec, SessionsSummary};
 use crate::writer::{RotatingWriter, SegmentInfo, WriterConfig};
 
 /// How often libpcap's kernel counters are read while running.
@@ -59,6 +60,8 @@ pub struct CaptureSpec {
     pub buffer_size: u64,
     pub rotate_size: u64,
     pub rotate_interval: Duration,
+    /// Session extraction, if on.
+    pub sessions: Option<SessionSpec>,
 }
 
 /// Counters of one capture.
@@ -111,6 +114,9 @@ pub struct Outcome {
     pub error: Option<String>,
     pub stats: StatsSnapshot,
     pub ended_at: Timestamp,
+    /// The capture's sessions (counts only) and its sealed `sessions.json.age`.
+    pub sessions: Option<SessionsSummary>,
+    pub sessions_file: Option<SealedSegment>,
 }
 
 /// Asks a running capture to stop.
@@ -178,6 +184,10 @@ impl Worker {
             wake: Arc::new(wake_tx),
         };
         let stats = Arc::new(Stats::default());
+        let recorder = spec
+            .sessions
+            .clone()
+            .map(|s| Recorder::new(s, spool.clone(), &spec.id));
         let writer = RotatingWriter::new(
             spool,
             WriterConfig {
@@ -198,6 +208,7 @@ impl Worker {
         let (done_tx, done_rx) = oneshot::channel();
         let run = Run {
             spec,
+            recorder,
             stop: stop.clone(),
             stats: stats.clone(),
             wake: wake_rx,
@@ -244,6 +255,7 @@ fn short(id: &str) -> &str {
 
 struct Run {
     spec: CaptureSpec,
+    recorder: Option<Recorder>,
     stop: StopHandle,
     stats: Arc<Stats>,
     wake: UnixStream,
@@ -255,6 +267,8 @@ struct Batch<'a> {
     rate: &'a mut RateLimiter,
     /// Whether a rate-limit gate exists, so that truncated arrivals are recognized.
     gated: bool,
+    recorder: Option<&'a mut Recorder>,
+    linktype: u32,
     /// A packet was refused for the rate limit: the gate should close.
     over_limit: bool,
     stats: &'a Stats,
@@ -280,6 +294,9 @@ impl Batch<'_> {
         let ts_sec = header.ts.tv_sec as u64;
         let ts_frac = header.ts.tv_usec as u64;
         let ts_ns = ts_sec * 1_000_000_000 + if self.nanos { ts_frac } else { ts_frac * 1000 };
+        if let Some(r) = self.recorder.as_deref_mut() {
+            r.packet(self.linktype, ts_ns, data, header.len);
+        }
         if !self.rate.allow(ts_ns, data.len() as u64) {
             self.stats
                 .dropped_rate_limit
@@ -317,7 +334,8 @@ impl Batch<'_> {
 }
 
 impl Run {
-    fn run(self, opened: Opened, mut writer: RotatingWriter) -> Outcome {
+    fn run(mut self, opened: Opened, mut writer: RotatingWriter) -> Outcome {
+        let mut recorder = self.recorder.take();
         let Opened {
             mut capture,
             nanos,
@@ -376,6 +394,8 @@ impl Run {
                 writer: &mut writer,
                 rate: &mut rate,
                 gated: gate.is_some(),
+                recorder: recorder.as_mut(),
+                linktype: linktype.0 as u32,
                 over_limit: false,
                 stats: &self.stats,
                 limits: &limits,
@@ -394,7 +414,11 @@ impl Run {
                 error = batch.error.map(|e| e.to_string());
                 break r;
             }
-            if batch.over_limit && gate.as_ref().is_some_and(|g| !g.is_closed()) {
+            let over_limit = batch.over_limit;
+            if let Some(r) = recorder.as_mut() {
+                r.flush();
+            }
+            if over_limit && gate.as_ref().is_some_and(|g| !g.is_closed()) {
                 self.set_gate(&mut gate, &capture, true);
                 reopen_at = Some(Instant::now() + rate.until_full());
             }
@@ -414,6 +438,10 @@ impl Run {
                 error.get_or_insert(e.to_string());
             }
         }
+        let (sessions, sessions_file) = match recorder.map(Recorder::finish) {
+            Some((summary, file)) => (Some(summary), file),
+            None => (None, None),
+        };
         let stats = self.stats.snapshot();
         info!(capture = %self.spec.id, reason = ?reason, written = stats.written, segments = stats.segments, "Capture stopped.");
         Outcome {
@@ -421,6 +449,8 @@ impl Run {
             error,
             stats,
             ended_at: Timestamp::now(),
+            sessions,
+            sessions_file,
         }
     }
 

@@ -53,6 +53,7 @@ fn spec(id: &str, filter: &str, limits: Effective) -> CaptureSpec {
         buffer_size: 4 << 20,
         rotate_size: 64 << 20,
         rotate_interval: Duration::from_secs(300),
+        sessions: None,
     }
 }
 

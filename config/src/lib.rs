@@ -46,6 +46,30 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     })
 }
 
+/// The `[sharing]` and `[sessions]` tables of a config file, checked on their own: what
+/// `pcap-agent analyze --sharing-from` needs, on a machine that may not have the agent's keys.
+pub fn load_sharing(path: &Path) -> Result<(Sharing, Sessions), ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let invalid = |problems| ConfigError::Invalid {
+        path: path.to_owned(),
+        problems,
+    };
+    let doc = source::Document::parse(&text).map_err(invalid)?;
+    let (raw, mut problems) = doc.deserialize();
+    let config = validate::validate(raw, &doc, &mut problems);
+    problems.retain(|p| {
+        p.key.starts_with("sharing") || p.key.starts_with("sessions") || p.key.is_empty()
+    });
+    if problems.is_empty() {
+        Ok((config.sharing, config.sessions))
+    } else {
+        Err(invalid(problems))
+    }
+}
+
 /// Parses and validates config text; every problem found is in the error.
 pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
     let doc = source::Document::parse(text)?;

@@ -19,7 +19,22 @@ pub struct Config {
     pub paths: Paths,
     pub capture: Capture,
     pub sharing: Sharing,
+    pub sessions: Sessions,
     pub logging: Logging,
+}
+
+/// Session extraction: the flow table's bounds and the maps that name users and virtual
+/// systems.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sessions {
+    /// Most sessions a capture's flow table holds; the oldest are recorded and evicted beyond.
+    pub max: usize,
+    /// A session idle this long is recorded and leaves the table.
+    pub idle_timeout: Duration,
+    /// The IP-to-user map file (`address user` per line), re-read when it changes.
+    pub users: Option<PathBuf>,
+    /// Interface name to virtual system name.
+    pub virtual_systems: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

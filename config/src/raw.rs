@@ -24,6 +24,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub sharing: RawSharing,
     #[serde(default)]
+    pub sessions: RawSessions,
+    #[serde(default)]
     pub logging: RawLogging,
 }
 
@@ -106,6 +108,15 @@ pub struct RawLimits {
     pub snaplen: Option<i64>,
     pub max_pps: Option<i64>,
     pub max_bps: Option<RawSize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSessions {
+    pub max: Option<i64>,
+    pub idle_timeout: Option<String>,
+    pub users: Option<String>,
+    pub virtual_systems: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// The twelve session metadata switches; a missing switch is on.

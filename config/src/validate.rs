@@ -152,6 +152,7 @@ pub fn validate(raw: RawConfig, doc: &Document, problems: &mut Vec<Problem>) -> 
         },
         capture: capture(&mut c, raw.capture),
         sharing: sharing(raw.sharing),
+        sessions: sessions(&mut c, raw.sessions),
         logging: logging(&mut c, raw.logging),
     }
 }
@@ -500,6 +501,27 @@ fn check_within_ceilings(c: &mut Checker<'_>, defaults: &Limits, ceilings: &Limi
     );
     check("max_pps", defaults.max_pps, ceilings.max_pps, &num);
     check("max_bps", defaults.max_bps, ceilings.max_bps, &format_size);
+}
+
+/// Most sessions a flow table may be configured to hold.
+pub const MAX_SESSIONS_CEILING: u64 = 10_000_000;
+
+fn sessions(c: &mut Checker<'_>, raw: RawSessions) -> Sessions {
+    let users = raw.users.map(|u| c.absolute("sessions.users", Some(u), ""));
+    Sessions {
+        max: c
+            .count("sessions.max", raw.max, Some(100_000), MAX_SESSIONS_CEILING)
+            .unwrap_or(100_000) as usize,
+        idle_timeout: c
+            .duration(
+                "sessions.idle_timeout",
+                raw.idle_timeout,
+                Some(Duration::from_secs(120)),
+            )
+            .unwrap_or(Duration::from_secs(120)),
+        users,
+        virtual_systems: raw.virtual_systems.unwrap_or_default(),
+    }
 }
 
 fn sharing(raw: RawSharing) -> Sharing {

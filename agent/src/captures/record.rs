@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
-use pcap_capture::{Effective, SegmentInfo, StatsSnapshot, StopReason};
+use pcap_capture::{Effective, SegmentInfo, SessionsSummary, StatsSnapshot, StopReason};
 use pcap_protocol::CaptureRequest;
 use serde::{Deserialize, Serialize};
 use tracing::warn;
@@ -76,6 +76,9 @@ pub struct CaptureRecord {
     pub segments: Vec<SegmentSummary>,
     /// Segments that were being written when the agent died, discarded at restart.
     pub segments_lost: u64,
+    /// Session counts per application (the records themselves are in `sessions.json.age`).
+    #[serde(default)]
+    pub sessions: Option<SessionsSummary>,
 }
 
 /// Every capture record, in memory and on disk.

@@ -13,7 +13,7 @@ use http::StatusCode;
 use pcap_capture::device;
 use pcap_capture::filter;
 use pcap_capture::limits;
-use pcap_capture::{CaptureSpec, Outcome, SegmentInfo, StopReason, Worker};
+use pcap_capture::{CaptureSpec, Outcome, SegmentInfo, SessionSpec, StopReason, Worker};
 use pcap_config::Config;
 use pcap_protocol::CaptureRequest;
 use pcap_uploader::Spool;
@@ -298,6 +298,13 @@ impl Scheduler {
             buffer_size: config.capture.buffer_size,
             rotate_size: config.capture.rotate_size,
             rotate_interval: config.capture.rotate_interval,
+            sessions: Some(SessionSpec {
+                max: config.sessions.max,
+                idle: config.sessions.idle_timeout,
+                sharing: config.sharing,
+                virtual_system: config.sessions.virtual_systems.get(&interface).cloned(),
+                users: config.sessions.users.clone(),
+            }),
         };
         let (worker, done) = Worker::start(spec, spool, self.segments_tx.clone())
             .map_err(|e| internal(e.to_string()))?;
@@ -318,6 +325,7 @@ impl Scheduler {
             stats: Default::default(),
             segments: Vec::new(),
             segments_lost: 0,
+            sessions: None,
         };
         if let Err(e) = self.records.save(record.clone()) {
             worker.stop_handle().stop(StopReason::Error);
@@ -370,6 +378,8 @@ impl Scheduler {
             error: Some("the capture thread ended without a result".to_owned()),
             stats: record.stats,
             ended_at: self.clock.now(),
+            sessions: None,
+            sessions_file: None,
         });
         record.state = if outcome.reason == StopReason::Error {
             CaptureState::Failed
@@ -381,6 +391,7 @@ impl Scheduler {
         record.error = outcome.error.clone();
         record.stats = outcome.stats;
         record.stats.segments = record.segments.len() as u64;
+        record.sessions = outcome.sessions.clone();
         if let Some(e) = &outcome.error {
             warn!(capture = %id, reason = ?outcome.reason, error = %e, "Capture ended with an error.");
             self.incidents
@@ -441,7 +452,7 @@ fn recover(
 ) -> std::io::Result<()> {
     let discarded = pcap_uploader::spool::recover(&config.paths.spool_dir)?;
     let mut lost: HashMap<String, u64> = HashMap::new();
-    for d in &discarded {
+    for d in discarded.iter().filter(|d| d.segment) {
         *lost.entry(d.capture_id.clone()).or_default() += 1;
     }
     let interrupted: Vec<CaptureRecord> = records.running().cloned().collect();

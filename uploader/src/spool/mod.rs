@@ -17,6 +17,8 @@
 //!     000001.pcap.age.partial              open segment (age stream, not finished)
 //!     000001.pcap.age                      sealed segment: an age file whose plaintext is a
 //!                                          pcap file (nanosecond timestamps)
+//!     sessions.json.age                    the capture's session records (JSON lines),
+//!                                          sealed when the capture ends
 //! ```
 //!
 //! # After a crash
@@ -49,6 +51,10 @@ use crate::error::SpoolError;
 pub const SEALED_SUFFIX: &str = ".pcap.age";
 /// Suffix of a segment being written.
 pub const PARTIAL_SUFFIX: &str = ".pcap.age.partial";
+/// Suffix of any file being written.
+pub const PARTIAL: &str = ".partial";
+/// Stem of a capture's session records (`sessions.json.age`: JSON lines, encrypted).
+pub const SESSIONS_STEM: &str = "sessions.json";
 
 /// Where segments are written, and to whom they are encrypted.
 #[derive(Clone)]
@@ -102,7 +108,19 @@ impl Spool {
     /// Starts segment `seq` of `capture_id`.
     pub fn create(&self, capture_id: &str, seq: u32) -> Result<SegmentWriter, SpoolError> {
         let dir = self.capture_dir(capture_id)?;
-        SegmentWriter::create(&dir, capture_id, seq, &self.recipients)
+        SegmentWriter::create(
+            &dir,
+            capture_id,
+            &format!("{}.pcap", segment_stem(seq)),
+            seq,
+            &self.recipients,
+        )
+    }
+
+    /// Starts the session records file of `capture_id` (sealed as `sessions.json.age`).
+    pub fn create_sessions(&self, capture_id: &str) -> Result<SegmentWriter, SpoolError> {
+        let dir = self.capture_dir(capture_id)?;
+        SegmentWriter::create(&dir, capture_id, SESSIONS_STEM, 0, &self.recipients)
     }
 }
 

@@ -10,15 +10,18 @@ use age::stream::StreamWriter;
 use jiff::Timestamp;
 use serde::Serialize;
 
+use super::PARTIAL;
 use super::sink::SpoolFile;
-use super::{PARTIAL_SUFFIX, SEALED_SUFFIX, segment_stem};
 use crate::error::SpoolError;
 
 /// A sealed segment, as announced to the uploader.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SealedSegment {
     pub capture_id: String,
+    /// Segment number; 0 for the session records file.
     pub seq: u32,
+    /// File name in the capture's spool directory (`000001.pcap.age`, `sessions.json.age`).
+    pub name: String,
     pub path: PathBuf,
     /// Bytes of the encrypted file.
     pub size: u64,
@@ -33,6 +36,8 @@ pub struct SegmentWriter {
     stream: Option<StreamWriter<SpoolFile>>,
     capture_id: String,
     seq: u32,
+    /// File name once sealed.
+    name: String,
     dir: PathBuf,
     partial: PathBuf,
     plaintext_bytes: u64,
@@ -51,6 +56,7 @@ impl SegmentWriter {
     pub(crate) fn create(
         dir: &Path,
         capture_id: &str,
+        stem: &str,
         seq: u32,
         recipients: &[age::x25519::Recipient],
     ) -> Result<Self, SpoolError> {
@@ -59,7 +65,8 @@ impl SegmentWriter {
             .mode(0o700)
             .create(dir)
             .map_err(|e| SpoolError::io("create the spool directory", dir, e))?;
-        let partial = dir.join(format!("{}{PARTIAL_SUFFIX}", segment_stem(seq)));
+        let name = format!("{stem}.age");
+        let partial = dir.join(format!("{name}{PARTIAL}"));
         let file =
             SpoolFile::create(&partial).map_err(|e| SpoolError::io("create", &partial, e))?;
         let encryptor =
@@ -74,6 +81,7 @@ impl SegmentWriter {
             stream: Some(stream),
             capture_id: capture_id.to_owned(),
             seq,
+            name,
             dir: dir.to_owned(),
             partial,
             plaintext_bytes: 0,
@@ -104,9 +112,7 @@ impl SegmentWriter {
         let (file, size) = sink.finish().map_err(step("write"))?;
         file.sync_all().map_err(step("fsync"))?;
         drop(file);
-        let sealed = self
-            .dir
-            .join(format!("{}{SEALED_SUFFIX}", segment_stem(self.seq)));
+        let sealed = self.dir.join(&self.name);
         fs::rename(&self.partial, &sealed).map_err(step("rename"))?;
         File::open(&self.dir)
             .and_then(|d| d.sync_all())
@@ -114,6 +120,7 @@ impl SegmentWriter {
         Ok(SealedSegment {
             capture_id: self.capture_id.clone(),
             seq: self.seq,
+            name: self.name.clone(),
             path: sealed,
             size,
             plaintext_bytes: self.plaintext_bytes,

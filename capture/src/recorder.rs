@@ -1,0 +1,156 @@
+//! The session side of a live capture: the flow table fed with every packet the capture
+//! receives whole, and the session records written, encrypted, to `sessions.json.age` in the
+//! capture's spool directory (JSON lines) as sessions finish, sealed when the capture ends.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use pcap_config::Sharing;
+use pcap_uploader::{SealedSegment, SegmentWriter, Spool, SpoolError};
+use serde::Serialize;
+use tracing::warn;
+
+use crate::session::{
+    RecordContext, Session, SessionTable, UserMapFile, count_by_application, record,
+};
+
+/// How a capture's sessions are recorded.
+#[derive(Debug, Clone)]
+pub struct SessionSpec {
+    pub max: usize,
+    pub idle: Duration,
+    pub sharing: Sharing,
+    /// The virtual system of the capture's interface.
+    pub virtual_system: Option<String>,
+    /// The IP-to-user map file.
+    pub users: Option<PathBuf>,
+}
+
+/// What the capture's record shows of its sessions: counts only, never field values.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct SessionsSummary {
+    pub total: u64,
+    /// Sessions recorded before the end because they went idle or the table was full.
+    pub evicted: u64,
+    pub by_application: BTreeMap<String, u64>,
+    /// Size of the sealed `sessions.json.age`.
+    pub file_size: Option<u64>,
+    pub error: Option<String>,
+}
+
+/// The flow table and its output.
+#[derive(Debug)]
+pub struct Recorder {
+    table: SessionTable,
+    spec: SessionSpec,
+    users: Option<UserMapFile>,
+    spool: Spool,
+    capture_id: String,
+    file: Option<SegmentWriter>,
+    summary: SessionsSummary,
+}
+
+impl Recorder {
+    pub fn new(spec: SessionSpec, spool: Spool, capture_id: &str) -> Self {
+        Recorder {
+            table: SessionTable::new(spec.max, spec.idle),
+            users: spec.users.as_deref().map(UserMapFile::new),
+            spec,
+            spool,
+            capture_id: capture_id.to_owned(),
+            file: None,
+            summary: SessionsSummary::default(),
+        }
+    }
+
+    /// Accounts one captured frame.
+    pub fn packet(&mut self, linktype: u32, ts_ns: u64, data: &[u8], wire_len: u32) {
+        self.table.packet(linktype, ts_ns, data, wire_len);
+    }
+
+    /// Writes the records of sessions that left the table.
+    pub fn flush(&mut self) {
+        let finished = self.table.take_finished();
+        if !finished.is_empty() {
+            self.summary.evicted += finished.len() as u64;
+            self.write(&finished);
+        }
+    }
+
+    /// Writes every remaining session and seals the file.
+    pub fn finish(mut self) -> (SessionsSummary, Option<SealedSegment>) {
+        self.flush();
+        let rest =
+            std::mem::replace(&mut self.table, SessionTable::new(1, Duration::ZERO)).finish();
+        self.write(&rest);
+        let sealed = match self.file.take() {
+            Some(f) => match f.seal() {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    self.fail(e);
+                    None
+                }
+            },
+            None => self.empty_file(),
+        };
+        self.summary.file_size = sealed.as_ref().map(|s| s.size);
+        (self.summary, sealed)
+    }
+
+    /// A capture without sessions still leaves a (empty) records file.
+    fn empty_file(&mut self) -> Option<SealedSegment> {
+        if self.summary.error.is_some() {
+            return None;
+        }
+        match self
+            .spool
+            .create_sessions(&self.capture_id)
+            .and_then(SegmentWriter::seal)
+        {
+            Ok(s) => Some(s),
+            Err(e) => {
+                self.fail(e);
+                None
+            }
+        }
+    }
+
+    fn write(&mut self, sessions: &[Session]) {
+        count_by_application(sessions, &mut self.summary.by_application);
+        self.summary.total += sessions.len() as u64;
+        if self.summary.error.is_some() {
+            return;
+        }
+        let users = self.users.as_mut().map(|u| u.refresh().clone());
+        let ctx = RecordContext {
+            sharing: &self.spec.sharing,
+            virtual_system: self.spec.virtual_system.as_deref(),
+            users: users.as_ref(),
+        };
+        let mut text = Vec::with_capacity(sessions.len() * 256);
+        for s in sessions {
+            let _ = serde_json::to_writer(&mut text, &record(s, &ctx));
+            text.push(b'\n');
+        }
+        let result = match &mut self.file {
+            Some(f) => f.write_all(&text),
+            None => self
+                .spool
+                .create_sessions(&self.capture_id)
+                .and_then(|mut f| f.write_all(&text).map(|()| f))
+                .map(|f| self.file = Some(f)),
+        };
+        if let Err(e) = result {
+            self.fail(e);
+        }
+    }
+
+    fn fail(&mut self, e: SpoolError) {
+        warn!(capture = %self.capture_id, error = %e, "Cannot write the session records.");
+        if let Some(f) = self.file.take() {
+            f.abandon();
+        }
+        self.summary.error = Some(e.to_string());
+    }
+}

@@ -1,0 +1,285 @@
+//! One bidirectional session: who started it, counters per direction, and the inspection of
+//! the first bytes of each direction until its fields are known.
+
+use std::net::IpAddr;
+
+use super::detect::{self, app};
+use super::packet::{ACK, Decoded, ICMP, ICMPV6, SYN, TCP, UDP};
+use super::proto::mail::{FtpClient, Lines, SmtpClient};
+use super::proto::{Found, binary, dns, http, push_unique, tls};
+use super::stream::Stream;
+
+/// Bytes of a direction kept to parse a header block (HTTP headers, a ClientHello).
+pub const HEADER_LIMIT: usize = 8 * 1024;
+/// Bytes of a line-oriented direction (SMTP, FTP) scanned at most.
+pub const LINE_BUDGET: u64 = 1 << 20;
+/// Bytes seen without any signature after which a TCP session is left to its port.
+const UNDECIDED_AFTER: usize = 512;
+/// Datagrams of a UDP session inspected at most.
+const DATAGRAM_BUDGET: u32 = 8;
+
+/// Direction of a packet relative to the session's initiator.
+pub const TO_SERVER: usize = 0;
+pub const TO_CLIENT: usize = 1;
+
+/// A session's state.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub proto: u8,
+    pub client: (IpAddr, u16),
+    pub server: (IpAddr, u16),
+    pub first_seen_ns: u64,
+    pub last_seen_ns: u64,
+    /// Packets and bytes (on the wire) to the server and to the client.
+    pub packets: [u64; 2],
+    pub bytes: [u64; 2],
+    pub app: Option<&'static str>,
+    pub found: Found,
+    inspect: Option<Box<Inspect>>,
+}
+
+/// What is kept while a session is inspected; dropped once its fields are known.
+#[derive(Debug, Clone, Default)]
+struct Inspect {
+    streams: [Stream; 2],
+    head: [Vec<u8>; 2],
+    /// Header blocks already parsed, per direction.
+    parsed: [bool; 2],
+    lines: Lines,
+    smtp: Option<SmtpClient>,
+    ftp: Option<FtpClient>,
+    scanned: u64,
+    datagrams: u32,
+}
+
+impl Session {
+    /// A session started by `p`, or by its destination when `p` is a SYN-ACK or comes from a
+    /// service port to an ephemeral one (the capture began after the session did).
+    pub fn new(p: &Decoded<'_>, ts_ns: u64) -> Self {
+        let reversed = match p.tcp {
+            Some((flags, _)) if flags & SYN != 0 => flags & ACK != 0,
+            _ => {
+                detect::is_service_port(p.proto, p.sport)
+                    && !detect::is_service_port(p.proto, p.dport)
+            }
+        };
+        let (client, server) = if reversed {
+            ((p.dst, p.dport), (p.src, p.sport))
+        } else {
+            ((p.src, p.sport), (p.dst, p.dport))
+        };
+        let app = match p.proto {
+            ICMP | ICMPV6 => Some(app::ICMP),
+            _ => None,
+        };
+        let inspect = matches!(p.proto, TCP | UDP).then(Box::default);
+        Session {
+            proto: p.proto,
+            client,
+            server,
+            first_seen_ns: ts_ns,
+            last_seen_ns: ts_ns,
+            packets: [0; 2],
+            bytes: [0; 2],
+            app,
+            found: Found::default(),
+            inspect,
+        }
+    }
+
+    /// Whether the session's fields are still being looked for.
+    pub fn inspecting(&self) -> bool {
+        self.inspect.is_some()
+    }
+
+    /// The application: the signature's, else the server port's, else `unknown`.
+    pub fn application(&self) -> &'static str {
+        self.app
+            .or_else(|| detect::by_port(self.proto, self.server.1))
+            .unwrap_or(app::UNKNOWN)
+    }
+
+    /// Accounts a packet and inspects its payload.
+    pub fn packet(&mut self, p: &Decoded<'_>, ts_ns: u64, wire_len: u32) {
+        let dir = if (p.src, p.sport) == self.client {
+            TO_SERVER
+        } else {
+            TO_CLIENT
+        };
+        self.packets[dir] += 1;
+        self.bytes[dir] += u64::from(wire_len);
+        self.last_seen_ns = self.last_seen_ns.max(ts_ns);
+        let Some(mut inspect) = self.inspect.take() else {
+            return;
+        };
+        let done = match (p.proto, p.tcp) {
+            (TCP, Some((flags, seq))) => {
+                if flags & SYN != 0 {
+                    inspect.streams[dir].syn(seq);
+                }
+                let mut new = Vec::new();
+                inspect.streams[dir].segment(seq, p.payload, |b| new.extend_from_slice(b));
+                !new.is_empty() && self.tcp_bytes(&mut inspect, dir, &new)
+            }
+            (UDP, _) if !p.payload.is_empty() => {
+                inspect.datagrams += 1;
+                self.datagram(p) || inspect.datagrams >= DATAGRAM_BUDGET
+            }
+            _ => false,
+        };
+        if !done {
+            self.inspect = Some(inspect);
+        }
+    }
+
+    /// New in-order bytes of a TCP direction; true when inspection is over.
+    fn tcp_bytes(&mut self, ins: &mut Inspect, dir: usize, bytes: &[u8]) -> bool {
+        let head = &mut ins.head[dir];
+        let room = HEADER_LIMIT.saturating_sub(head.len());
+        head.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        if self.app.is_none() {
+            self.app = detect::tcp_signature(&ins.head[dir], dir == TO_SERVER, self.server.1);
+            match self.app {
+                Some(app::SMTP) => {
+                    ins.smtp = Some(SmtpClient::default());
+                    // The client may have spoken already; scan what it said.
+                    let client = std::mem::take(&mut ins.head[TO_SERVER]);
+                    return self.lines(ins, &client);
+                }
+                Some(app::FTP) => {
+                    ins.ftp = Some(FtpClient);
+                    let client = std::mem::take(&mut ins.head[TO_SERVER]);
+                    return self.lines(ins, &client);
+                }
+                Some(_) => {}
+                // No signature in the first bytes of both directions: the port decides.
+                None => {
+                    return ins.head[TO_SERVER].len() + ins.head[TO_CLIENT].len()
+                        >= UNDECIDED_AFTER;
+                }
+            }
+        }
+        match self.app {
+            Some(app::SMTP | app::FTP) => {
+                if dir == TO_SERVER {
+                    ins.head[TO_SERVER].clear();
+                    return self.lines(ins, bytes);
+                }
+                ins.head[TO_CLIENT].clear();
+                false
+            }
+            Some(app::HTTP | app::RTSP | app::SIP) => self.header_blocks(ins),
+            Some(app::TLS) => {
+                if !ins.parsed[TO_SERVER]
+                    && let Some(found) = tls::client_hello(&ins.head[TO_SERVER])
+                {
+                    self.merge(found);
+                    ins.parsed[TO_SERVER] = true;
+                }
+                ins.parsed[TO_SERVER] || ins.head[TO_SERVER].len() >= HEADER_LIMIT
+            }
+            Some(app::MQTT) => {
+                if let Some(Some(user)) = binary::mqtt_connect(&ins.head[TO_SERVER]) {
+                    push_unique(&mut self.found.users, user);
+                }
+                ins.head[TO_SERVER].len() >= 2
+            }
+            Some(app::DNS) => {
+                if let Some(name) = dns::question_name_tcp(&ins.head[TO_SERVER]) {
+                    self.found.url = Some(format!("dns://{name}"));
+                    return true;
+                }
+                ins.head[TO_SERVER].len() >= HEADER_LIMIT
+            }
+            _ => true,
+        }
+    }
+
+    /// HTTP-shaped protocols: the client's request and the server's response headers.
+    fn header_blocks(&mut self, ins: &mut Inspect) -> bool {
+        let flavor = match self.app {
+            Some(app::RTSP) => http::Flavor::Rtsp,
+            Some(app::SIP) => http::Flavor::Sip,
+            _ => http::Flavor::Http,
+        };
+        if !ins.parsed[TO_SERVER]
+            && let Some(found) = http::request(&ins.head[TO_SERVER], flavor)
+        {
+            self.merge(found);
+            ins.parsed[TO_SERVER] = true;
+        }
+        if !ins.parsed[TO_CLIENT]
+            && flavor == http::Flavor::Http
+            && let Some(found) = http::response(&ins.head[TO_CLIENT])
+        {
+            self.merge(found);
+            ins.parsed[TO_CLIENT] = true;
+        }
+        let full = |d: usize| ins.parsed[d] || ins.head[d].len() >= HEADER_LIMIT;
+        full(TO_SERVER) && (flavor != http::Flavor::Http || full(TO_CLIENT))
+    }
+
+    /// Client lines of SMTP or FTP; true once the budget is spent.
+    fn lines(&mut self, ins: &mut Inspect, bytes: &[u8]) -> bool {
+        let found = &mut self.found;
+        let (smtp, ftp) = (&mut ins.smtp, &mut ins.ftp);
+        ins.lines.feed(bytes, |line| {
+            if let Some(s) = smtp.as_mut() {
+                s.line(line, found);
+            } else if let Some(f) = ftp.as_mut() {
+                f.line(line, found);
+            }
+        });
+        ins.scanned += bytes.len() as u64;
+        ins.scanned >= LINE_BUDGET
+    }
+
+    /// One UDP datagram; true when inspection is over.
+    fn datagram(&mut self, p: &Decoded<'_>) -> bool {
+        if self.app.is_none() {
+            self.app = detect::udp_signature(p.payload, p.sport, p.dport);
+        }
+        match self.app {
+            Some(a @ (app::DNS | app::MDNS)) => {
+                if let Some(name) = dns::question_name(p.payload) {
+                    self.found.url = Some(format!("{a}://{name}"));
+                    return true;
+                }
+                false
+            }
+            Some(app::SIP) => {
+                if let Some(found) = http::request(p.payload, http::Flavor::Sip) {
+                    self.merge(found);
+                }
+                true
+            }
+            Some(_) => true,
+            None => false,
+        }
+    }
+
+    fn merge(&mut self, found: Found) {
+        let f = &mut self.found;
+        if f.url.is_none() {
+            f.url = found.url;
+        }
+        for v in found.filenames {
+            push_unique(&mut f.filenames, v);
+        }
+        for v in found.users {
+            push_unique(&mut f.users, v);
+        }
+        for v in found.alpn {
+            push_unique(&mut f.alpn, v);
+        }
+        if f.email_sender.is_none() {
+            f.email_sender = found.email_sender;
+        }
+        for v in found.email_recipients {
+            push_unique(&mut f.email_recipients, v);
+        }
+        if f.email_subject.is_none() {
+            f.email_subject = found.email_subject;
+        }
+    }
+}
