@@ -1,9 +1,11 @@
 //! `pcap-agent analyze`: the session extraction of live captures, run over a pcap or pcapng
-//! file; one JSON line per session. Unreadable input is an error naming the byte offset.
+//! file; one JSON line per session. Unreadable input is an error naming the byte offset, after
+//! the sessions read up to that point have been reported.
 
 use std::io::{Read, Write};
 
 use pcap_parser::pcapng::Block;
+use pcap_parser::traits::PcapReaderIterator;
 use pcap_parser::{PcapBlockOwned, PcapError, create_reader};
 
 use crate::session::{RecordContext, SessionTable, record};
@@ -23,6 +25,13 @@ pub struct AnalyzeError {
     pub message: String,
 }
 
+fn fail(offset: u64, message: impl Into<String>) -> AnalyzeError {
+    AnalyzeError {
+        offset,
+        message: message.into(),
+    }
+}
+
 /// What an analysis saw.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Summary {
@@ -38,31 +47,37 @@ pub fn analyze(
     idle: std::time::Duration,
     out: &mut impl Write,
 ) -> Result<Summary, AnalyzeError> {
-    let fail = |offset: u64, message: String| AnalyzeError { offset, message };
     let mut reader = create_reader(BUFFER, input).map_err(|e| match e {
-        PcapError::HeaderNotRecognized => fail(
-            0,
-            "not a pcap or pcapng file: the header is not recognized".into(),
-        ),
+        PcapError::HeaderNotRecognized => {
+            fail(0, "not a pcap or pcapng file: the header is not recognized")
+        }
         other => fail(0, format!("cannot read the file header: {other:?}")),
     })?;
     let mut table = SessionTable::new(max_sessions, idle);
     let mut summary = Summary::default();
+    let read = read_all(reader.as_mut(), &mut table, &mut summary, ctx, out);
+    // What was read before an error is still reported.
+    let written = emit(table.take_finished(), ctx, out).and_then(|n| {
+        summary.sessions += n;
+        emit(table.finish(), ctx, out)
+    });
+    summary.sessions += written.as_ref().copied().unwrap_or(0);
+    read.and(written).map(|_| summary)
+}
+
+fn read_all(
+    reader: &mut dyn PcapReaderIterator,
+    table: &mut SessionTable,
+    summary: &mut Summary,
+    ctx: &RecordContext<'_>,
+    out: &mut impl Write,
+) -> Result<(), AnalyzeError> {
     let mut offset: u64 = 0;
-    // Per interface of the current section (pcapng), or the one link type (pcap): link type,
-    // and timestamp resolution (units per second) and offset.
+    // Per interface of the current section (pcapng): link type, timestamp units per second and
+    // offset; or the one link type and precision of a pcap file.
     let mut interfaces: Vec<(u32, u64, i64)> = Vec::new();
     let mut legacy: Option<(u32, bool)> = None;
     let mut capacity = BUFFER;
-    // Writes the sessions that left the table; returns how many.
-    let emit = |table: &mut SessionTable, out: &mut dyn Write| -> Result<u64, AnalyzeError> {
-        let finished = table.take_finished();
-        for s in &finished {
-            write_record(out, &record(s, ctx))
-                .map_err(|e| fail(0, format!("cannot write the output: {e}")))?;
-        }
-        Ok(finished.len() as u64)
-    };
     loop {
         match reader.next() {
             Ok((consumed, block)) => {
@@ -98,9 +113,10 @@ pub fn analyze(
                     }
                     PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
                         interfaces.get(epb.if_id as usize).map(|&(lt, res, off)| {
-                            let (sec, frac) = epb.decode_ts(off.max(0) as u64, res.max(1));
+                            let res = res.max(1);
+                            let (sec, frac) = epb.decode_ts(off.max(0) as u64, res);
                             let ns = u64::from(sec) * 1_000_000_000
-                                + u64::from(frac) * 1_000_000_000 / res.max(1);
+                                + u64::from(frac) * 1_000_000_000 / res;
                             let data = &epb.data[..(epb.caplen as usize).min(epb.data.len())];
                             (lt, ns, data, epb.origlen)
                         })
@@ -114,19 +130,16 @@ pub fn analyze(
                     table.packet(linktype, ts_ns, data, origlen);
                     summary.packets += 1;
                     if summary.packets % FLUSH_EVERY == 0 {
-                        summary.sessions += emit(&mut table, out)?;
+                        summary.sessions += emit(table.take_finished(), ctx, out)?;
                     }
                 }
                 offset += consumed as u64;
                 reader.consume(consumed);
             }
-            Err(PcapError::Eof) => break,
+            Err(PcapError::Eof) => return Ok(()),
             Err(PcapError::Incomplete(_)) => {
                 if reader.reader_exhausted() {
-                    return Err(fail(
-                        offset,
-                        "the file ends inside a block: truncated".into(),
-                    ));
+                    return Err(fail(offset, "the file ends inside a block: truncated"));
                 }
                 reader
                     .refill()
@@ -142,10 +155,7 @@ pub fn analyze(
                 capacity *= 2;
             }
             Err(PcapError::UnexpectedEof) => {
-                return Err(fail(
-                    offset,
-                    "the file ends inside a block: truncated".into(),
-                ));
+                return Err(fail(offset, "the file ends inside a block: truncated"));
             }
             Err(PcapError::NomError(_, kind)) | Err(PcapError::OwnedNomError(_, kind)) => {
                 return Err(fail(offset, format!("malformed block ({kind:?})")));
@@ -153,19 +163,19 @@ pub fn analyze(
             Err(e) => return Err(fail(offset, format!("cannot read the file: {e:?}"))),
         }
     }
-    summary.sessions += emit(&mut table, out)?;
-    for s in table.finish() {
-        write_record(out, &record(&s, ctx))
-            .map_err(|e| fail(offset, format!("cannot write the output: {e}")))?;
-        summary.sessions += 1;
-    }
-    Ok(summary)
 }
 
-fn write_record(
-    out: &mut dyn Write,
-    r: &serde_json::Map<String, serde_json::Value>,
-) -> std::io::Result<()> {
-    serde_json::to_writer(&mut *out, r)?;
-    out.write_all(b"\n")
+/// Writes the records of `sessions`; returns how many.
+fn emit(
+    sessions: Vec<crate::session::Session>,
+    ctx: &RecordContext<'_>,
+    out: &mut impl Write,
+) -> Result<u64, AnalyzeError> {
+    for s in &sessions {
+        let mut line = serde_json::to_vec(&record(s, ctx)).unwrap_or_default();
+        line.push(b'\n');
+        out.write_all(&line)
+            .map_err(|e| fail(0, format!("cannot write the output: {e}")))?;
+    }
+    Ok(sessions.len() as u64)
 }

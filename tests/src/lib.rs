@@ -5,6 +5,7 @@
 //! README's test command does it).
 
 pub mod net;
+pub mod pcapgen;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};

@@ -1,0 +1,236 @@
+//! `pcap-agent analyze` on odd captures the test builds: every readable file gives correct
+//! sessions, every unreadable one a clear error with its byte offset, and nothing panics.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use pcap_tests::pcapgen::{
+    self, gre_raw, pcap, pcapng, sll2_udp, tcp4, udp4, udp4_fragments, udp4_qinq,
+    udp6_with_extension, vxlan,
+};
+use pcap_tests::{bin, run};
+use serde_json::Value;
+
+fn analyze(dir: &Path, name: &str, bytes: &[u8]) -> (Output, Vec<Value>) {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    let out = run(Command::new(bin("pcap-agent")).arg("analyze").arg(&path));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{name}: {stderr}");
+    let records = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{name}: {e}: {l}")))
+        .collect();
+    (out, records)
+}
+
+fn tuple(r: &Value) -> (String, Value, String, Value) {
+    (
+        r["source_ip"].as_str().unwrap().to_owned(),
+        r["source_port"].clone(),
+        r["destination_ip"].as_str().unwrap().to_owned(),
+        r["destination_port"].clone(),
+    )
+}
+
+#[test]
+fn readable_odd_captures_give_their_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: Vec<(&str, Vec<u8>, (&str, u16, &str, u16))> = vec![
+        (
+            "qinq.pcap",
+            pcap(1, &[udp4_qinq([10, 5, 0, 1], [10, 5, 0, 2], 1111, 2222)]),
+            ("10.5.0.1", 1111, "10.5.0.2", 2222),
+        ),
+        (
+            "ipv6-ext.pcap",
+            pcap(1, &[udp6_with_extension(3333, 4444)]),
+            ("2001:db8::1", 3333, "2001:db8::2", 4444),
+        ),
+        (
+            "fragments.pcap",
+            pcap(1, &udp4_fragments()),
+            ("10.1.0.1", 5000, "10.1.0.2", 6000),
+        ),
+        (
+            "vxlan.pcap",
+            pcap(1, &[vxlan()]),
+            ("10.3.0.1", 49152, "10.3.0.2", 4789),
+        ),
+        (
+            "sll2.pcap",
+            pcap(276, &[sll2_udp()]),
+            ("10.4.0.1", 9100, "10.4.0.2", 9200),
+        ),
+    ];
+    for (name, bytes, (src, sport, dst, dport)) in cases {
+        let (out, records) = analyze(dir.path(), name, &bytes);
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(records.len(), 1, "{name}: {records:?}");
+        assert_eq!(
+            tuple(&records[0]),
+            (src.to_owned(), sport.into(), dst.to_owned(), dport.into()),
+            "{name}"
+        );
+    }
+
+    // GRE on a raw-IP link: one session between the tunnel endpoints, without ports.
+    let (out, records) = analyze(dir.path(), "gre.pcap", &pcap(101, &[gre_raw()]));
+    assert!(out.status.success());
+    assert_eq!(records[0]["protocol"], 47);
+    assert_eq!(records[0]["source_port"], Value::Null);
+
+    // pcapng with two interfaces of different link types.
+    let frames = vec![
+        (
+            0,
+            udp4(
+                [10, 6, 0, 1],
+                [10, 6, 0, 2],
+                1000,
+                53,
+                &dns_query("a.example"),
+            ),
+        ),
+        (
+            1,
+            udp4(
+                [10, 7, 0, 1],
+                [10, 7, 0, 2],
+                1001,
+                53,
+                &dns_query("b.example"),
+            )[14..]
+                .to_vec(),
+        ),
+    ];
+    let (out, records) = analyze(
+        dir.path(),
+        "two-interfaces.pcapng",
+        &pcapng(&[1, 101], &frames),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let urls: Vec<&str> = records
+        .iter()
+        .map(|r| r["url"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(urls, ["dns://a.example", "dns://b.example"]);
+
+    // An unknown link type is read, and nothing is made of its frames.
+    let (out, records) = analyze(dir.path(), "user0.pcap", &pcap(147, &[vec![1, 2, 3, 4]]));
+    assert!(out.status.success());
+    assert!(records.is_empty());
+}
+
+#[test]
+fn unreadable_captures_get_a_clear_error_with_the_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = pcap(
+        1,
+        &[
+            tcp4([10, 0, 0, 1], [10, 0, 0, 2], 40000, 80, 1, 0x02, b""),
+            udp4(
+                [10, 0, 0, 1],
+                [10, 0, 0, 3],
+                40001,
+                53,
+                &dns_query("x.example"),
+            ),
+        ],
+    );
+    // Cut inside the second record: the first session is still reported.
+    let cut = good.len() - 10;
+    let (out, records) = analyze(dir.path(), "truncated.pcap", &good[..cut]);
+    assert_eq!(out.status.code(), Some(65));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("truncated") && err.contains("byte offset"),
+        "{err}"
+    );
+    assert_eq!(
+        records.len(),
+        1,
+        "what was read before the error is reported"
+    );
+
+    // A record claiming 2 GiB.
+    let mut bogus = good.clone();
+    bogus[24 + 8..24 + 12].copy_from_slice(&0x7fff_ffffu32.to_le_bytes());
+    let (out, _) = analyze(dir.path(), "bogus-length.pcap", &bogus);
+    assert_eq!(out.status.code(), Some(65));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("byte offset 24"), "{err}");
+
+    for (name, bytes) in [
+        ("text.pcap", b"this is not a capture\n".to_vec()),
+        ("empty.pcap", Vec::new()),
+    ] {
+        let (out, records) = analyze(dir.path(), name, &bytes);
+        assert_eq!(out.status.code(), Some(65), "{name}");
+        assert!(records.is_empty());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(name) && err.contains("offset"),
+            "{name}: {err}"
+        );
+    }
+}
+
+/// A DNS query for `name`.
+fn dns_query(name: &str) -> Vec<u8> {
+    let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in name.split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    q
+}
+
+#[test]
+fn sharing_from_a_config_removes_switched_off_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("x.pcap");
+    std::fs::write(
+        &file,
+        pcap(
+            1,
+            &[udp4(
+                [10, 0, 0, 1],
+                [10, 0, 0, 2],
+                1,
+                53,
+                &dns_query("q.example"),
+            )],
+        ),
+    )
+    .unwrap();
+    let config = dir.path().join("agent.toml");
+    std::fs::write(&config, "[sharing]\nurl = false\nsource_ip = false\n").unwrap();
+    let out = run(Command::new(bin("pcap-agent"))
+        .arg("analyze")
+        .arg(&file)
+        .arg("--sharing-from")
+        .arg(&config));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        r.get("url").is_none() && r.get("source_ip").is_none(),
+        "{r}"
+    );
+    assert_eq!(r["destination_ip"], "10.0.0.2");
+    assert_eq!(r["application"], "dns");
+    let _ = pcapgen::pcap;
+}
