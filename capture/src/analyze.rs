@@ -129,7 +129,7 @@ fn read_all(
                 if let Some((linktype, ts_ns, data, origlen)) = packet {
                     table.packet(linktype, ts_ns, data, origlen);
                     summary.packets += 1;
-                    if summary.packets % FLUSH_EVERY == 0 {
+                    if summary.packets.is_multiple_of(FLUSH_EVERY) {
                         summary.sessions += emit(table.take_finished(), ctx, out)?;
                     }
                 }
