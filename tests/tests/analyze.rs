@@ -11,6 +11,9 @@ use pcap_tests::pcapgen::{
 use pcap_tests::{bin, run};
 use serde_json::Value;
 
+/// Source address and port, destination address and port.
+type Tuple = (&'static str, u16, &'static str, u16);
+
 fn analyze(dir: &Path, name: &str, bytes: &[u8]) -> (Output, Vec<Value>) {
     let path = dir.join(name);
     std::fs::write(&path, bytes).unwrap();
@@ -36,7 +39,7 @@ fn tuple(r: &Value) -> (String, Value, String, Value) {
 #[test]
 fn readable_odd_captures_give_their_sessions() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: Vec<(&str, Vec<u8>, (&str, u16, &str, u16))> = vec![
+    let cases: Vec<(&str, Vec<u8>, Tuple)> = vec![
         (
             "qinq.pcap",
             pcap(1, &[udp4_qinq([10, 5, 0, 1], [10, 5, 0, 2], 1111, 2222)]),
