@@ -30,6 +30,9 @@ use crate::rate::RateLimiter;
 use crate::recorder::{Recorder, SessionSpec, SessionsSummary};
 use crate::writer::{RotatingWriter, SegmentInfo, WriterConfig};
 
+/// How long a stopping capture waits for the kernel's last block of packets (the block timeout
+/// of the capture, plus a margin).
+const FINAL_DRAIN: Duration = Duration::from_millis(150);
 /// How often libpcap's kernel counters are read while running.
 const STATS_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -276,11 +279,19 @@ struct Batch<'a> {
     nanos: bool,
     stop: Option<StopReason>,
     error: Option<SpoolError>,
+    /// Packets captured after this time (ns) are ignored: the capture had already stopped.
+    cutoff_ns: Option<u64>,
 }
 
 impl Batch<'_> {
     fn packet(&mut self, header: &pcap::PacketHeader, data: &[u8]) {
         if self.stop.is_some() {
+            return;
+        }
+        let ts_sec = header.ts.tv_sec as u64;
+        let ts_frac = header.ts.tv_usec as u64;
+        let ts_ns = ts_sec * 1_000_000_000 + if self.nanos { ts_frac } else { ts_frac * 1000 };
+        if self.cutoff_ns.is_some_and(|c| ts_ns > c) {
             return;
         }
         self.stats.received.fetch_add(1, Ordering::Relaxed);
@@ -291,9 +302,6 @@ impl Batch<'_> {
                 .fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let ts_sec = header.ts.tv_sec as u64;
-        let ts_frac = header.ts.tv_usec as u64;
-        let ts_ns = ts_sec * 1_000_000_000 + if self.nanos { ts_frac } else { ts_frac * 1000 };
         if let Some(r) = self.recorder.as_deref_mut() {
             r.packet(self.linktype, ts_ns, data, header.len);
         }
@@ -402,8 +410,9 @@ impl Run {
                 nanos,
                 stop: None,
                 error: None,
+                cutoff_ns: None,
             };
-            match drain(&mut capture, &mut batch, wake_at, &self.stop) {
+            match drain(&mut capture, &mut batch, wake_at, Some(&self.stop)) {
                 Ok(()) => {}
                 Err(e) => {
                     error = Some(format!("reading packets failed: {e}"));
@@ -424,6 +433,43 @@ impl Run {
             }
         };
 
+        let stopped_at = Timestamp::now();
+        if matches!(
+            reason,
+            StopReason::Stopped
+                | StopReason::Shutdown
+                | StopReason::AuthorizationEnded
+                | StopReason::Duration
+        ) {
+            // Packets that arrived before the stop may still sit in a kernel block that has not
+            // been handed over yet; collect them, and nothing that came later.
+            let cutoff = u64::try_from(stopped_at.as_nanosecond()).unwrap_or(0);
+            let until = Instant::now() + FINAL_DRAIN;
+            while Instant::now() < until {
+                if self.wait(&capture, until).is_err() {
+                    break;
+                }
+                let mut batch = Batch {
+                    writer: &mut writer,
+                    rate: &mut rate,
+                    gated: gate.is_some(),
+                    recorder: recorder.as_mut(),
+                    linktype: linktype.0 as u32,
+                    over_limit: false,
+                    stats: &self.stats,
+                    limits: &limits,
+                    nanos,
+                    stop: None,
+                    error: None,
+                    cutoff_ns: Some(cutoff),
+                };
+                let drained = drain(&mut capture, &mut batch, until, None);
+                if drained.is_err() || batch.stop.is_some() {
+                    error = error.or(batch.error.map(|e| e.to_string()));
+                    break;
+                }
+            }
+        }
         self.read_kernel_stats(&mut capture);
         let finished = if matches!(reason, StopReason::DiskFull | StopReason::Error) {
             // The open segment could not be written; it is dropped, what was sealed stays.
@@ -448,7 +494,7 @@ impl Run {
             reason,
             error,
             stats,
-            ended_at: Timestamp::now(),
+            ended_at: stopped_at,
             sessions,
             sessions_file,
         }
@@ -510,7 +556,7 @@ fn drain(
     capture: &mut Capture<Active>,
     batch: &mut Batch<'_>,
     until: Instant,
-    stop: &StopHandle,
+    stop: Option<&StopHandle>,
 ) -> Result<(), pcap::Error> {
     loop {
         // Never read more packets than the packet limit still allows.
@@ -520,7 +566,11 @@ fn drain(
         });
         let count = room.map(|r| r.min(i32::MAX as usize));
         let n = capture.dispatch(count, |packet| batch.packet(packet.header, packet.data))?;
-        if n == 0 || batch.stop.is_some() || stop.is_requested() || Instant::now() >= until {
+        if n == 0
+            || batch.stop.is_some()
+            || stop.is_some_and(StopHandle::is_requested)
+            || Instant::now() >= until
+        {
             return Ok(());
         }
     }

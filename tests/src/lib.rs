@@ -471,3 +471,72 @@ impl Agent {
         answer.json().expect("JSON")
     }
 }
+
+/// The values of `fields` for each packet tshark shows with the display filter `filter`,
+/// dissecting the ports in `decode_as` (`tcp.port==8081,http`) as given.
+pub fn tshark_query(
+    pcap: &Path,
+    decode_as: &[&str],
+    filter: &str,
+    fields: &[&str],
+) -> Vec<Vec<String>> {
+    let mut cmd = Command::new("tshark");
+    cmd.args(["-n", "-r"]).arg(pcap);
+    for d in decode_as {
+        cmd.args(["-d", d]);
+    }
+    cmd.args([
+        "-Y",
+        filter,
+        "-T",
+        "fields",
+        "-E",
+        "separator=|",
+        "-E",
+        "occurrence=a",
+        "-E",
+        "aggregator=,",
+    ]);
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    let out = run(&mut cmd);
+    assert!(
+        out.status.success(),
+        "tshark: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split('|').map(str::to_owned).collect())
+        .collect()
+}
+
+/// The fixtures directory (test servers and clients).
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
+
+impl Scratch {
+    /// Decrypts `sessions.json.age` of a capture and parses its JSON lines.
+    pub fn session_records(&self, capture_id: &str) -> Vec<serde_json::Value> {
+        let file = self
+            .path("spool")
+            .join(capture_id)
+            .join("sessions.json.age");
+        assert!(
+            file.exists(),
+            "no {}: {:?}",
+            file.display(),
+            std::fs::read_dir(file.parent().unwrap()).map(|d| d.count())
+        );
+        let plain = self.decrypt(&file);
+        std::fs::read_to_string(plain)
+            .unwrap_or_else(|e| panic!("decrypted records of {capture_id}: {e}"))
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON record"))
+            .collect()
+    }
+}

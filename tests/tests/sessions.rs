@@ -1,0 +1,605 @@
+//! Session information end to end, as root: real clients (curl, openssl s_client, Python's
+//! smtplib, dig) talk to real servers in a test namespace while the agent captures; every
+//! field of every session is compared with what tshark dissects from the same decrypted pcap.
+
+use std::collections::BTreeSet;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use pcap_tests::net::VethPair;
+use pcap_tests::{ChildGuard, Scratch, fixture, require_root, run, tshark_query, wait_until};
+use serde_json::{Value, json};
+
+fn spawn(cmd: &mut Command) -> ChildGuard {
+    ChildGuard(Some(
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn a test server"),
+    ))
+}
+
+fn port_open(ip: &str, port: u16) -> bool {
+    std::net::TcpStream::connect_timeout(
+        &format!("{ip}:{port}").parse().unwrap(),
+        Duration::from_millis(200),
+    )
+    .is_ok()
+}
+
+fn find<'a>(records: &'a [Value], src: &str, sport: &str, dst: &str, dport: &str) -> &'a Value {
+    records
+        .iter()
+        .find(|r| {
+            r["source_ip"] == src
+                && r["source_port"].as_u64().map(|p| p.to_string()).as_deref() == Some(sport)
+                && r["destination_ip"] == dst
+                && r["destination_port"]
+                    .as_u64()
+                    .map(|p| p.to_string())
+                    .as_deref()
+                    == Some(dport)
+        })
+        .unwrap_or_else(|| panic!("no session {src}:{sport} -> {dst}:{dport} in {records:#?}"))
+}
+
+fn strings(v: &Value) -> BTreeSet<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn fields_of_real_sessions_agree_with_tshark() {
+    require_root!("servers in a test network namespace and a live capture");
+    let pair = VethPair::create();
+    let s = Scratch::with_interfaces(&[&pair.host_if], "");
+    s.authorize();
+    let agent = s.start_agent();
+    let ns_ip = pair.ns_ip.clone();
+
+    // Servers in the namespace.
+    let cert = s.path("tls");
+    std::fs::create_dir_all(&cert).unwrap();
+    let out = run(Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            "/CN=device.example",
+            "-days",
+            "1",
+            "-keyout",
+        ])
+        .arg(cert.join("k.pem"))
+        .arg("-out")
+        .arg(cert.join("c.pem")));
+    assert!(out.status.success());
+    let _http = spawn(
+        pair.in_ns("python3")
+            .arg(fixture("http_server.py"))
+            .args([&ns_ip, "8081"]),
+    );
+    let _smtp = spawn(
+        pair.in_ns("python3")
+            .arg(fixture("smtp_server.py"))
+            .args([&ns_ip, "2525"]),
+    );
+    let _tls = spawn(
+        pair.in_ns("openssl")
+            .args([
+                "s_server",
+                "-quiet",
+                "-accept",
+                &format!("{ns_ip}:8443"),
+                "-alpn",
+                "h2,http/1.1",
+                "-cert",
+            ])
+            .arg(cert.join("c.pem"))
+            .arg("-key")
+            .arg(cert.join("k.pem")),
+    );
+    let _dns = spawn(pair.in_ns("dnsmasq").args([
+        "--no-daemon",
+        "--port=53",
+        &format!("--listen-address={ns_ip}"),
+        "--bind-interfaces",
+        "--no-resolv",
+        "--no-hosts",
+        "--address=/device.example/10.9.9.9",
+        "--pid-file=",
+    ]));
+    for port in [8081, 2525, 8443, 53] {
+        assert!(
+            wait_until(Duration::from_secs(10), || port_open(&ns_ip, port)),
+            "server on {port}"
+        );
+    }
+
+    let capture = agent.start_capture_ok(&json!({"interface": pair.host_if, "filter": "", "reason": "unknown_application", "limits": {"max_duration": "60s"}}));
+    let id = capture["id"].as_str().unwrap().to_owned();
+
+    // The clients.
+    let base = format!("http://{ns_ip}:8081");
+    assert!(
+        run(Command::new("curl").args([
+            "-sSf",
+            "-o",
+            "/dev/null",
+            &format!("{base}/download/fw.bin?v=2")
+        ]))
+        .status
+        .success()
+    );
+    assert!(
+        run(Command::new("curl").args([
+            "-sSf",
+            "-o",
+            "/dev/null",
+            "-u",
+            "alice:secret",
+            &format!("{base}/private/status")
+        ]))
+        .status
+        .success()
+    );
+    let tls = run(Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("{ns_ip}:8443"),
+            "-servername",
+            "device.example",
+            "-alpn",
+            "h2,http/1.1",
+        ])
+        .stdin(Stdio::null()));
+    assert!(String::from_utf8_lossy(&tls.stdout).contains("CONNECTED"));
+    let mail = run(Command::new("python3")
+        .arg(fixture("smtp_client.py"))
+        .args([&ns_ip, "2525"]));
+    assert!(
+        mail.status.success(),
+        "smtplib: {}",
+        String::from_utf8_lossy(&mail.stderr)
+    );
+    let dig = run(Command::new("dig").args([
+        &format!("@{ns_ip}"),
+        "device.example",
+        "+short",
+        "+tries=1",
+    ]));
+    assert_eq!(String::from_utf8_lossy(&dig.stdout).trim(), "10.9.9.9");
+
+    let stopped = agent.post_delete(&id);
+    let by_app = &stopped["sessions"]["by_application"];
+    for app in ["http", "tls", "smtp", "dns"] {
+        assert!(by_app[app].as_u64().unwrap_or(0) >= 1, "{app} in {by_app}");
+    }
+    assert!(
+        stopped.get("sessions").unwrap().get("records").is_none(),
+        "the record shows counts, not fields"
+    );
+
+    let records = s.session_records(&id);
+    let pcap = s.decrypt(&s.segments(&id)[0]);
+    let decode = [
+        "tcp.port==8081,http",
+        "tcp.port==2525,smtp",
+        "tcp.port==8443,tls",
+    ];
+
+    // HTTP: URL from Host and the request target, the Basic user, the file names.
+    let http = tshark_query(
+        &pcap,
+        &decode,
+        "http.request",
+        &[
+            "ip.src",
+            "tcp.srcport",
+            "ip.dst",
+            "tcp.dstport",
+            "http.host",
+            "http.request.uri",
+            "http.authbasic",
+        ],
+    );
+    assert_eq!(http.len(), 2, "{http:?}");
+    for row in &http {
+        let r = find(&records, &row[0], &row[1], &row[2], &row[3]);
+        assert_eq!(r["application"], "http");
+        assert_eq!(r["url"], format!("http://{}{}", row[4], row[5]));
+        if let Some((user, _)) = row[6].split_once(':') {
+            assert_eq!(strings(&r["user"]), BTreeSet::from([user.to_owned()]));
+        }
+    }
+    let disposition = tshark_query(
+        &pcap,
+        &decode,
+        "http.response",
+        &["tcp.dstport", "http.response.line"],
+    );
+    let download = disposition
+        .iter()
+        .find(|r| r[1].contains("Content-Disposition"))
+        .expect("a disposition header");
+    let r = records
+        .iter()
+        .find(|r| {
+            r["source_port"].as_u64().map(|p| p.to_string()).as_deref()
+                == Some(download[0].as_str())
+        })
+        .unwrap();
+    assert!(download[1].contains("fw-v2.bin"));
+    assert_eq!(
+        strings(&r["filename"]),
+        BTreeSet::from(["fw.bin".to_owned(), "fw-v2.bin".to_owned()])
+    );
+
+    // TLS: SNI and ALPN of the ClientHello.
+    let hello = tshark_query(
+        &pcap,
+        &decode,
+        "tls.handshake.type == 1",
+        &[
+            "ip.src",
+            "tcp.srcport",
+            "ip.dst",
+            "tcp.dstport",
+            "tls.handshake.extensions_server_name",
+            "tls.handshake.extensions_alpn_str",
+        ],
+    );
+    assert_eq!(hello.len(), 1);
+    let r = find(
+        &records,
+        &hello[0][0],
+        &hello[0][1],
+        &hello[0][2],
+        &hello[0][3],
+    );
+    assert_eq!(r["application"], "tls");
+    assert_eq!(r["url"], format!("tls://{}", hello[0][4]));
+    assert_eq!(
+        r["alpn"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect::<Vec<_>>()
+            .join(","),
+        hello[0][5]
+    );
+
+    // SMTP: envelope, AUTH user, subject (RFC 2047 decoded), attachment.
+    let smtp = tshark_query(
+        &pcap,
+        &decode,
+        "smtp.req.command",
+        &[
+            "ip.src",
+            "tcp.srcport",
+            "ip.dst",
+            "tcp.dstport",
+            "smtp.req.command",
+            "smtp.req.parameter",
+        ],
+    );
+    let all = tshark_query(
+        &pcap,
+        &decode,
+        "tcp.port == 2525",
+        &["frame.number", "tcp.len", "_ws.col.Protocol"],
+    );
+    let first = smtp
+        .first()
+        .unwrap_or_else(|| panic!("tshark found no SMTP command; port 2525 packets: {all:?}"));
+    let r = find(&records, &first[0], &first[1], &first[2], &first[3]);
+    assert_eq!(r["application"], "smtp");
+    let param = |cmd: &str| -> Vec<String> {
+        smtp.iter()
+            .filter(|row| row[4].eq_ignore_ascii_case(cmd))
+            .map(|row| {
+                row[5]
+                    .split_once(':')
+                    .map(|(_, a)| {
+                        a.trim()
+                            .trim_start_matches('<')
+                            .split('>')
+                            .next()
+                            .unwrap_or("")
+                            .to_owned()
+                    })
+                    .unwrap_or_default()
+            })
+            .collect()
+    };
+    assert_eq!(r["email_sender"], param("MAIL")[0].as_str());
+    assert_eq!(
+        strings(&r["email_recipient"]),
+        param("RCPT").into_iter().collect::<BTreeSet<_>>()
+    );
+    assert_eq!(strings(&r["email_recipient"]).len(), 3);
+    // tshark shows the AUTH PLAIN argument; its user is the second NUL-separated part.
+    let plain = smtp
+        .iter()
+        .find(|row| row[4].eq_ignore_ascii_case("AUTH"))
+        .expect("an AUTH command");
+    let encoded = plain[5]
+        .split_whitespace()
+        .nth(1)
+        .expect("AUTH PLAIN with its argument");
+    let decoded = run(Command::new("python3").args([
+        "-c",
+        "import base64,sys;print(base64.b64decode(sys.argv[1]).split(b'\\0')[1].decode())",
+        encoded,
+    ]));
+    let auth_user = String::from_utf8_lossy(&decoded.stdout).trim().to_owned();
+    assert_eq!(strings(&r["user"]), BTreeSet::from([auth_user]));
+    // tshark shows the Subject header with its RFC 2047 encoded words; Python's email package
+    // decodes them for the comparison.
+    let imf = tshark_query(
+        &pcap,
+        &decode,
+        "imf",
+        &["imf.subject", "mime_multipart.header.content-disposition"],
+    );
+    let decoded = run(Command::new("python3").args(["-c", "import sys;from email.header import decode_header,make_header;print(str(make_header(decode_header(sys.argv[1]))))", &imf[0][0]]));
+    assert_eq!(
+        r["email_subject"],
+        String::from_utf8_lossy(&decoded.stdout).trim()
+    );
+    assert_eq!(r["email_subject"], "Rapport d'équipement ✓ n°42");
+    assert!(
+        imf[0][1].contains("filename=\"scan-42.pdf\""),
+        "{:?}",
+        imf[0]
+    );
+    assert_eq!(
+        strings(&r["filename"]),
+        BTreeSet::from(["scan-42.pdf".to_owned()])
+    );
+
+    // DNS: the query name.
+    let dns = tshark_query(
+        &pcap,
+        &decode,
+        "dns.flags.response == 0",
+        &[
+            "ip.src",
+            "udp.srcport",
+            "ip.dst",
+            "udp.dstport",
+            "dns.qry.name",
+        ],
+    );
+    let r = find(&records, &dns[0][0], &dns[0][1], &dns[0][2], &dns[0][3]);
+    assert_eq!(r["application"], "dns");
+    assert_eq!(r["url"], format!("dns://{}", dns[0][4]));
+}
+
+#[test]
+fn each_sharing_switch_removes_exactly_its_field() {
+    require_root!("live captures on the loopback interface");
+    let s = Scratch::new("");
+    s.authorize();
+    let agent = s.start_agent();
+    let _http = spawn(
+        Command::new("python3")
+            .arg(fixture("http_server.py"))
+            .args(["127.0.0.1", "18181"]),
+    );
+    assert!(wait_until(Duration::from_secs(10), || port_open(
+        "127.0.0.1",
+        18181
+    )));
+    let fields = [
+        "source_ip",
+        "source_port",
+        "destination_ip",
+        "destination_port",
+        "virtual_system",
+        "application",
+        "user",
+        "url",
+        "filename",
+        "email_sender",
+        "email_recipient",
+        "email_subject",
+    ];
+    for off in fields {
+        std::fs::write(
+            s.config_path(),
+            s.config_text("") + &format!("\n[sharing]\n{off} = false\n"),
+        )
+        .unwrap();
+        assert_eq!(agent.post("/v1/reload", None).status, 200);
+        let c = agent.start_capture_ok(&json!({"interface": "lo", "filter": "tcp port 18181", "reason": "other", "limits": {"max_duration": "30s"}}));
+        let id = c["id"].as_str().unwrap().to_owned();
+        assert!(
+            run(Command::new("curl").args([
+                "-sSf",
+                "-o",
+                "/dev/null",
+                "-u",
+                "alice:secret",
+                "http://127.0.0.1:18181/private/x"
+            ]))
+            .status
+            .success()
+        );
+        agent.post_delete(&id);
+        let records = s.session_records(&id);
+        assert_eq!(records.len(), 1, "{off}: {records:?}");
+        for f in fields {
+            assert_eq!(
+                records[0].get(f).is_some(),
+                f != off,
+                "with {off} off, {f} is {:?}",
+                records[0].get(f)
+            );
+        }
+    }
+}
+
+#[test]
+fn ipv6_vlan_cooked_and_truncated_traffic_give_correct_five_tuples() {
+    require_root!("veth pair, VLAN interfaces and a live capture");
+    let pair = VethPair::create();
+    let ip = |args: &[&str]| {
+        assert!(
+            run(Command::new("ip").args(args)).status.success(),
+            "ip {args:?}"
+        )
+    };
+    ip(&[
+        "addr",
+        "add",
+        "fd00:77::1/64",
+        "dev",
+        &pair.host_if,
+        "nodad",
+    ]);
+    ip(&[
+        "-n",
+        &pair.ns,
+        "addr",
+        "add",
+        "fd00:77::2/64",
+        "dev",
+        &pair.ns_if,
+        "nodad",
+    ]);
+    // This kernel has no VLAN interfaces: a tagged frame is sent out of the veth instead.
+    let ns_mac = String::from_utf8_lossy(
+        &run(pair
+            .in_ns("cat")
+            .arg(format!("/sys/class/net/{}/address", pair.ns_if)))
+        .stdout,
+    )
+    .trim()
+    .to_owned();
+    ip(&[
+        "-6",
+        "neigh",
+        "replace",
+        "fd00:77::2",
+        "lladdr",
+        &ns_mac,
+        "dev",
+        &pair.host_if,
+        "nud",
+        "permanent",
+    ]);
+
+    let s = Scratch::with_interfaces(&[&pair.host_if, "any"], "");
+    s.authorize();
+    let agent = s.start_agent();
+    let send = |addr: &str, port: u16| {
+        let sock = std::net::UdpSocket::bind(if addr.contains(':') {
+            "[::]:0"
+        } else {
+            "0.0.0.0:0"
+        })
+        .unwrap();
+        for _ in 0..3 {
+            sock.send_to(b"five tuple", (addr, port)).unwrap();
+        }
+        sock.local_addr().unwrap().port()
+    };
+    let cases: [(&str, &str, &str, u16, Value); 4] = [
+        ("ipv6", &pair.host_if, "fd00:77::2", 7101, json!({})),
+        ("vlan", &pair.host_if, "10.250.7.2", 7102, json!({})),
+        ("cooked", "any", &pair.ns_ip, 7103, json!({})),
+        (
+            "truncated",
+            &pair.host_if,
+            &pair.ns_ip,
+            7104,
+            json!({"snaplen": 40}),
+        ),
+    ];
+    for (name, iface, dst, port, mut limits) in cases {
+        limits["max_duration"] = json!("20s");
+        // A BPF filter looks past a VLAN tag only when told to.
+        let filter = if name == "vlan" {
+            format!("vlan and udp port {port}")
+        } else {
+            format!("udp port {port}")
+        };
+        let c = agent.start_capture_ok(
+            &json!({"interface": iface, "filter": filter, "reason": "other", "limits": limits}),
+        );
+        let id = c["id"].as_str().unwrap().to_owned();
+        let sport = if name == "vlan" {
+            send_tagged(&pair.host_if, &ns_mac, port)
+        } else {
+            send(dst, port)
+        };
+        std::thread::sleep(Duration::from_millis(300));
+        let stopped = agent.post_delete(&id);
+        assert!(
+            stopped["stats"]["written"].as_u64().unwrap() >= 3,
+            "{name}: {stopped}"
+        );
+        let records = s.session_records(&id);
+        let pcap = s.decrypt(&s.segments(&id)[0]);
+        let fields = if dst.contains(':') {
+            ["ipv6.src", "udp.srcport", "ipv6.dst", "udp.dstport"]
+        } else {
+            ["ip.src", "udp.srcport", "ip.dst", "udp.dstport"]
+        };
+        let rows = tshark_query(&pcap, &[], "udp", &fields);
+        assert!(!rows.is_empty(), "{name}: tshark saw nothing");
+        let r = find(&records, &rows[0][0], &rows[0][1], &rows[0][2], &rows[0][3]);
+        assert_eq!(
+            (
+                r["destination_ip"].as_str().unwrap(),
+                r["destination_port"].as_u64().unwrap() as u16
+            ),
+            (dst, port),
+            "{name}"
+        );
+        assert_eq!(r["source_port"].as_u64().unwrap() as u16, sport, "{name}");
+        if name == "cooked" {
+            assert_eq!(stopped["link_type"], "LINUX_SLL");
+        }
+        if name == "vlan" {
+            assert_eq!(tshark_query(&pcap, &[], "vlan", &["vlan.id"])[0][0], "7");
+        }
+    }
+}
+
+/// Sends three 802.1Q-tagged (VLAN 7) IPv4/UDP frames from 10.250.7.1:45007 to
+/// 10.250.7.2:`port` out of `iface`, through a packet socket; returns the source port.
+fn send_tagged(iface: &str, dst_mac: &str, port: u16) -> u16 {
+    let mac: Vec<u8> = dst_mac
+        .split(':')
+        .map(|h| u8::from_str_radix(h, 16).unwrap())
+        .collect();
+    let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 9], mac.try_into().unwrap())
+        .single_vlan(etherparse::VlanId::try_new(7).unwrap())
+        .ipv4([10, 250, 7, 1], [10, 250, 7, 2], 64)
+        .udp(45007, port);
+    let mut frame = Vec::new();
+    b.write(&mut frame, b"tagged").unwrap();
+    let hex: String = frame.iter().map(|b| format!("{b:02x}")).collect();
+    let script = "import socket,sys\ns=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\ns.bind((sys.argv[1],0))\nf=bytes.fromhex(sys.argv[2])\nfor _ in range(3): s.send(f)\n";
+    let out = run(Command::new("python3").args(["-c", script, iface, &hex]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    45007
+}
