@@ -2,6 +2,10 @@
 //! file; one JSON line per session. Unreadable input is an error naming the byte offset, after
 //! the sessions read up to that point have been reported.
 
+// Sessions are large; boxed, they move as pointers when the table grows, sorts and hands
+// them over.
+#![allow(clippy::vec_box)]
+
 use std::io::{Read, Write};
 
 use pcap_parser::pcapng::Block;
@@ -11,7 +15,7 @@ use pcap_parser::{PcapBlockOwned, PcapError, create_reader};
 use crate::session::{RecordContext, SessionTable, record};
 
 /// Read buffer size; grows for a larger block up to [`MAX_BLOCK`].
-const BUFFER: usize = 1 << 20;
+const BUFFER: usize = 4 << 20;
 /// Largest block accepted in a file.
 const MAX_BLOCK: usize = 64 << 20;
 /// Packets between hand-overs of finished sessions.
@@ -134,7 +138,8 @@ fn read_all(
                     }
                 }
                 offset += consumed as u64;
-                reader.consume(consumed);
+                // The buffer is compacted only on refill, when little is left to move.
+                reader.consume_noshift(consumed);
             }
             Err(PcapError::Eof) => return Ok(()),
             Err(PcapError::Incomplete(_)) => {
@@ -167,7 +172,7 @@ fn read_all(
 
 /// Writes the records of `sessions`; returns how many.
 fn emit(
-    sessions: Vec<crate::session::Session>,
+    sessions: Vec<Box<crate::session::Session>>,
     ctx: &RecordContext<'_>,
     out: &mut impl Write,
 ) -> Result<u64, AnalyzeError> {

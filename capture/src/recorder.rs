@@ -2,6 +2,10 @@
 //! receives whole, and the session records written, encrypted, to `sessions.json.age` in the
 //! capture's spool directory (JSON lines) as sessions finish, sealed when the capture ends.
 
+// Sessions are large; boxed, they move as pointers when the table grows, sorts and hands
+// them over.
+#![allow(clippy::vec_box)]
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -116,7 +120,7 @@ impl Recorder {
         }
     }
 
-    fn write(&mut self, sessions: &[Session]) {
+    fn write(&mut self, sessions: &[Box<Session>]) {
         count_by_application(sessions, &mut self.summary.by_application);
         self.summary.total += sessions.len() as u64;
         if self.summary.error.is_some() {

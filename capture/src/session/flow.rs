@@ -35,7 +35,18 @@ pub struct Session {
     pub bytes: [u64; 2],
     pub app: Option<&'static str>,
     pub found: Found,
-    inspect: Option<Box<Inspect>>,
+    inspect: Inspection,
+}
+
+/// How far the inspection of a session is.
+#[derive(Debug, Clone)]
+enum Inspection {
+    Done,
+    /// UDP needs no buffers: each datagram stands alone.
+    Udp {
+        datagrams: u32,
+    },
+    Tcp(Box<Inspect>),
 }
 
 /// What is kept while a session is inspected; dropped once its fields are known.
@@ -49,7 +60,6 @@ struct Inspect {
     smtp: Option<SmtpClient>,
     ftp: Option<FtpClient>,
     scanned: u64,
-    datagrams: u32,
 }
 
 impl Session {
@@ -72,7 +82,11 @@ impl Session {
             ICMP | ICMPV6 => Some(app::ICMP),
             _ => None,
         };
-        let inspect = matches!(p.proto, TCP | UDP).then(Box::default);
+        let inspect = match p.proto {
+            TCP => Inspection::Tcp(Box::default()),
+            UDP => Inspection::Udp { datagrams: 0 },
+            _ => Inspection::Done,
+        };
         Session {
             proto: p.proto,
             client,
@@ -89,7 +103,7 @@ impl Session {
 
     /// Whether the session's fields are still being looked for.
     pub fn inspecting(&self) -> bool {
-        self.inspect.is_some()
+        !matches!(self.inspect, Inspection::Done)
     }
 
     /// The application: the signature's, else the server port's, else `unknown`.
@@ -109,26 +123,33 @@ impl Session {
         self.packets[dir] += 1;
         self.bytes[dir] += u64::from(wire_len);
         self.last_seen_ns = self.last_seen_ns.max(ts_ns);
-        let Some(mut inspect) = self.inspect.take() else {
-            return;
-        };
-        let done = match (p.proto, p.tcp) {
-            (TCP, Some((flags, seq))) => {
-                if flags & SYN != 0 {
-                    inspect.streams[dir].syn(seq);
+        match std::mem::replace(&mut self.inspect, Inspection::Done) {
+            Inspection::Done => {}
+            Inspection::Udp { datagrams } => {
+                if p.payload.is_empty() {
+                    self.inspect = Inspection::Udp { datagrams };
+                } else if !self.datagram(p) && datagrams + 1 < DATAGRAM_BUDGET {
+                    self.inspect = Inspection::Udp {
+                        datagrams: datagrams + 1,
+                    };
                 }
-                let mut new = Vec::new();
-                inspect.streams[dir].segment(seq, p.payload, |b| new.extend_from_slice(b));
-                !new.is_empty() && self.tcp_bytes(&mut inspect, dir, &new)
             }
-            (UDP, _) if !p.payload.is_empty() => {
-                inspect.datagrams += 1;
-                self.datagram(p) || inspect.datagrams >= DATAGRAM_BUDGET
+            Inspection::Tcp(mut inspect) => {
+                let done = match p.tcp {
+                    Some((flags, seq)) => {
+                        if flags & SYN != 0 {
+                            inspect.streams[dir].syn(seq);
+                        }
+                        let mut new = Vec::new();
+                        inspect.streams[dir].segment(seq, p.payload, |b| new.extend_from_slice(b));
+                        !new.is_empty() && self.tcp_bytes(&mut inspect, dir, &new)
+                    }
+                    None => false,
+                };
+                if !done {
+                    self.inspect = Inspection::Tcp(inspect);
+                }
             }
-            _ => false,
-        };
-        if !done {
-            self.inspect = Some(inspect);
         }
     }
 

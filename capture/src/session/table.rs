@@ -2,6 +2,10 @@
 //! sessions are evicted on a sweep; when the table is full, the oldest one percent go. An
 //! evicted session is not lost: it is handed out as finished, to be recorded.
 
+// Sessions are large; boxed, they move as pointers when the table grows, sorts and hands
+// them over.
+#![allow(clippy::vec_box)]
+
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -9,7 +13,8 @@ use std::time::Duration;
 use super::flow::Session;
 use super::packet::{self, Decoded};
 
-type Map = HashMap<Key, Session, foldhash::fast::RandomState>;
+/// Sessions are boxed: the table moves pointers, not sessions, when it grows or sorts.
+type Map = HashMap<Key, Box<Session>, foldhash::fast::RandomState>;
 
 /// A session's identity, the same for both directions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -48,7 +53,7 @@ pub struct SessionTable {
     max: usize,
     idle_ns: u64,
     next_sweep_ns: u64,
-    finished: Vec<Session>,
+    finished: Vec<Box<Session>>,
     pub stats: TableStats,
 }
 
@@ -82,14 +87,14 @@ impl SessionTable {
         if self.map.len() >= self.max {
             self.evict_oldest();
         }
-        let mut session = Session::new(&p, ts_ns);
+        let mut session = Box::new(Session::new(&p, ts_ns));
         session.packet(&p, ts_ns, wire_len);
         self.stats.sessions += 1;
         self.map.insert(key, session);
     }
 
     /// Sessions that left the table since the last call.
-    pub fn take_finished(&mut self) -> Vec<Session> {
+    pub fn take_finished(&mut self) -> Vec<Box<Session>> {
         std::mem::take(&mut self.finished)
     }
 
@@ -103,8 +108,8 @@ impl SessionTable {
     }
 
     /// Every session: those that left the table, then those still in it, oldest first.
-    pub fn finish(mut self) -> Vec<Session> {
-        let mut rest: Vec<Session> = self.map.into_values().collect();
+    pub fn finish(mut self) -> Vec<Box<Session>> {
+        let mut rest: Vec<Box<Session>> = self.map.into_values().collect();
         rest.sort_by_key(|s| s.first_seen_ns);
         self.finished.extend(rest);
         self.finished

@@ -42,6 +42,10 @@ pub enum Flavor {
 /// Recognizes the first line of a request or response: `GET /x HTTP/1.1`, `RTSP/1.0 200 OK`,
 /// `INVITE sip:bob@example.com SIP/2.0`.
 pub fn flavor(data: &[u8]) -> Option<Flavor> {
+    // Every method and version starts with a capital letter; most traffic is rejected here.
+    if !data.first().is_some_and(u8::is_ascii_uppercase) {
+        return None;
+    }
     let line_end = data
         .iter()
         .take(2048)
@@ -73,12 +77,16 @@ pub fn flavor(data: &[u8]) -> Option<Flavor> {
     None
 }
 
-/// What a request parse found; `None` until the header block is complete.
+/// What a request parse found: `None` while the header block is incomplete, `Some` once it
+/// is complete or cannot be parsed (then with nothing found).
 pub fn request(data: &[u8], flavor: Flavor) -> Option<Found> {
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut req = httparse::Request::new(&mut headers);
     let status = match flavor {
-        Flavor::Http => req.parse(data).ok()?,
+        Flavor::Http => match req.parse(data) {
+            Ok(s) => s,
+            Err(_) => return Some(Found::default()),
+        },
         // RTSP and SIP request lines carry another version; parse the headers after the line.
         Flavor::Rtsp | Flavor::Sip => return other_request(data),
     };
@@ -131,13 +139,15 @@ fn other_request(data: &[u8]) -> Option<Found> {
     Some(found)
 }
 
-/// What a response's header block carries: `Content-Disposition` file names. `None` until the
-/// header block is complete.
+/// What a response's header block carries: `Content-Disposition` file names. `None` while the
+/// header block is incomplete, `Some` once it is complete or cannot be parsed.
 pub fn response(data: &[u8]) -> Option<Found> {
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut resp = httparse::Response::new(&mut headers);
-    if resp.parse(data).ok()?.is_partial() {
-        return None;
+    match resp.parse(data) {
+        Ok(s) if s.is_partial() => return None,
+        Ok(_) => {}
+        Err(_) => return Some(Found::default()),
     }
     let mut found = Found::default();
     for h in resp.headers.iter() {

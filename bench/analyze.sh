@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Session extraction benchmark: `pcap-agent analyze` against `tshark -T fields` with the
+# equivalent fields and `tcpdump -nn -r` (reference), on the same files, in the same run.
+#
+#   bench/analyze.sh [--runs N]
+#
+# Files (bench/mkpcap.py, deterministic): mixed.pcap, 1M packets with the composition of
+# BASELINE.md's big.pcap (500k MTU TCP segments, 500k 512-byte UDP datagrams with varying
+# ports), and heavy.pcap, 1M packets spread over about 300k sessions (a table under pressure).
+# Writes the table into bench/README.md between the analyze markers.
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT="$(cd .. && pwd)"
+RUNS=5
+[ "${1:-}" = --runs ] && RUNS=$2
+for tool in hyperfine tshark tcpdump jq; do
+  command -v "$tool" >/dev/null || apt-get install -y -qq hyperfine tshark tcpdump jq >/dev/null
+done
+(cd "$ROOT" && cargo build --release --locked --bins --quiet)
+OUT="$ROOT/bench/out"
+mkdir -p "$OUT"
+[ -f "$OUT/mixed.pcap" ] || ./mkpcap.py "$OUT/mixed.pcap"
+[ -f "$OUT/heavy.pcap" ] || ./mkpcap.py "$OUT/heavy.pcap" --sessions 20000 --udp-flows 400000
+
+AGENT="$ROOT/target/release/pcap-agent"
+FIELDS="-e ip.src -e ip.dst -e tcp.srcport -e tcp.dstport -e udp.srcport -e udp.dstport -e http.host -e http.request.uri -e tls.handshake.extensions_server_name -e tls.handshake.extensions_alpn_str -e dns.qry.name"
+for file in mixed heavy; do
+  pcap="$OUT/$file.pcap"
+  sessions=$("$AGENT" analyze "$pcap" 2>&1 >/dev/null | sed -n 's/.*packets, \([0-9]*\) sessions/\1/p')
+  hyperfine --warmup 1 --runs "$RUNS" --output=null --export-json "$OUT/analyze-$file.json" \
+    -n pcap-agent "$AGENT analyze $pcap" \
+    -n tcpdump "tcpdump -nn -r $pcap" \
+    -n tshark "tshark -n -r $pcap -T fields $FIELDS" >&2
+  echo "$file $sessions" >> "$OUT/analyze-sessions.txt"
+done
+
+python3 - "$OUT" "$ROOT/bench/README.md" "$RUNS" <<'PY'
+import json, statistics, sys
+out, readme, runs = sys.argv[1], sys.argv[2], sys.argv[3]
+sessions = dict(l.split() for l in open(f"{out}/analyze-sessions.txt"))
+lines = [f"{runs} runs each (hyperfine, one warm-up), file in the page cache, output to /dev/null; "
+         "median [min–max]. One core: each command is single-threaded.\n",
+         "| file | command | time s | packets/s | pcap-agent is ... x faster |", "|---|---|---|---|---|"]
+for f in ("mixed", "heavy"):
+    res = {r["command"]: r["times"] for r in json.load(open(f"{out}/analyze-{f}.json"))["results"]}
+    agent = statistics.median(res["pcap-agent"])
+    for name in ("pcap-agent", "tshark", "tcpdump"):
+        t = res[name]
+        med = statistics.median(t)
+        ratio = "–" if name == "pcap-agent" else f"**{med / agent:.1f}x**"
+        label = f"{f}.pcap (1M packets, {int(sessions[f]):,} sessions)"
+        lines.append(f"| {label} | {name} | {med:.2f} [{min(t):.2f}–{max(t):.2f}] | {1e6 / med / 1e6:.2f} M | {ratio} |")
+lines.append("")
+text = open(readme).read()
+b, e = "<!-- analyze:begin -->", "<!-- analyze:end -->"
+block = b + "\n" + "\n".join(lines) + "\n" + e
+text = text[: text.index(b)] + block + text[text.index(e) + len(e):] if b in text else text + "\n" + block + "\n"
+open(readme, "w").write(text)
+print("\n".join(lines))
+PY
+rm -f "$OUT/analyze-sessions.txt"
