@@ -43,6 +43,6 @@ pub mod writer;
 
 pub use error::CaptureError;
 pub use limits::Effective;
-pub use recorder::{SessionSpec, SessionsSummary};
+pub use recorder::{SessionSpec, SessionsSummary, SharedSharing};
 pub use worker::{CaptureSpec, Outcome, StatsSnapshot, StopReason, Worker};
 pub use writer::SegmentInfo;

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use pcap_config::Sharing;
@@ -24,12 +25,17 @@ use crate::session::{
 pub struct SessionSpec {
     pub max: usize,
     pub idle: Duration,
-    pub sharing: Sharing,
+    /// The sharing switches, read each time records are written: a reload applies to what
+    /// leaves the host from then on, also from captures already running.
+    pub sharing: SharedSharing,
     /// The virtual system of the capture's interface.
     pub virtual_system: Option<String>,
     /// The IP-to-user map file.
     pub users: Option<PathBuf>,
 }
+
+/// Sharing switches that the agent updates on reload while captures read them.
+pub type SharedSharing = Arc<RwLock<Sharing>>;
 
 /// What the capture's record shows of its sessions: counts only, never field values.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -127,8 +133,9 @@ impl Recorder {
             return;
         }
         let users = self.users.as_mut().map(|u| u.refresh().clone());
+        let sharing = *self.spec.sharing.read().unwrap_or_else(|p| p.into_inner());
         let ctx = RecordContext {
-            sharing: &self.spec.sharing,
+            sharing: &sharing,
             virtual_system: self.spec.virtual_system.as_deref(),
             users: users.as_ref(),
         };

@@ -450,6 +450,30 @@ fn each_sharing_switch_removes_exactly_its_field() {
             );
         }
     }
+
+    // A switch turned off while a capture runs applies to that capture's records too.
+    std::fs::write(s.config_path(), s.config_text("")).unwrap();
+    assert_eq!(agent.post("/v1/reload", None).status, 200);
+    let c = agent.start_capture_ok(&json!({"interface": "lo", "filter": "tcp port 18181", "reason": "other", "limits": {"max_duration": "30s"}}));
+    let id = c["id"].as_str().unwrap().to_owned();
+    assert!(
+        run(Command::new("curl").args(["-sSf", "-o", "/dev/null", "http://127.0.0.1:18181/x"]))
+            .status
+            .success()
+    );
+    std::fs::write(
+        s.config_path(),
+        s.config_text("") + "\n[sharing]\nurl = false\n",
+    )
+    .unwrap();
+    assert_eq!(agent.post("/v1/reload", None).status, 200);
+    agent.post_delete(&id);
+    let records = s.session_records(&id);
+    assert!(
+        records[0].get("url").is_none() && records[0].get("source_ip").is_some(),
+        "{:?}",
+        records[0]
+    );
 }
 
 #[test]

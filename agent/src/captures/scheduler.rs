@@ -13,7 +13,9 @@ use http::StatusCode;
 use pcap_capture::device;
 use pcap_capture::filter;
 use pcap_capture::limits;
-use pcap_capture::{CaptureSpec, Outcome, SegmentInfo, SessionSpec, StopReason, Worker};
+use pcap_capture::{
+    CaptureSpec, Outcome, SegmentInfo, SessionSpec, SharedSharing, StopReason, Worker,
+};
 use pcap_config::Config;
 use pcap_protocol::CaptureRequest;
 use pcap_uploader::Spool;
@@ -81,6 +83,8 @@ pub struct Scheduler {
     metrics: Metrics,
     incidents: Incidents,
     clock: Arc<dyn Clock>,
+    /// The `[sharing]` switches every capture's recorder reads, updated on reload.
+    sharing: SharedSharing,
 }
 
 impl Scheduler {
@@ -102,6 +106,7 @@ impl Scheduler {
             total: records.list().count(),
         };
         let (summary_tx, summary_rx) = watch::channel(summary);
+        let sharing = Arc::new(std::sync::RwLock::new(cfg.sharing));
         Ok((
             Scheduler {
                 config,
@@ -116,6 +121,7 @@ impl Scheduler {
                 metrics,
                 incidents,
                 clock,
+                sharing,
             },
             summary_rx,
         ))
@@ -137,6 +143,10 @@ impl Scheduler {
                     }
                 }
                 Some(command) = commands.recv() => self.handle(command),
+                Ok(()) = self.config.changed() => {
+                    let sharing = self.config.borrow_and_update().sharing;
+                    *self.sharing.write().unwrap_or_else(|p| p.into_inner()) = sharing;
+                }
                 Some(segment) = self.segments_rx.recv() => self.add_segment(&segment),
                 Some(done) = self.outcomes.join_next() => {
                     if let Ok((id, outcome)) = done {
@@ -301,7 +311,7 @@ impl Scheduler {
             sessions: Some(SessionSpec {
                 max: config.sessions.max,
                 idle: config.sessions.idle_timeout,
-                sharing: config.sharing,
+                sharing: self.sharing.clone(),
                 virtual_system: config.sessions.virtual_systems.get(&interface).cloned(),
                 users: config.sessions.users.clone(),
             }),
