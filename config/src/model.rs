@@ -17,6 +17,7 @@ pub struct Config {
     pub upload: Upload,
     pub control: Control,
     pub paths: Paths,
+    pub spool: SpoolPolicy,
     pub capture: Capture,
     pub sharing: Sharing,
     pub sessions: Sessions,
@@ -69,8 +70,55 @@ pub struct Upload {
     pub store: String,
     /// The research team's age recipients (`age1...`).
     pub recipients: Vec<String>,
-    /// The S3 endpoint (`http(s)://host[:port]`) when not AWS's own.
-    pub s3_endpoint: Option<String>,
+    /// Captures uploaded at once.
+    pub concurrency: usize,
+    /// Upload bandwidth cap in bytes/s (`None`: none).
+    pub max_bps: Option<u64>,
+    /// Part size of multipart uploads; smaller files go in one request.
+    pub part_size: u64,
+    pub s3: S3,
+}
+
+/// How to reach an S3-compatible store.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct S3 {
+    /// `http(s)://host[:port]` when not AWS's own (also from `AWS_ENDPOINT_URL`).
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    /// Path-style requests (`endpoint/bucket/key`), as most private S3 services want.
+    pub path_style: bool,
+    /// A 0600 file with `access_key_id` and `secret_access_key` (else the environment).
+    pub credentials_file: Option<PathBuf>,
+    /// PEM certificates to trust for a private endpoint.
+    pub ca_bundle: Option<PathBuf>,
+}
+
+/// What happens when the spool's quota cannot be met without deleting unuploaded data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFull {
+    /// Refuse new segments: running captures stop with `disk_full`.
+    Refuse,
+    /// Delete the oldest unuploaded segments (counted as lost).
+    DropOldest,
+}
+
+/// What happens to unuploaded segments when the grant is revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnRevoke {
+    Purge,
+    Keep,
+}
+
+/// The reaper's rules for the local spool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpoolPolicy {
+    pub max_bytes: u64,
+    pub min_free_percent: u8,
+    pub keep_uploaded_for: Duration,
+    pub max_age: Duration,
+    pub on_full: OnFull,
+    pub on_revoke: OnRevoke,
+    pub reap_interval: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

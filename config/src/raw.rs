@@ -20,6 +20,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub paths: RawPaths,
     #[serde(default)]
+    pub spool: RawSpool,
+    #[serde(default)]
     pub capture: RawCapture,
     #[serde(default)]
     pub sharing: RawSharing,
@@ -56,6 +58,9 @@ pub struct RawRequests {
 pub struct RawUpload {
     pub store: Option<String>,
     pub recipients: Option<Vec<String>>,
+    pub concurrency: Option<i64>,
+    pub max_bps: Option<RawSize>,
+    pub part_size: Option<RawSize>,
     pub s3: Option<RawS3>,
 }
 
@@ -63,6 +68,22 @@ pub struct RawUpload {
 #[serde(deny_unknown_fields)]
 pub struct RawS3 {
     pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub path_style: Option<bool>,
+    pub credentials_file: Option<String>,
+    pub ca_bundle: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSpool {
+    pub max_bytes: Option<RawSize>,
+    pub min_free_percent: Option<i64>,
+    pub keep_uploaded_for: Option<String>,
+    pub max_age: Option<String>,
+    pub on_full: Option<String>,
+    pub on_revoke: Option<String>,
+    pub reap_interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -146,6 +146,7 @@ pub fn validate(raw: RawConfig, doc: &Document, problems: &mut Vec<Problem>) -> 
         requests: raw.requests.map(|r| requests(&mut c, r)),
         upload: upload(&mut c, raw.upload),
         control: control(&mut c, raw.control),
+        spool: spool(&mut c, raw.spool),
         paths: Paths {
             state_dir: c.absolute("paths.state_dir", raw.paths.state_dir, DEFAULT_STATE_DIR),
             spool_dir: c.absolute("paths.spool_dir", raw.paths.spool_dir, DEFAULT_SPOOL_DIR),
@@ -272,8 +273,8 @@ fn upload(c: &mut Checker<'_>, raw: RawUpload) -> Upload {
             );
         }
     }
-    let s3_endpoint = raw.s3.and_then(|s| s.endpoint);
-    if let Some(e) = &s3_endpoint
+    let raw_s3 = raw.s3.unwrap_or_default();
+    if let Some(e) = &raw_s3.endpoint
         && endpoint_host_port(e).is_none()
     {
         c.problem(
@@ -281,10 +282,24 @@ fn upload(c: &mut Checker<'_>, raw: RawUpload) -> Upload {
             format!("{e:?} is not an endpoint URL; write e.g. \"https://s3.example.net\" or \"http://127.0.0.1:9000\""),
         );
     }
+    let s3 = S3 {
+        endpoint: raw_s3.endpoint,
+        region: raw_s3.region,
+        path_style: raw_s3.path_style.unwrap_or(false),
+        credentials_file: raw_s3.credentials_file.map(|p| c.absolute("upload.s3.credentials_file", Some(p), "")),
+        ca_bundle: raw_s3.ca_bundle.map(|p| c.absolute("upload.s3.ca_bundle", Some(p), "")),
+    };
+    let part_size = c.size("upload.part_size", raw.part_size, Some(8 * MIB)).unwrap_or(8 * MIB);
+    if !(5 * MIB..=512 * MIB).contains(&part_size) {
+        c.problem("upload.part_size", "must be between 5MiB (the S3 minimum) and 512MiB");
+    }
     Upload {
         store,
         recipients,
-        s3_endpoint,
+        concurrency: c.count("upload.concurrency", raw.concurrency, Some(2), 16).unwrap_or(2) as usize,
+        max_bps: c.size("upload.max_bps", raw.max_bps, None),
+        part_size,
+        s3,
     }
 }
 
@@ -501,6 +516,49 @@ fn check_within_ceilings(c: &mut Checker<'_>, defaults: &Limits, ceilings: &Limi
     );
     check("max_pps", defaults.max_pps, ceilings.max_pps, &num);
     check("max_bps", defaults.max_bps, ceilings.max_bps, &format_size);
+}
+
+fn spool(c: &mut Checker<'_>, raw: RawSpool) -> SpoolPolicy {
+    const DAY: Duration = Duration::from_secs(86_400);
+    let on_full = match raw.on_full.as_deref() {
+        None | Some("refuse") => OnFull::Refuse,
+        Some("drop_oldest") => OnFull::DropOldest,
+        Some(other) => {
+            c.problem("spool.on_full", format!("{other:?} is not a policy; use \"refuse\" or \"drop_oldest\""));
+            OnFull::Refuse
+        }
+    };
+    let on_revoke = match raw.on_revoke.as_deref() {
+        None | Some("purge") => OnRevoke::Purge,
+        Some("keep") => OnRevoke::Keep,
+        Some(other) => {
+            c.problem("spool.on_revoke", format!("{other:?} is not a policy; use \"purge\" or \"keep\""));
+            OnRevoke::Purge
+        }
+    };
+    let min_free_percent = match raw.min_free_percent {
+        None => 10,
+        Some(p @ 0..=90) => p as u8,
+        Some(p) => {
+            c.problem("spool.min_free_percent", format!("{p} is out of range; use 0 to 90"));
+            10
+        }
+    };
+    let keep_uploaded_for = match raw.keep_uploaded_for.as_deref() {
+        None | Some("0" | "0s") => Duration::ZERO,
+        Some(_) => c.duration("spool.keep_uploaded_for", raw.keep_uploaded_for, Some(Duration::ZERO)).unwrap_or(Duration::ZERO),
+    };
+    SpoolPolicy {
+        max_bytes: c.size("spool.max_bytes", raw.max_bytes, Some(10 * 1024 * MIB)).unwrap_or(10 * 1024 * MIB),
+        min_free_percent,
+        keep_uploaded_for,
+        max_age: c.duration("spool.max_age", raw.max_age, Some(7 * DAY)).unwrap_or(7 * DAY),
+        on_full,
+        on_revoke,
+        reap_interval: c
+            .duration("spool.reap_interval", raw.reap_interval, Some(Duration::from_secs(60)))
+            .unwrap_or(Duration::from_secs(60)),
+    }
 }
 
 /// Most sessions a flow table may be configured to hold.

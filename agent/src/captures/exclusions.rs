@@ -20,7 +20,8 @@ fn store_exclusion(config: &Config) -> Option<String> {
     }
     let endpoint = config
         .upload
-        .s3_endpoint
+        .s3
+        .endpoint
         .clone()
         .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())?;
     let (host, port) = endpoint_host_port(&endpoint)?;
