@@ -286,17 +286,28 @@ fn upload(c: &mut Checker<'_>, raw: RawUpload) -> Upload {
         endpoint: raw_s3.endpoint,
         region: raw_s3.region,
         path_style: raw_s3.path_style.unwrap_or(false),
-        credentials_file: raw_s3.credentials_file.map(|p| c.absolute("upload.s3.credentials_file", Some(p), "")),
-        ca_bundle: raw_s3.ca_bundle.map(|p| c.absolute("upload.s3.ca_bundle", Some(p), "")),
+        credentials_file: raw_s3
+            .credentials_file
+            .map(|p| c.absolute("upload.s3.credentials_file", Some(p), "")),
+        ca_bundle: raw_s3
+            .ca_bundle
+            .map(|p| c.absolute("upload.s3.ca_bundle", Some(p), "")),
     };
-    let part_size = c.size("upload.part_size", raw.part_size, Some(8 * MIB)).unwrap_or(8 * MIB);
+    let part_size = c
+        .size("upload.part_size", raw.part_size, Some(8 * MIB))
+        .unwrap_or(8 * MIB);
     if !(5 * MIB..=512 * MIB).contains(&part_size) {
-        c.problem("upload.part_size", "must be between 5MiB (the S3 minimum) and 512MiB");
+        c.problem(
+            "upload.part_size",
+            "must be between 5MiB (the S3 minimum) and 512MiB",
+        );
     }
     Upload {
         store,
         recipients,
-        concurrency: c.count("upload.concurrency", raw.concurrency, Some(2), 16).unwrap_or(2) as usize,
+        concurrency: c
+            .count("upload.concurrency", raw.concurrency, Some(2), 16)
+            .unwrap_or(2) as usize,
         max_bps: c.size("upload.max_bps", raw.max_bps, None),
         part_size,
         s3,
@@ -524,7 +535,10 @@ fn spool(c: &mut Checker<'_>, raw: RawSpool) -> SpoolPolicy {
         None | Some("refuse") => OnFull::Refuse,
         Some("drop_oldest") => OnFull::DropOldest,
         Some(other) => {
-            c.problem("spool.on_full", format!("{other:?} is not a policy; use \"refuse\" or \"drop_oldest\""));
+            c.problem(
+                "spool.on_full",
+                format!("{other:?} is not a policy; use \"refuse\" or \"drop_oldest\""),
+            );
             OnFull::Refuse
         }
     };
@@ -532,7 +546,10 @@ fn spool(c: &mut Checker<'_>, raw: RawSpool) -> SpoolPolicy {
         None | Some("purge") => OnRevoke::Purge,
         Some("keep") => OnRevoke::Keep,
         Some(other) => {
-            c.problem("spool.on_revoke", format!("{other:?} is not a policy; use \"purge\" or \"keep\""));
+            c.problem(
+                "spool.on_revoke",
+                format!("{other:?} is not a policy; use \"purge\" or \"keep\""),
+            );
             OnRevoke::Purge
         }
     };
@@ -540,23 +557,40 @@ fn spool(c: &mut Checker<'_>, raw: RawSpool) -> SpoolPolicy {
         None => 10,
         Some(p @ 0..=90) => p as u8,
         Some(p) => {
-            c.problem("spool.min_free_percent", format!("{p} is out of range; use 0 to 90"));
+            c.problem(
+                "spool.min_free_percent",
+                format!("{p} is out of range; use 0 to 90"),
+            );
             10
         }
     };
     let keep_uploaded_for = match raw.keep_uploaded_for.as_deref() {
         None | Some("0" | "0s") => Duration::ZERO,
-        Some(_) => c.duration("spool.keep_uploaded_for", raw.keep_uploaded_for, Some(Duration::ZERO)).unwrap_or(Duration::ZERO),
+        Some(_) => c
+            .duration(
+                "spool.keep_uploaded_for",
+                raw.keep_uploaded_for,
+                Some(Duration::ZERO),
+            )
+            .unwrap_or(Duration::ZERO),
     };
     SpoolPolicy {
-        max_bytes: c.size("spool.max_bytes", raw.max_bytes, Some(10 * 1024 * MIB)).unwrap_or(10 * 1024 * MIB),
+        max_bytes: c
+            .size("spool.max_bytes", raw.max_bytes, Some(10 * 1024 * MIB))
+            .unwrap_or(10 * 1024 * MIB),
         min_free_percent,
         keep_uploaded_for,
-        max_age: c.duration("spool.max_age", raw.max_age, Some(7 * DAY)).unwrap_or(7 * DAY),
+        max_age: c
+            .duration("spool.max_age", raw.max_age, Some(7 * DAY))
+            .unwrap_or(7 * DAY),
         on_full,
         on_revoke,
         reap_interval: c
-            .duration("spool.reap_interval", raw.reap_interval, Some(Duration::from_secs(60)))
+            .duration(
+                "spool.reap_interval",
+                raw.reap_interval,
+                Some(Duration::from_secs(60)),
+            )
             .unwrap_or(Duration::from_secs(60)),
     }
 }

@@ -17,8 +17,10 @@
 
 #![forbid(unsafe_code)]
 
+pub mod bandwidth;
 pub mod error;
 pub mod spool;
+pub mod store;
 
 pub use error::SpoolError;
 pub use spool::{SealedSegment, SegmentWriter, Spool};

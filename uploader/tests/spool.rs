@@ -66,7 +66,7 @@ fn recovery_discards_partials_and_keeps_sealed_segments() {
     second.write_all(b"crash").unwrap();
     drop(second); // a crash: never sealed
 
-    let discarded = recover(dir.path()).unwrap();
+    let discarded = recover(dir.path(), None).unwrap();
     assert_eq!(discarded.len(), 1);
     assert_eq!(discarded[0].capture_id, capture);
     assert!(!discarded[0].path.exists());

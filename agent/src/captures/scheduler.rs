@@ -460,7 +460,7 @@ fn recover(
     incidents: &Incidents,
     clock: &dyn Clock,
 ) -> std::io::Result<()> {
-    let discarded = pcap_uploader::spool::recover(&config.paths.spool_dir)?;
+    let discarded = pcap_uploader::spool::recover(&config.paths.spool_dir, None)?;
     let mut lost: HashMap<String, u64> = HashMap::new();
     for d in discarded.iter().filter(|d| d.segment) {
         *lost.entry(d.capture_id.clone()).or_default() += 1;

@@ -32,6 +32,7 @@
 //!   is discarded as above.
 //! - after sealing: the segment is in the spool and waits for upload.
 
+pub mod journal;
 mod recover;
 mod segment;
 mod sink;
@@ -42,10 +43,12 @@ pub use sink::SpoolFile;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use pcap_protocol::ids::check_id;
 
 use crate::error::SpoolError;
+pub use journal::{Entry, Journal, State};
 
 /// Suffix of a sealed segment.
 pub const SEALED_SUFFIX: &str = ".pcap.age";
@@ -61,6 +64,7 @@ pub const SESSIONS_STEM: &str = "sessions.json";
 pub struct Spool {
     dir: PathBuf,
     recipients: Vec<age::x25519::Recipient>,
+    journal: Option<Arc<Journal>>,
 }
 
 impl std::fmt::Debug for Spool {
@@ -89,7 +93,18 @@ impl Spool {
         Ok(Spool {
             dir: dir.into(),
             recipients,
+            journal: None,
         })
+    }
+
+    /// Records every file's state in `journal` from now on.
+    pub fn with_journal(mut self, journal: Arc<Journal>) -> Self {
+        self.journal = Some(journal);
+        self
+    }
+
+    pub fn journal(&self) -> Option<&Arc<Journal>> {
+        self.journal.as_ref()
     }
 
     pub fn dir(&self) -> &Path {
@@ -114,13 +129,21 @@ impl Spool {
             &format!("{}.pcap", segment_stem(seq)),
             seq,
             &self.recipients,
+            self.journal.clone(),
         )
     }
 
     /// Starts the session records file of `capture_id` (sealed as `sessions.json.age`).
     pub fn create_sessions(&self, capture_id: &str) -> Result<SegmentWriter, SpoolError> {
         let dir = self.capture_dir(capture_id)?;
-        SegmentWriter::create(&dir, capture_id, SESSIONS_STEM, 0, &self.recipients)
+        SegmentWriter::create(
+            &dir,
+            capture_id,
+            SESSIONS_STEM,
+            0,
+            &self.recipients,
+            self.journal.clone(),
+        )
     }
 }
 

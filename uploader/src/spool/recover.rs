@@ -1,12 +1,14 @@
-//! Crash recovery of the spool directory: what a crashed process left half-written is
-//! discarded and reported, so its capture's record can count it as lost.
+//! Crash recovery of the spool directory, at start, before anything writes to it: what a
+//! crashed process left half-written is discarded and reported (so its capture's record can
+//! count it as lost), and the journal is made to agree with the files.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use super::journal::{Entry, Journal, State};
 use super::{PARTIAL, PARTIAL_SUFFIX};
 
-/// A `.partial` segment removed at start.
+/// A `.partial` file removed at start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Discarded {
     pub capture_id: String,
@@ -15,10 +17,14 @@ pub struct Discarded {
     pub segment: bool,
 }
 
-/// Removes every `<capture_id>/*.partial` under `dir` and returns what it removed.
-/// A missing spool directory is an empty spool.
-pub fn recover(dir: &Path) -> std::io::Result<Vec<Discarded>> {
+/// Removes every `<capture_id>/*.partial` under `dir` and returns what it removed. With a
+/// journal: discarded files are recorded as lost; sealed files the journal does not know (a
+/// crash between rename and journal write) are recorded as sealed; sealed or uploading entries
+/// whose file is gone are recorded as lost; interrupted uploads go back to sealed, to start
+/// over. A missing spool directory is an empty spool.
+pub fn recover(dir: &Path, journal: Option<&Journal>) -> std::io::Result<Vec<Discarded>> {
     let mut discarded = Vec::new();
+    let mut present: Vec<(String, String, u64)> = Vec::new();
     let captures = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(discarded),
@@ -30,18 +36,55 @@ pub fn recover(dir: &Path) -> std::io::Result<Vec<Discarded>> {
         }
         let capture_id = capture.file_name().to_string_lossy().into_owned();
         for file in fs::read_dir(capture.path())?.filter_map(Result::ok) {
-            let name = file.file_name();
-            let name = name.to_string_lossy();
+            let name = file.file_name().to_string_lossy().into_owned();
+            let path = file.path();
             if name.ends_with(PARTIAL) {
-                let path = file.path();
                 fs::remove_file(&path)?;
-                tracing::warn!(capture = %capture_id, file = %path.display(), "Discarded a segment left unsealed by a crash.");
+                tracing::warn!(capture = %capture_id, file = %path.display(), "Discarded a file left unsealed by a crash.");
+                if let Some(j) = journal {
+                    let sealed_name = name.trim_end_matches(PARTIAL);
+                    j.update(&capture_id, sealed_name, |e| {
+                        e.state = State::Lost;
+                        e.reason = Some("left unsealed by a crash".to_owned());
+                    })?;
+                }
                 discarded.push(Discarded {
                     capture_id: capture_id.clone(),
-                    path,
                     segment: name.ends_with(PARTIAL_SUFFIX),
+                    path,
                 });
+            } else if name.ends_with(".age") {
+                present.push((capture_id.clone(), name, file.metadata()?.len()));
             }
+        }
+    }
+    let Some(j) = journal else {
+        return Ok(discarded);
+    };
+    for (capture, name, size) in &present {
+        let known = j.get(capture, name);
+        if known.as_ref().is_none_or(|e| e.state == State::Open) {
+            let mut e = Entry::new(capture, name, State::Sealed);
+            e.size = *size;
+            j.put(e)?;
+            tracing::info!(capture = %capture, file = %name, "Adopted a sealed file the journal did not record.");
+        }
+    }
+    for e in j.entries() {
+        let on_disk = present
+            .iter()
+            .any(|(c, n, _)| *c == e.capture && *n == e.name);
+        match e.state {
+            State::Sealed | State::Uploading | State::Open if !on_disk => {
+                j.update(&e.capture, &e.name, |e| {
+                    e.state = State::Lost;
+                    e.reason = Some("missing from the spool at start".to_owned());
+                })?;
+            }
+            State::Uploading => {
+                j.update(&e.capture, &e.name, |e| e.state = State::Sealed)?;
+            }
+            _ => {}
         }
     }
     Ok(discarded)

@@ -5,12 +5,14 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use age::stream::StreamWriter;
 use jiff::Timestamp;
 use serde::Serialize;
 
 use super::PARTIAL;
+use super::journal::{Entry, Journal, State};
 use super::sink::SpoolFile;
 use crate::error::SpoolError;
 
@@ -41,6 +43,7 @@ pub struct SegmentWriter {
     dir: PathBuf,
     partial: PathBuf,
     plaintext_bytes: u64,
+    journal: Option<Arc<Journal>>,
 }
 
 impl std::fmt::Debug for SegmentWriter {
@@ -59,6 +62,7 @@ impl SegmentWriter {
         stem: &str,
         seq: u32,
         recipients: &[age::x25519::Recipient],
+        journal: Option<Arc<Journal>>,
     ) -> Result<Self, SpoolError> {
         fs::DirBuilder::new()
             .recursive(true)
@@ -67,6 +71,10 @@ impl SegmentWriter {
             .map_err(|e| SpoolError::io("create the spool directory", dir, e))?;
         let name = format!("{stem}.age");
         let partial = dir.join(format!("{name}{PARTIAL}"));
+        if let Some(j) = &journal {
+            j.put(Entry::new(capture_id, &name, State::Open))
+                .map_err(|e| SpoolError::io("journal", &partial, e))?;
+        }
         let file =
             SpoolFile::create(&partial).map_err(|e| SpoolError::io("create", &partial, e))?;
         let encryptor =
@@ -85,6 +93,7 @@ impl SegmentWriter {
             dir: dir.to_owned(),
             partial,
             plaintext_bytes: 0,
+            journal,
         })
     }
 
@@ -117,6 +126,15 @@ impl SegmentWriter {
         File::open(&self.dir)
             .and_then(|d| d.sync_all())
             .map_err(|e| SpoolError::io("fsync", &self.dir, e))?;
+        let sealed_at = Timestamp::now();
+        if let Some(j) = &self.journal {
+            j.update(&self.capture_id, &self.name, |e| {
+                e.state = State::Sealed;
+                e.size = size;
+                e.sealed_at = Some(sealed_at);
+            })
+            .map_err(|e| SpoolError::io("journal", &sealed, e))?;
+        }
         Ok(SealedSegment {
             capture_id: self.capture_id.clone(),
             seq: self.seq,
@@ -124,7 +142,7 @@ impl SegmentWriter {
             path: sealed,
             size,
             plaintext_bytes: self.plaintext_bytes,
-            sealed_at: Timestamp::now(),
+            sealed_at,
         })
     }
 
@@ -133,6 +151,12 @@ impl SegmentWriter {
     pub fn abandon(mut self) {
         self.stream = None;
         let _ = fs::remove_file(&self.partial);
+        if let Some(j) = &self.journal {
+            let _ = j.update(&self.capture_id, &self.name, |e| {
+                e.state = State::Lost;
+                e.reason = Some("the write failed before it was sealed".to_owned());
+            });
+        }
     }
 }
 

@@ -1,0 +1,406 @@
+//! The store, through the `object_store` crate: a local directory (`file:///path`, the
+//! embedded default) or any S3-compatible service (`s3://bucket/prefix`). Keys follow
+//! DESIGN.md: `captures/<serial>/<capture_id>/<file>` and `devices/<serial>/...` under the
+//! prefix. Uploads stream the spool file in parts (multipart above one part), hash it on the way,
+//! and check the stored size afterwards.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::local::LocalFileSystem;
+use object_store::multipart::MultipartStore;
+use object_store::path::Path as Key;
+use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
+use pcap_config::S3;
+use pcap_protocol::keys::hex;
+use tokio::io::AsyncReadExt;
+
+use crate::bandwidth::Bandwidth;
+
+/// Why the store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{url:?} is not a store URL; use file:///absolute/path or s3://bucket/prefix")]
+    BadUrl { url: String },
+    #[error("cannot open the store {url}: {message}")]
+    Open { url: String, message: String },
+}
+
+/// Why an upload failed, and whether trying again can help.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UploadError {
+    /// Retrying cannot help until an operator fixes something (credentials, bucket, policy).
+    #[error("{0}")]
+    Permanent(String),
+    /// Worth another try later (network, server error, throttling).
+    #[error("{0}")]
+    Transient(String),
+}
+
+impl UploadError {
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, UploadError::Permanent(_))
+    }
+}
+
+fn classify(context: &str, e: object_store::Error) -> UploadError {
+    use object_store::Error as E;
+    let text = format!("{context}: {e}");
+    match e {
+        E::PermissionDenied { .. } | E::Unauthenticated { .. } => UploadError::Permanent(format!(
+            "{text} (check the store credentials and the bucket policy)"
+        )),
+        E::NotFound { .. } => {
+            UploadError::Permanent(format!("{text} (check that the bucket exists)"))
+        }
+        _ if text.contains("NoSuchBucket")
+            || text.contains("InvalidAccessKeyId")
+            || text.contains("SignatureDoesNotMatch") =>
+        {
+            UploadError::Permanent(format!(
+                "{text} (check the store credentials and the bucket)"
+            ))
+        }
+        _ => UploadError::Transient(text),
+    }
+}
+
+/// What an upload stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uploaded {
+    pub size: u64,
+    /// Lowercase hex SHA-256 of the object.
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone)]
+enum Backend {
+    Local {
+        store: Arc<LocalFileSystem>,
+        root: PathBuf,
+    },
+    S3(Arc<AmazonS3>),
+}
+
+/// An opened store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    backend: Backend,
+    prefix: String,
+    url: String,
+}
+
+/// Installs rustls' ring provider as the process default (once; later calls do nothing).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Access keys read from a credentials file.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Credentials {
+    access_key_id: String,
+    secret_access_key: String,
+    #[serde(default)]
+    session_token: Option<String>,
+}
+
+fn read_credentials(path: &Path) -> Result<Credentials, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "the credentials file {} is readable by others (mode {mode:o}); chmod 600 it",
+            path.display()
+        ));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))
+}
+
+impl Store {
+    /// Opens the store at `url` with the S3 settings `s3` (used for `s3://` only).
+    pub fn open(url: &str, s3: &S3) -> Result<Self, StoreError> {
+        install_crypto_provider();
+        let open_err = |message: String| StoreError::Open {
+            url: url.to_owned(),
+            message,
+        };
+        let (backend, prefix) = match url.split_once("://") {
+            Some(("file", path)) if Path::new(path).is_absolute() => {
+                std::fs::create_dir_all(path)
+                    .map_err(|e| open_err(format!("cannot create {path}: {e}")))?;
+                let store =
+                    LocalFileSystem::new_with_prefix(path).map_err(|e| open_err(e.to_string()))?;
+                (
+                    Backend::Local {
+                        store: Arc::new(store),
+                        root: PathBuf::from(path),
+                    },
+                    String::new(),
+                )
+            }
+            Some(("s3", rest)) if !rest.is_empty() && !rest.starts_with('/') => {
+                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                let mut b = AmazonS3Builder::from_env()
+                    .with_bucket_name(bucket)
+                    .with_virtual_hosted_style_request(!s3.path_style)
+                    .with_checksum_algorithm(object_store::aws::Checksum::SHA256)
+                    .with_retry(RetryConfig {
+                        max_retries: 4,
+                        retry_timeout: std::time::Duration::from_secs(60),
+                        ..RetryConfig::default()
+                    });
+                let endpoint = s3
+                    .endpoint
+                    .clone()
+                    .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
+                if let Some(ep) = &endpoint {
+                    b = b
+                        .with_endpoint(ep)
+                        .with_allow_http(ep.starts_with("http://"));
+                }
+                let region = s3
+                    .region
+                    .clone()
+                    .or_else(|| std::env::var("AWS_REGION").ok());
+                b = b.with_region(region.unwrap_or_else(|| "us-east-1".to_owned()));
+                if let Some(path) = &s3.credentials_file {
+                    let c = read_credentials(path).map_err(open_err)?;
+                    b = b
+                        .with_access_key_id(c.access_key_id)
+                        .with_secret_access_key(c.secret_access_key);
+                    if let Some(t) = c.session_token {
+                        b = b.with_token(t);
+                    }
+                }
+                let mut options =
+                    ClientOptions::new().with_timeout(std::time::Duration::from_secs(60));
+                if let Some(ca) = &s3.ca_bundle {
+                    let pem = std::fs::read(ca)
+                        .map_err(|e| open_err(format!("cannot read {}: {e}", ca.display())))?;
+                    for cert in object_store::Certificate::from_pem_bundle(&pem)
+                        .map_err(|e| open_err(e.to_string()))?
+                    {
+                        options = options.with_root_certificate(cert);
+                    }
+                }
+                let store = b
+                    .with_client_options(options)
+                    .build()
+                    .map_err(|e| open_err(e.to_string()))?;
+                (
+                    Backend::S3(Arc::new(store)),
+                    prefix.trim_matches('/').to_owned(),
+                )
+            }
+            _ => {
+                return Err(StoreError::BadUrl {
+                    url: url.to_owned(),
+                });
+            }
+        };
+        Ok(Store {
+            backend,
+            prefix,
+            url: url.to_owned(),
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The object store behind this store.
+    pub fn objects(&self) -> Arc<dyn ObjectStore> {
+        match &self.backend {
+            Backend::Local { store, .. } => store.clone(),
+            Backend::S3(s) => s.clone(),
+        }
+    }
+
+    /// The key of `rel` (a path built from validated ids only) under the store's prefix.
+    pub fn key(&self, rel: &str) -> Key {
+        if self.prefix.is_empty() {
+            Key::from(rel)
+        } else {
+            Key::from(format!("{}/{rel}", self.prefix))
+        }
+    }
+
+    /// `captures/<serial>/<capture_id>/<name>`.
+    pub fn capture_key(&self, serial: &str, capture: &str, name: &str) -> Key {
+        self.key(&format!("captures/{serial}/{capture}/{name}"))
+    }
+
+    /// Stores `bytes` at `key` in one request.
+    pub async fn put_bytes(&self, key: &Key, bytes: Vec<u8>) -> Result<(), UploadError> {
+        self.objects()
+            .put(key, PutPayload::from(bytes))
+            .await
+            .map(drop)
+            .map_err(|e| classify(&format!("cannot store {key}"), e))
+    }
+
+    /// Uploads the file at `path` to `key`: one request up to `part_size`, else a multipart
+    /// upload whose id is reported to `started` (to abort it after a crash). Checks the size
+    /// the store reports afterwards.
+    pub async fn upload_file(
+        &self,
+        key: &Key,
+        path: &Path,
+        part_size: usize,
+        bandwidth: &Bandwidth,
+        started: impl FnOnce(&str),
+    ) -> Result<Uploaded, UploadError> {
+        let io = |e: std::io::Error| {
+            UploadError::Transient(format!("cannot read {}: {e}", path.display()))
+        };
+        let mut file = tokio::fs::File::open(path).await.map_err(io)?;
+        let size = file.metadata().await.map_err(io)?.len();
+        let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
+        if size <= part_size as u64 {
+            let mut buf = Vec::with_capacity(size as usize);
+            file.read_to_end(&mut buf).await.map_err(io)?;
+            hash.update(&buf);
+            bandwidth.take(buf.len() as u64).await;
+            self.put_bytes(key, buf).await?;
+        } else {
+            match &self.backend {
+                Backend::S3(s3) => {
+                    upload_parts(s3, key, &mut file, part_size, &mut hash, bandwidth, started)
+                        .await?
+                }
+                Backend::Local { store, .. } => {
+                    let upload = store
+                        .put_multipart(key)
+                        .await
+                        .map_err(|e| classify(&format!("cannot start the upload of {key}"), e))?;
+                    let mut writer =
+                        object_store::WriteMultipart::new_with_chunk_size(upload, part_size);
+                    let mut buf = vec![0u8; 1 << 20];
+                    loop {
+                        let n = file.read(&mut buf).await.map_err(io)?;
+                        if n == 0 {
+                            break;
+                        }
+                        hash.update(&buf[..n]);
+                        bandwidth.take(n as u64).await;
+                        writer
+                            .wait_for_capacity(1)
+                            .await
+                            .map_err(|e| classify(&format!("cannot upload {key}"), e))?;
+                        writer.write(&buf[..n]);
+                    }
+                    writer.finish().await.map_err(|e| {
+                        classify(&format!("cannot complete the upload of {key}"), e)
+                    })?;
+                }
+            }
+        }
+        let stored = self
+            .objects()
+            .head(key)
+            .await
+            .map_err(|e| classify(&format!("cannot check {key} after its upload"), e))?;
+        if stored.size != size {
+            return Err(UploadError::Transient(format!(
+                "{key} holds {} bytes after the upload, the spool file {size}",
+                stored.size
+            )));
+        }
+        Ok(Uploaded {
+            size,
+            sha256: hex(hash.finish().as_ref()),
+        })
+    }
+
+    /// Abandons an upload a crash interrupted: aborts the S3 multipart upload `upload_id`, or
+    /// removes the staging files of a local one.
+    pub async fn abort(&self, key: &Key, upload_id: Option<&str>) {
+        match (&self.backend, upload_id) {
+            (Backend::S3(s3), Some(id)) => {
+                if let Err(e) = s3.abort_multipart(key, &id.to_owned()).await {
+                    tracing::warn!(key = %key, error = %e, "Cannot abort an interrupted multipart upload.");
+                }
+            }
+            (Backend::Local { root, .. }, _) => {
+                let dest = root.join(key.as_ref());
+                let (Some(dir), Some(name)) = (dest.parent(), dest.file_name()) else {
+                    return;
+                };
+                let staging = format!("{}#", name.to_string_lossy());
+                if let Ok(entries) = std::fs::read_dir(dir) {
+                    for e in entries.filter_map(Result::ok) {
+                        if e.file_name().to_string_lossy().starts_with(&staging) {
+                            let _ = std::fs::remove_file(e.path());
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A multipart upload driven part by part, so its id is known (and journaled) from the start.
+async fn upload_parts(
+    s3: &AmazonS3,
+    key: &Key,
+    file: &mut tokio::fs::File,
+    part_size: usize,
+    hash: &mut ring::digest::Context,
+    bandwidth: &Bandwidth,
+    started: impl FnOnce(&str),
+) -> Result<(), UploadError> {
+    let id = s3
+        .create_multipart(key)
+        .await
+        .map_err(|e| classify(&format!("cannot start the upload of {key}"), e))?;
+    started(&id);
+    let result = async {
+        let mut parts = Vec::new();
+        loop {
+            let mut part = Vec::with_capacity(part_size);
+            while part.len() < part_size {
+                let n = (&mut *file)
+                    .take((part_size - part.len()) as u64)
+                    .read_to_end(&mut part)
+                    .await
+                    .map_err(|e| {
+                        UploadError::Transient(format!("cannot read the spool file: {e}"))
+                    })?;
+                if n == 0 {
+                    break;
+                }
+            }
+            if part.is_empty() {
+                break;
+            }
+            hash.update(&part);
+            bandwidth.take(part.len() as u64).await;
+            let done = s3
+                .put_part(key, &id, parts.len(), PutPayload::from(part))
+                .await
+                .map_err(|e| {
+                    classify(
+                        &format!("cannot upload part {} of {key}", parts.len() + 1),
+                        e,
+                    )
+                })?;
+            parts.push(done);
+        }
+        s3.complete_multipart(key, &id, parts)
+            .await
+            .map_err(|e| classify(&format!("cannot complete the upload of {key}"), e))
+    }
+    .await;
+    if result.is_err() {
+        let _ = s3.abort_multipart(key, &id).await;
+    }
+    result.map(drop)
+}
