@@ -23,6 +23,7 @@ use crate::fsutil;
 use crate::incidents::Incidents;
 use crate::logging::LogHandle;
 use crate::metrics::Metrics;
+use crate::spool::SpoolService;
 use crate::systemd;
 
 /// Quiet time after a config file change before it is reloaded.
@@ -61,12 +62,20 @@ pub async fn run(config_path: PathBuf, config: Config, log: LogHandle) -> Result
         }
     };
     let metrics = Metrics::new();
+    let spool = match SpoolService::open(&config) {
+        Ok(s) => s,
+        Err(e) => {
+            socket.file.remove();
+            return Err(DaemonError::Startup(e));
+        }
+    };
     let (scheduler, captures_rx) = Scheduler::new(
         config_rx.clone(),
         auth_rx.clone(),
         metrics.clone(),
         incidents.clone(),
         clock.clone(),
+        spool.context.clone(),
     )
     .map_err(|e| {
         socket.file.remove();
@@ -80,6 +89,7 @@ pub async fn run(config_path: PathBuf, config: Config, log: LogHandle) -> Result
         core: core_tx,
         scheduler: scheduler_tx,
         captures: captures_rx,
+        spool: spool.api.clone(),
         metrics,
         incidents: incidents.clone(),
         access: RwLock::new(Arc::new(access)),
@@ -88,6 +98,8 @@ pub async fn run(config_path: PathBuf, config: Config, log: LogHandle) -> Result
     });
 
     let mut tasks = JoinSet::new();
+    let spool_policy = spool.policy.clone();
+    spool.spawn(&mut tasks, api.auth.clone(), &cancel);
     tasks.spawn(authority.run(config_rx, cancel.child_token()));
     tasks.spawn(scheduler.run(scheduler_rx, cancel.child_token()));
     let (listener, socket_gid, socket_file) = (socket.listener, socket.gid, socket.file);
@@ -111,6 +123,7 @@ pub async fn run(config_path: PathBuf, config: Config, log: LogHandle) -> Result
         log,
         socket_gid,
         incidents,
+        spool_policy,
     };
     loop {
         tokio::select! {
@@ -186,6 +199,7 @@ struct Reloader {
     log: LogHandle,
     socket_gid: u32,
     incidents: Incidents,
+    spool_policy: watch::Sender<pcap_config::SpoolPolicy>,
 }
 
 impl Reloader {
@@ -232,6 +246,7 @@ impl Reloader {
         let needs_restart = restart_only_changes(&old, &new);
         self.api.set_access(access);
         self.log.set_level(&new.logging.level);
+        self.spool_policy.send_replace(new.spool.clone());
         self.config.send_replace(Arc::new(new));
         Ok(ReloadReport {
             config: self.path.display().to_string(),
@@ -253,6 +268,8 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
     note(old.control.group != new.control.group, "control.group");
     note(old.logging.format != new.logging.format, "logging.format");
     note(old.logging.output != new.logging.output, "logging.output");
+    note(old.upload != new.upload, "upload");
+    note(old.paths != new.paths, "paths");
     out
 }
 

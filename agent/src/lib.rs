@@ -30,6 +30,7 @@ pub mod fsutil;
 pub mod incidents;
 pub mod logging;
 pub mod metrics;
+pub mod spool;
 pub mod systemd;
 
 /// The agent's version, as reported in status and heartbeats.

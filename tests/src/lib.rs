@@ -220,14 +220,44 @@ interfaces = {interfaces:?}
         out_path
     }
 
-    /// The sealed segments of a capture in the spool, in order.
+    /// A capture's directory in the (file://) store.
+    pub fn store_dir(&self, capture_id: &str) -> PathBuf {
+        self.path("store/captures")
+            .join(&self.serial)
+            .join(capture_id)
+    }
+
+    /// Waits until the capture is complete in the store (its manifest is there, written last)
+    /// and returns the manifest.
+    pub fn wait_complete(&self, capture_id: &str) -> serde_json::Value {
+        let manifest = self.store_dir(capture_id).join("manifest.json");
+        assert!(
+            wait_until(Duration::from_secs(30), || manifest.exists()),
+            "capture {capture_id} never completed in the store; spool: {:?}\nagent log:\n{}",
+            std::fs::read_dir(self.path("spool").join(capture_id)).map(|d| d
+                .filter_map(Result::ok)
+                .map(|e| e.file_name())
+                .collect::<Vec<_>>()),
+            std::fs::read_to_string(self.path("agent.log")).unwrap_or_default()
+        );
+        serde_json::from_slice(&std::fs::read(manifest).expect("manifest")).expect("manifest JSON")
+    }
+
+    /// The segments of a complete capture in the store, in order.
     pub fn segments(&self, capture_id: &str) -> Vec<PathBuf> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(self.path("spool").join(capture_id))
-            .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
-            .unwrap_or_default();
-        files.retain(|p| p.to_string_lossy().ends_with(".pcap.age"));
-        files.sort();
-        files
+        self.wait_complete(capture_id);
+        files_ending(&self.store_dir(capture_id), ".pcap.age")
+    }
+
+    /// Capture directories in the spool (the journal does not count).
+    pub fn spool_captures(&self) -> usize {
+        std::fs::read_dir(self.path("spool"))
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.path().is_dir())
+                    .count()
+            })
+            .unwrap_or(0)
     }
 
     /// Starts the agent and waits until it answers on its socket.
@@ -522,10 +552,8 @@ pub fn fixture(name: &str) -> PathBuf {
 impl Scratch {
     /// Decrypts `sessions.json.age` of a capture and parses its JSON lines.
     pub fn session_records(&self, capture_id: &str) -> Vec<serde_json::Value> {
-        let file = self
-            .path("spool")
-            .join(capture_id)
-            .join("sessions.json.age");
+        self.wait_complete(capture_id);
+        let file = self.store_dir(capture_id).join("sessions.json.age");
         assert!(
             file.exists(),
             "no {}: {:?}",
@@ -539,4 +567,14 @@ impl Scratch {
             .map(|l| serde_json::from_str(l).expect("a JSON record"))
             .collect()
     }
+}
+
+/// The files in `dir` whose names end with `suffix`, sorted (none if `dir` is missing).
+pub fn files_ending(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.to_string_lossy().ends_with(suffix));
+    files.sort();
+    files
 }

@@ -19,8 +19,10 @@
 
 pub mod bandwidth;
 pub mod error;
+pub mod reaper;
 pub mod spool;
 pub mod store;
+pub mod upload;
 
 pub use error::SpoolError;
 pub use spool::{SealedSegment, SegmentWriter, Spool};

@@ -3,8 +3,9 @@
 
 use std::io::Read;
 use std::str::FromStr;
+use std::sync::Arc;
 
-use pcap_uploader::spool::{Spool, recover};
+use pcap_uploader::spool::{Entry, Journal, MANIFEST, MANIFEST_BASE, Spool, State, recover};
 
 fn identity() -> age::x25519::Identity {
     age::x25519::Identity::generate()
@@ -74,6 +75,66 @@ fn recovery_discards_partials_and_keeps_sealed_segments() {
         decrypt(&std::fs::read(&sealed.path).unwrap(), &id),
         b"sealed"
     );
+}
+
+#[test]
+fn recovery_with_a_journal_restores_each_file_to_the_state_it_can_prove() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = identity();
+    let capture = "0193a0b1-0000-7000-8000-000000000003";
+    {
+        let (journal, _) = Journal::open(dir.path()).unwrap();
+        let journal = Arc::new(journal);
+        let spool = Spool::new(dir.path(), &[id.to_public().to_string()])
+            .unwrap()
+            .with_journal(journal.clone());
+        for seq in 1..=3 {
+            let mut w = spool.create(capture, seq).unwrap();
+            w.write_all(b"sealed").unwrap();
+            w.seal().unwrap();
+        }
+        let mut open = spool.create(capture, 4).unwrap();
+        open.write_all(b"crash").unwrap();
+        std::mem::forget(open); // a crash while segment 4 was being written
+        // Segment 2 was being uploaded; segment 3's file vanished (a disk error, an operator).
+        journal
+            .update(capture, "000002.pcap.age", |e| {
+                e.state = State::Uploading;
+                e.upload_id = Some("multipart-1".into());
+            })
+            .unwrap();
+        std::fs::remove_file(dir.path().join(capture).join("000003.pcap.age")).unwrap();
+        // The capture ended: its manifest base is written and queued.
+        std::fs::write(dir.path().join(capture).join(MANIFEST_BASE), b"{}").unwrap();
+        journal
+            .put(Entry::new(capture, MANIFEST, State::Sealed))
+            .unwrap();
+        // A crash between a rename and its journal record: a sealed file the journal lacks.
+        std::fs::write(dir.path().join(capture).join("sessions.json.age"), b"age").unwrap();
+    }
+
+    let (journal, replay) = Journal::open(dir.path()).unwrap();
+    assert_eq!(replay.torn_bytes, 0);
+    let discarded = recover(dir.path(), Some(&journal)).unwrap();
+    assert_eq!(discarded.len(), 1);
+    let state = |name: &str| journal.get(capture, name).unwrap();
+    assert_eq!(state("000001.pcap.age").state, State::Sealed);
+    let interrupted = state("000002.pcap.age");
+    assert_eq!(interrupted.state, State::Sealed, "uploads start over");
+    assert!(
+        interrupted.interrupted,
+        "and the one under way is aborted first"
+    );
+    assert_eq!(interrupted.upload_id.as_deref(), Some("multipart-1"));
+    assert_eq!(state("000003.pcap.age").state, State::Lost);
+    assert_eq!(state("000004.pcap.age").state, State::Lost);
+    assert_eq!(state("sessions.json.age").state, State::Sealed, "adopted");
+    assert_eq!(state(MANIFEST).state, State::Sealed, "still queued");
+
+    // Without its base, a queued manifest cannot be built: lost, not retried forever.
+    std::fs::remove_file(dir.path().join(capture).join(MANIFEST_BASE)).unwrap();
+    recover(dir.path(), Some(&journal)).unwrap();
+    assert_eq!(journal.get(capture, MANIFEST).unwrap().state, State::Lost);
 }
 
 #[test]

@@ -39,6 +39,10 @@ enum Command {
     Authorization,
     /// Make the agent re-read its config file.
     Reload,
+    /// Spool files and their upload state, usage, upload status.
+    Spool,
+    /// Run the reaper now.
+    Reap,
     /// Start, list, show and stop captures.
     Capture {
         #[command(subcommand)]
@@ -134,6 +138,8 @@ fn main() -> ExitCode {
             Command::Status => client.get("/v1/status").await,
             Command::Authorization => client.get("/v1/authorization").await,
             Command::Reload => client.post("/v1/reload", None).await,
+            Command::Spool => client.get("/v1/spool").await,
+            Command::Reap => client.post("/v1/reap", None).await,
             Command::Capture { action } => match action {
                 CaptureAction::Start(args) => client.post("/v1/captures", Some(args.body())).await,
                 CaptureAction::List => client.get("/v1/captures").await,
@@ -184,6 +190,20 @@ fn main() -> ExitCode {
         Command::Status => print_status(&body),
         Command::Authorization => print_authorization(&body),
         Command::Reload => print_reload(&body),
+        Command::Spool => print_spool(&body),
+        Command::Reap => println!(
+            "reaped: {} uploaded deleted, {} expired, {} purged, {} dropped for the quota; spool {} bytes{}",
+            s(&body, "/deleted_uploaded"),
+            s(&body, "/expired"),
+            s(&body, "/purged"),
+            s(&body, "/dropped_for_quota"),
+            s(&body, "/spool_bytes"),
+            if body["refusing"] == true {
+                ", full: new segments are refused"
+            } else {
+                ""
+            }
+        ),
         Command::Capture { action } => match action {
             CaptureAction::Start(_) => {
                 println!(
@@ -287,6 +307,26 @@ fn print_status(v: &Value) {
         interfaces.join(", ")
     );
     println!("store:         {}", s(v, "/store"));
+    println!(
+        "spool:         {} bytes in {}{}",
+        s(v, "/spool/bytes"),
+        s(v, "/spool/dir"),
+        if v.pointer("/spool/refusing_new_segments") == Some(&Value::Bool(true)) {
+            " (full: new segments refused)"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "uploads:       {} files, {} bytes uploaded, {} failed attempts{}",
+        s(v, "/uploads/uploaded_files"),
+        s(v, "/uploads/uploaded_bytes"),
+        s(v, "/uploads/failed_attempts"),
+        match s(v, "/uploads/permanent_error").as_str() {
+            "" => String::new(),
+            e => format!("\n  STORE REFUSES UPLOADS: {e}"),
+        }
+    );
     match v.pointer("/last_errors").and_then(Value::as_array) {
         Some(errors) if !errors.is_empty() => {
             println!("last errors:");
@@ -442,5 +482,44 @@ fn print_capture(v: &Value) {
     let error = s(v, "/error");
     if !error.is_empty() {
         println!("error:     {error}");
+    }
+}
+
+fn print_spool(v: &Value) {
+    println!(
+        "spool {}: {} bytes, {}% free{}",
+        s(v, "/dir"),
+        s(v, "/bytes"),
+        s(v, "/free_percent"),
+        if v["refusing_new_segments"] == true {
+            ", full: new segments refused"
+        } else {
+            ""
+        }
+    );
+    let files = v
+        .get("files")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    println!(
+        "{:<36}  {:<18}  {:<9}  {:>10}  {:>8}  {:>3}  LAST ERROR",
+        "CAPTURE", "FILE", "STATE", "BYTES", "AGE s", "TRY"
+    );
+    for f in &files {
+        println!(
+            "{:<36}  {:<18}  {:<9}  {:>10}  {:>8}  {:>3}  {}",
+            s(f, "/capture"),
+            s(f, "/name"),
+            s(f, "/state"),
+            s(f, "/size"),
+            s(f, "/age_seconds"),
+            s(f, "/attempts"),
+            s(f, "/last_error")
+        );
+    }
+    let permanent = s(v, "/uploads/permanent_error");
+    if !permanent.is_empty() {
+        println!("the store refuses uploads: {permanent}");
     }
 }

@@ -2,6 +2,7 @@
 //! stops them under the authorization, and the agent's own traffic every capture excludes.
 
 pub mod exclusions;
+pub mod manifest;
 pub mod record;
 pub mod scheduler;
 

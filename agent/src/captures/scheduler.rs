@@ -19,6 +19,9 @@ use pcap_capture::{
 use pcap_config::Config;
 use pcap_protocol::CaptureRequest;
 use pcap_uploader::Spool;
+use pcap_uploader::reaper::SpoolGate;
+use pcap_uploader::spool::Journal;
+use pcap_uploader::upload::UploadHandle;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
@@ -85,6 +88,17 @@ pub struct Scheduler {
     clock: Arc<dyn Clock>,
     /// The `[sharing]` switches every capture's recorder reads, updated on reload.
     sharing: SharedSharing,
+    spool: SpoolContext,
+}
+
+/// The spool's shared parts the scheduler hands to captures and notifies.
+#[derive(Debug, Clone)]
+pub struct SpoolContext {
+    pub journal: Arc<Journal>,
+    pub gate: SpoolGate,
+    pub uploads: UploadHandle,
+    /// Wakes the reaper.
+    pub reaper: Arc<tokio::sync::Notify>,
 }
 
 impl Scheduler {
@@ -96,10 +110,17 @@ impl Scheduler {
         metrics: Metrics,
         incidents: Incidents,
         clock: Arc<dyn Clock>,
+        spool: SpoolContext,
     ) -> std::io::Result<(Self, watch::Receiver<Summary>)> {
         let cfg = config.borrow().clone();
         let mut records = RecordStore::open(&cfg.paths.state_dir)?;
-        recover(&mut records, &cfg, &incidents, clock.as_ref())?;
+        recover(
+            &mut records,
+            &cfg,
+            &incidents,
+            clock.as_ref(),
+            &spool.journal,
+        )?;
         let (segments_tx, segments_rx) = mpsc::channel(SEGMENT_QUEUE);
         let summary = Summary {
             running: 0,
@@ -122,6 +143,7 @@ impl Scheduler {
                 incidents,
                 clock,
                 sharing,
+                spool,
             },
             summary_rx,
         ))
@@ -296,6 +318,10 @@ impl Scheduler {
         let internal =
             |e: String| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "capture_failed", e);
         let spool = Spool::new(&config.paths.spool_dir, &config.upload.recipients)
+            .map(|s| {
+                s.with_journal(self.spool.journal.clone())
+                    .with_gate(self.spool.gate.clone())
+            })
             .map_err(|e| internal(e.to_string()))?;
         let id = Uuid::now_v7().to_string();
         let spec = CaptureSpec {
@@ -370,6 +396,8 @@ impl Scheduler {
         if let Err(e) = self.records.save(record) {
             error!(capture = %segment.sealed.capture_id, error = %e, "Cannot update the capture record.");
         }
+        self.spool.uploads.wake();
+        self.spool.reaper.notify_one();
     }
 
     fn finish(&mut self, id: &str, outcome: Option<Outcome>) {
@@ -416,6 +444,18 @@ impl Scheduler {
         if let Err(e) = self.records.save(record.clone()) {
             error!(capture = %id, error = %e, "Cannot record the end of the capture.");
         }
+        let config = self.config.borrow().clone();
+        if let Err(e) = super::manifest::write(
+            &config.paths.spool_dir,
+            &self.spool.journal,
+            config.device.serial.as_str(),
+            config.device.name.as_deref(),
+            &record,
+        ) {
+            error!(capture = %id, error = %e, "Cannot write the capture's manifest; it will not be uploaded.");
+        }
+        self.spool.uploads.wake();
+        self.spool.reaper.notify_one();
         for waiter in self.waiters.remove(id).unwrap_or_default() {
             let _ = waiter.send(Ok(record.clone()));
         }
@@ -459,8 +499,9 @@ fn recover(
     config: &Config,
     incidents: &Incidents,
     clock: &dyn Clock,
+    journal: &Journal,
 ) -> std::io::Result<()> {
-    let discarded = pcap_uploader::spool::recover(&config.paths.spool_dir, None)?;
+    let discarded = pcap_uploader::spool::recover(&config.paths.spool_dir, Some(journal))?;
     let mut lost: HashMap<String, u64> = HashMap::new();
     for d in discarded.iter().filter(|d| d.segment) {
         *lost.entry(d.capture_id.clone()).or_default() += 1;
@@ -477,6 +518,14 @@ fn recover(
         record.segments_lost += n;
         record.stats.segments = record.segments.len() as u64;
         error!(capture = %record.id, lost = n, "Capture interrupted by an agent crash.");
+        // What was sealed before the crash still gets its manifest and reaches the store.
+        super::manifest::write(
+            &config.paths.spool_dir,
+            journal,
+            config.device.serial.as_str(),
+            config.device.name.as_deref(),
+            &record,
+        )?;
         incidents.record(
             clock.now(),
             "capture",

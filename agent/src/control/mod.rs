@@ -13,6 +13,7 @@ pub mod reload;
 pub mod response;
 pub mod server;
 pub mod socket;
+pub mod spool;
 pub mod status;
 
 use std::sync::{Arc, RwLock};
@@ -59,6 +60,7 @@ pub struct Api {
     pub core: mpsc::Sender<Command>,
     pub scheduler: mpsc::Sender<SchedulerCommand>,
     pub captures: watch::Receiver<Summary>,
+    pub spool: crate::spool::SpoolApi,
     pub metrics: Metrics,
     pub incidents: Incidents,
     pub access: RwLock<Arc<Access>>,

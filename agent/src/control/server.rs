@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::response::{ApiError, Reply};
-use super::{Api, MAX_BODY, Peer, authorization, captures, metrics, reload, status};
+use super::{Api, MAX_BODY, Peer, authorization, captures, metrics, reload, spool, status};
 use crate::metrics::RequestLabels;
 
 /// How long a client may take to send its request headers.
@@ -130,6 +130,8 @@ async fn route(api: &Api, req: Request<Incoming>) -> (&'static str, Reply) {
         ("/v1/reload", _) => ("reload", &[Method::POST]),
         ("/metrics", _) => ("metrics", &[Method::GET]),
         ("/v1/captures", _) => ("captures", &[Method::GET, Method::POST]),
+        ("/v1/spool", _) => ("spool", &[Method::GET]),
+        ("/v1/reap", _) => ("reap", &[Method::POST]),
         (_, Some(_)) => ("capture", &[Method::GET, Method::DELETE]),
         _ => {
             let err = ApiError::new(
@@ -162,6 +164,8 @@ async fn route(api: &Api, req: Request<Incoming>) -> (&'static str, Reply) {
         ("captures", _) => captures::list(api).await,
         ("capture", &Method::DELETE) => captures::stop(api, id).await,
         ("capture", _) => captures::get(api, id).await,
+        ("spool", _) => spool::get(api),
+        ("reap", _) => spool::reap(api).await,
         _ => metrics::get(api),
     };
     (endpoint, reply)

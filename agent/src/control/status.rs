@@ -30,6 +30,12 @@ pub fn get(api: &Api) -> Reply {
             "interfaces": config.capture.interfaces,
         },
         "store": config.upload.store,
+        "spool": {
+            "dir": config.paths.spool_dir,
+            "bytes": pcap_uploader::reaper::dir_size(&config.paths.spool_dir),
+            "refusing_new_segments": api.spool.gate.is_refusing(),
+        },
+        "uploads": api.spool.uploads.status(),
         "last_errors": api.incidents.recent(),
     });
     json_reply(StatusCode::OK, &body)

@@ -64,6 +64,12 @@ pub struct Entry {
     /// Why a file was lost or deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The store's id of a multipart upload under way (to abort it after a crash).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_id: Option<String>,
+    /// Set while an upload is under way or was interrupted: its leftovers must be cleaned.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
 }
 
 impl Entry {
@@ -79,6 +85,8 @@ impl Entry {
             attempts: 0,
             last_error: None,
             reason: None,
+            upload_id: None,
+            interrupted: false,
         }
     }
 

@@ -48,6 +48,7 @@ use std::sync::Arc;
 use pcap_protocol::ids::check_id;
 
 use crate::error::SpoolError;
+use crate::reaper::SpoolGate;
 pub use journal::{Entry, Journal, State};
 
 /// Suffix of a sealed segment.
@@ -58,6 +59,11 @@ pub const PARTIAL_SUFFIX: &str = ".pcap.age.partial";
 pub const PARTIAL: &str = ".partial";
 /// Stem of a capture's session records (`sessions.json.age`: JSON lines, encrypted).
 pub const SESSIONS_STEM: &str = "sessions.json";
+/// The manifest's name in the journal and the store (written last).
+pub const MANIFEST: &str = "manifest.json";
+/// The manifest's base in the spool: what the agent knows of the capture when it ends (no
+/// packet content, no session field); the uploader adds the files' sizes and digests.
+pub const MANIFEST_BASE: &str = "capture.json";
 
 /// Where segments are written, and to whom they are encrypted.
 #[derive(Clone)]
@@ -65,6 +71,7 @@ pub struct Spool {
     dir: PathBuf,
     recipients: Vec<age::x25519::Recipient>,
     journal: Option<Arc<Journal>>,
+    gate: Option<SpoolGate>,
 }
 
 impl std::fmt::Debug for Spool {
@@ -94,6 +101,7 @@ impl Spool {
             dir: dir.into(),
             recipients,
             journal: None,
+            gate: None,
         })
     }
 
@@ -101,6 +109,24 @@ impl Spool {
     pub fn with_journal(mut self, journal: Arc<Journal>) -> Self {
         self.journal = Some(journal);
         self
+    }
+
+    /// Refuses new files while the reaper says the spool is full.
+    pub fn with_gate(mut self, gate: SpoolGate) -> Self {
+        self.gate = Some(gate);
+        self
+    }
+
+    fn check_room(&self, dir: &Path) -> Result<(), SpoolError> {
+        if self.gate.as_ref().is_some_and(SpoolGate::is_refusing) {
+            return Err(SpoolError::DiskFull {
+                path: dir.to_owned(),
+                source: std::io::Error::other(
+                    "the spool is over spool.max_bytes or under spool.min_free_percent, and only uploads can free it",
+                ),
+            });
+        }
+        Ok(())
     }
 
     pub fn journal(&self) -> Option<&Arc<Journal>> {
@@ -123,6 +149,7 @@ impl Spool {
     /// Starts segment `seq` of `capture_id`.
     pub fn create(&self, capture_id: &str, seq: u32) -> Result<SegmentWriter, SpoolError> {
         let dir = self.capture_dir(capture_id)?;
+        self.check_room(&dir)?;
         SegmentWriter::create(
             &dir,
             capture_id,

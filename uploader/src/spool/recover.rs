@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::journal::{Entry, Journal, State};
-use super::{PARTIAL, PARTIAL_SUFFIX};
+use super::{MANIFEST, MANIFEST_BASE, PARTIAL, PARTIAL_SUFFIX};
 
 /// A `.partial` file removed at start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +25,7 @@ pub struct Discarded {
 pub fn recover(dir: &Path, journal: Option<&Journal>) -> std::io::Result<Vec<Discarded>> {
     let mut discarded = Vec::new();
     let mut present: Vec<(String, String, u64)> = Vec::new();
+    let mut manifests: Vec<String> = Vec::new();
     let captures = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(discarded),
@@ -55,6 +56,9 @@ pub fn recover(dir: &Path, journal: Option<&Journal>) -> std::io::Result<Vec<Dis
                 });
             } else if name.ends_with(".age") {
                 present.push((capture_id.clone(), name, file.metadata()?.len()));
+            } else if name == MANIFEST_BASE {
+                // The manifest is built from its base when it is uploaded.
+                manifests.push(capture_id.clone());
             }
         }
     }
@@ -71,9 +75,13 @@ pub fn recover(dir: &Path, journal: Option<&Journal>) -> std::io::Result<Vec<Dis
         }
     }
     for e in j.entries() {
-        let on_disk = present
-            .iter()
-            .any(|(c, n, _)| *c == e.capture && *n == e.name);
+        let on_disk = if e.name == MANIFEST {
+            manifests.contains(&e.capture)
+        } else {
+            present
+                .iter()
+                .any(|(c, n, _)| *c == e.capture && *n == e.name)
+        };
         match e.state {
             State::Sealed | State::Uploading | State::Open if !on_disk => {
                 j.update(&e.capture, &e.name, |e| {
@@ -82,7 +90,10 @@ pub fn recover(dir: &Path, journal: Option<&Journal>) -> std::io::Result<Vec<Dis
                 })?;
             }
             State::Uploading => {
-                j.update(&e.capture, &e.name, |e| e.state = State::Sealed)?;
+                j.update(&e.capture, &e.name, |e| {
+                    e.state = State::Sealed;
+                    e.interrupted = true;
+                })?;
             }
             _ => {}
         }

@@ -1,0 +1,133 @@
+//! The agent's side of the spool: it opens the journal and the store, and runs the uploader
+//! and the reaper as tasks, with the handles the scheduler and the control socket use.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use pcap_config::{Config, SpoolPolicy};
+use pcap_uploader::bandwidth::Bandwidth;
+use pcap_uploader::reaper::{ReapCommand, ReapReport, Reaper, ReaperInputs, SpoolGate};
+use pcap_uploader::spool::Journal;
+use pcap_uploader::store::Store;
+use pcap_uploader::upload::{UploadHandle, UploadSettings, Uploader};
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::authz::{AuthState, AuthStatus};
+use crate::captures::scheduler::SpoolContext;
+
+/// What the control socket needs of the spool.
+#[derive(Debug, Clone)]
+pub struct SpoolApi {
+    pub journal: Arc<Journal>,
+    pub uploads: UploadHandle,
+    pub reap: mpsc::Sender<ReapCommand>,
+    pub reaped: watch::Receiver<ReapReport>,
+    pub gate: SpoolGate,
+}
+
+/// The spool's parts, before they run.
+#[derive(Debug)]
+pub struct SpoolService {
+    pub context: SpoolContext,
+    pub api: SpoolApi,
+    /// The reaper's policy; the daemon sends a reloaded config's policy here.
+    pub policy: watch::Sender<SpoolPolicy>,
+    uploader: Uploader,
+    reaper: Reaper,
+    inputs: ReaperInputs,
+}
+
+impl SpoolService {
+    /// Opens the journal (replaying it) and the store.
+    pub fn open(config: &Config) -> Result<Self, String> {
+        let dir = &config.paths.spool_dir;
+        let (journal, replay) = Journal::open(dir)
+            .map_err(|e| format!("cannot open the spool journal in {}: {e}", dir.display()))?;
+        if replay.torn_bytes > 0 {
+            tracing::warn!(
+                bytes = replay.torn_bytes,
+                "The spool journal ended in a torn record, now cut."
+            );
+        }
+        let journal = Arc::new(journal);
+        let store =
+            Store::open(&config.upload.store, &config.upload.s3).map_err(|e| e.to_string())?;
+        let (uploader, uploads) = Uploader::new(
+            store,
+            journal.clone(),
+            UploadSettings {
+                serial: config.device.serial.to_string(),
+                spool_dir: dir.clone(),
+                part_size: config.upload.part_size as usize,
+                concurrency: config.upload.concurrency,
+            },
+            Bandwidth::new(config.upload.max_bps),
+        );
+        let gate = SpoolGate::default();
+        let nudge = Arc::new(Notify::new());
+        let reaper = Reaper::new(journal.clone(), dir, gate.clone());
+        let (policy, policy_rx) = watch::channel(config.spool.clone());
+        let (reap, reap_rx) = mpsc::channel(8);
+        let (last, reaped) = watch::channel(ReapReport::default());
+        let (_revoked_tx, revoked) = watch::channel(false);
+        Ok(SpoolService {
+            context: SpoolContext {
+                journal: journal.clone(),
+                gate: gate.clone(),
+                uploads: uploads.clone(),
+                reaper: nudge.clone(),
+            },
+            api: SpoolApi {
+                journal,
+                uploads,
+                reap,
+                reaped,
+                gate,
+            },
+            policy,
+            uploader,
+            reaper,
+            inputs: ReaperInputs {
+                policy: policy_rx,
+                revoked,
+                commands: reap_rx,
+                nudge,
+                last,
+            },
+        })
+    }
+
+    /// Starts the uploader and the reaper (which follows `auth` for revocations).
+    pub fn spawn(
+        self,
+        tasks: &mut JoinSet<()>,
+        mut auth: watch::Receiver<AuthStatus>,
+        cancel: &CancellationToken,
+    ) {
+        let (revoked_tx, revoked_rx) = watch::channel(auth.borrow().state == AuthState::Revoked);
+        let mut inputs = self.inputs;
+        inputs.revoked = revoked_rx;
+        let stop = cancel.child_token();
+        tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    changed = auth.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        let revoked = auth.borrow_and_update().state == AuthState::Revoked;
+                        revoked_tx.send_if_modified(|r| std::mem::replace(r, revoked) != revoked);
+                    }
+                }
+            }
+        });
+        tasks.spawn(self.uploader.run(cancel.child_token()));
+        tasks.spawn(
+            self.reaper
+                .run(inputs, Timestamp::now, cancel.child_token()),
+        );
+    }
+}

@@ -1,0 +1,442 @@
+//! The uploader: takes sealed files from the journal and puts them in the store.
+//!
+//! Per capture, files go in order (segments by number, then `sessions.json.age`, then the
+//! manifest, which is written last: its presence in the store means the capture is complete);
+//! several captures upload at once (`upload.concurrency`). A transient failure is retried with
+//! exponential backoff and jitter; a permanent one (credentials, bucket) is shown in the status
+//! and retried only every few minutes, without a storm. An upload a crash interrupted is
+//! aborted (S3 multipart) or cleaned (local staging files) and starts over.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::Serialize;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::bandwidth::Bandwidth;
+use crate::spool::journal::{Entry, Journal, State};
+use crate::spool::{MANIFEST, MANIFEST_BASE, SESSIONS_STEM};
+use crate::store::{Store, UploadError};
+
+/// First wait after a transient failure; doubles with each attempt up to [`RETRY_MAX`].
+const RETRY_BASE: Duration = Duration::from_secs(2);
+const RETRY_MAX: Duration = Duration::from_secs(300);
+/// Wait after a permanent failure before trying again (an operator may have fixed it).
+const PERMANENT_RETRY: Duration = Duration::from_secs(300);
+/// Longest sleep when nothing is due, in case a wake-up was missed.
+const IDLE: Duration = Duration::from_secs(30);
+
+/// What the uploader needs to know.
+#[derive(Debug, Clone)]
+pub struct UploadSettings {
+    pub serial: String,
+    pub spool_dir: PathBuf,
+    pub part_size: usize,
+    pub concurrency: usize,
+}
+
+/// What `/v1/status` and `/metrics` show of uploads.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct UploadStatus {
+    pub uploaded_files: u64,
+    pub uploaded_bytes: u64,
+    pub failed_attempts: u64,
+    pub manifests: u64,
+    /// A failure that retrying cannot fix, until an operator acts.
+    pub permanent_error: Option<String>,
+    pub last_error: Option<String>,
+    pub last_upload: Option<Timestamp>,
+}
+
+/// Shared handle to the uploader: wake it, read its status.
+#[derive(Debug, Clone, Default)]
+pub struct UploadHandle {
+    wake: Arc<Notify>,
+    status: Arc<Mutex<UploadStatus>>,
+}
+
+impl UploadHandle {
+    /// Tells the uploader that there may be new work (a sealed file, an ended capture).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    pub fn status(&self) -> UploadStatus {
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut UploadStatus)) {
+        f(&mut self.status.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+}
+
+/// Sort key of a capture's files: segments in order, then the session records, then the
+/// manifest.
+fn rank(name: &str) -> (u8, &str) {
+    match name {
+        n if n.ends_with(".pcap.age") => (0, n),
+        n if n.starts_with(SESSIONS_STEM) => (1, n),
+        n => (2, n),
+    }
+}
+
+/// The next file of a capture to upload, if its turn has come.
+fn next_of(mut files: Vec<Entry>) -> Option<Entry> {
+    files.sort_by(|a, b| rank(&a.name).cmp(&rank(&b.name)));
+    let blocked = |e: &Entry| matches!(e.state, State::Open | State::Sealed | State::Uploading);
+    let next = files.iter().find(|e| e.state == State::Sealed)?.clone();
+    // The manifest goes only when everything else is settled.
+    if next.name == MANIFEST && files.iter().any(|e| e.name != MANIFEST && blocked(e)) {
+        return None;
+    }
+    // Nothing overtakes an earlier file of the same capture.
+    let earlier_open = files
+        .iter()
+        .take_while(|e| e.name != next.name)
+        .any(|e| matches!(e.state, State::Open | State::Uploading));
+    (!earlier_open).then_some(next)
+}
+
+/// Exponential backoff with up to 50% jitter.
+fn backoff(attempts: u32) -> Duration {
+    let base = RETRY_BASE
+        .saturating_mul(1 << attempts.min(10))
+        .min(RETRY_MAX);
+    let mut byte = [0u8; 1];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut byte);
+    base + base.mul_f64(f64::from(byte[0]) / 512.0)
+}
+
+/// The uploader task; see the module docs.
+#[derive(Debug)]
+pub struct Uploader {
+    store: Store,
+    journal: Arc<Journal>,
+    settings: UploadSettings,
+    bandwidth: Arc<Bandwidth>,
+    handle: UploadHandle,
+    not_before: HashMap<(String, String), Instant>,
+}
+
+impl Uploader {
+    pub fn new(
+        store: Store,
+        journal: Arc<Journal>,
+        settings: UploadSettings,
+        bandwidth: Bandwidth,
+    ) -> (Self, UploadHandle) {
+        let handle = UploadHandle::default();
+        (
+            Uploader {
+                store,
+                journal,
+                settings,
+                bandwidth: Arc::new(bandwidth),
+                handle: handle.clone(),
+                not_before: HashMap::new(),
+            },
+            handle,
+        )
+    }
+
+    /// Runs until `cancel`; uploads under way when it comes are left to the journal (they
+    /// start over at the next start).
+    pub async fn run(mut self, cancel: CancellationToken) {
+        self.clean_interrupted().await;
+        let mut running: JoinSet<(Entry, Result<crate::store::Uploaded, UploadError>)> =
+            JoinSet::new();
+        let mut busy: HashSet<String> = HashSet::new();
+        loop {
+            let wait = self.start_due(&mut running, &mut busy);
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = self.handle.wake.notified() => {}
+                Some(done) = running.join_next() => {
+                    if let Ok((entry, result)) = done {
+                        busy.remove(&entry.capture);
+                        self.finish(entry, result);
+                    }
+                }
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Aborts or cleans uploads a crash interrupted, before anything is uploaded again.
+    async fn clean_interrupted(&self) {
+        for e in self.journal.entries().into_iter().filter(|e| e.interrupted) {
+            let key = self
+                .store
+                .capture_key(&self.settings.serial, &e.capture, &e.name);
+            info!(capture = %e.capture, file = %e.name, "Cleaning up an upload a restart interrupted.");
+            self.store.abort(&key, e.upload_id.as_deref()).await;
+            let _ = self.journal.update(&e.capture, &e.name, |e| {
+                e.interrupted = false;
+                e.upload_id = None;
+            });
+        }
+    }
+
+    /// Starts every upload whose turn has come; returns how long until the next retry is due.
+    fn start_due(
+        &mut self,
+        running: &mut JoinSet<(Entry, Result<crate::store::Uploaded, UploadError>)>,
+        busy: &mut HashSet<String>,
+    ) -> Duration {
+        let now = Instant::now();
+        let mut next_due = IDLE;
+        let mut by_capture: HashMap<String, Vec<Entry>> = HashMap::new();
+        for e in self.journal.entries() {
+            by_capture.entry(e.capture.clone()).or_default().push(e);
+        }
+        for (capture, files) in by_capture {
+            if busy.len() >= self.settings.concurrency {
+                break;
+            }
+            if busy.contains(&capture) {
+                continue;
+            }
+            let Some(entry) = next_of(files) else {
+                continue;
+            };
+            if let Some(at) = self
+                .not_before
+                .get(&(entry.capture.clone(), entry.name.clone()))
+                && *at > now
+            {
+                next_due = next_due.min(*at - now);
+                continue;
+            }
+            busy.insert(capture);
+            running.spawn(self.upload(entry));
+        }
+        next_due
+    }
+
+    /// The upload of one file, as a task.
+    fn upload(
+        &self,
+        entry: Entry,
+    ) -> impl std::future::Future<Output = (Entry, Result<crate::store::Uploaded, UploadError>)> + use<>
+    {
+        let store = self.store.clone();
+        let journal = self.journal.clone();
+        let bandwidth = self.bandwidth.clone();
+        let settings = self.settings.clone();
+        async move {
+            let key = store.capture_key(&settings.serial, &entry.capture, &entry.name);
+            let journaled = journal.update(&entry.capture, &entry.name, |e| {
+                e.state = State::Uploading;
+                e.interrupted = true;
+                e.attempts += 1;
+            });
+            if let Err(e) = journaled {
+                return (
+                    entry,
+                    Err(UploadError::Transient(format!(
+                        "cannot write the journal: {e}"
+                    ))),
+                );
+            }
+            let dir = settings.spool_dir.join(&entry.capture);
+            let result = if entry.name == MANIFEST {
+                match manifest(&journal, &dir, &entry.capture) {
+                    Ok(bytes) => {
+                        let size = bytes.len() as u64;
+                        store
+                            .put_bytes(&key, bytes)
+                            .await
+                            .map(|()| crate::store::Uploaded {
+                                size,
+                                sha256: String::new(),
+                            })
+                    }
+                    Err(e) => Err(UploadError::Transient(e)),
+                }
+            } else {
+                let capture = entry.capture.clone();
+                let name = entry.name.clone();
+                let journal2 = journal.clone();
+                store
+                    .upload_file(
+                        &key,
+                        &dir.join(&entry.name),
+                        settings.part_size,
+                        &bandwidth,
+                        move |id| {
+                            let _ = journal2
+                                .update(&capture, &name, |e| e.upload_id = Some(id.to_owned()));
+                        },
+                    )
+                    .await
+            };
+            (entry, result)
+        }
+    }
+
+    fn finish(&mut self, entry: Entry, result: Result<crate::store::Uploaded, UploadError>) {
+        let id = (entry.capture.clone(), entry.name.clone());
+        match result {
+            Ok(done) => {
+                let now = Timestamp::now();
+                let recorded = self.journal.update(&entry.capture, &entry.name, |e| {
+                    e.state = State::Uploaded;
+                    e.interrupted = false;
+                    e.upload_id = None;
+                    e.last_error = None;
+                    e.uploaded_at = Some(now);
+                    if !done.sha256.is_empty() {
+                        e.sha256 = Some(done.sha256.clone());
+                    }
+                });
+                if let Err(e) = recorded {
+                    error!(capture = %entry.capture, file = %entry.name, error = %e, "Uploaded, but cannot record it in the journal.");
+                }
+                self.not_before.remove(&id);
+                info!(capture = %entry.capture, file = %entry.name, bytes = done.size, "Uploaded.");
+                self.handle.update(|s| {
+                    s.uploaded_files += 1;
+                    s.uploaded_bytes += done.size;
+                    s.permanent_error = None;
+                    s.last_upload = Some(now);
+                    if entry.name == MANIFEST {
+                        s.manifests += 1;
+                    }
+                });
+            }
+            Err(e) => {
+                let attempts = self
+                    .journal
+                    .get(&entry.capture, &entry.name)
+                    .map_or(1, |e| e.attempts);
+                let wait = if e.is_permanent() {
+                    PERMANENT_RETRY
+                } else {
+                    backoff(attempts)
+                };
+                let _ = self.journal.update(&entry.capture, &entry.name, |x| {
+                    x.state = State::Sealed;
+                    x.interrupted = x.upload_id.is_some();
+                    x.last_error = Some(e.to_string());
+                });
+                self.not_before.insert(id, Instant::now() + wait);
+                if e.is_permanent() {
+                    error!(capture = %entry.capture, file = %entry.name, error = %e, retry_in = ?wait, "Upload refused by the store; an operator must act.");
+                } else {
+                    warn!(capture = %entry.capture, file = %entry.name, error = %e, attempts, retry_in = ?wait, "Upload failed; retrying.");
+                }
+                self.handle.update(|s| {
+                    s.failed_attempts += 1;
+                    s.last_error = Some(e.to_string());
+                    if e.is_permanent() {
+                        s.permanent_error = Some(e.to_string());
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// The manifest of a capture: its base (written by the agent when the capture ended) with the
+/// size and SHA-256 of every uploaded file.
+pub fn manifest(
+    journal: &Journal,
+    dir: &std::path::Path,
+    capture: &str,
+) -> Result<Vec<u8>, String> {
+    let base_path = dir.join(MANIFEST_BASE);
+    let text = std::fs::read(&base_path)
+        .map_err(|e| format!("cannot read {}: {e}", base_path.display()))?;
+    let mut manifest: serde_json::Value = serde_json::from_slice(&text)
+        .map_err(|e| format!("{} is not JSON: {e}", base_path.display()))?;
+    let files: Vec<serde_json::Value> = journal
+        .capture(capture)
+        .into_iter()
+        .filter(|e| e.name != MANIFEST)
+        .map(|e| {
+            serde_json::json!({
+                "name": e.name,
+                "state": e.state,
+                "size": e.size,
+                "sha256": e.sha256,
+                "reason": e.reason,
+            })
+        })
+        .collect();
+    manifest["files"] = serde_json::Value::Array(files);
+    manifest["completed_at"] = serde_json::json!(Timestamp::now());
+    let mut out = serde_json::to_vec_pretty(&manifest).map_err(|e| e.to_string())?;
+    out.push(b'\n');
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(name: &str, state: State) -> Entry {
+        Entry::new("c", name, state)
+    }
+
+    #[test]
+    fn files_go_in_order_and_the_manifest_last() {
+        use State::*;
+        let next = |files: Vec<Entry>| next_of(files).map(|e| e.name);
+        assert_eq!(
+            next(vec![
+                e("000002.pcap.age", Sealed),
+                e("000001.pcap.age", Sealed)
+            ])
+            .as_deref(),
+            Some("000001.pcap.age")
+        );
+        assert_eq!(
+            next(vec![
+                e("000001.pcap.age", Uploading),
+                e("000002.pcap.age", Sealed)
+            ]),
+            None,
+            "one at a time per capture"
+        );
+        assert_eq!(
+            next(vec![
+                e("000001.pcap.age", Uploaded),
+                e(MANIFEST, Sealed),
+                e("sessions.json.age", Sealed)
+            ])
+            .as_deref(),
+            Some("sessions.json.age")
+        );
+        assert_eq!(
+            next(vec![e("000001.pcap.age", Open), e(MANIFEST, Sealed)]),
+            None,
+            "the manifest waits"
+        );
+        assert_eq!(
+            next(vec![
+                e("000001.pcap.age", Lost),
+                e("sessions.json.age", Uploaded),
+                e(MANIFEST, Sealed)
+            ])
+            .as_deref(),
+            Some(MANIFEST)
+        );
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert!(backoff(0) >= RETRY_BASE && backoff(0) <= RETRY_BASE * 2);
+        assert!(backoff(3) >= RETRY_BASE * 8);
+        assert!(backoff(30) <= RETRY_MAX * 2);
+    }
+}
