@@ -2,6 +2,9 @@
 //! mirror a state (authorization) are set from that state when scraped.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use pcap_uploader::spool::State;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -10,6 +13,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::authz::{AuthState, AuthStatus};
+use crate::spool::SpoolApi;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabel {
@@ -48,6 +52,76 @@ pub struct Metrics {
     pub config_reloads: Family<ResultLabel, Counter>,
     pub captures_started: Counter,
     pub captures_stopped: Family<ReasonLabel, Counter>,
+    spool: SpoolMetrics,
+}
+
+/// Upload and reaper metrics, mirrored from their tasks' counters when scraped.
+#[derive(Debug, Clone, Default)]
+struct SpoolMetrics {
+    uploaded_files: Counter,
+    uploaded_bytes: Counter,
+    upload_failures: Counter,
+    manifests: Counter,
+    upload_permanent_error: Gauge,
+    reaped: Family<ReasonLabel, Counter>,
+    refusing: Gauge,
+    spool_bytes: Gauge,
+    spool_files: Family<StateLabel, Gauge>,
+}
+
+impl SpoolMetrics {
+    fn register(&self, registry: &mut Registry) {
+        let counters: [(&str, &str, &Counter); 4] = [
+            (
+                "uploaded_files",
+                "Files uploaded to the store (segments, session records, manifests)",
+                &self.uploaded_files,
+            ),
+            (
+                "uploaded_bytes",
+                "Bytes uploaded to the store",
+                &self.uploaded_bytes,
+            ),
+            (
+                "upload_failures",
+                "Upload attempts that failed (each is retried or held back)",
+                &self.upload_failures,
+            ),
+            (
+                "captures_completed",
+                "Captures whose manifest reached the store",
+                &self.manifests,
+            ),
+        ];
+        for (name, help, metric) in counters {
+            registry.register(name, help, metric.clone());
+        }
+        registry.register(
+            "upload_permanent_error",
+            "1 while uploads fail in a way only an operator can fix (credentials, bucket)",
+            self.upload_permanent_error.clone(),
+        );
+        registry.register(
+            "reaped_files",
+            "Spool files deleted by the reaper, by reason (uploaded, expired, purged, quota)",
+            self.reaped.clone(),
+        );
+        registry.register(
+            "spool_refusing",
+            "1 while new segments are refused because the spool is full",
+            self.refusing.clone(),
+        );
+        registry.register(
+            "spool_bytes",
+            "Bytes in the spool",
+            self.spool_bytes.clone(),
+        );
+        registry.register(
+            "spool_files",
+            "Files the spool journal knows, by state",
+            self.spool_files.clone(),
+        );
+    }
 }
 
 impl Default for Metrics {
@@ -112,7 +186,10 @@ impl Metrics {
             "Captures stopped, by stop reason",
             captures_stopped.clone(),
         );
+        let spool = SpoolMetrics::default();
+        spool.register(&mut registry);
         Metrics {
+            spool,
             registry: Arc::new(registry),
             authorization_state,
             authorization_expires,
@@ -139,6 +216,40 @@ impl Metrics {
             .and_then(|g| g.expires_at)
             .map_or(0, |t| t.as_second());
         self.authorization_expires.set(expires);
+    }
+
+    /// Mirrors the uploader's and the reaper's counters and the spool's state.
+    pub fn observe_spool(&self, spool: &SpoolApi) {
+        let m = &self.spool;
+        let uploads = spool.uploads.status();
+        let reaped = spool.reap_totals.borrow().clone();
+        let set = |c: &Counter, v: u64| c.inner().store(v, Ordering::Relaxed);
+        set(&m.uploaded_files, uploads.uploaded_files);
+        set(&m.uploaded_bytes, uploads.uploaded_bytes);
+        set(&m.upload_failures, uploads.failed_attempts);
+        set(&m.manifests, uploads.manifests);
+        m.upload_permanent_error
+            .set(i64::from(uploads.permanent_error.is_some()));
+        for (reason, n) in [
+            ("uploaded", reaped.deleted_uploaded),
+            ("expired", reaped.expired),
+            ("purged", reaped.purged),
+            ("quota", reaped.dropped_for_quota),
+        ] {
+            set(&m.reaped.get_or_create(&ReasonLabel { reason }), n);
+        }
+        m.refusing.set(i64::from(spool.gate.is_refusing()));
+        m.spool_bytes
+            .set(i64::try_from(reaped.spool_bytes).unwrap_or(i64::MAX));
+        let entries = spool.journal.entries();
+        for state in State::ALL {
+            let n = entries.iter().filter(|e| e.state == state).count();
+            m.spool_files
+                .get_or_create(&StateLabel {
+                    state: state.as_str(),
+                })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
     }
 
     /// The Prometheus text exposition of every metric.

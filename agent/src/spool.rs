@@ -24,6 +24,8 @@ pub struct SpoolApi {
     pub uploads: UploadHandle,
     pub reap: mpsc::Sender<ReapCommand>,
     pub reaped: watch::Receiver<ReapReport>,
+    /// The reaper's deletions since start.
+    pub reap_totals: watch::Receiver<ReapReport>,
     pub gate: SpoolGate,
 }
 
@@ -71,6 +73,7 @@ impl SpoolService {
         let (policy, policy_rx) = watch::channel(config.spool.clone());
         let (reap, reap_rx) = mpsc::channel(8);
         let (last, reaped) = watch::channel(ReapReport::default());
+        let (totals, reap_totals) = watch::channel(ReapReport::default());
         let (_revoked_tx, revoked) = watch::channel(false);
         Ok(SpoolService {
             context: SpoolContext {
@@ -84,6 +87,7 @@ impl SpoolService {
                 uploads,
                 reap,
                 reaped,
+                reap_totals,
                 gate,
             },
             policy,
@@ -95,6 +99,7 @@ impl SpoolService {
                 commands: reap_rx,
                 nudge,
                 last,
+                totals,
             },
         })
     }

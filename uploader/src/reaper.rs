@@ -391,6 +391,23 @@ pub struct ReaperInputs {
     /// Woken after uploads and seals, so uploaded files do not wait for the interval.
     pub nudge: Arc<tokio::sync::Notify>,
     pub last: tokio::sync::watch::Sender<ReapReport>,
+    /// Deletions summed over every run since start (for `/metrics`).
+    pub totals: tokio::sync::watch::Sender<ReapReport>,
+}
+
+impl ReaperInputs {
+    fn publish(&self, report: &ReapReport) {
+        self.last.send_replace(report.clone());
+        self.totals.send_modify(|t| {
+            t.deleted_uploaded += report.deleted_uploaded;
+            t.expired += report.expired;
+            t.purged += report.purged;
+            t.dropped_for_quota += report.dropped_for_quota;
+            t.refusing = report.refusing;
+            t.spool_bytes = report.spool_bytes;
+            t.free_percent = report.free_percent;
+        });
+    }
 }
 
 impl Reaper {
@@ -405,7 +422,7 @@ impl Reaper {
         loop {
             let policy = inputs.policy.borrow().clone();
             let report = self.reap(&policy, now(), *inputs.revoked.borrow());
-            inputs.last.send_replace(report.clone());
+            inputs.publish(&report);
             let reply = tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = tokio::time::sleep(policy.reap_interval) => None,
@@ -417,7 +434,7 @@ impl Reaper {
             if let Some(reply) = reply {
                 let policy = inputs.policy.borrow().clone();
                 let report = self.reap(&policy, now(), *inputs.revoked.borrow());
-                inputs.last.send_replace(report.clone());
+                inputs.publish(&report);
                 let _ = reply.send(report);
             }
         }

@@ -36,6 +36,9 @@ pub enum UploadError {
     /// Worth another try later (network, server error, throttling).
     #[error("{0}")]
     Transient(String),
+    /// The spool file no longer holds what was sealed; it cannot be uploaded as good.
+    #[error("{0}")]
+    Corrupted(String),
 }
 
 impl UploadError {

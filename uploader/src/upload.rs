@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
+use object_store::ObjectStoreExt;
 use serde::Serialize;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
@@ -284,8 +285,54 @@ impl Uploader {
         }
     }
 
+    /// A spool file that changed after sealing: its upload is removed from the store and it is
+    /// recorded as lost (the manifest says so), never passed off as good.
+    fn lose_corrupted(&mut self, entry: &Entry, why: &str) {
+        error!(capture = %entry.capture, file = %entry.name, error = %why, "A spool file is corrupted; it is recorded as lost.");
+        let key = self
+            .store
+            .capture_key(&self.settings.serial, &entry.capture, &entry.name);
+        let objects = self.store.objects();
+        tokio::spawn(async move {
+            if let Err(e) = objects.delete(&key).await {
+                warn!(key = %key, error = %e, "Cannot remove the upload of a corrupted file.");
+            }
+        });
+        let _ = self.journal.update(&entry.capture, &entry.name, |e| {
+            e.state = State::Lost;
+            e.interrupted = false;
+            e.upload_id = None;
+            e.reason = Some(why.to_owned());
+        });
+        self.not_before
+            .remove(&(entry.capture.clone(), entry.name.clone()));
+        self.handle.update(|s| {
+            s.failed_attempts += 1;
+            s.last_error = Some(why.to_owned());
+        });
+    }
+
     fn finish(&mut self, entry: Entry, result: Result<crate::store::Uploaded, UploadError>) {
         let id = (entry.capture.clone(), entry.name.clone());
+        let sealed_sha = self
+            .journal
+            .get(&entry.capture, &entry.name)
+            .and_then(|e| e.sha256);
+        let result = match (result, sealed_sha) {
+            (Ok(done), Some(sealed))
+                if !done.sha256.is_empty() && !done.sha256.eq_ignore_ascii_case(&sealed) =>
+            {
+                Err(UploadError::Corrupted(format!(
+                    "the spool file changed after it was sealed (SHA-256 {} at sealing, {} read back)",
+                    sealed, done.sha256
+                )))
+            }
+            (result, _) => result,
+        };
+        if let Err(UploadError::Corrupted(why)) = &result {
+            self.lose_corrupted(&entry, why);
+            return;
+        }
         match result {
             Ok(done) => {
                 let now = Timestamp::now();
@@ -364,9 +411,15 @@ pub fn manifest(
         .into_iter()
         .filter(|e| e.name != MANIFEST)
         .map(|e| {
+            // Uploaded is what matters to the reader, whether or not the spool still has it.
+            let state = if e.state == State::Deleted {
+                State::Uploaded
+            } else {
+                e.state
+            };
             serde_json::json!({
                 "name": e.name,
-                "state": e.state,
+                "state": state,
                 "size": e.size,
                 "sha256": e.sha256,
                 "reason": e.reason,

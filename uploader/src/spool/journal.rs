@@ -43,6 +43,28 @@ pub enum State {
     Deleted,
 }
 
+impl State {
+    pub const ALL: [State; 6] = [
+        State::Open,
+        State::Sealed,
+        State::Uploading,
+        State::Uploaded,
+        State::Lost,
+        State::Deleted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Open => "open",
+            State::Sealed => "sealed",
+            State::Uploading => "uploading",
+            State::Uploaded => "uploaded",
+            State::Lost => "lost",
+            State::Deleted => "deleted",
+        }
+    }
+}
+
 /// One spool file and what is known about it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {

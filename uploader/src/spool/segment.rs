@@ -27,6 +27,8 @@ pub struct SealedSegment {
     pub path: PathBuf,
     /// Bytes of the encrypted file.
     pub size: u64,
+    /// SHA-256 of the encrypted file (hex), as written.
+    pub sha256: String,
     /// Bytes of the pcap inside.
     pub plaintext_bytes: u64,
     pub sealed_at: Timestamp,
@@ -118,7 +120,7 @@ impl SegmentWriter {
         let partial = &self.partial;
         let step = |step: &'static str| move |e| SpoolError::io(step, partial, e);
         let sink = stream.finish().map_err(step("finish"))?;
-        let (file, size) = sink.finish().map_err(step("write"))?;
+        let (file, size, sha256) = sink.finish().map_err(step("write"))?;
         file.sync_all().map_err(step("fsync"))?;
         drop(file);
         let sealed = self.dir.join(&self.name);
@@ -132,6 +134,7 @@ impl SegmentWriter {
                 e.state = State::Sealed;
                 e.size = size;
                 e.sealed_at = Some(sealed_at);
+                e.sha256 = Some(sha256.clone());
             })
             .map_err(|e| SpoolError::io("journal", &sealed, e))?;
         }
@@ -141,6 +144,7 @@ impl SegmentWriter {
             name: self.name.clone(),
             path: sealed,
             size,
+            sha256,
             plaintext_bytes: self.plaintext_bytes,
             sealed_at,
         })

@@ -28,6 +28,8 @@ pub struct SpoolFile {
     buf: Vec<Block>,
     len: usize,
     written: u64,
+    /// SHA-256 of every byte written, recorded at sealing and checked again at upload.
+    hash: ring::digest::Context,
 }
 
 impl std::fmt::Debug for SpoolFile {
@@ -61,6 +63,7 @@ impl SpoolFile {
             buf: vec![Block([0; ALIGN]); WRITE_SIZE / ALIGN],
             len: 0,
             written: 0,
+            hash: ring::digest::Context::new(&ring::digest::SHA256),
         })
     }
 
@@ -74,9 +77,11 @@ impl SpoolFile {
     }
 
     /// Writes what is buffered, the unaligned tail through the page cache, and returns the
-    /// file (not yet fsynced) and the number of bytes in it.
-    pub fn finish(mut self) -> io::Result<(File, u64)> {
+    /// file (not yet fsynced), the number of bytes in it and their SHA-256 (hex).
+    pub fn finish(mut self) -> io::Result<(File, u64, String)> {
         let len = self.len;
+        let data: &[u8] = bytemuck::cast_slice(&self.buf);
+        self.hash.update(&data[..len]);
         let aligned = if self.direct {
             len / ALIGN * ALIGN
         } else {
@@ -98,7 +103,8 @@ impl SpoolFile {
             let tail = data[aligned..len].to_vec();
             self.file.write_all(&tail)?;
         }
-        Ok((self.file, self.written))
+        let sha256 = pcap_protocol::keys::hex(self.hash.finish().as_ref());
+        Ok((self.file, self.written, sha256))
     }
 }
 
@@ -112,6 +118,7 @@ impl Write for SpoolFile {
         self.written += n as u64;
         if self.len == WRITE_SIZE {
             let data: &[u8] = bytemuck::cast_slice(&self.buf);
+            self.hash.update(data);
             self.file.write_all(data)?;
             self.len = 0;
         }
@@ -154,9 +161,11 @@ mod tests {
         for chunk in data.chunks(65_552) {
             f.write_all(chunk).unwrap();
         }
-        let (file, n) = f.finish().unwrap();
+        let (file, n, sha256) = f.finish().unwrap();
         file.sync_all().unwrap();
         assert_eq!(n, data.len() as u64);
+        let expected = ring::digest::digest(&ring::digest::SHA256, &data);
+        assert_eq!(sha256, pcap_protocol::keys::hex(expected.as_ref()));
         assert_eq!(std::fs::read(path).unwrap(), data);
     }
 }

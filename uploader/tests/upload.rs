@@ -1,0 +1,192 @@
+//! The uploader against a local (file://) store: a capture's files arrive in order with the
+//! manifest last, listing each file's size and the SHA-256 recorded at sealing; a spool file
+//! changed after sealing is recorded as lost, never stored as good.
+
+use std::io::Read;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pcap_config::S3;
+use pcap_uploader::bandwidth::Bandwidth;
+use pcap_uploader::spool::{Entry, Journal, MANIFEST, MANIFEST_BASE, Spool, State};
+use pcap_uploader::store::Store;
+use pcap_uploader::upload::{UploadSettings, Uploader};
+use tokio_util::sync::CancellationToken;
+
+const CAPTURE: &str = "0193a0b1-0000-7000-8000-0000000000aa";
+const SERIAL: &str = "PA-0001";
+
+struct Setup {
+    spool_dir: tempfile::TempDir,
+    store_dir: tempfile::TempDir,
+    journal: Arc<Journal>,
+    spool: Spool,
+    identity: age::x25519::Identity,
+}
+
+fn setup() -> Setup {
+    let spool_dir = tempfile::tempdir().unwrap();
+    let store_dir = tempfile::tempdir().unwrap();
+    let identity = age::x25519::Identity::generate();
+    let (journal, _) = Journal::open(spool_dir.path()).unwrap();
+    let journal = Arc::new(journal);
+    let spool = Spool::new(spool_dir.path(), &[identity.to_public().to_string()])
+        .unwrap()
+        .with_journal(journal.clone());
+    Setup {
+        spool_dir,
+        store_dir,
+        journal,
+        spool,
+        identity,
+    }
+}
+
+impl Setup {
+    fn seal(&self, seq: u32, content: &[u8]) -> String {
+        let mut w = self.spool.create(CAPTURE, seq).unwrap();
+        w.write_all(content).unwrap();
+        w.seal().unwrap().sha256
+    }
+
+    /// The capture ended: its manifest base is written and queued.
+    fn end(&self) {
+        let dir = self.spool_dir.path().join(CAPTURE);
+        std::fs::write(dir.join(MANIFEST_BASE), br#"{"capture_id": "x"}"#).unwrap();
+        self.journal
+            .put(Entry::new(CAPTURE, MANIFEST, State::Sealed))
+            .unwrap();
+    }
+
+    fn stored(&self, name: &str) -> std::path::PathBuf {
+        self.store_dir
+            .path()
+            .join("captures")
+            .join(SERIAL)
+            .join(CAPTURE)
+            .join(name)
+    }
+
+    /// Runs the uploader until `done` holds of the journal (at most 20 s).
+    async fn upload_until(&self, done: impl Fn(&Journal) -> bool) {
+        let url = format!("file://{}", self.store_dir.path().display());
+        let store = Store::open(&url, &S3::default()).unwrap();
+        let (uploader, _handle) = Uploader::new(
+            store,
+            self.journal.clone(),
+            UploadSettings {
+                serial: SERIAL.to_owned(),
+                spool_dir: self.spool_dir.path().to_owned(),
+                part_size: 5 << 20,
+                concurrency: 2,
+            },
+            Bandwidth::new(None),
+        );
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(uploader.run(cancel.clone()));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while !done(&self.journal) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        cancel.cancel();
+        task.await.unwrap();
+        assert!(done(&self.journal), "{:#?}", self.journal.entries());
+    }
+
+    fn decrypt(&self, path: &std::path::Path) -> Vec<u8> {
+        let bytes = std::fs::read(path).unwrap();
+        let d = age::Decryptor::new(&bytes[..]).unwrap();
+        let mut r = d
+            .decrypt(std::iter::once(&self.identity as &dyn age::Identity))
+            .unwrap();
+        let mut out = Vec::new();
+        r.read_to_end(&mut out).unwrap();
+        out
+    }
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    pcap_protocol::keys::hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
+}
+
+fn manifest_uploaded(j: &Journal) -> bool {
+    j.get(CAPTURE, MANIFEST)
+        .is_some_and(|e| e.state == State::Uploaded)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capture_arrives_in_order_with_the_manifest_last() {
+    let s = setup();
+    // Larger than a part, so the local multipart path is taken too.
+    let big: Vec<u8> = (0..(6 << 20) + 7).map(|i| (i % 251) as u8).collect();
+    let sealed = [s.seal(1, b"first"), s.seal(2, &big), s.seal(3, b"third")];
+    s.end();
+    s.upload_until(manifest_uploaded).await;
+
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(s.stored(MANIFEST)).unwrap()).unwrap();
+    let files = manifest["files"].as_array().unwrap();
+    assert_eq!(files.len(), 3, "{manifest}");
+    for (i, f) in files.iter().enumerate() {
+        let name = format!("{:06}.pcap.age", i + 1);
+        assert_eq!(f["name"], name.as_str());
+        assert_eq!(f["state"], "uploaded");
+        assert_eq!(f["sha256"], sealed[i].as_str(), "the SHA-256 from sealing");
+        let object = std::fs::read(s.stored(&name)).unwrap();
+        assert_eq!(sha256(&object), sealed[i]);
+        assert_eq!(f["size"], object.len() as u64);
+    }
+    assert_eq!(s.decrypt(&s.stored("000002.pcap.age")), big);
+    let at = |name: &str| s.journal.get(CAPTURE, name).unwrap().uploaded_at.unwrap();
+    assert!(at("000001.pcap.age") <= at("000002.pcap.age"));
+    assert!(at("000002.pcap.age") <= at("000003.pcap.age"));
+    assert!(
+        at("000003.pcap.age") <= at(MANIFEST),
+        "the manifest goes last"
+    );
+    // No staging files of the local multipart upload are left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(s.stored(""))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains('#'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spool_file_changed_after_sealing_is_lost_not_stored_as_good() {
+    let s = setup();
+    s.seal(1, b"good");
+    s.seal(2, b"will be damaged on disk");
+    let path = s.spool_dir.path().join(CAPTURE).join("000002.pcap.age");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    std::fs::write(&path, bytes).unwrap();
+    s.end();
+    s.upload_until(manifest_uploaded).await;
+
+    let damaged = s.journal.get(CAPTURE, "000002.pcap.age").unwrap();
+    assert_eq!(damaged.state, State::Lost);
+    assert!(
+        damaged
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("changed after it was sealed"),
+        "{damaged:?}"
+    );
+    // Its removal from the store runs in the background.
+    for _ in 0..100 {
+        if !s.stored("000002.pcap.age").exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!s.stored("000002.pcap.age").exists());
+    assert!(s.stored("000001.pcap.age").exists());
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(s.stored(MANIFEST)).unwrap()).unwrap();
+    assert_eq!(manifest["files"][1]["state"], "lost", "{manifest}");
+}
