@@ -6,6 +6,7 @@
 
 pub mod net;
 pub mod pcapgen;
+pub mod s3;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -160,6 +161,35 @@ interfaces = {interfaces:?}
 
     pub fn write_config(&self, extra: &str) {
         std::fs::write(self.config_path(), self.config_text(extra)).expect("write config");
+    }
+
+    /// Writes the config with `upload` lines added to `[upload]` and `extra` to `[capture]`.
+    pub fn write_upload_config(&self, upload: &str, extra: &str) {
+        let text = self
+            .config_text(extra)
+            .replace("[upload]\n", &format!("[upload]\n{upload}\n"));
+        std::fs::write(self.config_path(), text).expect("write config");
+    }
+
+    /// Writes the config for uploads to `server` (bucket `captures`, prefix `pa`) with the
+    /// secret key `secret`, `upload` lines in `[upload]` and `extra` in `[capture]`.
+    pub fn write_s3_config(&self, server: &s3::S3Server, secret: &str, upload: &str, extra: &str) {
+        let creds = self.path("s3-credentials");
+        server.credentials_file(&creds, secret);
+        let text = self.config_text(extra).replace(
+            &format!("store = \"{}\"", self.store_url()),
+            &format!("store = \"s3://{}/pa\"\n{upload}", s3::BUCKET),
+        ) + &format!(
+            "\n[upload.s3]\nendpoint = \"{}\"\npath_style = true\ncredentials_file = \"{}\"\n",
+            server.endpoint(),
+            creds.display()
+        );
+        std::fs::write(self.config_path(), text).expect("write config");
+    }
+
+    /// A capture's directory on the S3 test server.
+    pub fn s3_dir(&self, server: &s3::S3Server, capture_id: &str) -> PathBuf {
+        server.object(&format!("pa/captures/{}/{capture_id}", self.serial))
     }
 
     /// A `pcap-portal` command on this scratch's store and keys.

@@ -14,7 +14,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use jiff::{SignedDuration, Timestamp};
 use pcap_config::{OnFull, OnRevoke, SpoolPolicy};
@@ -24,17 +24,53 @@ use tracing::{error, info, warn};
 use crate::spool::journal::{Entry, Journal, State};
 use crate::spool::{MANIFEST, MANIFEST_BASE};
 
-/// Whether new segments are refused because the spool is full.
-#[derive(Debug, Clone, Default)]
-pub struct SpoolGate(Arc<AtomicBool>);
+/// Whether new segments are refused because the spool is full: the reaper's verdict, and
+/// the quota itself, checked against the journal each time a segment would start (so that
+/// unuploaded data stays within the quota plus the segments being written, whenever the
+/// reaper last ran).
+#[derive(Debug, Clone)]
+pub struct SpoolGate {
+    refusing: Arc<AtomicBool>,
+    /// `spool.max_bytes` with `on_full = "refuse"`; `u64::MAX` otherwise.
+    limit: Arc<AtomicU64>,
+}
+
+impl Default for SpoolGate {
+    fn default() -> Self {
+        SpoolGate {
+            refusing: Arc::default(),
+            limit: Arc::new(AtomicU64::new(u64::MAX)),
+        }
+    }
+}
 
 impl SpoolGate {
     pub fn is_refusing(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+        self.refusing.load(Ordering::Acquire)
     }
 
-    fn set(&self, refuse: bool) {
-        self.0.store(refuse, Ordering::Release);
+    /// Why a new segment cannot start, if it cannot.
+    pub fn refusal(&self, journal: Option<&Journal>) -> Option<String> {
+        if self.is_refusing() {
+            return Some(
+                "the spool is over spool.max_bytes or under spool.min_free_percent, and only uploads can free it"
+                    .to_owned(),
+            );
+        }
+        let limit = self.limit.load(Ordering::Acquire);
+        let pending = journal.map_or(0, Journal::unuploaded_bytes);
+        (pending >= limit).then(|| {
+            format!("{pending} bytes in the spool wait for upload, spool.max_bytes is {limit}")
+        })
+    }
+
+    fn set(&self, refuse: bool, policy: &SpoolPolicy) {
+        self.refusing.store(refuse, Ordering::Release);
+        let limit = match policy.on_full {
+            OnFull::Refuse => policy.max_bytes,
+            OnFull::DropOldest => u64::MAX,
+        };
+        self.limit.store(limit, Ordering::Release);
     }
 }
 
@@ -161,7 +197,7 @@ impl Reaper {
                 info!(bytes = report.spool_bytes, "The spool has room again.");
             }
         }
-        self.gate.set(refusing);
+        self.gate.set(refusing, policy);
         report.refusing = refusing;
     }
 
@@ -233,6 +269,73 @@ pub fn free_percent(dir: &Path) -> Option<u8> {
     let s = nix::sys::statvfs::statvfs(dir).ok()?;
     let total = s.blocks() as f64;
     (total > 0.0).then(|| ((s.blocks_available() as f64 / total) * 100.0).floor() as u8)
+}
+
+/// Requests to the reaper task.
+#[derive(Debug)]
+pub enum ReapCommand {
+    /// Run now and answer with the report.
+    Now(tokio::sync::oneshot::Sender<ReapReport>),
+}
+
+/// Inputs of the reaper task that change while it runs.
+#[derive(Debug)]
+pub struct ReaperInputs {
+    pub policy: tokio::sync::watch::Receiver<SpoolPolicy>,
+    /// Whether the grant is revoked.
+    pub revoked: tokio::sync::watch::Receiver<bool>,
+    pub commands: tokio::sync::mpsc::Receiver<ReapCommand>,
+    /// Woken after uploads and seals, so uploaded files do not wait for the interval.
+    pub nudge: Arc<tokio::sync::Notify>,
+    pub last: tokio::sync::watch::Sender<ReapReport>,
+    /// Deletions summed over every run since start (for `/metrics`).
+    pub totals: tokio::sync::watch::Sender<ReapReport>,
+}
+
+impl ReaperInputs {
+    fn publish(&self, report: &ReapReport) {
+        self.last.send_replace(report.clone());
+        self.totals.send_modify(|t| {
+            t.deleted_uploaded += report.deleted_uploaded;
+            t.expired += report.expired;
+            t.purged += report.purged;
+            t.dropped_for_quota += report.dropped_for_quota;
+            t.refusing = report.refusing;
+            t.spool_bytes = report.spool_bytes;
+            t.free_percent = report.free_percent;
+        });
+    }
+}
+
+impl Reaper {
+    /// Runs every `reap_interval`, when nudged, on request, and when the grant is revoked,
+    /// until `cancel`. `now` gives the wall-clock time (injectable for tests).
+    pub async fn run(
+        self,
+        mut inputs: ReaperInputs,
+        now: impl Fn() -> Timestamp + Send + 'static,
+        cancel: tokio_util::sync::CancellationToken,
+    ) {
+        loop {
+            let policy = inputs.policy.borrow().clone();
+            let report = self.reap(&policy, now(), *inputs.revoked.borrow());
+            inputs.publish(&report);
+            let reply = tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(policy.reap_interval) => None,
+                _ = inputs.nudge.notified() => None,
+                Ok(()) = inputs.revoked.changed() => None,
+                Ok(()) = inputs.policy.changed() => None,
+                Some(ReapCommand::Now(reply)) = inputs.commands.recv() => Some(reply),
+            };
+            if let Some(reply) = reply {
+                let policy = inputs.policy.borrow().clone();
+                let report = self.reap(&policy, now(), *inputs.revoked.borrow());
+                inputs.publish(&report);
+                let _ = reply.send(report);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -372,71 +475,34 @@ mod tests {
         );
         assert!(!f.gate.is_refusing());
     }
-}
 
-/// Requests to the reaper task.
-#[derive(Debug)]
-pub enum ReapCommand {
-    /// Run now and answer with the report.
-    Now(tokio::sync::oneshot::Sender<ReapReport>),
-}
-
-/// Inputs of the reaper task that change while it runs.
-#[derive(Debug)]
-pub struct ReaperInputs {
-    pub policy: tokio::sync::watch::Receiver<SpoolPolicy>,
-    /// Whether the grant is revoked.
-    pub revoked: tokio::sync::watch::Receiver<bool>,
-    pub commands: tokio::sync::mpsc::Receiver<ReapCommand>,
-    /// Woken after uploads and seals, so uploaded files do not wait for the interval.
-    pub nudge: Arc<tokio::sync::Notify>,
-    pub last: tokio::sync::watch::Sender<ReapReport>,
-    /// Deletions summed over every run since start (for `/metrics`).
-    pub totals: tokio::sync::watch::Sender<ReapReport>,
-}
-
-impl ReaperInputs {
-    fn publish(&self, report: &ReapReport) {
-        self.last.send_replace(report.clone());
-        self.totals.send_modify(|t| {
-            t.deleted_uploaded += report.deleted_uploaded;
-            t.expired += report.expired;
-            t.purged += report.purged;
-            t.dropped_for_quota += report.dropped_for_quota;
-            t.refusing = report.refusing;
-            t.spool_bytes = report.spool_bytes;
-            t.free_percent = report.free_percent;
-        });
-    }
-}
-
-impl Reaper {
-    /// Runs every `reap_interval`, when nudged, on request, and when the grant is revoked,
-    /// until `cancel`. `now` gives the wall-clock time (injectable for tests).
-    pub async fn run(
-        self,
-        mut inputs: ReaperInputs,
-        now: impl Fn() -> Timestamp + Send + 'static,
-        cancel: tokio_util::sync::CancellationToken,
-    ) {
-        loop {
-            let policy = inputs.policy.borrow().clone();
-            let report = self.reap(&policy, now(), *inputs.revoked.borrow());
-            inputs.publish(&report);
-            let reply = tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = tokio::time::sleep(policy.reap_interval) => None,
-                _ = inputs.nudge.notified() => None,
-                Ok(()) = inputs.revoked.changed() => None,
-                Ok(()) = inputs.policy.changed() => None,
-                Some(ReapCommand::Now(reply)) = inputs.commands.recv() => Some(reply),
-            };
-            if let Some(reply) = reply {
-                let policy = inputs.policy.borrow().clone();
-                let report = self.reap(&policy, now(), *inputs.revoked.borrow());
-                inputs.publish(&report);
-                let _ = reply.send(report);
-            }
-        }
+    #[test]
+    fn the_quota_is_checked_when_a_segment_would_start_not_only_when_the_reaper_runs() {
+        let f = fixture();
+        let mut p = policy();
+        p.max_bytes = 100;
+        // The reaper ran with room to spare...
+        f.reaper.reap(&p, t(0), false);
+        assert_eq!(f.gate.refusal(Some(&f.journal)), None);
+        // ...then segments were sealed faster than it runs.
+        f.file("000001.pcap.age", 60, 1, None);
+        assert_eq!(f.gate.refusal(Some(&f.journal)), None);
+        f.file("000002.pcap.age", 60, 2, None);
+        let why = f.gate.refusal(Some(&f.journal)).expect("over the quota");
+        assert!(why.contains("spool.max_bytes"), "{why}");
+        // Uploaded files do not count: the reaper deletes them when it must.
+        f.journal
+            .update("cap", "000002.pcap.age", |e| e.state = State::Uploaded)
+            .unwrap();
+        assert_eq!(f.gate.refusal(Some(&f.journal)), None);
+        // With drop_oldest the reaper makes room instead: segments always start.
+        f.journal
+            .update("cap", "000002.pcap.age", |e| e.state = State::Sealed)
+            .unwrap();
+        p.on_full = OnFull::DropOldest;
+        p.max_bytes = 1000;
+        f.reaper.reap(&p, t(3), false);
+        f.file("000003.pcap.age", 2000, 3, None);
+        assert_eq!(f.gate.refusal(Some(&f.journal)), None);
     }
 }

@@ -163,9 +163,7 @@ impl Store {
                     .clone()
                     .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
                 if let Some(ep) = &endpoint {
-                    b = b
-                        .with_endpoint(ep)
-                        .with_allow_http(ep.starts_with("http://"));
+                    b = b.with_endpoint(ep);
                 }
                 let region = s3
                     .region
@@ -181,8 +179,19 @@ impl Store {
                         b = b.with_token(t);
                     }
                 }
-                let mut options =
-                    ClientOptions::new().with_timeout(std::time::Duration::from_secs(60));
+                // Plain HTTP only when the configured endpoint says so (a test server, a
+                // store on the host's own network). The client options carry it: setting them
+                // replaces the builder's.
+                // A whole request may take long on a slow or lossy link (a part is 8 MiB by
+                // default); a dead endpoint is found by the connect timeout.
+                let mut options = ClientOptions::new()
+                    .with_connect_timeout(std::time::Duration::from_secs(10))
+                    .with_timeout(std::time::Duration::from_secs(600))
+                    .with_allow_http(
+                        endpoint
+                            .as_deref()
+                            .is_some_and(|e| e.starts_with("http://")),
+                    );
                 if let Some(ca) = &s3.ca_bundle {
                     let pem = std::fs::read(ca)
                         .map_err(|e| open_err(format!("cannot read {}: {e}", ca.display())))?;
@@ -250,7 +259,8 @@ impl Store {
     }
 
     /// Uploads the file at `path` to `key`: one request up to `part_size`, else a multipart
-    /// upload whose id is reported to `started` (to abort it after a crash). Checks the size
+    /// upload whose id is reported to `open` (to abort it after a crash; `None` once it is
+    /// closed: completed or aborted). Checks the size
     /// the store reports afterwards.
     pub async fn upload_file(
         &self,
@@ -258,7 +268,7 @@ impl Store {
         path: &Path,
         part_size: usize,
         bandwidth: &Bandwidth,
-        started: impl FnOnce(&str),
+        open: impl FnMut(Option<&str>),
     ) -> Result<Uploaded, UploadError> {
         let io = |e: std::io::Error| {
             UploadError::Transient(format!("cannot read {}: {e}", path.display()))
@@ -275,8 +285,7 @@ impl Store {
         } else {
             match &self.backend {
                 Backend::S3(s3) => {
-                    upload_parts(s3, key, &mut file, part_size, &mut hash, bandwidth, started)
-                        .await?
+                    upload_parts(s3, key, &mut file, part_size, &mut hash, bandwidth, open).await?
                 }
                 Backend::Local { store, .. } => {
                     let upload = store
@@ -322,19 +331,27 @@ impl Store {
         })
     }
 
-    /// Abandons an upload a crash interrupted: aborts the S3 multipart upload `upload_id`, or
-    /// removes the staging files of a local one.
-    pub async fn abort(&self, key: &Key, upload_id: Option<&str>) {
+    /// Abandons an upload that was interrupted (by a crash or a failure): aborts the S3
+    /// multipart upload `upload_id`, or removes the staging files of a local one. An upload
+    /// the store no longer knows counts as aborted. A network failure is an error (try again
+    /// later, so nothing is left open); a refusal is logged and passed over, since retrying
+    /// cannot help (the bucket's lifecycle rule for incomplete uploads covers it).
+    pub async fn abort(&self, key: &Key, upload_id: Option<&str>) -> Result<(), UploadError> {
         match (&self.backend, upload_id) {
-            (Backend::S3(s3), Some(id)) => {
-                if let Err(e) = s3.abort_multipart(key, &id.to_owned()).await {
-                    tracing::warn!(key = %key, error = %e, "Cannot abort an interrupted multipart upload.");
-                }
-            }
+            (Backend::S3(s3), Some(id)) => match s3.abort_multipart(key, &id.to_owned()).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => match classify(&format!("cannot abort the upload {id} of {key}"), e) {
+                    UploadError::Transient(m) => Err(UploadError::Transient(m)),
+                    other => {
+                        tracing::warn!(key = %key, error = %other, "Cannot abort an interrupted multipart upload; leaving it to the bucket's lifecycle rule.");
+                        Ok(())
+                    }
+                },
+            },
             (Backend::Local { root, .. }, _) => {
                 let dest = root.join(key.as_ref());
                 let (Some(dir), Some(name)) = (dest.parent(), dest.file_name()) else {
-                    return;
+                    return Ok(());
                 };
                 let staging = format!("{}#", name.to_string_lossy());
                 if let Ok(entries) = std::fs::read_dir(dir) {
@@ -344,8 +361,9 @@ impl Store {
                         }
                     }
                 }
+                Ok(())
             }
-            _ => {}
+            (Backend::S3(_), None) => Ok(()),
         }
     }
 }
@@ -358,13 +376,13 @@ async fn upload_parts(
     part_size: usize,
     hash: &mut ring::digest::Context,
     bandwidth: &Bandwidth,
-    started: impl FnOnce(&str),
+    mut open: impl FnMut(Option<&str>),
 ) -> Result<(), UploadError> {
     let id = s3
         .create_multipart(key)
         .await
         .map_err(|e| classify(&format!("cannot start the upload of {key}"), e))?;
-    started(&id);
+    open(Some(&id));
     let result = async {
         let mut parts = Vec::new();
         loop {
@@ -402,8 +420,10 @@ async fn upload_parts(
             .map_err(|e| classify(&format!("cannot complete the upload of {key}"), e))
     }
     .await;
-    if result.is_err() {
-        let _ = s3.abort_multipart(key, &id).await;
+    // A failed upload is aborted at once if the store can be reached, else later (the id
+    // stays recorded).
+    if result.is_ok() || s3.abort_multipart(key, &id).await.is_ok() {
+        open(None);
     }
     result.map(drop)
 }

@@ -4,8 +4,9 @@
 //! manifest, which is written last: its presence in the store means the capture is complete);
 //! several captures upload at once (`upload.concurrency`). A transient failure is retried with
 //! exponential backoff and jitter; a permanent one (credentials, bucket) is shown in the status
-//! and retried only every few minutes, without a storm. An upload a crash interrupted is
-//! aborted (S3 multipart) or cleaned (local staging files) and starts over.
+//! and retried only every few minutes, without a storm. An upload a failure or a crash
+//! interrupted is aborted (S3 multipart) or cleaned (local staging files) before the file
+//! starts over, so no upload is left open in the store.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -153,7 +154,6 @@ impl Uploader {
     /// Runs until `cancel`; uploads under way when it comes are left to the journal (they
     /// start over at the next start).
     pub async fn run(mut self, cancel: CancellationToken) {
-        self.clean_interrupted().await;
         let mut running: JoinSet<(Entry, Result<crate::store::Uploaded, UploadError>)> =
             JoinSet::new();
         let mut busy: HashSet<String> = HashSet::new();
@@ -170,21 +170,6 @@ impl Uploader {
                 }
                 _ = tokio::time::sleep(wait) => {}
             }
-        }
-    }
-
-    /// Aborts or cleans uploads a crash interrupted, before anything is uploaded again.
-    async fn clean_interrupted(&self) {
-        for e in self.journal.entries().into_iter().filter(|e| e.interrupted) {
-            let key = self
-                .store
-                .capture_key(&self.settings.serial, &e.capture, &e.name);
-            info!(capture = %e.capture, file = %e.name, "Cleaning up an upload a restart interrupted.");
-            self.store.abort(&key, e.upload_id.as_deref()).await;
-            let _ = self.journal.update(&e.capture, &e.name, |e| {
-                e.interrupted = false;
-                e.upload_id = None;
-            });
         }
     }
 
@@ -236,6 +221,18 @@ impl Uploader {
         let settings = self.settings.clone();
         async move {
             let key = store.capture_key(&settings.serial, &entry.capture, &entry.name);
+            // What an earlier attempt (or a crash) left open goes first, so that no upload
+            // stays open in the store.
+            if entry.interrupted {
+                info!(capture = %entry.capture, file = %entry.name, "Aborting an interrupted upload before starting over.");
+                if let Err(e) = store.abort(&key, entry.upload_id.as_deref()).await {
+                    return (entry, Err(e));
+                }
+                let _ = journal.update(&entry.capture, &entry.name, |e| {
+                    e.interrupted = false;
+                    e.upload_id = None;
+                });
+            }
             let journaled = journal.update(&entry.capture, &entry.name, |e| {
                 e.state = State::Uploading;
                 e.interrupted = true;
@@ -274,9 +271,10 @@ impl Uploader {
                         &dir.join(&entry.name),
                         settings.part_size,
                         &bandwidth,
-                        move |id| {
-                            let _ = journal2
-                                .update(&capture, &name, |e| e.upload_id = Some(id.to_owned()));
+                        move |id: Option<&str>| {
+                            let _ = journal2.update(&capture, &name, |e| {
+                                e.upload_id = id.map(str::to_owned);
+                            });
                         },
                     )
                     .await
@@ -373,7 +371,8 @@ impl Uploader {
                 };
                 let _ = self.journal.update(&entry.capture, &entry.name, |x| {
                     x.state = State::Sealed;
-                    x.interrupted = x.upload_id.is_some();
+                    // Whatever the attempt left behind is cleaned before the next one.
+                    x.interrupted = true;
                     x.last_error = Some(e.to_string());
                 });
                 self.not_before.insert(id, Instant::now() + wait);

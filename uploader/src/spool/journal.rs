@@ -202,6 +202,16 @@ impl Journal {
         Ok(())
     }
 
+    /// Bytes of sealed files not yet uploaded (or being uploaded).
+    pub fn unuploaded_bytes(&self) -> u64 {
+        self.lock()
+            .entries
+            .values()
+            .filter(|e| matches!(e.state, State::Sealed | State::Uploading))
+            .map(|e| e.size)
+            .sum()
+    }
+
     /// Changes one file's entry with `change` (creating it in state `Open` if unknown).
     pub fn update(
         &self,

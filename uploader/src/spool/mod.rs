@@ -118,15 +118,17 @@ impl Spool {
     }
 
     fn check_room(&self, dir: &Path) -> Result<(), SpoolError> {
-        if self.gate.as_ref().is_some_and(SpoolGate::is_refusing) {
-            return Err(SpoolError::DiskFull {
+        let refusal = self
+            .gate
+            .as_ref()
+            .and_then(|g| g.refusal(self.journal.as_deref()));
+        match refusal {
+            Some(why) => Err(SpoolError::DiskFull {
                 path: dir.to_owned(),
-                source: std::io::Error::other(
-                    "the spool is over spool.max_bytes or under spool.min_free_percent, and only uploads can free it",
-                ),
-            });
+                source: std::io::Error::other(why),
+            }),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     pub fn journal(&self) -> Option<&Arc<Journal>> {
