@@ -518,6 +518,13 @@ fn print_spool(v: &Value) {
             s(f, "/last_error")
         );
     }
+    println!(
+        "uploads: {} files, {} bytes, captures complete: {}, failed attempts: {}",
+        s(v, "/uploads/uploaded_files"),
+        s(v, "/uploads/uploaded_bytes"),
+        s(v, "/uploads/manifests"),
+        s(v, "/uploads/failed_attempts"),
+    );
     let permanent = s(v, "/uploads/permanent_error");
     if !permanent.is_empty() {
         println!("the store refuses uploads: {permanent}");

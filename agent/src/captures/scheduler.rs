@@ -315,6 +315,15 @@ impl Scheduler {
                 ),
             ));
         }
+        if let Some(why) = self.spool.gate.refusal(Some(&self.spool.journal)) {
+            return Err(ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "spool_full",
+                format!(
+                    "the spool is full ({why}); captures can start again once uploads free it (see pcapctl spool)"
+                ),
+            ));
+        }
         let internal =
             |e: String| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "capture_failed", e);
         let spool = Spool::new(&config.paths.spool_dir, &config.upload.recipients)
