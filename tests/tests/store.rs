@@ -120,7 +120,9 @@ impl Lab {
     async fn check_store(&self, store: &Store, plaintext: &[(u32, String)]) {
         for (seq, want) in plaintext {
             let name = format!("{seq:06}.pcap.age");
-            let key = store.capture_key(&self.scratch.serial, CAPTURE, &name);
+            let key = store
+                .capture_key(&self.scratch.serial, CAPTURE, &name)
+                .unwrap();
             let bytes = store
                 .objects()
                 .get(&key)

@@ -394,3 +394,75 @@ fn enospc_on_the_spool_stops_the_capture_with_disk_full_and_keeps_what_was_seale
         &s.s3_dir(&server, &id(&rec)),
     );
 }
+
+#[test]
+fn nothing_from_a_request_becomes_part_of_a_path() {
+    require_root!("live capture on the loopback interface");
+    let s = Scratch::new("");
+    s.authorize();
+    let agent = s.start_agent();
+    for path in [
+        "/v1/captures/..%2F..%2Fagent.toml",
+        "/v1/captures/../../agent.toml",
+        "/v1/captures/%2e%2e",
+        "/v1/captures/..",
+    ] {
+        let answer = agent.get(path).expect("the agent answers");
+        assert!(
+            answer.status == 404 || answer.status == 400,
+            "{path}: {}",
+            answer.status
+        );
+        assert!(!String::from_utf8_lossy(&answer.body).contains("[device]"));
+        let answer = agent.delete(path);
+        assert!(
+            answer.status == 404 || answer.status == 400,
+            "DELETE {path}: {}",
+            answer.status
+        );
+    }
+    assert!(s.config_path().exists());
+
+    // Text fields of a request are data, never names.
+    let mut body = capture_body(
+        "udp and dst port 7206",
+        json!({"max_packets": 5, "max_duration": "10s"}),
+    );
+    body["subject"] = json!("../../../../pwned");
+    let rec = agent.start_capture_ok(&body);
+    send_udp("127.0.0.1", 7206, 5, 100, 0);
+    let rec = agent.wait_capture_end(&id(&rec), Duration::from_secs(15));
+    let manifest = s.wait_complete(&id(&rec));
+    assert_eq!(manifest["request"]["subject"], "../../../../pwned");
+    let mut stack = vec![s.dir.path().to_owned(), std::env::temp_dir()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+        {
+            assert_ne!(e.file_name(), "pwned", "{}", e.path().display());
+            if dir.starts_with(s.dir.path()) && e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(e.path());
+            }
+        }
+    }
+    // The store holds the grant and this capture's files, nothing elsewhere.
+    let store = s.path("store");
+    let capture_dir = s.store_dir(&id(&rec));
+    let mut stack = vec![store.clone()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap().filter_map(Result::ok) {
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                let p = e.path();
+                assert!(
+                    p.starts_with(store.join("devices/PA-0001")) || p.starts_with(&capture_dir),
+                    "{}",
+                    p.display()
+                );
+            }
+        }
+    }
+}

@@ -13,6 +13,7 @@ use object_store::multipart::MultipartStore;
 use object_store::path::Path as Key;
 use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
 use pcap_config::S3;
+use pcap_protocol::ids::check_id;
 use pcap_protocol::keys::hex;
 use tokio::io::AsyncReadExt;
 
@@ -244,9 +245,21 @@ impl Store {
         }
     }
 
-    /// `captures/<serial>/<capture_id>/<name>`.
-    pub fn capture_key(&self, serial: &str, capture: &str, name: &str) -> Key {
-        self.key(&format!("captures/{serial}/{capture}/{name}"))
+    /// `captures/<serial>/<capture_id>/<name>`, each part checked to be a plain identifier
+    /// (nothing can climb out of the capture's prefix).
+    pub fn capture_key(&self, serial: &str, capture: &str, name: &str) -> Result<Key, UploadError> {
+        for (what, part) in [
+            ("serial", serial),
+            ("capture id", capture),
+            ("file name", name),
+        ] {
+            check_id(part, 64).map_err(|e| {
+                UploadError::Corrupted(format!(
+                    "refusing a store key with the {what} {part:?}: it {e}"
+                ))
+            })?;
+        }
+        Ok(self.key(&format!("captures/{serial}/{capture}/{name}")))
     }
 
     /// Stores `bytes` at `key` in one request.

@@ -220,7 +220,10 @@ impl Uploader {
         let bandwidth = self.bandwidth.clone();
         let settings = self.settings.clone();
         async move {
-            let key = store.capture_key(&settings.serial, &entry.capture, &entry.name);
+            let key = match store.capture_key(&settings.serial, &entry.capture, &entry.name) {
+                Ok(key) => key,
+                Err(e) => return (entry, Err(e)),
+            };
             // What an earlier attempt (or a crash) left open goes first, so that no upload
             // stays open in the store.
             if entry.interrupted {
@@ -287,15 +290,17 @@ impl Uploader {
     /// recorded as lost (the manifest says so), never passed off as good.
     fn lose_corrupted(&mut self, entry: &Entry, why: &str) {
         error!(capture = %entry.capture, file = %entry.name, error = %why, "A spool file is corrupted; it is recorded as lost.");
-        let key = self
+        if let Ok(key) = self
             .store
-            .capture_key(&self.settings.serial, &entry.capture, &entry.name);
-        let objects = self.store.objects();
-        tokio::spawn(async move {
-            if let Err(e) = objects.delete(&key).await {
-                warn!(key = %key, error = %e, "Cannot remove the upload of a corrupted file.");
-            }
-        });
+            .capture_key(&self.settings.serial, &entry.capture, &entry.name)
+        {
+            let objects = self.store.objects();
+            tokio::spawn(async move {
+                if let Err(e) = objects.delete(&key).await {
+                    warn!(key = %key, error = %e, "Cannot remove the upload of a corrupted file.");
+                }
+            });
+        }
         let _ = self.journal.update(&entry.capture, &entry.name, |e| {
             e.state = State::Lost;
             e.interrupted = false;

@@ -124,6 +124,8 @@ pub struct Replay {
     pub records: u64,
     /// Bytes cut off the end (a record a crash left half-written).
     pub torn_bytes: u64,
+    /// Records ignored because their names are not a capture id and a file name.
+    pub invalid: u64,
 }
 
 struct Inner {
@@ -164,7 +166,15 @@ impl Journal {
         let mut replay = Replay::default();
         let mut at = 0usize;
         while let Some((entry, next)) = decode(&bytes, at) {
-            apply(&mut entries, entry);
+            // Names become paths the uploader reads and the reaper deletes: a record naming
+            // anything but a file of a capture directory is ignored (the journal was altered).
+            match entry_names_ok(&entry) {
+                Ok(()) => apply(&mut entries, entry),
+                Err(why) => {
+                    replay.invalid += 1;
+                    tracing::error!(journal = %path.display(), capture = ?entry.capture, file = ?entry.name, error = %why, "Ignored a spool journal record whose names are not valid.");
+                }
+            }
             replay.records += 1;
             at = next;
         }
@@ -193,6 +203,8 @@ impl Journal {
 
     /// Writes `entry` as the new state of its file (appended and fsynced before it counts).
     pub fn put(&self, entry: Entry) -> std::io::Result<()> {
+        entry_names_ok(&entry)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let record = encode(&entry);
         let mut inner = self.lock();
         inner.file.write_all(&record)?;
@@ -274,6 +286,14 @@ impl Journal {
     pub fn forget_deleted(&self) {
         self.lock().entries.retain(|_, e| e.state != State::Deleted);
     }
+}
+
+/// Checks that an entry names a capture directory and a file in it, nothing else.
+pub fn entry_names_ok(entry: &Entry) -> Result<(), String> {
+    pcap_protocol::ids::check_id(&entry.capture, 64)
+        .map_err(|e| format!("capture id {:?} {e}", entry.capture))?;
+    pcap_protocol::ids::check_id(&entry.name, 64)
+        .map_err(|e| format!("file name {:?} {e}", entry.name))
 }
 
 fn apply(entries: &mut BTreeMap<(String, String), Entry>, entry: Entry) {

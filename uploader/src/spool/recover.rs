@@ -6,6 +6,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::journal::{Entry, Journal, State};
+use pcap_protocol::ids::check_id;
+
 use super::{MANIFEST, MANIFEST_BASE, PARTIAL, PARTIAL_SUFFIX};
 
 /// A `.partial` file removed at start.
@@ -36,9 +38,17 @@ pub fn recover(dir: &Path, journal: Option<&Journal>) -> std::io::Result<Vec<Dis
             continue;
         }
         let capture_id = capture.file_name().to_string_lossy().into_owned();
+        if let Err(why) = check_id(&capture_id, 64) {
+            tracing::warn!(dir = %capture.path().display(), error = %why, "Left alone a directory in the spool that is not a capture's.");
+            continue;
+        }
         for file in fs::read_dir(capture.path())?.filter_map(Result::ok) {
             let name = file.file_name().to_string_lossy().into_owned();
             let path = file.path();
+            if let Err(why) = check_id(&name, 64) {
+                tracing::warn!(file = %path.display(), error = %why, "Left alone a file in the spool that is not a capture's.");
+                continue;
+            }
             if name.ends_with(PARTIAL) {
                 fs::remove_file(&path)?;
                 tracing::warn!(capture = %capture_id, file = %path.display(), "Discarded a file left unsealed by a crash.");
