@@ -102,6 +102,14 @@ pub async fn run(config_path: PathBuf, config: Config, log: LogHandle) -> Result
     spool.spawn(&mut tasks, api.auth.clone(), &cancel);
     tasks.spawn(authority.run(config_rx, cancel.child_token()));
     tasks.spawn(scheduler.run(scheduler_rx, cancel.child_token()));
+    match crate::remote::Remote::new(api.clone(), &config) {
+        Ok(remote) => {
+            tasks.spawn(remote.run(cancel.child_token()));
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "No request feed or heartbeat: the store cannot be opened.")
+        }
+    }
     let (listener, socket_gid, socket_file) = (socket.listener, socket.gid, socket.file);
     let socket_path = socket.path;
     tasks.spawn(control::serve(listener, api.clone(), cancel.child_token()));

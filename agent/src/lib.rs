@@ -30,7 +30,9 @@ pub mod fsutil;
 pub mod incidents;
 pub mod logging;
 pub mod metrics;
+pub mod remote;
 pub mod spool;
+pub mod storeio;
 pub mod systemd;
 
 /// The agent's version, as reported in status and heartbeats.

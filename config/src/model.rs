@@ -49,6 +49,8 @@ pub struct Device {
 pub enum GrantSource {
     /// A local file holding the signed grant (watched for changes).
     File(PathBuf),
+    /// `devices/<serial>/grant.json` in the store, polled every `poll_interval`.
+    Store,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

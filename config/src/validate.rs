@@ -184,29 +184,23 @@ fn device(c: &mut Checker<'_>, raw: RawDevice) -> Device {
 }
 
 fn authorization(c: &mut Checker<'_>, raw: RawAuthorization) -> Authorization {
-    let hint = "e.g. source = \"file:///etc/pcap-agent/grant.json\"";
+    let hint = "e.g. source = \"store\" or source = \"file:///etc/pcap-agent/grant.json\"";
     let source = match c.required("authorization.source", raw.source, hint) {
-        Some(s) if s == "store" => {
-            c.problem(
-                "authorization.source",
-                "\"store\" (polling devices/<serial>/grant.json) is not available in this version; use a grant file: source = \"file:///etc/pcap-agent/grant.json\"",
-            );
-            PathBuf::new()
-        }
+        Some(s) if s == "store" => GrantSource::Store,
         Some(s) => {
             let path = PathBuf::from(s.strip_prefix("file://").unwrap_or(&s));
             if !path.is_absolute() {
                 c.problem(
                     "authorization.source",
-                    format!("{s:?} is not a file:// URL or absolute path; {hint}"),
+                    format!("{s:?} is not \"store\", a file:// URL or an absolute path; {hint}"),
                 );
             }
-            path
+            GrantSource::File(path)
         }
-        None => PathBuf::new(),
+        None => GrantSource::File(PathBuf::new()),
     };
     Authorization {
-        source: GrantSource::File(source),
+        source,
         verify_keys: c.keys(
             "authorization.verify_key",
             raw.verify_key,

@@ -80,16 +80,81 @@ fn describe(g: &Grant) -> String {
     }
 }
 
+/// The oldest agent version this portal's documents and requests work with.
+pub const MIN_AGENT_VERSION: &str = "0.1.0";
+
+fn version_tuple(v: &str) -> Option<(u64, u64, u64)> {
+    let core = v.split(['-', '+']).next()?;
+    let mut parts = core.split('.').map(|p| p.parse::<u64>().ok());
+    Some((
+        parts.next()??,
+        parts.next()??,
+        parts.next().flatten().unwrap_or(0),
+    ))
+}
+
+/// A device's heartbeat (`devices/<serial>/status.json`), if it has reported.
+fn heartbeat(store: &Store, serial: &Serial) -> anyhow::Result<Option<serde_json::Value>> {
+    let key = format!("devices/{serial}/status.json");
+    Ok(store
+        .get(&key)?
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok()))
+}
+
+/// Checks that the device exists as named and runs an agent new enough.
+fn check_device(
+    store: &Store,
+    serial: &Serial,
+    name: Option<&str>,
+    has_grant: bool,
+    allow_unseen: bool,
+) -> anyhow::Result<()> {
+    let Some(seen) = heartbeat(store, serial)? else {
+        if has_grant || allow_unseen {
+            return Ok(());
+        }
+        bail!(
+            "device {serial} has never reported to the store (no devices/{serial}/status.json): check the serial with `pcap-portal devices list`, or pass --allow-unseen to authorize it before its agent first runs"
+        );
+    };
+    if let (Some(want), Some(reported)) = (name, seen["name"].as_str())
+        && want != reported
+    {
+        bail!(
+            "device {serial} reports the name {reported:?}, not {want:?}: check which device is meant (`pcap-portal devices list`)"
+        );
+    }
+    let version = seen["agent_version"].as_str().unwrap_or("unknown");
+    let new_enough = matches!(
+        (version_tuple(version), version_tuple(MIN_AGENT_VERSION)),
+        (Some(v), Some(min)) if v >= min
+    );
+    if !new_enough {
+        bail!(
+            "device {serial} runs pcap-agent {version}; version {MIN_AGENT_VERSION} or newer is needed: upgrade its agent, then authorize it"
+        );
+    }
+    Ok(())
+}
+
 pub fn authorize(
     store: &Store,
     key: &KeyArg,
     device: &str,
     period: Period,
+    allow_unseen: bool,
     now: Timestamp,
 ) -> anyhow::Result<ExitCode> {
     let key = key.load()?;
     let (serial, name) = parse_device(device)?;
     let previous = current(store, &serial)?;
+    check_device(
+        store,
+        &serial,
+        name.as_deref(),
+        previous.is_some(),
+        allow_unseen,
+    )?;
     let name = name.or_else(|| match &previous {
         Some(AuthorizationDocument::Grant(g)) => g.name.clone(),
         _ => None,
@@ -165,11 +230,23 @@ pub fn unauthorize(
     })
 }
 
-/// One row of `list`.
+/// Options of `devices list`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ListArgs {
+    #[arg(long)]
+    json: bool,
+    /// Verify the grants with this public key (default: derived from PCAP_AUTHORIZATION_KEY).
+    #[arg(long, env = "PCAP_AUTHORIZATION_PUB")]
+    verify_key: Option<PathBuf>,
+}
+
+/// One row of `devices list`.
 #[derive(Debug, Serialize)]
 struct Row {
     serial: String,
     name: Option<String>,
+    agent_version: Option<String>,
+    last_seen: Option<Timestamp>,
     period: Option<Period>,
     not_before: Option<Timestamp>,
     expires_at: Option<Timestamp>,
@@ -177,13 +254,9 @@ struct Row {
     state: String,
 }
 
-pub fn list(
-    store: &Store,
-    verify_key: Option<&Path>,
-    json: bool,
-    now: Timestamp,
-) -> anyhow::Result<ExitCode> {
-    let keys = match verify_key {
+pub fn list(store: &Store, args: &ListArgs, now: Timestamp) -> anyhow::Result<ExitCode> {
+    let json = args.json;
+    let keys = match args.verify_key.as_deref() {
         Some(path) => Some(VerifyKeys::new(vec![VerifyKey::load(path)?])),
         None => std::env::var_os("PCAP_AUTHORIZATION_KEY")
             .and_then(|p| SigningKey::load(Path::new(&p)).ok())
@@ -191,10 +264,23 @@ pub fn list(
     };
     let mut rows = Vec::new();
     for serial in store.devices()? {
-        let Some(bytes) = store.get(&Store::grant_key(&serial))? else {
-            continue;
+        let seen = heartbeat(store, &serial)?;
+        let mut r = match store.get(&Store::grant_key(&serial))? {
+            Some(bytes) => row(&serial, &bytes, keys.as_ref(), now),
+            None if seen.is_some() => Row {
+                state: "unauthorized".to_owned(),
+                ..row(&serial, b"", None, now)
+            },
+            None => continue,
         };
-        rows.push(row(&serial, &bytes, keys.as_ref(), now));
+        if let Some(seen) = seen {
+            r.agent_version = seen["agent_version"].as_str().map(str::to_owned);
+            r.last_seen = seen["time"].as_str().and_then(|t| t.parse().ok());
+            if r.name.is_none() {
+                r.name = seen["name"].as_str().map(str::to_owned);
+            }
+        }
+        rows.push(r);
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -206,14 +292,16 @@ pub fn list(
         })
     };
     println!(
-        "{:<20} {:<20} {:<9} {:<20} {:<20} {:>4}  STATE",
-        "SERIAL", "NAME", "PERIOD", "FROM", "EXPIRES", "SEQ"
+        "{:<20} {:<20} {:<8} {:<20} {:<9} {:<20} {:<20} {:>4}  STATE",
+        "SERIAL", "NAME", "AGENT", "LAST SEEN", "PERIOD", "FROM", "EXPIRES", "SEQ"
     );
     for r in &rows {
         println!(
-            "{:<20} {:<20} {:<9} {:<20} {:<20} {:>4}  {}",
+            "{:<20} {:<20} {:<8} {:<20} {:<9} {:<20} {:<20} {:>4}  {}",
             r.serial,
             r.name.as_deref().unwrap_or("-"),
+            r.agent_version.as_deref().unwrap_or("-"),
+            show(r.last_seen),
             r.period.map_or("-", Period::as_str),
             show(r.not_before),
             if r.period == Some(Period::Unlimited) {
@@ -232,6 +320,8 @@ fn row(serial: &Serial, bytes: &[u8], keys: Option<&VerifyKeys>, now: Timestamp)
     let mut row = Row {
         serial: serial.to_string(),
         name: None,
+        agent_version: None,
+        last_seen: None,
         period: None,
         not_before: None,
         expires_at: None,

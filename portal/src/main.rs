@@ -1,34 +1,42 @@
-//! `pcap-portal`: the customer's administrator authorizes devices; the research team (later)
-//! requests, fetches and deletes captures. Everything goes through the store.
+//! `pcap-portal`: the customer's administrator authorizes devices; the research team requests,
+//! fetches and deletes captures. Everything goes through the store (`file://` or `s3://`).
 //!
 //! # Layout
 //!
-//! - `store`: the store (a `file://` directory with the key layout of DESIGN.md).
+//! - `store`: the store client (object_store, as the agent's) with the key layout of DESIGN.md.
 //! - `keygen`: the key pairs of both parties and the research team's age identity.
-//! - `grants`: authorize, reauthorize, unauthorize, list.
+//! - `grants`: devices list, authorize, reauthorize, unauthorize.
+//! - `requests`: signed capture requests and their results.
+//! - `captures`: list, fetch (verify and decrypt), delete, purge.
 
 #![forbid(unsafe_code)]
 
+mod captures;
 mod grants;
 mod keygen;
+mod requests;
 mod store;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use pcap_protocol::Period;
+use pcap_protocol::units::parse_duration;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "pcap-portal",
     version,
-    about = "Authorize devices and manage captures through the store"
+    about = "Authorize devices, request captures and manage them, all through the store"
 )]
 struct Cli {
-    /// The store: file:///absolute/path (s3:// comes with the store client).
+    /// The store: file:///absolute/path or s3://bucket/prefix.
     #[arg(long, global = true, env = "PCAP_STORE")]
     store: Option<String>,
+    #[command(flatten)]
+    s3: store::S3Args,
     #[command(subcommand)]
     command: Command,
 }
@@ -40,11 +48,25 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Devices: every device that reported to the store or has a grant.
+    Devices {
+        #[command(subcommand)]
+        command: DevicesCommand,
+    },
+    /// Same as `devices list`.
+    #[command(hide = true)]
+    List {
+        #[command(flatten)]
+        args: grants::ListArgs,
+    },
     /// Authorize a device ("SERIAL" or "SERIAL NAME") for a period from now.
     Authorize {
         device: String,
         #[arg(long)]
         period: Period,
+        /// Authorize a device that has not reported to the store yet.
+        #[arg(long)]
+        allow_unseen: bool,
         #[command(flatten)]
         key: grants::KeyArg,
     },
@@ -63,13 +85,54 @@ enum Command {
         #[command(flatten)]
         key: grants::KeyArg,
     },
-    /// Every device with a grant: serial, name, period, expiry, state.
+    /// Ask a device for a capture (a request signed with the request key).
+    Request(requests::RequestArgs),
+    /// Captures in the store.
+    Captures {
+        #[command(subcommand)]
+        command: CapturesCommand,
+    },
+    /// Delete captures uploaded longer ago than the retention limit.
+    Purge {
+        #[arg(long, value_parser = parse_duration, default_value = "30d")]
+        older_than: Duration,
+        /// Show what would be deleted, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DevicesCommand {
+    /// Serial, name, agent version, last seen, authorization state, period, expiry.
+    List {
+        #[command(flatten)]
+        args: grants::ListArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CapturesCommand {
+    /// Id, serial, reason, start, duration, packets, bytes, complete or not, age.
     List {
         #[arg(long)]
+        serial: Option<String>,
+        #[arg(long)]
         json: bool,
-        /// Verify the grants with this public key (default: derived from PCAP_AUTHORIZATION_KEY).
-        #[arg(long, env = "PCAP_AUTHORIZATION_PUB")]
-        verify_key: Option<PathBuf>,
+    },
+    /// Download, verify and decrypt a capture into plain .pcap files and sessions.json.
+    Fetch {
+        id: String,
+        #[arg(long)]
+        out: PathBuf,
+        /// The research team's age identity (research.age from keygen).
+        #[arg(long, env = "PCAP_RESEARCH_IDENTITY")]
+        identity: PathBuf,
+    },
+    /// Remove every object of the captures (after analysis).
+    Delete {
+        #[arg(required = true)]
+        ids: Vec<String>,
     },
 }
 
@@ -89,23 +152,39 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         keygen::run(out)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let store = store::Store::open(cli.store.as_deref())?;
+    let store = store::Store::open(cli.store.as_deref(), &cli.s3)?;
     let now = jiff::Timestamp::now();
     match cli.command {
         Command::Keygen { .. } => Ok(ExitCode::SUCCESS),
+        Command::Devices {
+            command: DevicesCommand::List { args },
+        }
+        | Command::List { args } => grants::list(&store, &args, now),
         Command::Authorize {
             device,
             period,
+            allow_unseen,
             key,
-        } => grants::authorize(&store, &key, &device, period, now),
+        } => grants::authorize(&store, &key, &device, period, allow_unseen, now),
         Command::Reauthorize {
             serial,
             period,
             key,
         } => grants::reauthorize(&store, &key, &serial, period, now),
         Command::Unauthorize { serials, key } => grants::unauthorize(&store, &key, &serials, now),
-        Command::List { json, verify_key } => {
-            grants::list(&store, verify_key.as_deref(), json, now)
-        }
+        Command::Request(args) => requests::request(&store, &args, now),
+        Command::Captures { command } => match command {
+            CapturesCommand::List { serial, json } => {
+                captures::list(&store, serial.as_deref(), json, now)
+            }
+            CapturesCommand::Fetch { id, out, identity } => {
+                captures::fetch(&store, &id, &out, &identity)
+            }
+            CapturesCommand::Delete { ids } => captures::delete(&store, &ids),
+        },
+        Command::Purge {
+            older_than,
+            dry_run,
+        } => captures::purge(&store, older_than, dry_run, now),
     }
 }

@@ -1,80 +1,221 @@
-//! The store as the portal sees it. For now a `file://` directory laid out with the store keys
-//! of DESIGN.md, so `devices/<serial>/grant.json` is the very file an agent's grant source
-//! points at. Keys are built only from validated serials.
+//! The store as the portal sees it: the same client as the agent's (object_store), on
+//! `file:///path` or `s3://bucket/prefix`, with the key layout of DESIGN.md. S3 settings come
+//! from `--s3-endpoint`, `--s3-region`, `--s3-path-style`, `--s3-credentials` (or
+//! `PCAP_S3_ENDPOINT`, `PCAP_S3_REGION`, `PCAP_S3_PATH_STYLE`, `PCAP_S3_CREDENTIALS`), else
+//! the standard AWS environment. Keys are built only from validated ids.
 
-use std::fs;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, bail};
+use futures::{StreamExt, TryStreamExt};
+use jiff::Timestamp;
+use object_store::path::Path as Key;
+use object_store::{ObjectStoreExt, PutPayload};
 use pcap_protocol::Serial;
 
-#[derive(Debug)]
+/// How to reach an S3 store (ignored for file://).
+#[derive(Debug, Clone, clap::Args)]
+pub struct S3Args {
+    /// S3 endpoint (http(s)://host[:port]) when the store is not AWS's own.
+    #[arg(long, global = true, env = "PCAP_S3_ENDPOINT")]
+    s3_endpoint: Option<String>,
+    #[arg(long, global = true, env = "PCAP_S3_REGION")]
+    s3_region: Option<String>,
+    /// Path-style requests (endpoint/bucket/key), as most private services want.
+    #[arg(long, global = true, env = "PCAP_S3_PATH_STYLE")]
+    s3_path_style: bool,
+    /// A 0600 TOML file with access_key_id and secret_access_key.
+    #[arg(long, global = true, env = "PCAP_S3_CREDENTIALS")]
+    s3_credentials: Option<PathBuf>,
+}
+
+/// One object of a listing.
+#[derive(Debug, Clone)]
+pub struct Object {
+    /// The key relative to the store's prefix.
+    pub key: String,
+    pub size: u64,
+    pub last_modified: Timestamp,
+}
+
 pub struct Store {
-    root: PathBuf,
+    inner: pcap_uploader::store::Store,
+    prefix: String,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("url", &self.inner.url())
+            .finish()
+    }
 }
 
 impl Store {
-    /// Opens the store at `url` (`file:///absolute/path`).
-    pub fn open(url: Option<&str>) -> anyhow::Result<Self> {
+    /// Opens the store at `url`.
+    pub fn open(url: Option<&str>, s3: &S3Args) -> anyhow::Result<Self> {
         let Some(url) = url else {
-            bail!("no store given: pass --store file:///path or set PCAP_STORE");
+            bail!(
+                "no store given: pass --store file:///path or s3://bucket/prefix, or set PCAP_STORE"
+            );
         };
-        let Some(path) = url.strip_prefix("file://") else {
-            bail!("{url:?} is not a store URL this version can use; use file:///absolute/path");
+        let settings = pcap_config::S3 {
+            endpoint: s3.s3_endpoint.clone(),
+            region: s3.s3_region.clone(),
+            path_style: s3.s3_path_style,
+            credentials_file: s3.s3_credentials.clone(),
+            ca_bundle: None,
         };
-        let root = PathBuf::from(path);
-        if !root.is_absolute() {
-            bail!("{url:?}: the store path must be absolute (file:///var/lib/pcap-agent/store)");
+        let inner = pcap_uploader::store::Store::open(url, &settings)?;
+        let prefix = inner.key("").as_ref().trim_end_matches('/').to_owned();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the I/O runtime")?;
+        Ok(Store {
+            inner,
+            prefix,
+            runtime,
+        })
+    }
+
+    fn key(&self, rel: &str) -> Key {
+        self.inner.key(rel)
+    }
+
+    fn relative(&self, key: &Key) -> String {
+        let k = key.as_ref();
+        match k.strip_prefix(&self.prefix) {
+            Some(rest) if !self.prefix.is_empty() => rest.trim_start_matches('/').to_owned(),
+            _ => k.to_owned(),
         }
-        fs::create_dir_all(&root)
-            .with_context(|| format!("cannot create the store directory {}", root.display()))?;
-        Ok(Store { root })
     }
 
     pub fn grant_key(serial: &Serial) -> String {
         format!("devices/{serial}/grant.json")
     }
 
-    /// The object at `key`, or `None` if there is none.
-    pub fn get(&self, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
-        let path = self.root.join(key);
-        match fs::read(&path) {
-            Ok(b) => Ok(Some(b)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    /// The object at `rel`, or `None` if there is none (at most `max` bytes).
+    pub fn get_limited(&self, rel: &str, max: usize) -> anyhow::Result<Option<Vec<u8>>> {
+        let key = self.key(rel);
+        self.runtime.block_on(async {
+            let result = match self.inner.objects().get(&key).await {
+                Ok(r) => r,
+                Err(object_store::Error::NotFound { .. }) => return Ok(None),
+                Err(e) => return Err(e).with_context(|| format!("cannot read {rel}")),
+            };
+            if result.meta.size > max as u64 {
+                bail!(
+                    "{rel} is {} bytes, more than such a document can be ({max})",
+                    result.meta.size
+                );
+            }
+            let bytes = result
+                .bytes()
+                .await
+                .with_context(|| format!("cannot read {rel}"))?;
+            Ok(Some(bytes.to_vec()))
+        })
+    }
+
+    /// A document (grant, status, result, manifest): at most 1 MiB.
+    pub fn get(&self, rel: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        self.get_limited(rel, 1 << 20)
+    }
+
+    /// Writes the object at `rel` (a reader sees the old or the new document).
+    pub fn put(&self, rel: &str, bytes: &[u8]) -> anyhow::Result<()> {
+        let key = self.key(rel);
+        self.runtime
+            .block_on(
+                self.inner
+                    .objects()
+                    .put(&key, PutPayload::from(bytes.to_vec())),
+            )
+            .map(drop)
+            .with_context(|| format!("cannot write {rel}"))
+    }
+
+    pub fn delete(&self, rel: &str) -> anyhow::Result<()> {
+        let key = self.key(rel);
+        match self.runtime.block_on(self.inner.objects().delete(&key)) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("cannot delete {rel}")),
         }
     }
 
-    /// Writes the object at `key` atomically (a reader sees the old or the new document).
-    pub fn put(&self, key: &str, bytes: &[u8]) -> anyhow::Result<()> {
-        let path = self.root.join(key);
-        let dir = path.parent().unwrap_or(&self.root);
-        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let tmp = dir.join(format!(".{}.tmp", std::process::id()));
-        let write = |tmp: &Path| -> std::io::Result<()> {
-            let mut f = fs::File::create(tmp)?;
-            f.write_all(bytes)?;
-            f.sync_all()?;
-            fs::rename(tmp, &path)?;
-            fs::File::open(dir)?.sync_all()
-        };
-        write(&tmp).with_context(|| format!("cannot write {}", path.display()))
+    /// Every object under `rel/`, recursively.
+    pub fn list(&self, rel: &str) -> anyhow::Result<Vec<Object>> {
+        let key = self.key(rel);
+        let found: Vec<object_store::ObjectMeta> = self
+            .runtime
+            .block_on(self.inner.objects().list(Some(&key)).try_collect())
+            .with_context(|| format!("cannot list {rel}/"))?;
+        Ok(found
+            .into_iter()
+            .map(|m| Object {
+                key: self.relative(&m.location),
+                size: m.size,
+                last_modified: Timestamp::from_millisecond(m.last_modified.timestamp_millis())
+                    .unwrap_or_default(),
+            })
+            .collect())
     }
 
-    /// Device serials that have a directory under `devices/`.
-    pub fn devices(&self) -> anyhow::Result<Vec<Serial>> {
-        let dir = self.root.join("devices");
-        let entries = match fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e).with_context(|| format!("cannot list {}", dir.display())),
-        };
-        let mut serials: Vec<Serial> = entries
-            .filter_map(Result::ok)
-            .filter_map(|e| Serial::parse(&e.file_name().to_string_lossy()).ok())
+    /// The names directly under `rel/` that are "folders" (common prefixes).
+    pub fn folders(&self, rel: &str) -> anyhow::Result<Vec<String>> {
+        let key = self.key(rel);
+        let listing = self
+            .runtime
+            .block_on(self.inner.objects().list_with_delimiter(Some(&key)))
+            .with_context(|| format!("cannot list {rel}/"))?;
+        let mut names: Vec<String> = listing
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_owned))
             .collect();
-        serials.sort();
-        Ok(serials)
+        names.sort();
+        Ok(names)
+    }
+
+    /// Device serials with a folder under `devices/`.
+    pub fn devices(&self) -> anyhow::Result<Vec<Serial>> {
+        Ok(self
+            .folders("devices")?
+            .iter()
+            .filter_map(|s| Serial::parse(s).ok())
+            .collect())
+    }
+
+    /// Streams the object at `rel` into `out`, calling `progress` with the bytes so far;
+    /// returns the SHA-256 (hex) of what was written.
+    pub fn download(
+        &self,
+        rel: &str,
+        out: &mut impl Write,
+        mut progress: impl FnMut(u64),
+    ) -> anyhow::Result<String> {
+        let key = self.key(rel);
+        self.runtime.block_on(async {
+            let result = self
+                .inner
+                .objects()
+                .get(&key)
+                .await
+                .with_context(|| format!("cannot read {rel}"))?;
+            let mut stream = result.into_stream();
+            let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
+            let mut done = 0u64;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.with_context(|| format!("cannot read {rel}"))?;
+                hash.update(&chunk);
+                out.write_all(&chunk)?;
+                done += chunk.len() as u64;
+                progress(done);
+            }
+            Ok(pcap_protocol::keys::hex(hash.finish().as_ref()))
+        })
     }
 }

@@ -227,6 +227,7 @@ interfaces = {interfaces:?}
             &format!("{} e2e", self.serial),
             "--period",
             "1m",
+            "--allow-unseen",
         ]);
     }
 

@@ -8,7 +8,13 @@ use nix::sys::signal::Signal;
 use pcap_tests::{Scratch, bin, require_root, run, wait_until};
 
 fn authorize(s: &Scratch) {
-    s.portal_ok(&["authorize", "PA-0001 e2e", "--period", "1m"]);
+    s.portal_ok(&[
+        "authorize",
+        "PA-0001 e2e",
+        "--period",
+        "1m",
+        "--allow-unseen",
+    ]);
 }
 
 #[test]

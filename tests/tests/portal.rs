@@ -31,11 +31,16 @@ fn authorize_unauthorize_and_reauthorize_reach_the_agent() {
     let agent = s.start_agent();
     assert_eq!(agent.auth_state(), "unauthorized");
 
-    let out = s.portal_ok(&["authorize", "PA-0001 lab-fw", "--period", "1m"]);
-    assert!(out.contains("authorized PA-0001 (lab-fw) for 1m"), "{out}");
+    // The device has reported (its heartbeat), so it can be authorized by serial and name.
+    assert!(pcap_tests::wait_until(
+        std::time::Duration::from_secs(10),
+        || s.path("store/devices/PA-0001/status.json").exists()
+    ));
+    let out = s.portal_ok(&["authorize", "PA-0001 e2e", "--period", "1m"]);
+    assert!(out.contains("authorized PA-0001 (e2e) for 1m"), "{out}");
     let auth = agent.wait_auth("authorized");
     let first_expiry = auth["grant"]["expires_at"].as_str().unwrap().to_owned();
-    assert_eq!(auth["grant"]["name"], "lab-fw");
+    assert_eq!(auth["grant"]["name"], "e2e");
 
     let out = s.portal_ok(&["unauthorize", "PA-0001"]);
     assert!(out.contains("unauthorized PA-0001 (sequence 2)"), "{out}");
@@ -47,7 +52,7 @@ fn authorize_unauthorize_and_reauthorize_reach_the_agent() {
         .portal()
         .args(["reauthorize", "PA-0001", "--period", "3m"]));
     assert!(!refused.status.success());
-    s.portal_ok(&["authorize", "PA-0001 lab-fw", "--period", "1m"]);
+    s.portal_ok(&["authorize", "PA-0001 e2e", "--period", "1m"]);
     agent.wait_auth("authorized");
 
     s.portal_ok(&["reauthorize", "PA-0001", "--period", "3m"]);
@@ -65,7 +70,7 @@ fn authorize_unauthorize_and_reauthorize_reach_the_agent() {
         "{new_expiry} after {first_expiry}"
     );
     assert_eq!(auth["grant"]["sequence"], 4);
-    assert_eq!(auth["grant"]["name"], "lab-fw", "the name carries over");
+    assert_eq!(auth["grant"]["name"], "e2e", "the name carries over");
 
     let list = s.portal_ok(&["list"]);
     assert!(
@@ -79,8 +84,14 @@ fn authorize_unauthorize_and_reauthorize_reach_the_agent() {
 #[test]
 fn unauthorize_takes_several_devices_and_names_the_unknown_ones() {
     let s = Scratch::new("");
-    s.portal_ok(&["authorize", "PA-0001", "--period", "unlimited"]);
-    s.portal_ok(&["authorize", "PA-0002", "--period", "3m"]);
+    s.portal_ok(&[
+        "authorize",
+        "PA-0001",
+        "--period",
+        "unlimited",
+        "--allow-unseen",
+    ]);
+    s.portal_ok(&["authorize", "PA-0002", "--period", "3m", "--allow-unseen"]);
     let out = run(s
         .portal()
         .args(["unauthorize", "PA-0001", "PA-0002", "PA-0404"]));

@@ -21,6 +21,7 @@ use super::state::{AuthStatus, Basis, evaluate};
 use crate::clock::Clock;
 use crate::fsutil::{self, FileWatch, watch_file};
 use crate::incidents::Incidents;
+use pcap_uploader::store::Store;
 
 /// Longest wait between evaluations, so a stepped wall clock is noticed within this time.
 const MAX_TIMER_WAIT: Duration = Duration::from_secs(60);
@@ -31,23 +32,38 @@ const SETTLE: Duration = Duration::from_millis(100);
 /// What the authority needs from the config.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
-    pub grant_file: PathBuf,
+    pub source: GrantSource,
     pub verify_keys: Vec<PathBuf>,
     pub serial: Serial,
     pub state_dir: PathBuf,
     pub poll_interval: Duration,
+    /// The store (URL and S3 settings), for `source = "store"`.
+    pub store: (String, pcap_config::S3),
 }
 
 impl Settings {
     pub fn from_config(config: &Config) -> Self {
-        let GrantSource::File(grant_file) = &config.authorization.source;
         Settings {
-            grant_file: grant_file.clone(),
+            source: config.authorization.source.clone(),
             verify_keys: config.authorization.verify_keys.clone(),
             serial: config.device.serial.clone(),
             state_dir: config.paths.state_dir.clone(),
             poll_interval: config.authorization.poll_interval,
+            store: (config.upload.store.clone(), config.upload.s3.clone()),
         }
+    }
+
+    /// The grant file, when the source is a file.
+    fn grant_file(&self) -> Option<&std::path::Path> {
+        match &self.source {
+            GrantSource::File(p) => Some(p),
+            GrantSource::Store => None,
+        }
+    }
+
+    fn open_store(&self) -> Option<Result<Store, String>> {
+        matches!(self.source, GrantSource::Store)
+            .then(|| Store::open(&self.store.0, &self.store.1).map_err(|e| e.to_string()))
     }
 }
 
@@ -63,6 +79,7 @@ pub struct Authority {
     reason: Option<String>,
     tx: watch::Sender<AuthStatus>,
     watcher: Option<FileWatch>,
+    store: Option<Result<Store, String>>,
 }
 
 impl Authority {
@@ -74,9 +91,10 @@ impl Authority {
     ) -> (Self, watch::Receiver<AuthStatus>) {
         let (tx, rx) = watch::channel(AuthStatus::initial(clock.now()));
         // Watch before the first read, so that no change can slip in between.
-        let watcher = watch_file(&settings.grant_file);
+        let watcher = settings.grant_file().and_then(watch_file);
         let mut authority = Authority {
             watcher,
+            store: settings.open_store(),
             keys: load_keys(&settings),
             ledger: Ledger::open(&settings.state_dir),
             settings,
@@ -86,7 +104,9 @@ impl Authority {
             reason: None,
             tx,
         };
-        authority.refresh();
+        if authority.store.is_none() {
+            authority.apply(None);
+        }
         authority.publish();
         (authority, rx)
     }
@@ -97,9 +117,12 @@ impl Authority {
         mut config: watch::Receiver<Arc<Config>>,
         cancel: CancellationToken,
     ) {
-        let mut poll = tokio::time::interval(self.settings.poll_interval);
-        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        poll.tick().await;
+        // The store is read at once (the file was read in `new`), then every poll interval.
+        let mut next_poll = if self.store.is_some() {
+            tokio::time::Instant::now()
+        } else {
+            tokio::time::Instant::now() + crate::remote::jittered(self.settings.poll_interval)
+        };
         loop {
             let wait = self.publish();
             tokio::select! {
@@ -108,29 +131,34 @@ impl Authority {
                     tokio::time::sleep(SETTLE).await;
                     if self.watcher.as_ref().is_some_and(|w| !w.complete) {
                         // A directory on the way to the grant file may have appeared.
-                        self.watcher = watch_file(&self.settings.grant_file);
+                        self.watcher = self.settings.grant_file().and_then(watch_file);
                     }
-                    self.refresh();
+                    self.refresh().await;
                 }
-                _ = poll.tick() => self.refresh(),
+                _ = tokio::time::sleep_until(next_poll) => {
+                    self.refresh().await;
+                    next_poll = tokio::time::Instant::now() + crate::remote::jittered(self.settings.poll_interval);
+                }
                 _ = tokio::time::sleep(wait) => {}
                 Ok(()) = config.changed() => {
                     let settings = Settings::from_config(&config.borrow_and_update());
                     if settings != self.settings {
-                        info!(grant_file = %settings.grant_file.display(), "Authorization settings changed.");
-                        if settings.grant_file != self.settings.grant_file {
-                            self.watcher = watch_file(&settings.grant_file);
+                        info!(source = ?settings.source, "Authorization settings changed.");
+                        if settings.source != self.settings.source {
+                            self.watcher = settings.grant_file().and_then(watch_file);
+                        }
+                        if settings.source != self.settings.source || settings.store != self.settings.store {
+                            self.store = settings.open_store();
                         }
                         if settings.poll_interval != self.settings.poll_interval {
-                            poll = tokio::time::interval(settings.poll_interval);
-                            poll.tick().await;
+                            next_poll = tokio::time::Instant::now() + crate::remote::jittered(settings.poll_interval);
                         }
                         if settings.state_dir != self.settings.state_dir {
                             self.ledger = Ledger::open(&settings.state_dir);
                         }
                         self.keys = load_keys(&settings);
                         self.settings = settings;
-                        self.refresh();
+                        self.refresh().await;
                     }
                 }
             }
@@ -138,8 +166,28 @@ impl Authority {
     }
 
     /// Re-reads the grant source and updates the basis.
-    fn refresh(&mut self) {
-        let (basis, reason) = self.read();
+    async fn refresh(&mut self) {
+        let reading = match (&self.store, &self.keys) {
+            (Some(Ok(store)), Ok(keys)) => {
+                Some(source::fetch_grant(store, keys, &self.settings.serial).await)
+            }
+            _ => None,
+        };
+        self.apply(reading);
+    }
+
+    /// Updates the basis from `reading` (the store's answer), or from the grant file.
+    fn apply(&mut self, reading: Option<Reading>) {
+        if let Some(Reading::Unavailable(reason)) = &reading {
+            // Nothing is known: the current document (and its expiry) stays in force.
+            if self.reason.as_ref() != Some(reason) {
+                warn!(reason = %reason, "The grant in the store cannot be read; the current authorization stays in force.");
+                self.incidents
+                    .record(self.clock.now(), "authorization", reason.clone());
+            }
+            return;
+        }
+        let (basis, reason) = self.read(reading);
         if let Some(r) = &reason
             && self.reason.as_ref() != Some(r)
             && !matches!(basis, Basis::Grant(_))
@@ -152,7 +200,7 @@ impl Authority {
         self.reason = reason;
     }
 
-    fn read(&mut self) -> (Basis, Option<String>) {
+    fn read(&mut self, reading: Option<Reading>) -> (Basis, Option<String>) {
         let keys = match &self.keys {
             Ok(k) => k,
             Err(e) => return (Basis::Nothing, Some(e.clone())),
@@ -166,24 +214,27 @@ impl Authority {
             Some(sequence) => (Basis::Revoked { sequence }, Some(reason)),
             None => (Basis::Nothing, Some(reason)),
         };
-        let (doc, digest) =
-            match source::read_grant(&self.settings.grant_file, keys, &self.settings.serial) {
-                Reading::Document { doc, digest } => (doc, digest),
-                Reading::Missing(reason) | Reading::Refused(reason) => {
-                    return refused(ledger, reason);
-                }
-            };
+        let reading = match (reading, &self.store, self.settings.grant_file()) {
+            (Some(r), _, _) => r,
+            (None, Some(Err(e)), _) => Reading::Refused(format!("the store: {e}")),
+            (None, _, Some(file)) => source::read_grant(file, keys, &self.settings.serial),
+            (None, _, None) => Reading::Refused("no grant source".to_owned()),
+        };
+        let (doc, digest) = match reading {
+            Reading::Document { doc, digest } => (doc, digest),
+            Reading::Missing(reason) | Reading::Refused(reason) | Reading::Unavailable(reason) => {
+                return refused(ledger, reason);
+            }
+        };
         if let Err(reason) = ledger
             .check(&doc, &digest)
             .and_then(|()| ledger.record(&doc, &digest))
         {
-            return refused(
-                ledger,
-                format!(
-                    "grant file {}: {reason}",
-                    self.settings.grant_file.display()
-                ),
-            );
+            let origin = match self.settings.grant_file() {
+                Some(f) => format!("grant file {}", f.display()),
+                None => "grant in the store".to_owned(),
+            };
+            return refused(ledger, format!("{origin}: {reason}"));
         }
         match doc {
             AuthorizationDocument::Grant(g) => (Basis::Grant(g), None),
