@@ -60,7 +60,7 @@ pub fn all(store: &Store, serial: Option<&str>) -> anyhow::Result<Vec<Capture>> 
             out.push(describe(store, &serial, id, objects)?);
         }
     }
-    out.sort_by(|a, b| a.uploaded_at.cmp(&b.uploaded_at));
+    out.sort_by_key(|c| c.uploaded_at);
     Ok(out)
 }
 
