@@ -497,5 +497,7 @@ fn final_result(
 pub fn jittered(interval: Duration) -> Duration {
     let mut byte = [0u8; 1];
     let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut byte);
-    interval.mul_f64(0.9 + f64::from(byte[0]) / 255.0 * 0.2)
+    // Whole milliseconds: the timer's resolution.
+    let ms = interval.as_millis() as f64 * (0.9 + f64::from(byte[0]) / 255.0 * 0.2);
+    Duration::from_millis(ms as u64)
 }

@@ -328,3 +328,97 @@ async fn a_grant_in_a_directory_that_appears_later_is_noticed() {
     let status = wait(&mut rx, |s| s.state == AuthState::Authorized).await;
     assert_eq!(status.sequence, Some(1));
 }
+
+/// The same agent with `source = "store"`: the grant is polled from a local (file://) store.
+fn store_fixture(poll: &str) -> Fixture {
+    let f = Fixture::new(poll);
+    let d = f.dir.path().display().to_string();
+    let text = format!(
+        r#"
+[device]
+serial = "PA-0001"
+[authorization]
+source = "store"
+verify_key = "{d}/authorization.pub"
+poll_interval = "{poll}"
+[upload]
+store = "file://{d}/store"
+recipients = ["{}"]
+[paths]
+state_dir = "{d}/state"
+spool_dir = "{d}/spool"
+[capture]
+interfaces = ["lo"]
+"#,
+        age_recipient()
+    );
+    Fixture {
+        config: Arc::new(pcap_config::parse(&text).unwrap()),
+        ..f
+    }
+}
+
+impl Fixture {
+    /// Puts `doc` at `devices/PA-0001/grant.json` in the local store.
+    fn put_in_store(&self, doc: AuthorizationDocument) {
+        let dir = self.dir.path().join("store/devices/PA-0001");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("grant.json"),
+            Envelope::sign(&doc, &self.key).to_json(),
+        )
+        .unwrap();
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_one_month_grant_from_the_store_expires_by_itself_and_unlimited_never_does() {
+    let f = store_fixture("1h");
+    let month = Grant::new(serial(), None, Period::OneMonth, 1, at(0));
+    let expires = month.expires_at.unwrap();
+    f.put_in_store(AuthorizationDocument::Grant(month));
+    let clock = TokioClock::starting_at(at(0));
+    let (mut rx, _cancel) = f.start(clock.clone());
+    until_state(&mut rx, AuthState::Authorized).await;
+    let status = until_state(&mut rx, AuthState::Expired).await;
+    assert_eq!(
+        clock.now(),
+        expires,
+        "expired exactly a calendar month later"
+    );
+    assert!(status.reason.unwrap().contains("expired"));
+
+    let f = store_fixture("1d");
+    f.put_in_store(grant(1, at(0), None));
+    let clock = TokioClock::starting_at(at(0));
+    let (mut rx, _cancel) = f.start(clock.clone());
+    until_state(&mut rx, AuthState::Authorized).await;
+    tokio::time::sleep(Duration::from_secs(400 * 24 * 3600)).await;
+    assert_eq!(
+        rx.borrow().state,
+        AuthState::Authorized,
+        "unlimited, 400 days later"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_grant_in_the_store_means_unauthorized_and_a_rollback_is_refused() {
+    let f = store_fixture("30s");
+    let (mut rx, _cancel) = f.start(TokioClock::starting_at(at(0)));
+    tokio::time::sleep(Duration::from_secs(34)).await;
+    assert_eq!(rx.borrow().state, AuthState::Unauthorized);
+    assert!(rx.borrow().reason.as_deref().unwrap().contains("no grant"));
+
+    f.put_in_store(grant(1, at(0), Some(at(86400))));
+    until_state(&mut rx, AuthState::Authorized).await;
+    f.put_in_store(grant(3, at(0), Some(at(2 * 86400))));
+    tokio::time::sleep(Duration::from_secs(34)).await;
+    assert_eq!(rx.borrow().sequence, Some(3));
+    // The older document written back: refused, nothing authorizes from it.
+    f.put_in_store(grant(2, at(0), Some(at(3 * 86400))));
+    let status = until_state(&mut rx, AuthState::Unauthorized).await;
+    assert!(
+        status.reason.unwrap().contains("sequence"),
+        "rollback named"
+    );
+}
