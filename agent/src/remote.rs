@@ -182,6 +182,9 @@ pub struct Remote {
     following: HashMap<String, String>,
     /// The last reason the feed could not work, so it is reported once, not every poll.
     last_problem: Option<String>,
+    /// When each handled request's object was last written, as listed: a later write is a
+    /// replay, reported (and ignored).
+    written: HashMap<String, i64>,
 }
 
 impl std::fmt::Debug for Remote {
@@ -200,6 +203,7 @@ impl Remote {
             seen: Seen::open(&config.paths.state_dir),
             following: HashMap::new(),
             last_problem: None,
+            written: HashMap::new(),
             api,
             store,
         })
@@ -272,18 +276,30 @@ impl Remote {
             Err(e) => return self.problem(format!("cannot list {prefix}: {e}")),
         };
         self.last_problem = None;
-        let mut ids: Vec<String> = objects
+        let mut ids: Vec<(String, i64)> = objects
             .iter()
-            .filter_map(|o| o.location.filename())
-            .filter_map(|n| n.strip_suffix(".json"))
-            .filter(|id| check_id(id, pcap_protocol::request::MAX_REQUEST_ID_LEN).is_ok())
-            .map(str::to_owned)
+            .filter_map(|o| {
+                let id = o.location.filename()?.strip_suffix(".json")?;
+                check_id(id, pcap_protocol::request::MAX_REQUEST_ID_LEN).ok()?;
+                Some((id.to_owned(), o.last_modified.timestamp_millis()))
+            })
             .collect();
         ids.sort();
-        for id in ids {
+        for (id, written) in ids {
             if self.seen.as_ref().is_ok_and(|s| s.contains(&id)) {
+                let before = self.written.insert(id.clone(), written);
+                if before.is_some_and(|b| written > b) {
+                    let message = format!(
+                        "request {id} was written to the store again after it was handled; ignored (a replay)"
+                    );
+                    warn!(request = %id, "{message}");
+                    self.api
+                        .incidents
+                        .record(self.api.clock.now(), "requests", message);
+                }
                 continue;
             }
+            self.written.insert(id.clone(), written);
             self.handle(&id, &keys).await;
         }
     }

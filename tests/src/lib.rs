@@ -187,6 +187,54 @@ interfaces = {interfaces:?}
         std::fs::write(self.config_path(), text).expect("write config");
     }
 
+    /// The config of an agent whose only channel is the store on `server`: the grant and the
+    /// requests come from it (polled every second), captures and heartbeats go to it.
+    pub fn write_remote_config(&self, server: &s3::S3Server, upload: &str, extra: &str) {
+        self.write_s3_config(server, s3::SECRET_KEY, upload, extra);
+        let d = self.dir.path().display();
+        let text = std::fs::read_to_string(self.config_path())
+            .expect("config")
+            .replace(
+                &format!(
+                    "source = \"file://{d}/store/devices/{}/grant.json\"",
+                    self.serial
+                ),
+                "source = \"store\"\npoll_interval = \"1s\"",
+            )
+            + &format!(
+                "\n[requests]\nverify_key = \"{d}/keys/request.pub\"\npoll_interval = \"1s\"\n"
+            );
+        std::fs::write(self.config_path(), text).expect("write config");
+    }
+
+    /// A `pcap-portal` command on the S3 store of `server`, with every key of this scratch.
+    pub fn portal_s3(&self, server: &s3::S3Server) -> Command {
+        let mut cmd = Command::new(bin("pcap-portal"));
+        cmd.env("PCAP_STORE", format!("s3://{}/pa", s3::BUCKET))
+            .env("PCAP_S3_ENDPOINT", server.endpoint())
+            .env("PCAP_S3_PATH_STYLE", "true")
+            .env("PCAP_S3_CREDENTIALS", self.path("s3-credentials"))
+            .env(
+                "PCAP_AUTHORIZATION_KEY",
+                self.path("keys/authorization.key"),
+            )
+            .env("PCAP_REQUEST_KEY", self.path("keys/request.key"))
+            .env("PCAP_RESEARCH_IDENTITY", self.path("keys/research.age"));
+        cmd
+    }
+
+    /// Runs `pcap-portal ARGS` on `server` and asserts that it succeeds; returns stdout.
+    pub fn portal_s3_ok(&self, server: &s3::S3Server, args: &[&str]) -> String {
+        let out = run(self.portal_s3(server).args(args));
+        assert!(
+            out.status.success(),
+            "pcap-portal {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// A capture's directory on the S3 test server.
     pub fn s3_dir(&self, server: &s3::S3Server, capture_id: &str) -> PathBuf {
         server.object(&format!("pa/captures/{}/{capture_id}", self.serial))
