@@ -69,6 +69,7 @@ impl SpoolService {
         );
         let gate = SpoolGate::default();
         let nudge = Arc::new(Notify::new());
+        let uploader = uploader.notify_after_upload(nudge.clone());
         let reaper = Reaper::new(journal.clone(), dir, gate.clone());
         let (policy, policy_rx) = watch::channel(config.spool.clone());
         let (reap, reap_rx) = mpsc::channel(8);

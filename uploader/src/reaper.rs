@@ -116,7 +116,11 @@ impl Reaper {
         let mut report = ReapReport::default();
         for e in self.journal.entries() {
             match e.state {
-                State::Uploaded if age_exceeds(e.uploaded_at, now, policy.keep_uploaded_for) => {
+                // The manifest's local file is its base, removed with the capture's directory.
+                State::Uploaded
+                    if e.name != MANIFEST
+                        && age_exceeds(e.uploaded_at, now, policy.keep_uploaded_for) =>
+                {
                     self.delete(&e, State::Deleted, "uploaded");
                     report.deleted_uploaded += 1;
                 }
@@ -504,5 +508,34 @@ mod tests {
         f.reaper.reap(&p, t(3), false);
         f.file("000003.pcap.age", 2000, 3, None);
         assert_eq!(f.gate.refusal(Some(&f.journal)), None);
+    }
+
+    #[test]
+    fn a_complete_capture_leaves_nothing_once_its_manifest_is_uploaded() {
+        let f = fixture();
+        f.file("000001.pcap.age", 10, 0, Some(1));
+        f.file("sessions.json.age", 10, 0, Some(2));
+        std::fs::write(f.dir.path().join("cap").join(MANIFEST_BASE), b"{}").unwrap();
+        let mut manifest = Entry::new("cap", MANIFEST, State::Sealed);
+        manifest.size = 2;
+        f.journal.put(manifest).unwrap();
+        f.reaper.reap(&policy(), t(3), false);
+        assert!(!f.exists("000001.pcap.age") && !f.exists("sessions.json.age"));
+        assert!(
+            f.exists(MANIFEST_BASE),
+            "kept until the manifest is in the store"
+        );
+        f.journal
+            .update("cap", MANIFEST, |e| {
+                e.state = State::Uploaded;
+                e.uploaded_at = Some(t(4));
+            })
+            .unwrap();
+        f.reaper.reap(&policy(), t(5), false);
+        assert!(
+            !f.dir.path().join("cap").exists(),
+            "the capture's directory is gone"
+        );
+        assert_eq!(f.state(MANIFEST), State::Deleted);
     }
 }

@@ -128,6 +128,8 @@ pub struct Uploader {
     bandwidth: Arc<Bandwidth>,
     handle: UploadHandle,
     not_before: HashMap<(String, String), Instant>,
+    /// Woken after each upload (the reaper: uploaded files may go now).
+    uploaded: Option<Arc<Notify>>,
 }
 
 impl Uploader {
@@ -146,9 +148,16 @@ impl Uploader {
                 bandwidth: Arc::new(bandwidth),
                 handle: handle.clone(),
                 not_before: HashMap::new(),
+                uploaded: None,
             },
             handle,
         )
+    }
+
+    /// Notifies `after_upload` each time a file has been uploaded.
+    pub fn notify_after_upload(mut self, after_upload: Arc<Notify>) -> Self {
+        self.uploaded = Some(after_upload);
+        self
     }
 
     /// Runs until `cancel`; uploads under way when it comes are left to the journal (they
@@ -354,6 +363,9 @@ impl Uploader {
                 }
                 self.not_before.remove(&id);
                 info!(capture = %entry.capture, file = %entry.name, bytes = done.size, "Uploaded.");
+                if let Some(n) = &self.uploaded {
+                    n.notify_one();
+                }
                 self.handle.update(|s| {
                     s.uploaded_files += 1;
                     s.uploaded_bytes += done.size;
