@@ -76,6 +76,7 @@ fn authorize_request_fetch_unauthorize_reauthorize_and_delete_through_the_store(
     let t0 = Instant::now();
     s.portal_s3_ok(&server, &["authorize", "PA-0001 e2e", "--period", "1m"]);
     agent.wait_auth("authorized");
+    eprintln!("authorized {:?} after pcap-portal authorize", t0.elapsed());
     assert!(
         t0.elapsed() < Duration::from_millis(2500),
         "{:?}",
@@ -147,6 +148,10 @@ fn authorize_request_fetch_unauthorize_reauthorize_and_delete_through_the_store(
     let t0 = Instant::now();
     s.portal_s3_ok(&server, &["unauthorize", "PA-0001"]);
     let rec = agent.wait_capture_end(&running, Duration::from_secs(10));
+    eprintln!(
+        "capture stopped {:?} after pcap-portal unauthorize",
+        t0.elapsed()
+    );
     assert!(
         t0.elapsed() < Duration::from_millis(2600),
         "stopped after {:?}",
