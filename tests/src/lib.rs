@@ -341,8 +341,22 @@ interfaces = {interfaces:?}
 
     /// Starts the agent and waits until it answers on its socket.
     pub fn start_agent(&self) -> Agent {
+        self.start_agent_via(&[])
+    }
+
+    /// Starts the agent through `wrapper` (e.g. `setpriv` and its options), waiting until it
+    /// answers on its socket.
+    pub fn start_agent_via(&self, wrapper: &[&str]) -> Agent {
         let log = std::fs::File::create(self.path("agent.log")).expect("log file");
-        let child = Command::new(bin("pcap-agent"))
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(bin("pcap-agent"));
+                c
+            }
+            None => Command::new(bin("pcap-agent")),
+        };
+        let child = cmd
             .arg("run")
             .arg("--config")
             .arg(self.config_path())

@@ -501,3 +501,54 @@ fn sigterm_stops_captures_with_shutdown_and_seals_their_segment() {
     assert_eq!(rec["stop_reason"], "shutdown");
     assert_eq!(rec["segments_lost"], 0);
 }
+
+#[test]
+fn as_an_unprivileged_user_with_only_cap_net_raw_the_agent_still_captures() {
+    require_root!("switching to another uid with setpriv");
+    let s = Scratch::new("");
+    s.authorize();
+    // Everything the agent touches belongs to the unprivileged user, as under systemd.
+    let out = pcap_tests::run(
+        Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(s.dir.path()),
+    );
+    assert!(out.status.success());
+    let agent = s.start_agent_via(&[
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=-all,+net_raw",
+        "--ambient-caps=-all,+net_raw",
+        "--bounding-set=-all,+net_raw",
+        "--no-new-privs",
+    ]);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", agent.pid())).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .map(|v| u64::from_str_radix(v, 16).unwrap())
+            .unwrap()
+    };
+    assert_eq!(field("CapEff:"), 1 << 13, "CAP_NET_RAW only:\n{status}");
+    assert_eq!(field("CapBnd:"), 1 << 13);
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("Uid:") && l.contains("65534"))
+    );
+
+    let rec = agent.start_capture_ok(&capture_body(
+        "lo",
+        "udp and dst port 7015",
+        json!({"max_packets": 10, "max_duration": "10s"}),
+    ));
+    pcap_tests::net::send_udp("127.0.0.1", 7015, 10, 100, 0);
+    let rec = agent.wait_capture_end(&id(&rec), Duration::from_secs(15));
+    assert_eq!(rec["stop_reason"], "packets", "{rec}");
+    let segments = s.segments(&id(&rec));
+    assert_eq!(tcpdump_count(&s.decrypt(&segments[0])), 10);
+}
