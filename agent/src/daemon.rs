@@ -41,6 +41,7 @@ pub enum DaemonError {
 
 /// Runs the daemon with `config` (read from `config_path`, which reloads re-read).
 pub async fn run(config_path: PathBuf, config: Config, log: LogHandle) -> Result<(), DaemonError> {
+    raise_descriptor_limit();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let incidents = Incidents::default();
     prepare_dirs(&config)?;
@@ -297,4 +298,21 @@ fn create_private_dir(dir: &Path) -> Result<(), DaemonError> {
         .map_err(|e| {
             DaemonError::Startup(format!("cannot create directory {}: {e}", dir.display()))
         })
+}
+
+/// Raises the soft limit on open files to the hard one (at most 65536): every control
+/// connection, capture and upload holds descriptors, and the soft default (1024 under systemd)
+/// is meant for programs that use `select`.
+fn raise_descriptor_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    let wanted = hard.min(65_536);
+    if soft < wanted {
+        match setrlimit(Resource::RLIMIT_NOFILE, wanted, hard) {
+            Ok(()) => tracing::debug!(from = soft, to = wanted, "Raised the open-file limit."),
+            Err(e) => warn!(error = %e, soft, "Cannot raise the open-file limit."),
+        }
+    }
 }

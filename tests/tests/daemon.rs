@@ -368,3 +368,39 @@ fn under_systemd_the_agent_notifies_ready_watchdog_and_stopping() {
         assert!(v["fields"]["message"].is_string(), "{line}");
     }
 }
+
+#[test]
+fn with_a_thousand_idle_connections_open_an_allowed_client_still_gets_answers() {
+    // The agent starts with a soft descriptor limit below 1000 (systemd gives 1024) and must make room
+    // for the connections itself.
+    let s = Scratch::new("");
+    authorize(&s);
+    let agent = s.start_agent_via(&["prlimit", "--nofile=512:4096"]);
+    let idle: Vec<std::os::unix::net::UnixStream> = (0..1000)
+        .map(|_| std::os::unix::net::UnixStream::connect(s.socket()).expect("connect"))
+        .collect();
+    let mut latencies = Vec::new();
+    for _ in 0..200 {
+        let t0 = std::time::Instant::now();
+        let answer = agent
+            .get("/v1/status")
+            .expect("an answer with 1000 idle connections open");
+        assert!(answer.status.is_success(), "{}", answer.status);
+        latencies.push(t0.elapsed());
+    }
+    latencies.sort();
+    eprintln!(
+        "/v1/status with {} idle connections open: p50 {:?}, p99 {:?}, max {:?}",
+        idle.len(),
+        latencies[100],
+        latencies[197],
+        latencies[199]
+    );
+    // Every idle connection was accepted, none left waiting for a descriptor.
+    assert!(
+        !agent.log_text().contains("Cannot accept"),
+        "{}",
+        agent.log_text()
+    );
+    drop(idle);
+}
