@@ -159,3 +159,60 @@ fn sigkill_at_random_points_loses_no_sealed_segment() {
         "no multipart upload left open"
     );
 }
+
+/// The agent under libfaketime, its wall clock read from `clock_file` (changed while it runs;
+/// the monotonic clock is left alone, as a stepped system clock would).
+fn start_with_clock(s: &Scratch, clock_file: &Path) -> pcap_tests::Agent {
+    let lib = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
+    assert!(
+        Path::new(lib).exists(),
+        "libfaketime is missing: run scripts/setup"
+    );
+    s.start_agent_via(&[
+        "env",
+        &format!("LD_PRELOAD={lib}"),
+        &format!("FAKETIME_TIMESTAMP_FILE={}", clock_file.display()),
+        "FAKETIME_NO_CACHE=1",
+        "FAKETIME_DONT_FAKE_MONOTONIC=1",
+    ])
+}
+
+#[test]
+fn the_wall_clock_stepped_back_and_forth_around_a_grants_expiry_is_followed() {
+    // No capture needed: the authorization state is what the clock decides.
+    let s = Scratch::new("");
+    let text = std::fs::read_to_string(s.config_path()).unwrap().replace(
+        "[authorization]\n",
+        "[authorization]\npoll_interval = \"1s\"\n",
+    );
+    std::fs::write(s.config_path(), text).unwrap();
+    s.authorize(); // one calendar month from now
+    let grant: serde_json::Value = serde_json::from_str(&s.portal_ok(&["list", "--json"])).unwrap();
+    let expires: jiff::Timestamp = grant[0]["expires_at"].as_str().unwrap().parse().unwrap();
+    let not_before: jiff::Timestamp = grant[0]["not_before"].as_str().unwrap().parse().unwrap();
+    let clock = s.path("clock");
+    let set = |t: jiff::Timestamp| {
+        // libfaketime's absolute format: "@YYYY-MM-DD hh:mm:ss" (UTC with TZ=UTC).
+        std::fs::write(&clock, format!("@{}\n", t.strftime("%Y-%m-%d %H:%M:%S"))).unwrap();
+    };
+    let minute = jiff::SignedDuration::from_mins(1);
+
+    set(not_before + minute);
+    let agent = start_with_clock(&s, &clock);
+    agent.wait_auth("authorized");
+    // Forward past the expiry: expired within a poll.
+    set(expires + minute);
+    let auth = agent.wait_auth("expired");
+    assert!(
+        auth["reason"].as_str().unwrap().contains("expired"),
+        "{auth}"
+    );
+    // Back before it: authorized again (the grant is still the newest document).
+    set(expires - minute);
+    agent.wait_auth("authorized");
+    // Back before not_before: not yet valid.
+    set(not_before - minute);
+    agent.wait_auth("not_yet_valid");
+    set(not_before + minute);
+    agent.wait_auth("authorized");
+}
