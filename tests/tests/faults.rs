@@ -1,5 +1,6 @@
-//! The fault suite: the agent killed with SIGKILL at random points while it captures, rotates
-//! segments, uploads and reaps, restarted each time. The oracle: every segment ever seen sealed
+//! The fault suite: the agent killed with SIGKILL (or stopped with SIGTERM, which must exit
+//! cleanly) at random points while it captures, rotates segments, uploads and reaps, restarted
+//! each time. The oracle: every segment ever seen sealed
 //! in the spool reaches the store intact (same SHA-256), once, and no multipart upload stays
 //! open. `PCAP_FAULT_ROUNDS` sets the number of rounds (CI: 20; the full suite: 200).
 
@@ -66,6 +67,17 @@ fn random_millis(rng: &ring::rand::SystemRandom, from: u64, to: u64) -> u64 {
 #[test]
 fn sigkill_at_random_points_loses_no_sealed_segment() {
     require_root!("live capture on the loopback interface");
+    stop_at_random_points(Signal::SIGKILL, rounds());
+}
+
+#[test]
+fn sigterm_at_random_points_exits_cleanly_and_loses_no_sealed_segment() {
+    require_root!("live capture on the loopback interface");
+    stop_at_random_points(Signal::SIGTERM, rounds() / 2);
+}
+
+/// Stops the agent with `signal` at random points, `rounds` times, and checks the oracle.
+fn stop_at_random_points(signal: Signal, rounds: usize) {
     let s = Scratch::new("");
     let server = S3Server::start(&s.path("s3"));
     s.write_s3_config(
@@ -81,7 +93,6 @@ fn sigkill_at_random_points_loses_no_sealed_segment() {
     let rng = ring::rand::SystemRandom::new();
     let mut captures = Vec::new();
     let mut agent = s.start_agent();
-    let rounds = rounds();
     for round in 0..rounds {
         // A capture under traffic in some rounds; uploads and reaping of earlier ones in all.
         if round % 2 == 0 {
@@ -98,8 +109,15 @@ fn sigkill_at_random_points_loses_no_sealed_segment() {
             send_udp("127.0.0.1", 7401, 200, 1400, 0);
             std::thread::sleep(Duration::from_millis(10));
         }
-        agent.signal(Signal::SIGKILL);
-        agent.wait_exit(Duration::from_secs(5)).expect("killed");
+        agent.signal(signal);
+        let status = agent.wait_exit(Duration::from_secs(15)).expect("stopped");
+        if signal == Signal::SIGTERM {
+            assert!(
+                status.success(),
+                "round {round}: {status:?}\n{}",
+                agent.log_text()
+            );
+        }
         agent = s.start_agent();
     }
     // Let everything finish: every capture ends (killed ones are closed at restart) and
@@ -143,7 +161,7 @@ fn sigkill_at_random_points_loses_no_sealed_segment() {
         duplicates += all - names.len();
     }
     eprintln!(
-        "fault suite: {rounds} rounds, {} captures, {} sealed segments seen, {} lost, {} corrupted, {duplicates} duplicates",
+        "fault suite ({signal}): {rounds} rounds, {} captures, {} sealed segments seen, {} lost, {} corrupted, {duplicates} duplicates",
         captures.len(),
         seen.len(),
         lost.len(),
