@@ -223,17 +223,9 @@ async fn the_store_killed_mid_upload_and_restarted_gets_every_segment_once() {
     assert!(retried >= 1, "the kill interrupted an upload");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn thirty_percent_packet_loss_on_the_way_to_the_store_loses_nothing() {
-    require_root!("a network namespace with an nftables drop rule");
-    let lab = Lab::new();
-    let pair = VethPair::create();
-    let server = S3Server::start_in(&lab.scratch.path("s3"), &pair);
-    // Drop 30% of the packets from the agent to the store, at random, inside the namespace.
-    let rules = "table inet loss {\n\
-        chain input { type filter hook input priority 0; numgen random mod 100 < 30 drop; }\n\
-    }\n";
-    let nft = std::process::Command::new("ip")
+/// Loads `rules` into nftables inside the namespace of `pair`.
+fn nft(pair: &VethPair, rules: &str) {
+    let status = std::process::Command::new("ip")
         .args(["netns", "exec", &pair.ns, "nft", "-f", "-"])
         .stdin(std::process::Stdio::piped())
         .spawn()
@@ -243,7 +235,16 @@ async fn thirty_percent_packet_loss_on_the_way_to_the_store_loses_nothing() {
             c.wait()
         })
         .unwrap();
-    assert!(nft.success(), "nft rules");
+    assert!(status.success(), "nft rules: {rules}");
+}
+
+/// Uploads a single-request and a multipart segment through the faults `rules` put on the
+/// way to a store in a namespace, then checks everything with the faults removed.
+async fn upload_through(rules: &str) {
+    let lab = Lab::new();
+    let pair = VethPair::create();
+    let server = S3Server::start_in(&lab.scratch.path("s3"), &pair);
+    nft(&pair, rules);
     let plaintext: Vec<(u32, String)> = [64 << 10, (5 << 20) + 3]
         .iter()
         .zip(1..)
@@ -252,14 +253,45 @@ async fn thirty_percent_packet_loss_on_the_way_to_the_store_loses_nothing() {
     let store = lab.store(&server);
     lab.upload_all(store.clone(), None, Duration::from_secs(300), async {})
         .await;
-    // Checked without the loss, so the check itself cannot flake.
-    let flush = std::process::Command::new("ip")
-        .args([
-            "netns", "exec", &pair.ns, "nft", "delete", "table", "inet", "loss",
-        ])
-        .status()
+    // The faults happened (the rule's counter), then are removed so the check cannot flake.
+    let listing = std::process::Command::new("ip")
+        .args(["netns", "exec", &pair.ns, "nft", "list", "table", "inet", "faults"])
+        .output()
         .unwrap();
-    assert!(flush.success());
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    let hit: u64 = listing
+        .split("counter packets ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    eprintln!("faults injected: {hit} packets");
+    assert!(hit > 0, "the fault rule never matched: {listing}");
+    nft(&pair, "delete table inet faults\n");
     lab.check_store(&store, &plaintext).await;
     assert_eq!(server.open_uploads(), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_percent_packet_loss_on_the_way_to_the_store_loses_nothing() {
+    require_root!("a network namespace with an nftables drop rule");
+    // 30% of the packets from the agent to the store dropped at random.
+    upload_through(
+        "table inet faults {\n\
+            chain input { type filter hook input priority 0; numgen random mod 100 < 30 counter drop; }\n\
+        }\n",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_resets_from_the_store_lose_nothing() {
+    require_root!("a network namespace with an nftables reject rule");
+    // 2% of the agent's TCP segments answered with a reset: connections die mid-request.
+    upload_through(
+        "table inet faults {\n\
+            chain input { type filter hook input priority 0; meta l4proto tcp numgen random mod 100 < 2 counter reject with tcp reset; }\n\
+        }\n",
+    )
+    .await;
 }
