@@ -140,4 +140,6 @@ agent_stop
 kill "$(cat "$SCRATCH/iperf.pid")" 2>/dev/null || true
 
 "$ROOT/bench/report-capture.py" "$CSV" "$IPERF_CSV" "$ROOT/bench/README.md" "$RUNS" "$SECS" "$IPERF_RUNS"
+python3 -c "import matplotlib" 2>/dev/null || pip install -q matplotlib
+python3 "$ROOT/bench/plot-capture.py" "$CSV" "$ROOT/bench/capture-rate.png"
 echo "bench/README.md updated" >&2

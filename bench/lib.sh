@@ -79,7 +79,7 @@ agent_start() {
   AGENT_DIR=$(mktemp -d /var/tmp/pa-bench.XXXXXX)
   "$BIN/pcap-portal" keygen --out "$AGENT_DIR/keys" >/dev/null
   PCAP_STORE="file://$AGENT_DIR/store" PCAP_AUTHORIZATION_KEY="$AGENT_DIR/keys/authorization.key" \
-    "$BIN/pcap-portal" authorize BENCH-1 --period 1m >/dev/null
+    "$BIN/pcap-portal" authorize BENCH-1 --period 1m --allow-unseen >/dev/null
   cat > "$AGENT_DIR/agent.toml" <<TOML
 [device]
 serial = "BENCH-1"
@@ -96,6 +96,7 @@ state_dir = "$AGENT_DIR/state"
 spool_dir = "$AGENT_DIR/spool"
 [capture]
 interfaces = ["vB"]
+max_concurrent = 8
 buffer_size = "64MiB"
 rotate_size = "64MiB"
 [capture.ceilings]
