@@ -255,7 +255,9 @@ async fn upload_through(rules: &str) {
         .await;
     // The faults happened (the rule's counter), then are removed so the check cannot flake.
     let listing = std::process::Command::new("ip")
-        .args(["netns", "exec", &pair.ns, "nft", "list", "table", "inet", "faults"])
+        .args([
+            "netns", "exec", &pair.ns, "nft", "list", "table", "inet", "faults",
+        ])
         .output()
         .unwrap();
     let listing = String::from_utf8_lossy(&listing.stdout);
