@@ -429,7 +429,11 @@ impl Run {
             }
             if over_limit && gate.as_ref().is_some_and(|g| !g.is_closed()) {
                 self.set_gate(&mut gate, &capture, true);
-                reopen_at = Some(Instant::now() + rate.until_full());
+                // Open again when the bucket is half full, not full: packets already in the
+                // ring arrive truncated for a while after the gate opens, and tokens that
+                // overflow a full bucket meanwhile would be lost (the written rate fell up to
+                // 15% short of the limit).
+                reopen_at = Some(Instant::now() + rate.until_full() / 2);
             }
         };
 
