@@ -307,10 +307,10 @@ impl Remote {
     async fn handle(&mut self, id: &str, keys: &VerifyKeys) {
         let config = self.config();
         let key = self.device_key(&format!("requests/{id}.json"));
-        let bytes = match storeio::get_limited(&self.store, &key, MAX_REQUEST_BYTES).await {
+        let bytes = match self.store.get_limited(&key, MAX_REQUEST_BYTES).await {
             Ok(Some(b)) => b,
             Ok(None) => return,
-            Err(storeio::GetError::TooLarge(n)) => {
+            Err(pcap_uploader::store::GetError::TooLarge(n)) => {
                 return self
                     .refuse(
                         id,
@@ -321,7 +321,7 @@ impl Remote {
                     )
                     .await;
             }
-            Err(storeio::GetError::Store(e)) => {
+            Err(pcap_uploader::store::GetError::Store(e)) => {
                 return self.problem(format!("cannot read {key}: {e}"));
             }
         };

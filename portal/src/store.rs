@@ -100,24 +100,9 @@ impl Store {
     /// The object at `rel`, or `None` if there is none (at most `max` bytes).
     pub fn get_limited(&self, rel: &str, max: usize) -> anyhow::Result<Option<Vec<u8>>> {
         let key = self.key(rel);
-        self.runtime.block_on(async {
-            let result = match self.inner.objects().get(&key).await {
-                Ok(r) => r,
-                Err(object_store::Error::NotFound { .. }) => return Ok(None),
-                Err(e) => return Err(e).with_context(|| format!("cannot read {rel}")),
-            };
-            if result.meta.size > max as u64 {
-                bail!(
-                    "{rel} is {} bytes, more than such a document can be ({max})",
-                    result.meta.size
-                );
-            }
-            let bytes = result
-                .bytes()
-                .await
-                .with_context(|| format!("cannot read {rel}"))?;
-            Ok(Some(bytes.to_vec()))
-        })
+        self.runtime
+            .block_on(self.inner.get_limited(&key, max))
+            .with_context(|| format!("cannot read {rel}"))
     }
 
     /// A document (grant, status, result, manifest): at most 1 MiB.

@@ -58,6 +58,21 @@ fn setup(extra: &str) -> (Scratch, S3Server, Agent) {
     (s, server, agent)
 }
 
+/// As [`setup`], with the device authorized for a month.
+fn setup_authorized() -> (Scratch, S3Server, Agent) {
+    let (s, server, agent) = setup("");
+    let args = [
+        "authorize",
+        "PA-0001 e2e",
+        "--period",
+        "1m",
+        "--allow-unseen",
+    ];
+    s.portal_s3_ok(&server, &args);
+    agent.wait_auth("authorized");
+    (s, server, agent)
+}
+
 #[test]
 fn authorize_request_fetch_unauthorize_reauthorize_and_delete_through_the_store() {
     require_root!("live capture on the loopback interface");
@@ -210,18 +225,7 @@ fn put(server: &S3Server, rel: &str, bytes: &[u8]) {
 #[test]
 fn forged_replayed_foreign_and_tampered_documents_start_nothing() {
     require_root!("live capture on the loopback interface (for the one genuine request)");
-    let (s, server, agent) = setup("");
-    s.portal_s3_ok(
-        &server,
-        &[
-            "authorize",
-            "PA-0001 e2e",
-            "--period",
-            "1m",
-            "--allow-unseen",
-        ],
-    );
-    agent.wait_auth("authorized");
+    let (s, server, agent) = setup_authorized();
     // One genuine request runs.
     let genuine = request(&s, &server, "udp and dst port 7311", &["--duration", "1s"]);
     let done = drive(&server, &genuine, 7311);
@@ -441,18 +445,7 @@ fn purge_deletes_exactly_the_captures_older_than_the_limit() {
 #[test]
 fn a_corrupted_object_is_reported_by_fetch_not_written_as_good() {
     require_root!("live capture on the loopback interface");
-    let (s, server, agent) = setup("");
-    s.portal_s3_ok(
-        &server,
-        &[
-            "authorize",
-            "PA-0001 e2e",
-            "--period",
-            "1m",
-            "--allow-unseen",
-        ],
-    );
-    agent.wait_auth("authorized");
+    let (s, server, _agent) = setup_authorized();
     let id = request(
         &s,
         &server,

@@ -70,6 +70,15 @@ fn classify(context: &str, e: object_store::Error) -> UploadError {
     }
 }
 
+/// Why a document could not be read from the store.
+#[derive(Debug, thiserror::Error)]
+pub enum GetError {
+    #[error("the object is larger than {0} bytes")]
+    TooLarge(u64),
+    #[error("{0}")]
+    Store(String),
+}
+
 /// What an upload stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Uploaded {
@@ -263,6 +272,30 @@ impl Store {
             })?;
         }
         Ok(self.key(&format!("captures/{serial}/{capture}/{name}")))
+    }
+
+    /// The object at `key` if it exists, refusing one over `max` bytes without reading it: a
+    /// document from the store never makes the reader allocate more than its type allows.
+    pub async fn get_limited(&self, key: &Key, max: usize) -> Result<Option<Vec<u8>>, GetError> {
+        use futures::StreamExt;
+        let result = match self.objects().get(key).await {
+            Ok(r) => r,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(GetError::Store(e.to_string())),
+        };
+        if result.meta.size > max as u64 {
+            return Err(GetError::TooLarge(result.meta.size));
+        }
+        let mut out = Vec::with_capacity(result.meta.size as usize);
+        let mut stream = result.into_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| GetError::Store(e.to_string()))?;
+            if out.len() + chunk.len() > max {
+                return Err(GetError::TooLarge((out.len() + chunk.len()) as u64));
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(Some(out))
     }
 
     /// Stores `bytes` at `key` in one request.

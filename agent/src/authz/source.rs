@@ -63,13 +63,13 @@ pub fn grant_key(store: &Store, serial: &Serial) -> object_store::path::Path {
 pub async fn fetch_grant(store: &Store, keys: &VerifyKeys, serial: &Serial) -> Reading {
     let key = grant_key(store, serial);
     let origin = format!("{}/{key}", store.url().trim_end_matches('/'));
-    match crate::storeio::get_limited(store, &key, MAX_ENVELOPE_LEN).await {
+    match store.get_limited(&key, MAX_ENVELOPE_LEN).await {
         Ok(Some(bytes)) => verify(&bytes, keys, serial, &format!("grant {origin}")),
         Ok(None) => Reading::Missing(format!("there is no grant at {origin}")),
-        Err(crate::storeio::GetError::TooLarge(n)) => Reading::Refused(format!(
+        Err(pcap_uploader::store::GetError::TooLarge(n)) => Reading::Refused(format!(
             "grant {origin} is {n} bytes, more than a grant can be ({MAX_ENVELOPE_LEN})"
         )),
-        Err(crate::storeio::GetError::Store(e)) => {
+        Err(pcap_uploader::store::GetError::Store(e)) => {
             Reading::Unavailable(format!("cannot read the grant {origin}: {e}"))
         }
     }

@@ -11,14 +11,6 @@ use super::response::{ApiError, Reply, json_reply};
 use crate::captures::SchedulerCommand;
 use crate::captures::record::Origin;
 
-fn unavailable() -> ApiError {
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "shutting_down",
-        "the agent is shutting down",
-    )
-}
-
 async fn ask<T>(
     api: &Api,
     command: SchedulerCommand,
@@ -27,8 +19,8 @@ async fn ask<T>(
     api.scheduler
         .send(command)
         .await
-        .map_err(|_| unavailable())?;
-    answer.await.map_err(|_| unavailable())
+        .map_err(|_| ApiError::shutting_down())?;
+    answer.await.map_err(|_| ApiError::shutting_down())
 }
 
 /// `POST /v1/captures`.

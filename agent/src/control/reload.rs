@@ -10,14 +10,7 @@ use super::{Api, Command};
 
 pub async fn post(api: &Api, _body: &[u8]) -> Reply {
     let (reply, answer) = oneshot::channel();
-    let unavailable = || {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting_down",
-            "the agent is shutting down",
-        )
-        .reply()
-    };
+    let unavailable = || ApiError::shutting_down().reply();
     if api.core.send(Command::Reload { reply }).await.is_err() {
         return unavailable();
     }

@@ -28,6 +28,15 @@ impl ApiError {
         }
     }
 
+    /// The answer when the task behind a request has stopped (the agent is shutting down).
+    pub fn shutting_down() -> Self {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "the agent is shutting down",
+        )
+    }
+
     pub fn with_details(mut self, details: serde_json::Value) -> Self {
         self.details = Some(details);
         self

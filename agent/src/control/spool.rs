@@ -50,14 +50,7 @@ pub fn get(api: &Api) -> Reply {
 
 pub async fn reap(api: &Api) -> Reply {
     let (reply, answer) = oneshot::channel();
-    let unavailable = || {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting_down",
-            "the agent is shutting down",
-        )
-        .reply()
-    };
+    let unavailable = || ApiError::shutting_down().reply();
     if api.spool.reap.send(ReapCommand::Now(reply)).await.is_err() {
         return unavailable();
     }
