@@ -4,7 +4,8 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::Path;
 
-use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use notify::event::{AccessKind, AccessMode};
+use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
 /// Writes `bytes` to `path` so that a crash leaves either the old or the new content: write a
@@ -68,7 +69,10 @@ pub fn watch_file(path: &Path) -> Option<FileWatch> {
     let target = path.to_owned();
     let (tx, rx) = mpsc::channel(1);
     let handler = move |event: notify::Result<notify::Event>| {
+        // Opening or reading the file is not a change: the owner of this watch reads the file
+        // when woken, and every read would wake it again. Closing after a write is a change.
         if let Ok(event) = event
+            && is_change(&event.kind)
             && event.paths.iter().any(|p| target.starts_with(p))
         {
             // A full channel already holds a wake-up; dropping this one loses nothing.
@@ -98,5 +102,49 @@ pub async fn changed(watch: &mut Option<FileWatch>) -> Option<()> {
     match watch {
         Some(w) => w.changed().await,
         None => std::future::pending().await,
+    }
+}
+
+fn is_change(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    async fn woken(watch: &mut FileWatch) -> bool {
+        tokio::time::timeout(Duration::from_millis(500), watch.changed())
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test]
+    async fn reading_the_watched_file_is_not_a_change_but_replacing_or_writing_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("grant.json");
+        fs::write(&path, b"one").unwrap();
+        let mut watch = watch_file(&path).expect("inotify is available");
+        assert!(watch.complete);
+
+        fs::read(&path).unwrap();
+        read_limited(&path, 16).unwrap();
+        assert!(!woken(&mut watch).await, "a read woke the watch");
+
+        write_atomic(&path, b"two").unwrap();
+        assert!(woken(&mut watch).await, "a replacement was not seen");
+        while woken(&mut watch).await {}
+
+        fs::write(&path, b"three").unwrap();
+        assert!(woken(&mut watch).await, "an in-place write was not seen");
+        while woken(&mut watch).await {}
+
+        fs::remove_file(&path).unwrap();
+        assert!(woken(&mut watch).await, "a removal was not seen");
     }
 }
