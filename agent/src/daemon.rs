@@ -40,7 +40,13 @@ pub enum DaemonError {
 }
 
 /// Runs the daemon with `config` (read from `config_path`, which reloads re-read).
-pub async fn run(config_path: PathBuf, config: Config, log: LogHandle) -> Result<(), DaemonError> {
+/// Uploads run on `uploads` (see [`crate::spool::upload_runtime`]).
+pub async fn run(
+    config_path: PathBuf,
+    config: Config,
+    log: LogHandle,
+    uploads: tokio::runtime::Handle,
+) -> Result<(), DaemonError> {
     raise_descriptor_limit();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let incidents = Incidents::default();
@@ -100,7 +106,7 @@ pub async fn run(config_path: PathBuf, config: Config, log: LogHandle) -> Result
 
     let mut tasks = JoinSet::new();
     let spool_policy = spool.policy.clone();
-    spool.spawn(&mut tasks, api.auth.clone(), &cancel);
+    spool.spawn(&mut tasks, api.auth.clone(), &cancel, &uploads);
     tasks.spawn(authority.run(config_rx, cancel.child_token()));
     tasks.spawn(scheduler.run(scheduler_rx, cancel.child_token()));
     match crate::remote::Remote::new(api.clone(), &config) {

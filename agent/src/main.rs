@@ -96,7 +96,17 @@ fn run(path: &Path, format: Option<FormatArg>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(daemon::run(path, config, log)) {
+    let uploads = match pcap_agent::spool::upload_runtime(config.upload.nice) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("pcap-agent: cannot start the upload runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(daemon::run(path, config, log, uploads.handle().clone()));
+    // An upload cut short here is started over after the next start (the journal has it).
+    uploads.shutdown_timeout(std::time::Duration::from_secs(2));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "pcap-agent cannot start.");

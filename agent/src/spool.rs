@@ -10,12 +10,53 @@ use pcap_uploader::reaper::{ReapCommand, ReapReport, Reaper, ReaperInputs, Spool
 use pcap_uploader::spool::Journal;
 use pcap_uploader::store::Store;
 use pcap_uploader::upload::{UploadHandle, UploadSettings, Uploader};
+use tokio::runtime::{Handle, Runtime};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::authz::{AuthState, AuthStatus};
 use crate::captures::scheduler::SpoolContext;
+
+/// Name of the upload runtime's threads.
+pub const UPLOAD_THREAD: &str = "pcap-upload";
+
+/// The runtime the uploads run on, apart from the daemon's: its threads (workers and blocking
+/// pool alike, where the store client copies and hashes) run at niceness `nice`. Reading a
+/// segment back, hashing it and sending it can wait; draining the kernel's capture ring cannot,
+/// so on a busy core the capture and segment threads, at the daemon's own priority, come first.
+pub fn upload_runtime(nice: i32) -> std::io::Result<Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name(UPLOAD_THREAD)
+        .on_thread_start(move || lower_priority(nice))
+        .enable_all()
+        .build()
+}
+
+/// Sets the calling thread's niceness to `nice` unless it already runs at a lower priority.
+#[allow(unsafe_code)]
+fn lower_priority(nice: i32) {
+    // SAFETY: gettid, getpriority and setpriority only read or set the scheduling priority of
+    // the calling thread (Linux keeps the nice value per thread; PRIO_PROCESS with a thread id
+    // names that thread). No memory is shared with the kernel.
+    let tid = unsafe { libc::gettid() } as libc::id_t;
+    nix::errno::Errno::clear();
+    // SAFETY: as above.
+    let current = unsafe { libc::getpriority(libc::PRIO_PROCESS, tid) };
+    if nix::errno::Errno::last_raw() == 0 && current >= nice {
+        return;
+    }
+    // SAFETY: as above.
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, nice) };
+    if rc != 0 {
+        tracing::warn!(
+            nice,
+            error = %std::io::Error::last_os_error(),
+            "Cannot lower the priority of an upload thread; uploads compete with captures for CPU."
+        );
+    }
+}
 
 /// What the control socket needs of the spool.
 #[derive(Debug, Clone)]
@@ -105,12 +146,14 @@ impl SpoolService {
         })
     }
 
-    /// Starts the uploader and the reaper (which follows `auth` for revocations).
+    /// Starts the uploader on `uploads` (see [`upload_runtime`]) and the reaper (which follows
+    /// `auth` for revocations).
     pub fn spawn(
         self,
         tasks: &mut JoinSet<()>,
         mut auth: watch::Receiver<AuthStatus>,
         cancel: &CancellationToken,
+        uploads: &Handle,
     ) {
         let (revoked_tx, revoked_rx) = watch::channel(auth.borrow().state == AuthState::Revoked);
         let mut inputs = self.inputs;
@@ -130,7 +173,7 @@ impl SpoolService {
                 }
             }
         });
-        tasks.spawn(self.uploader.run(cancel.child_token()));
+        tasks.spawn_on(self.uploader.run(cancel.child_token()), uploads);
         tasks.spawn(
             self.reaper
                 .run(inputs, Timestamp::now, cancel.child_token()),

@@ -59,6 +59,7 @@ pub struct RawUpload {
     pub store: Option<String>,
     pub recipients: Option<Vec<String>>,
     pub concurrency: Option<i64>,
+    pub nice: Option<i64>,
     pub max_bps: Option<RawSize>,
     pub part_size: Option<RawSize>,
     pub s3: Option<RawS3>,

@@ -26,6 +26,8 @@ const DEFAULT_SOCKET: &str = "/run/pcap-agent/control.sock";
 const DEFAULT_STATE_DIR: &str = "/var/lib/pcap-agent";
 const DEFAULT_SPOOL_DIR: &str = "/var/spool/pcap-agent";
 const DEFAULT_POLL: Duration = Duration::from_secs(30);
+/// Uploads yield to captures on a busy core: about a tenth of the CPU time of a nice-0 thread.
+const DEFAULT_UPLOAD_NICE: i32 = 10;
 const MIB: u64 = 1024 * 1024;
 
 struct Checker<'a> {
@@ -302,6 +304,17 @@ fn upload(c: &mut Checker<'_>, raw: RawUpload) -> Upload {
         concurrency: c
             .count("upload.concurrency", raw.concurrency, Some(2), 16)
             .unwrap_or(2) as usize,
+        nice: match raw.nice {
+            None => DEFAULT_UPLOAD_NICE,
+            Some(n @ 0..=19) => n as i32,
+            Some(n) => {
+                c.problem(
+                    "upload.nice",
+                    format!("{n} is out of range; use 0 (as the captures) to 19 (only idle time)"),
+                );
+                DEFAULT_UPLOAD_NICE
+            }
+        },
         max_bps: c.size("upload.max_bps", raw.max_bps, None),
         part_size,
         s3,

@@ -55,6 +55,10 @@ fn a_minimal_file_loads_with_defaults() {
     assert_eq!(config.authorization.poll_interval, Duration::from_secs(30));
     assert_eq!(config.upload.store, "file:///var/lib/pcap-agent/store");
     assert_eq!(
+        config.upload.nice, 10,
+        "uploads yield to captures by default"
+    );
+    assert_eq!(
         config.control.socket,
         Path::new("/run/pcap-agent/control.sock")
     );
@@ -146,6 +150,7 @@ fn missing_keys_and_unsafe_values_are_explained() {
     let text = minimal(&k)
         .replace("serial = \"PA-0001\"", "serial = \"../etc\"")
         .replace(&k.verify_key, "/nonexistent/authorization.pub")
+        .replace("[upload]\n", "[upload]\nnice = -5\n")
         + "\n[control]\nmode = 0o666\n[logging]\nlevel = \"loud\"\n";
     let problems = parse(&text).unwrap_err();
     let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
@@ -154,6 +159,7 @@ fn missing_keys_and_unsafe_values_are_explained() {
         "authorization.verify_key",
         "control.mode",
         "logging.level",
+        "upload.nice",
     ] {
         assert!(keys.contains(&key), "{key} not reported: {problems:?}");
     }

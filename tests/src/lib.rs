@@ -461,6 +461,25 @@ impl Agent {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// The agent's threads: name and nice value, from `/proc/<pid>/task`.
+    pub fn threads(&self) -> Vec<(String, i32)> {
+        let task = PathBuf::from(format!("/proc/{}/task", self.child.id()));
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(task).into_iter().flatten().flatten() {
+            let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            // The fields after the parenthesised name; nice is field 19 of the whole line.
+            let nice = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(16))
+                .and_then(|n| n.parse().ok());
+            if let Some(nice) = nice {
+                out.push((comm.trim().to_owned(), nice));
+            }
+        }
+        out
+    }
 }
 
 impl Drop for Agent {

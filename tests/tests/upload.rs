@@ -53,6 +53,28 @@ fn a_capture_is_uploaded_shown_in_the_spool_and_metrics_and_reaped() {
         "udp and dst port 7201",
         json!({"max_packets": 300, "max_duration": "20s"}),
     ));
+    // Uploads yield to captures: the upload threads run at `upload.nice` (10 by default), the
+    // capture and segment threads at the daemon's own priority.
+    let threads = agent.threads();
+    let nice_of = |prefix: &str| -> Vec<i32> {
+        threads
+            .iter()
+            .filter(|(name, _)| name.starts_with(prefix))
+            .map(|&(_, nice)| nice)
+            .collect()
+    };
+    assert!(!nice_of("pcap-upload").is_empty(), "{threads:?}");
+    assert!(
+        nice_of("pcap-upload").iter().all(|&n| n == 10),
+        "{threads:?}"
+    );
+    for prefix in ["capture-", "seal-", "pcap-agent"] {
+        assert!(
+            !nice_of(prefix).is_empty(),
+            "no {prefix} thread: {threads:?}"
+        );
+        assert!(nice_of(prefix).iter().all(|&n| n == 0), "{threads:?}");
+    }
     send_udp("127.0.0.1", 7201, 300, 1000, 0);
     let rec = agent.wait_capture_end(&id(&rec), Duration::from_secs(20));
     let manifest = s.wait_complete(&id(&rec));
