@@ -2,7 +2,7 @@
 # Capture benchmark: pcap-agent against tcpdump -w and dumpcap -w on the same veth traffic
 # (trafgen, 64/512/1514-byte UDP frames), and iperf3 disturbance. Needs root.
 #
-#   bench/capture.sh [--runs N] [--secs S] [--quick]
+#   bench/capture.sh [--runs N] [--secs S] [--sizes "64 512 1514"] [--quick]
 #
 # Zero-drop rate: each tool first takes the unpaced generator; if it loses packets, the offered
 # rate steps down LADDER until a run loses none.
@@ -24,8 +24,9 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --runs) RUNS=$2; shift 2 ;;
     --secs) SECS=$2; shift 2 ;;
+    --sizes) read -r -a SIZES <<<"$2"; shift 2 ;;
     --quick) RUNS=1; SECS=4; IPERF_RUNS=2; LADDER=(250000 200000 150000 100000); shift ;;
-    *) echo "usage: $0 [--runs N] [--secs S] [--quick]" >&2; exit 64 ;;
+    *) echo "usage: $0 [--runs N] [--secs S] [--sizes \"64 512 1514\"] [--quick]" >&2; exit 64 ;;
   esac
 done
 [ "$(id -u)" -eq 0 ] || { echo "bench/capture.sh needs root (network namespaces, raw capture)" >&2; exit 1; }

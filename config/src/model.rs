@@ -74,8 +74,8 @@ pub struct Upload {
     pub recipients: Vec<String>,
     /// Captures uploaded at once.
     pub concurrency: usize,
-    /// Scheduling niceness of the upload threads (0 to 19): uploads can wait, captures cannot,
-    /// so on a busy core the capture and segment threads come first.
+    /// Scheduling niceness of the upload threads (0 to 19, default 19): uploads can wait,
+    /// captures cannot, so on a busy core the capture and segment threads come first.
     pub nice: i32,
     /// Upload bandwidth cap in bytes/s (`None`: none).
     pub max_bps: Option<u64>,

@@ -26,8 +26,8 @@ const DEFAULT_SOCKET: &str = "/run/pcap-agent/control.sock";
 const DEFAULT_STATE_DIR: &str = "/var/lib/pcap-agent";
 const DEFAULT_SPOOL_DIR: &str = "/var/spool/pcap-agent";
 const DEFAULT_POLL: Duration = Duration::from_secs(30);
-/// Uploads yield to captures on a busy core: about a tenth of the CPU time of a nice-0 thread.
-const DEFAULT_UPLOAD_NICE: i32 = 10;
+/// Uploads take what captures (and the host's own work) leave of a busy core.
+const DEFAULT_UPLOAD_NICE: i32 = 19;
 const MIB: u64 = 1024 * 1024;
 
 struct Checker<'a> {

@@ -55,7 +55,7 @@ fn a_minimal_file_loads_with_defaults() {
     assert_eq!(config.authorization.poll_interval, Duration::from_secs(30));
     assert_eq!(config.upload.store, "file:///var/lib/pcap-agent/store");
     assert_eq!(
-        config.upload.nice, 10,
+        config.upload.nice, 19,
         "uploads yield to captures by default"
     );
     assert_eq!(

@@ -53,7 +53,7 @@ fn a_capture_is_uploaded_shown_in_the_spool_and_metrics_and_reaped() {
         "udp and dst port 7201",
         json!({"max_packets": 300, "max_duration": "20s"}),
     ));
-    // Uploads yield to captures: the upload threads run at `upload.nice` (10 by default), the
+    // Uploads yield to captures: the upload threads run at `upload.nice` (19 by default), the
     // capture and segment threads at the daemon's own priority.
     let threads = agent.threads();
     let nice_of = |prefix: &str| -> Vec<i32> {
@@ -65,7 +65,7 @@ fn a_capture_is_uploaded_shown_in_the_spool_and_metrics_and_reaped() {
     };
     assert!(!nice_of("pcap-upload").is_empty(), "{threads:?}");
     assert!(
-        nice_of("pcap-upload").iter().all(|&n| n == 10),
+        nice_of("pcap-upload").iter().all(|&n| n == 19),
         "{threads:?}"
     );
     for prefix in ["capture-", "seal-", "pcap-agent"] {
