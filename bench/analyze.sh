@@ -12,6 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 ROOT="$(cd .. && pwd)"
 RUNS=5
+ARGS="$*"
 [ "${1:-}" = --runs ] && RUNS=$2
 for tool in hyperfine tshark tcpdump jq; do
   command -v "$tool" >/dev/null || apt-get install -y -qq hyperfine tshark tcpdump jq >/dev/null
@@ -34,9 +35,9 @@ for file in mixed heavy; do
   echo "$file $sessions" >> "$OUT/analyze-sessions.txt"
 done
 
-python3 - "$OUT" "$ROOT/bench/README.md" "$RUNS" <<'PY'
+python3 - "$OUT" "$RUNS" <<'PY' | "$ROOT/bench/section.py" analyze "$ROOT/bench/README.md" "sudo bench/analyze.sh${ARGS:+ $ARGS}"
 import json, statistics, sys
-out, readme, runs = sys.argv[1], sys.argv[2], sys.argv[3]
+out, runs = sys.argv[1], sys.argv[2]
 sessions = dict(l.split() for l in open(f"{out}/analyze-sessions.txt"))
 lines = [f"{runs} runs each (hyperfine, one warm-up), file in the page cache, output to /dev/null; "
          "median [min–max]. One core: each command is single-threaded.\n",
@@ -50,12 +51,6 @@ for f in ("mixed", "heavy"):
         ratio = "–" if name == "pcap-agent" else f"**{med / agent:.1f}x**"
         label = f"{f}.pcap (1M packets, {int(sessions[f]):,} sessions)"
         lines.append(f"| {label} | {name} | {med:.2f} [{min(t):.2f}–{max(t):.2f}] | {1e6 / med / 1e6:.2f} M | {ratio} |")
-lines.append("")
-text = open(readme).read()
-b, e = "<!-- analyze:begin -->", "<!-- analyze:end -->"
-block = b + "\n" + "\n".join(lines) + "\n" + e
-text = text[: text.index(b)] + block + text[text.index(e) + len(e):] if b in text else text + "\n" + block + "\n"
-open(readme, "w").write(text)
 print("\n".join(lines))
 PY
 rm -f "$OUT/analyze-sessions.txt"

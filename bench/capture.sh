@@ -20,6 +20,7 @@ SECS=10
 LADDER=(250000 225000 200000 175000 150000 125000 100000 75000 50000)
 SIZES=(64 512 1514)
 IPERF_RUNS=5
+ARGS="$*"
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) RUNS=$2; shift 2 ;;
@@ -140,7 +141,8 @@ done
 agent_stop
 kill "$(cat "$SCRATCH/iperf.pid")" 2>/dev/null || true
 
-"$ROOT/bench/report-capture.py" "$CSV" "$IPERF_CSV" "$ROOT/bench/README.md" "$RUNS" "$SECS" "$IPERF_RUNS"
+"$ROOT/bench/report-capture.py" "$CSV" "$IPERF_CSV" "$RUNS" "$SECS" "$IPERF_RUNS" |
+  "$ROOT/bench/section.py" capture "$ROOT/bench/README.md" "sudo bench/capture.sh${ARGS:+ $ARGS}"
 python3 -c "import matplotlib" 2>/dev/null || pip install -q matplotlib
 python3 "$ROOT/bench/plot-capture.py" "$CSV" "$ROOT/bench/capture-rate.png"
 echo "bench/README.md updated" >&2

@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""Turns bench/out/capture.csv and iperf.csv into the capture tables of bench/README.md."""
+"""Turns bench/out/capture.csv and iperf.csv into the capture tables of bench/README.md
+(printed; bench/section.py puts them in place)."""
 import csv
 import os
 import statistics
 import sys
 from collections import defaultdict
 
-csv_path, iperf_path, readme, runs, secs, iperf_runs = sys.argv[1:7]
+csv_path, iperf_path, runs, secs, iperf_runs = sys.argv[1:6]
 HZ = os.sysconf("SC_CLK_TCK")
 TOOLS = ["pcap-agent", "tcpdump", "dumpcap"]
 
@@ -88,12 +89,4 @@ if ip:
             out.append(f"| {name} | {fmt(vals, '', 2)} | **{statistics.median(vals) / base:.2f}** |")
     out.append("")
 
-text = open(readme).read() if os.path.exists(readme) else ""
-begin, end = "<!-- capture:begin -->", "<!-- capture:end -->"
-block = begin + "\n" + "\n".join(out) + "\n" + end
-if begin in text and end in text:
-    text = text[: text.index(begin)] + block + text[text.index(end) + len(end):]
-else:
-    text += "\n" + block + "\n"
-open(readme, "w").write(text)
 print("\n".join(out))

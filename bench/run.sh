@@ -16,12 +16,12 @@ mkdir -p "$OUT"
 if [ -n "$quick" ]; then
   ./capture.sh --quick
   ./analyze.sh --runs 1
-  SIZE_MIB=64 RUNS=1 DAEMON_MIB=128 ./upload.sh | tee "$OUT/upload-report.md"
-  RUNS=1 SECS=3 LONG_SECS=20 ./scaling.sh | tee "$OUT/scaling-report.md"
+  SIZE_MIB=64 RUNS=1 DAEMON_MIB=128 ./upload.sh
+  RUNS=1 SECS=3 LONG_SECS=20 ./scaling.sh
 else
   ./capture.sh
   ./analyze.sh
-  ./upload.sh | tee "$OUT/upload-report.md"
-  ./scaling.sh | tee "$OUT/scaling-report.md"
+  ./upload.sh
+  ./scaling.sh
 fi
-echo "capture and analyze tables are in bench/README.md; upload and scaling reports in bench/out/*-report.md" >&2
+echo "bench/README.md holds the tables of this run (each under the date, commit and command that made it)" >&2
