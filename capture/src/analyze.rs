@@ -14,10 +14,22 @@ use pcap_parser::{PcapBlockOwned, PcapError, create_reader};
 
 use crate::session::{RecordContext, SessionTable, record};
 
-/// Read buffer size; grows for a larger block up to [`MAX_BLOCK`].
-const BUFFER: usize = 4 << 20;
-/// Largest block accepted in a file.
-const MAX_BLOCK: usize = 64 << 20;
+/// The read buffer: its size at first, and the largest block it grows to hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadBuffer {
+    pub initial: usize,
+    pub max_block: usize,
+}
+
+impl Default for ReadBuffer {
+    /// 4 MiB to start (big reads for throughput), blocks up to 64 MiB.
+    fn default() -> Self {
+        ReadBuffer {
+            initial: 4 << 20,
+            max_block: 64 << 20,
+        }
+    }
+}
 /// Packets between hand-overs of finished sessions.
 const FLUSH_EVERY: u64 = 65_536;
 
@@ -51,7 +63,19 @@ pub fn analyze(
     idle: std::time::Duration,
     out: &mut impl Write,
 ) -> Result<Summary, AnalyzeError> {
-    let mut reader = create_reader(BUFFER, input).map_err(|e| match e {
+    analyze_with(input, ctx, max_sessions, idle, out, ReadBuffer::default())
+}
+
+/// [`analyze`] with a given read buffer.
+pub fn analyze_with(
+    input: impl Read,
+    ctx: &RecordContext<'_>,
+    max_sessions: usize,
+    idle: std::time::Duration,
+    out: &mut impl Write,
+    buffer: ReadBuffer,
+) -> Result<Summary, AnalyzeError> {
+    let mut reader = create_reader(buffer.initial, input).map_err(|e| match e {
         PcapError::HeaderNotRecognized => {
             fail(0, "not a pcap or pcapng file: the header is not recognized")
         }
@@ -59,7 +83,7 @@ pub fn analyze(
     })?;
     let mut table = SessionTable::new(max_sessions, idle);
     let mut summary = Summary::default();
-    let read = read_all(reader.as_mut(), &mut table, &mut summary, ctx, out);
+    let read = read_all(reader.as_mut(), &mut table, &mut summary, ctx, out, buffer);
     // What was read before an error is still reported.
     let written = emit(table.take_finished(), ctx, out).and_then(|n| {
         summary.sessions += n;
@@ -75,13 +99,14 @@ fn read_all(
     summary: &mut Summary,
     ctx: &RecordContext<'_>,
     out: &mut impl Write,
+    buffer: ReadBuffer,
 ) -> Result<(), AnalyzeError> {
     let mut offset: u64 = 0;
     // Per interface of the current section (pcapng): link type, timestamp units per second and
     // offset; or the one link type and precision of a pcap file.
     let mut interfaces: Vec<(u32, u64, i64)> = Vec::new();
     let mut legacy: Option<(u32, bool)> = None;
-    let mut capacity = BUFFER;
+    let mut capacity = buffer.initial;
     loop {
         match reader.next() {
             Ok((consumed, block)) => {
@@ -151,10 +176,13 @@ fn read_all(
                     .map_err(|e| fail(offset, format!("cannot read the file: {e:?}")))?;
             }
             Err(PcapError::BufferTooSmall) => {
-                if capacity >= MAX_BLOCK || !reader.grow(capacity * 2) {
+                if capacity >= buffer.max_block || !reader.grow(capacity * 2) {
                     return Err(fail(
                         offset,
-                        format!("a block is larger than {} MiB", MAX_BLOCK >> 20),
+                        match buffer.max_block >> 20 {
+                            0 => format!("a block is larger than {} KiB", buffer.max_block >> 10),
+                            mib => format!("a block is larger than {mib} MiB"),
+                        },
                     ));
                 }
                 capacity *= 2;

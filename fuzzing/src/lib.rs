@@ -108,12 +108,19 @@ pub fn sessions(data: &[u8]) {
         users: None,
     };
     let mut out = Vec::new();
-    let result = pcap_capture::analyze::analyze(
+    // A small buffer that must grow for larger blocks: the same code paths as the daemon's
+    // 4 MiB, without setting up megabytes for every input.
+    let buffer = pcap_capture::analyze::ReadBuffer {
+        initial: 4 << 10,
+        max_block: 256 << 10,
+    };
+    let result = pcap_capture::analyze::analyze_with(
         data,
         &ctx,
         1000,
         std::time::Duration::from_secs(60),
         &mut out,
+        buffer,
     );
     // Every line written is a JSON record, error or not.
     for line in out.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
