@@ -7,7 +7,7 @@
 #   3. resident memory over a long capture (with uploads to the local store and the reaper
 #      running), sampled every second, against tcpdump -w on the same traffic.
 # Needs root (network namespaces). RUNS runs of SECS seconds per cell (default 3 x 10 s);
-# LONG_SECS for part 3 (default 120).
+# LONG_SECS for part 3 (default 300).
 #
 #   sudo bench/scaling.sh
 set -euo pipefail
@@ -15,7 +15,7 @@ cd "$(dirname "$0")"
 source ./lib.sh
 RUNS=${RUNS:-3}
 SECS=${SECS:-10}
-LONG_SECS=${LONG_SECS:-120}
+LONG_SECS=${LONG_SECS:-300}
 RATE=${RATE:-100000}
 [ "$(id -u)" -eq 0 ] || { echo "bench/scaling.sh needs root" >&2; exit 1; }
 (cd "$ROOT" && cargo build --release --locked --bins --quiet)
