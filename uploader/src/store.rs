@@ -322,6 +322,11 @@ impl Store {
         let io = |e: std::io::Error| {
             UploadError::Transient(format!("cannot read {}: {e}", path.display()))
         };
+        if let Backend::Local { root, .. } = &self.backend
+            && let Some(uploaded) = link_local(root, key, path, bandwidth).await?
+        {
+            return Ok(uploaded);
+        }
         let mut file = tokio::fs::File::open(path).await.map_err(io)?;
         let size = file.metadata().await.map_err(io)?.len();
         let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
@@ -415,6 +420,79 @@ impl Store {
             (Backend::S3(_), None) => Ok(()),
         }
     }
+}
+
+/// Puts the sealed file at `path` into a local store on the same file system as a hard link
+/// instead of a copy: a sealed file never changes, so the store's object can be the same
+/// bytes, and a capture's upload then costs the host one read (the SHA-256 check every upload
+/// makes) instead of a read and a write through the page cache. The link is made under a
+/// staging name (`<name>#0`, which listings skip and [`Store::abort`] removes), hashed, then
+/// renamed into place. `None` if the store is on another file system (or cannot hold links):
+/// the caller copies.
+async fn link_local(
+    root: &Path,
+    key: &Key,
+    path: &Path,
+    bandwidth: &Bandwidth,
+) -> Result<Option<Uploaded>, UploadError> {
+    let dest = root.join(key.as_ref());
+    let (Some(dir), Some(name)) = (dest.parent(), dest.file_name()) else {
+        return Ok(None);
+    };
+    let staging = dir.join(format!("{}#0", name.to_string_lossy()));
+    let failed = |what: &str, e: std::io::Error| {
+        UploadError::Transient(format!("cannot {what} {}: {e}", dest.display()))
+    };
+    std::fs::create_dir_all(dir).map_err(|e| failed("create the directory of", e))?;
+    match std::fs::remove_file(&staging) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(failed("clear the staging name of", e)),
+    }
+    match std::fs::hard_link(path, &staging) {
+        Ok(()) => {}
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EXDEV | libc::EPERM | libc::EOPNOTSUPP | libc::EMLINK)
+            ) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => return Err(failed("link the spool file into", e)),
+    }
+    let result = async {
+        let (size, sha256) = hash_file(&staging, bandwidth)
+            .await
+            .map_err(|e| UploadError::Transient(format!("cannot read {}: {e}", path.display())))?;
+        std::fs::rename(&staging, &dest)
+            .and_then(|()| std::fs::File::open(dir)?.sync_all())
+            .map_err(|e| failed("rename the link into place at", e))?;
+        Ok(Uploaded { size, sha256 })
+    }
+    .await;
+    if result.is_err() {
+        let _ = std::fs::remove_file(&staging);
+    }
+    result.map(Some)
+}
+
+/// Size and lowercase hex SHA-256 of the file at `path`, read at most as fast as `bandwidth`.
+async fn hash_file(path: &Path, bandwidth: &Bandwidth) -> std::io::Result<(u64, String)> {
+    let mut file = tokio::fs::File::open(path).await?;
+    let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        hash.update(&buf[..n]);
+        bandwidth.take(n as u64).await;
+        size += n as u64;
+    }
+    Ok((size, hex(hash.finish().as_ref())))
 }
 
 /// A multipart upload driven part by part, so its id is known (and journaled) from the start.

@@ -1,6 +1,7 @@
 //! The uploader against a local (file://) store: a capture's files arrive in order with the
 //! manifest last, listing each file's size and the SHA-256 recorded at sealing; a spool file
-//! changed after sealing is recorded as lost, never stored as good.
+//! changed after sealing is recorded as lost, never stored as good; a store on the spool's file
+//! system gets hard links, another a copy.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -189,4 +190,77 @@ async fn a_spool_file_changed_after_sealing_is_lost_not_stored_as_good() {
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(s.stored(MANIFEST)).unwrap()).unwrap();
     assert_eq!(manifest["files"][1]["state"], "lost", "{manifest}");
+}
+
+/// Uploads one sealed segment straight through [`Store::upload_file`] to a `file://` store in
+/// `store_dir`; returns the stored object's path and what the upload reported.
+async fn put_segment(
+    s: &Setup,
+    store_dir: &std::path::Path,
+) -> (std::path::PathBuf, pcap_uploader::store::Uploaded, String) {
+    let sealed = s.seal(1, &[7u8; 300_000]);
+    let store = Store::open(&format!("file://{}", store_dir.display()), &S3::default()).unwrap();
+    let key = store
+        .capture_key(SERIAL, CAPTURE, "000001.pcap.age")
+        .unwrap();
+    let spool_file = s.spool_dir.path().join(CAPTURE).join("000001.pcap.age");
+    let uploaded = store
+        .upload_file(&key, &spool_file, 5 << 20, &Bandwidth::new(None), |_| {})
+        .await
+        .unwrap();
+    let object = store_dir.join(key.as_ref());
+    (object, uploaded, sealed)
+}
+
+#[tokio::test]
+async fn a_local_store_on_the_spools_file_system_links_the_sealed_file_instead_of_copying_it() {
+    use std::os::unix::fs::MetadataExt;
+    let s = setup();
+    // A staging name left by an upload a crash cut short is replaced, and never listed.
+    let stale = s
+        .store_dir
+        .path()
+        .join(format!("captures/{SERIAL}/{CAPTURE}/000001.pcap.age#0"));
+    std::fs::create_dir_all(stale.parent().unwrap()).unwrap();
+    std::fs::write(&stale, b"left over").unwrap();
+
+    let (object, uploaded, sealed) = put_segment(&s, s.store_dir.path()).await;
+    assert_eq!(
+        uploaded.sha256, sealed,
+        "the hash read back is the sealed one"
+    );
+    let spool_file = s.spool_dir.path().join(CAPTURE).join("000001.pcap.age");
+    let (a, b) = (
+        std::fs::metadata(&object).unwrap(),
+        std::fs::metadata(&spool_file).unwrap(),
+    );
+    assert_eq!((a.ino(), a.nlink()), (b.ino(), 2), "one file, two names");
+    assert_eq!(uploaded.size, a.len());
+    assert!(!stale.exists(), "the staging name is gone");
+    assert_eq!(
+        s.decrypt(&object),
+        vec![7u8; 300_000],
+        "the object decrypts to what was sealed"
+    );
+
+    // The reaper removing the spool's name leaves the store's object whole.
+    std::fs::remove_file(&spool_file).unwrap();
+    assert_eq!(s.decrypt(&object), vec![7u8; 300_000]);
+}
+
+#[tokio::test]
+async fn a_local_store_on_another_file_system_gets_a_copy() {
+    use std::os::unix::fs::MetadataExt;
+    let shm = std::path::Path::new("/dev/shm");
+    let spool_dev = std::fs::metadata(std::env::temp_dir()).unwrap().dev();
+    if !shm.is_dir() || std::fs::metadata(shm).unwrap().dev() == spool_dev {
+        eprintln!("skipped: /dev/shm is missing or on the same file system as the temp dir");
+        return;
+    }
+    let s = setup();
+    let store_dir = tempfile::tempdir_in(shm).unwrap();
+    let (object, uploaded, sealed) = put_segment(&s, store_dir.path()).await;
+    assert_eq!(uploaded.sha256, sealed);
+    assert_eq!(std::fs::metadata(&object).unwrap().nlink(), 1, "a copy");
+    assert_eq!(s.decrypt(&object), vec![7u8; 300_000]);
 }
