@@ -125,8 +125,8 @@ kill -INT "$td"; wait "$td" 2>/dev/null || true
 echo "$record" | jq '{written: .stats.written, dropped_kernel: .stats.dropped_kernel, segments: (.segments | length)}' > "$OUT/scaling-rss-capture.json"
 agent_stop
 
-python3 - "$OUT" "$RATE" "$SECS" "$RUNS" "$LONG_SECS" <<'PY' |
-  "$ROOT/bench/section.py" scaling "$ROOT/bench/README.md" "sudo RUNS=$RUNS SECS=$SECS LONG_SECS=$LONG_SECS RATE=$RATE bench/scaling.sh"
+SECTION=("$ROOT/bench/section.py" scaling "$ROOT/bench/README.md" "sudo RUNS=$RUNS SECS=$SECS LONG_SECS=$LONG_SECS RATE=$RATE bench/scaling.sh")
+python3 - "$OUT" "$RATE" "$SECS" "$RUNS" "$LONG_SECS" <<'PY' | "${SECTION[@]}"
 import csv, statistics, sys
 out, rate, secs, runs, long_secs = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 def med(v): return statistics.median(v)

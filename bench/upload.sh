@@ -145,8 +145,8 @@ daemon_s=$(echo "$(date +%s.%N) - $start" | bc)
 kill -TERM "$DAEMON"; wait "$DAEMON" || true; DAEMON=""
 [ -n "$uploaded" ] || { echo "the daemon did not upload the capture; log:" >&2; cat "$D/agent.log" >&2; exit 1; }
 
-python3 - "$OUT" "$SIZE_MIB" "$RUNS" "$DAEMON_MIB" "$daemon_s" <<'PY' |
-  "$ROOT/bench/section.py" upload "$ROOT/bench/README.md" "sudo SIZE_MIB=$SIZE_MIB RUNS=$RUNS DAEMON_MIB=$DAEMON_MIB bench/upload.sh"
+SECTION=("$ROOT/bench/section.py" upload "$ROOT/bench/README.md" "sudo SIZE_MIB=$SIZE_MIB RUNS=$RUNS DAEMON_MIB=$DAEMON_MIB bench/upload.sh")
+python3 - "$OUT" "$SIZE_MIB" "$RUNS" "$DAEMON_MIB" "$daemon_s" <<'PY' | "${SECTION[@]}"
 import statistics, sys
 out, size, runs, dmib, dsec = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
 rows = {}

@@ -468,6 +468,14 @@ async fn link_local(
         std::fs::rename(&staging, &dest)
             .and_then(|()| std::fs::File::open(dir)?.sync_all())
             .map_err(|e| failed("rename the link into place at", e))?;
+        // When `dest` already was a link to the same file (an upload repeated after a crash
+        // between the rename and the journal), rename does nothing and the staging name stays.
+        match std::fs::remove_file(&staging) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(failed("remove the staging name of", e));
+            }
+            _ => {}
+        }
         Ok(Uploaded { size, sha256 })
     }
     .await;

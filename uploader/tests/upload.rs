@@ -192,13 +192,23 @@ async fn a_spool_file_changed_after_sealing_is_lost_not_stored_as_good() {
     assert_eq!(manifest["files"][1]["state"], "lost", "{manifest}");
 }
 
-/// Uploads one sealed segment straight through [`Store::upload_file`] to a `file://` store in
-/// `store_dir`; returns the stored object's path and what the upload reported.
+/// Seals one segment and uploads it straight through [`Store::upload_file`] to a `file://`
+/// store in `store_dir`; returns the stored object's path, what the upload reported and the
+/// SHA-256 recorded at sealing.
 async fn put_segment(
     s: &Setup,
     store_dir: &std::path::Path,
 ) -> (std::path::PathBuf, pcap_uploader::store::Uploaded, String) {
     let sealed = s.seal(1, &[7u8; 300_000]);
+    let (object, uploaded) = put_segment_again(s, store_dir).await;
+    (object, uploaded, sealed)
+}
+
+/// Uploads the sealed segment of [`put_segment`] (again).
+async fn put_segment_again(
+    s: &Setup,
+    store_dir: &std::path::Path,
+) -> (std::path::PathBuf, pcap_uploader::store::Uploaded) {
     let store = Store::open(&format!("file://{}", store_dir.display()), &S3::default()).unwrap();
     let key = store
         .capture_key(SERIAL, CAPTURE, "000001.pcap.age")
@@ -208,8 +218,7 @@ async fn put_segment(
         .upload_file(&key, &spool_file, 5 << 20, &Bandwidth::new(None), |_| {})
         .await
         .unwrap();
-    let object = store_dir.join(key.as_ref());
-    (object, uploaded, sealed)
+    (store_dir.join(key.as_ref()), uploaded)
 }
 
 #[tokio::test]
@@ -242,6 +251,13 @@ async fn a_local_store_on_the_spools_file_system_links_the_sealed_file_instead_o
         vec![7u8; 300_000],
         "the object decrypts to what was sealed"
     );
+
+    // The same upload again (a crash came before the journal recorded it): still one object,
+    // no staging name left holding the file.
+    let (again, repeated) = put_segment_again(&s, s.store_dir.path()).await;
+    assert_eq!((again.as_path(), &repeated), (object.as_path(), &uploaded));
+    assert_eq!(std::fs::metadata(&object).unwrap().nlink(), 2);
+    assert!(!stale.exists(), "no staging name after a repeated upload");
 
     // The reaper removing the spool's name leaves the store's object whole.
     std::fs::remove_file(&spool_file).unwrap();
