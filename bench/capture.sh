@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Capture benchmark: pcap-agent against tcpdump -w and dumpcap -w on the same veth traffic
-# (trafgen, 64/512/1514-byte UDP frames), and iperf3 disturbance. Needs root.
+# (trafgen, 64/512/1514-byte UDP frames). Needs root. The iperf3 disturbance is bench/iperf.sh.
 #
 #   bench/capture.sh [--runs N] [--secs S] [--sizes "64 512 1514"] [--quick]
 #
@@ -19,14 +19,13 @@ SECS=10
 # After a run at full speed with drops, the rate steps down this ladder until nothing is lost.
 LADDER=(250000 225000 200000 175000 150000 125000 100000 75000 50000)
 SIZES=(64 512 1514)
-IPERF_RUNS=5
 ARGS="$*"
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) RUNS=$2; shift 2 ;;
     --secs) SECS=$2; shift 2 ;;
     --sizes) read -r -a SIZES <<<"$2"; shift 2 ;;
-    --quick) RUNS=1; SECS=4; IPERF_RUNS=2; LADDER=(250000 200000 150000 100000); shift ;;
+    --quick) RUNS=1; SECS=4; LADDER=(250000 200000 150000 100000); shift ;;
     *) echo "usage: $0 [--runs N] [--secs S] [--sizes \"64 512 1514\"] [--quick]" >&2; exit 64 ;;
   esac
 done
@@ -115,33 +114,7 @@ for size in "${SIZES[@]}"; do
   done
 done
 
-# --- iperf3 disturbance -------------------------------------------------------------------------
-IPERF_CSV="$OUT/iperf.csv"
-echo "scenario,run,gbits" > "$IPERF_CSV"
-ip netns exec "$NS_B" iperf3 -s -D --pidfile "$SCRATCH/iperf.pid" >/dev/null
-sleep 0.5
-iperf_run() {
-  ip netns exec "$NS_A" iperf3 -c 10.77.0.2 -t 10 -J | jq '.end.sum_received.bits_per_second / 1e9'
-}
-# The agent is not pinned here: like tcpdump, it runs where the scheduler puts it.
-agent_start unpinned
-for run in $(seq "$IPERF_RUNS"); do
-  echo "iperf3: run $run" >&2
-  echo "none,$run,$(iperf_run)" >> "$IPERF_CSV"
-  ip netns exec "$NS_B" tcpdump -i vB -w "$SCRATCH/i.pcap" -B 65536 -s 0 -n 'tcp port 5201' 2>/dev/null &
-  td=$!; sleep 1
-  echo "tcpdump -w,$run,$(iperf_run)" >> "$IPERF_CSV"
-  kill -INT "$td"; wait "$td" 2>/dev/null || true; rm -f "$SCRATCH/i.pcap"
-  id=$(agent_capture '{"interface":"vB","filter":"tcp port 5201","reason":"other","subject":"iperf3 benchmark","limits":{"max_duration":"10m","max_bps":1250000}}')
-  sleep 1
-  echo "pcap-agent 10 Mbit/s,$run,$(iperf_run)" >> "$IPERF_CSV"
-  agent_capture_stop "$id" > "$OUT/iperf-agent-$run.json"
-  agent_capture_purge "$id"
-done
-agent_stop
-kill "$(cat "$SCRATCH/iperf.pid")" 2>/dev/null || true
-
-"$ROOT/bench/report-capture.py" "$CSV" "$IPERF_CSV" "$RUNS" "$SECS" "$IPERF_RUNS" |
+"$ROOT/bench/report-capture.py" "$CSV" "$RUNS" "$SECS" |
   "$ROOT/bench/section.py" capture "$ROOT/bench/README.md" "sudo bench/capture.sh${ARGS:+ $ARGS}"
 python3 -c "import matplotlib" 2>/dev/null || pip install -q matplotlib
 python3 "$ROOT/bench/plot-capture.py" "$CSV" "$ROOT/bench/capture-rate.png"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Turns bench/out/capture.csv and iperf.csv into the capture tables of bench/README.md
+"""Turns bench/out/capture.csv into the capture tables of bench/README.md
 (printed; bench/section.py puts them in place)."""
 import csv
 import os
@@ -7,7 +7,7 @@ import statistics
 import sys
 from collections import defaultdict
 
-csv_path, iperf_path, runs, secs, iperf_runs = sys.argv[1:6]
+csv_path, runs, secs = sys.argv[1:4]
 HZ = os.sysconf("SC_CLK_TCK")
 TOOLS = ["pcap-agent", "tcpdump", "dumpcap"]
 
@@ -74,19 +74,5 @@ for size in sizes:
         rss = [r["rss_kib"] / 1024 for r in rs]
         out.append(f"| {size} B | {tool} | {fmt(offered, '', 0)} | {fmt(frac)} | {fmt(cpu)} | {fmt(per_pkt, '', 2)} | {fmt(rss, '', 0)} |")
 out.append("")
-
-ip = defaultdict(list)
-for r in csv.DictReader(open(iperf_path)):
-    ip[r["scenario"]].append(float(r["gbits"]))
-if ip:
-    base = statistics.median(ip.get("none", [1.0]))
-    out.append(f"### iperf3 TCP across the veth while capturing on the receiving side ({iperf_runs} runs of 10 s, interleaved)\n")
-    out.append("| capture | Gbit/s | ratio to no capture |")
-    out.append("|---|---|---|")
-    for name in ["none", "tcpdump -w", "pcap-agent 10 Mbit/s"]:
-        vals = ip.get(name, [])
-        if vals:
-            out.append(f"| {name} | {fmt(vals, '', 2)} | **{statistics.median(vals) / base:.2f}** |")
-    out.append("")
 
 print("\n".join(out))

@@ -22,7 +22,9 @@ def git(*args):
 
 
 commit = git("rev-parse", "--short", "HEAD") or "unknown"
-if git("status", "--porcelain", "--untracked-files=no"):
+# The report files themselves are rewritten by the run; any other change means the figures may
+# not be the commit's.
+if git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/README.md", ":!bench/*.png"):
     commit += " with uncommitted changes"
 day = datetime.date.today().isoformat()
 stamp = f"Measured {day} on commit {commit} with `{command}`."
