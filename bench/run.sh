@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every benchmark of bench/README.md in one go, each writing its own section or printing its
-# tables: capture fidelity and CPU against tcpdump and dumpcap (with the iperf3 disturbance
-# and the plots), session extraction against tshark, encrypt+upload against age and curl, and
+# tables: capture fidelity and CPU against tcpdump and dumpcap (with the plots), the iperf3
+# disturbance, session extraction against tshark, encrypt+upload against age and curl, and
 # scaling (concurrent captures, flow table, memory over time). Each script sets up its own
 # network namespaces and veth pair and removes them. Needs root; about an hour.
 #
@@ -15,11 +15,13 @@ OUT=out
 mkdir -p "$OUT"
 if [ -n "$quick" ]; then
   ./capture.sh --quick
+  ./iperf.sh --runs 2
   ./analyze.sh --runs 1
   SIZE_MIB=64 RUNS=1 DAEMON_MIB=128 ./upload.sh
   RUNS=1 SECS=3 LONG_SECS=20 ./scaling.sh
 else
   ./capture.sh
+  ./iperf.sh
   ./analyze.sh
   ./upload.sh
   ./scaling.sh

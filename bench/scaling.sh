@@ -117,12 +117,15 @@ gen=$!
 for sec in $(seq "$LONG_SECS"); do
   echo "pcap-agent,$sec,$(awk '/VmRSS/ {print $2}' "/proc/$AGENT_PID/status")" >> "$LONG"
   echo "tcpdump,$sec,$(awk '/VmRSS/ {print $2}' "/proc/$td/status")" >> "$LONG"
+  # The analysis side takes the segments away (tcpdump keeps a two-file ring): otherwise the
+  # store, on the same disk, fills it at 150 MB/s and the agent stops with disk_full.
+  [ $((sec % 5)) -eq 0 ] && find "$AGENT_DIR/store" -type f -name '*.pcap.age' -delete
   sleep 1
 done
 wait "$gen" || true
 record=$(agent_capture_stop "$id")
 kill -INT "$td"; wait "$td" 2>/dev/null || true
-echo "$record" | jq '{written: .stats.written, dropped_kernel: .stats.dropped_kernel, segments: (.segments | length)}' > "$OUT/scaling-rss-capture.json"
+echo "$record" | jq '{written: .stats.written, dropped_kernel: .stats.dropped_kernel, segments: (.segments | length), stop_reason: .stop_reason}' > "$OUT/scaling-rss-capture.json"
 agent_stop
 
 SECTION=("$ROOT/bench/section.py" scaling "$ROOT/bench/README.md" "sudo RUNS=$RUNS SECS=$SECS LONG_SECS=$LONG_SECS RATE=$RATE bench/scaling.sh")
@@ -166,4 +169,11 @@ print("|---|---|---|---|---|")
 for tool in ("pcap-agent", "tcpdump"):
     v = [int(r["rss_kib"]) / 1024 for r in rows if r["tool"] == tool and r["rss_kib"]]
     print(f"| {tool} | {v[min(9, len(v) - 1)]:.0f} | {v[len(v) // 2]:.0f} | {v[-1]:.0f} | {max(v):.0f} |")
+import json
+c = json.load(open(f"{out}/scaling-rss-capture.json"))
+if c.get("written") is None:
+    print("\n**The agent's capture had ended before the benchmark stopped it: these figures do not cover the whole run.**")
+else:
+    print(f"\nThe agent's capture: {c['written']:,} packets written, {c['dropped_kernel']:,} dropped by the kernel, "
+          f"{c['segments']} segments, stopped by `{c['stop_reason']}` (the benchmark's stop).")
 PY
