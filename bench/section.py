@@ -13,18 +13,19 @@ import sys
 name, readme, command = sys.argv[1:4]
 body = sys.stdin.read().strip("\n")
 print(body)
-root = os.path.dirname(os.path.abspath(readme))
+here = os.path.dirname(os.path.abspath(readme))
 
 
 def git(*args):
-    run = subprocess.run(["git", "-C", root, *args], capture_output=True, text=True)
+    run = subprocess.run(["git", "-C", here, *args], capture_output=True, text=True)
     return run.stdout.strip() if run.returncode == 0 else ""
 
 
 commit = git("rev-parse", "--short", "HEAD") or "unknown"
 # The report files themselves are rewritten by the run; any other change means the figures may
 # not be the commit's.
-if git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/README.md", ":!bench/*.png"):
+if git("status", "--porcelain", "--untracked-files=no", "--", ":/", ":(top,exclude)bench/README.md",
+       ":(top,exclude)bench/*.png"):
     commit += " with uncommitted changes"
 day = datetime.date.today().isoformat()
 stamp = f"Measured {day} on commit {commit} with `{command}`."
