@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Disturbance of the host's own traffic: iperf3 TCP across the veth (offloads on) with no
 # capture, with `tcpdump -w` capturing it, with a pcap-agent capture rate-limited to 10 Mbit/s
-# (the way captures are meant to run beside production traffic), and with an unlimited
-# pcap-agent capture, all capturing `tcp port 5201` on the receiving side. Needs root.
+# (the way captures are meant to run beside production traffic), with an unlimited pcap-agent
+# capture, and with `tcpdump -s 1` (one byte of every packet: the floor for any capture that
+# sees each packet), all capturing `tcp port 5201` on the receiving side. Needs root.
 #
 #   bench/iperf.sh [--runs N]
 #
@@ -55,8 +56,10 @@ scenario() {
   case "$name" in
     none)
       gbits=$(iperf_run) ;;
-    tcpdump)
-      ip netns exec "$NS_B" tcpdump -i vB -w "$SCRATCH/i.pcap" -B 65536 -s 0 -n 'tcp port 5201' 2>"$SCRATCH/td.err" &
+    tcpdump|tcpdump-s1)
+      local snap=0
+      [ "$name" = tcpdump-s1 ] && snap=1
+      ip netns exec "$NS_B" tcpdump -i vB -w "$SCRATCH/i.pcap" -B 65536 -s "$snap" -n 'tcp port 5201' 2>"$SCRATCH/td.err" &
       td=$!; sleep 1
       gbits=$(iperf_run)
       kill -INT "$td"; wait "$td" 2>/dev/null || true
@@ -85,7 +88,7 @@ scenario() {
   settle
 }
 
-SCENARIOS=(none tcpdump agent-10mbit agent)
+SCENARIOS=(none tcpdump tcpdump-s1 agent-10mbit agent)
 for run in $(seq "$RUNS"); do
   for i in "${!SCENARIOS[@]}"; do
     name=${SCENARIOS[$(( (i + run - 1) % ${#SCENARIOS[@]} ))]}
@@ -106,7 +109,8 @@ for r in csv.DictReader(open(path)):
     lost[r["scenario"]].append(int(float(r["lost_by_capture"] or 0)))
 def cell(v, d=2): return f"{statistics.median(v):.{d}f} [{min(v):.{d}f}–{max(v):.{d}f}]"
 base = statistics.median(gb["none"])
-names = {"none": "no capture", "tcpdump": "tcpdump -w", "agent-10mbit": "pcap-agent, 10 Mbit/s limit",
+names = {"none": "no capture", "tcpdump": "tcpdump -w", "tcpdump-s1": "tcpdump -s 1 -w (one byte of each packet)",
+         "agent-10mbit": "pcap-agent, 10 Mbit/s limit",
          "agent": "pcap-agent, no rate limit"}
 print(f"{runs} runs of 10 s per scenario, interleaved, the order rotating every run; median [min–max].\n")
 print("| capture | Gbit/s | ratio to no capture | packets the capture lost (kernel) |")
