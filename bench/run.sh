@@ -3,7 +3,7 @@
 # tables: capture fidelity and CPU against tcpdump and dumpcap (with the plots), the iperf3
 # disturbance, session extraction against tshark, encrypt+upload against age and curl, and
 # scaling (concurrent captures, flow table, memory over time). Each script sets up its own
-# network namespaces and veth pair and removes them. Needs root; about an hour.
+# network namespaces and veth pair and removes them. Needs root; about 45 minutes.
 #
 #   sudo bench/run.sh [--quick]
 set -euo pipefail
