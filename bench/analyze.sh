@@ -10,16 +10,11 @@
 # Writes the table into bench/README.md between the analyze markers.
 set -euo pipefail
 cd "$(dirname "$0")"
-ROOT="$(cd .. && pwd)"
+source ./lib.sh
 RUNS=5
 ARGS="$*"
 [ "${1:-}" = --runs ] && RUNS=$2
-for tool in hyperfine tshark tcpdump jq; do
-  command -v "$tool" >/dev/null || apt-get install -y -qq hyperfine tshark tcpdump jq >/dev/null
-done
-(cd "$ROOT" && cargo build --release --locked --bins --quiet)
-OUT="$ROOT/bench/out"
-mkdir -p "$OUT"
+bench_prepare hyperfine tshark tcpdump jq
 [ -f "$OUT/mixed.pcap" ] || ./mkpcap.py "$OUT/mixed.pcap"
 [ -f "$OUT/heavy.pcap" ] || ./mkpcap.py "$OUT/heavy.pcap" --sessions 20000 --udp-flows 400000
 

@@ -31,16 +31,7 @@ while [ $# -gt 0 ]; do
 done
 [ "$(id -u)" -eq 0 ] || { echo "bench/capture.sh needs root (network namespaces, raw capture)" >&2; exit 1; }
 
-for tool in trafgen iperf3 tcpdump dumpcap jq curl; do
-  command -v "$tool" >/dev/null || missing="${missing:-} $tool"
-done
-if [ -n "${missing:-}" ]; then
-  apt-get install -y -qq netsniff-ng iperf3 tcpdump tshark jq curl >/dev/null
-fi
-(cd "$ROOT" && cargo build --release --locked --bins --quiet)
-
-OUT="$ROOT/bench/out"
-mkdir -p "$OUT"
+bench_prepare trafgen=netsniff-ng tcpdump dumpcap=tshark jq curl
 SCRATCH=$(mktemp -d /var/tmp/pa-bench-files.XXXXXX)
 CSV="$OUT/capture.csv"
 echo "tool,size,rate,run,delivered,captured,kernel_drops,cpu_ticks,secs,rss_kib" > "$CSV"

@@ -23,13 +23,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ "$(id -u)" -eq 0 ] || { echo "bench/iperf.sh needs root (network namespaces, raw capture)" >&2; exit 1; }
-for tool in iperf3 tcpdump jq curl; do
-  command -v "$tool" >/dev/null || apt-get install -y -qq iperf3 tcpdump jq curl >/dev/null
-done
-(cd "$ROOT" && cargo build --release --locked --bins --quiet)
-
-OUT="$ROOT/bench/out"
-mkdir -p "$OUT"
+bench_prepare iperf3 tcpdump jq curl
 SCRATCH=$(mktemp -d /var/tmp/pa-iperf.XXXXXX)
 cleanup() {
   agent_stop

@@ -9,6 +9,19 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="$ROOT/target/release"
 HZ=$(getconf CLK_TCK)
 
+# Installs what is missing of the tools $@ (COMMAND, or COMMAND=DEBIAN_PACKAGE), builds the
+# release binaries and creates the raw-figures directory $OUT (bench/out).
+bench_prepare() {
+  local missing=() spec
+  for spec in "$@"; do
+    command -v "${spec%%=*}" >/dev/null || missing+=("${spec#*=}")
+  done
+  [ ${#missing[@]} -eq 0 ] || apt-get install -y -qq "${missing[@]}" >/dev/null
+  (cd "$ROOT" && cargo build --release --locked --bins --quiet)
+  OUT="$ROOT/bench/out"
+  mkdir -p "$OUT"
+}
+
 net_up() {
   net_down
   ip netns add "$NS_A"

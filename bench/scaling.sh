@@ -18,9 +18,7 @@ SECS=${SECS:-10}
 LONG_SECS=${LONG_SECS:-300}
 RATE=${RATE:-100000}
 [ "$(id -u)" -eq 0 ] || { echo "bench/scaling.sh needs root" >&2; exit 1; }
-(cd "$ROOT" && cargo build --release --locked --bins --quiet)
-OUT="$ROOT/bench/out"
-mkdir -p "$OUT"
+bench_prepare trafgen=netsniff-ng tcpdump tshark jq curl
 SCRATCH=$(mktemp -d /var/tmp/pa-scaling.XXXXXX)
 TD_PIDS=()
 cleanup() {
