@@ -444,11 +444,7 @@ async fn link_local(
         UploadError::Transient(format!("cannot {what} {}: {e}", dest.display()))
     };
     std::fs::create_dir_all(dir).map_err(|e| failed("create the directory of", e))?;
-    match std::fs::remove_file(&staging) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(failed("clear the staging name of", e)),
-    }
+    remove_if_present(&staging).map_err(|e| failed("clear the staging name of", e))?;
     match std::fs::hard_link(path, &staging) {
         Ok(()) => {}
         Err(e)
@@ -470,12 +466,7 @@ async fn link_local(
             .map_err(|e| failed("rename the link into place at", e))?;
         // When `dest` already was a link to the same file (an upload repeated after a crash
         // between the rename and the journal), rename does nothing and the staging name stays.
-        match std::fs::remove_file(&staging) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(failed("remove the staging name of", e));
-            }
-            _ => {}
-        }
+        remove_if_present(&staging).map_err(|e| failed("remove the staging name of", e))?;
         Ok(Uploaded { size, sha256 })
     }
     .await;
@@ -483,6 +474,13 @@ async fn link_local(
         let _ = std::fs::remove_file(&staging);
     }
     result.map(Some)
+}
+
+fn remove_if_present(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// Size and lowercase hex SHA-256 of the file at `path`, read at most as fast as `bandwidth`.
