@@ -239,8 +239,10 @@ fn nft(pair: &VethPair, rules: &str) {
 }
 
 /// Uploads a single-request and a multipart segment through the faults `rules` put on the
-/// way to a store in a namespace, then checks everything with the faults removed.
-async fn upload_through(rules: &str) {
+/// way to a store in a namespace, then checks everything with the faults removed. Each rule
+/// named in `must_hit` carries a counter (`counter name`) that must have matched: the fault
+/// happened, and happened where it was meant to.
+async fn upload_through(rules: &str, must_hit: &[&str]) {
     let lab = Lab::new();
     let pair = VethPair::create();
     let server = S3Server::start_in(&lab.scratch.path("s3"), &pair);
@@ -253,47 +255,75 @@ async fn upload_through(rules: &str) {
     let store = lab.store(&server);
     lab.upload_all(store.clone(), None, Duration::from_secs(300), async {})
         .await;
-    // The faults happened (the rule's counter), then are removed so the check cannot flake.
+    // The faults happened (the rules' counters), then are removed so the check cannot flake.
     let listing = std::process::Command::new("ip")
         .args([
-            "netns", "exec", &pair.ns, "nft", "list", "table", "inet", "faults",
+            "netns", "exec", &pair.ns, "nft", "list", "counters", "table", "inet", "faults",
         ])
         .output()
         .unwrap();
     let listing = String::from_utf8_lossy(&listing.stdout);
-    let hit: u64 = listing
-        .split("counter packets ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    eprintln!("faults injected: {hit} packets");
-    assert!(hit > 0, "the fault rule never matched: {listing}");
+    for name in must_hit {
+        let hit = counter_packets(&listing, name);
+        eprintln!("faults injected by {name}: {hit} packets");
+        assert!(hit > 0, "the fault rule {name} never matched: {listing}");
+    }
     nft(&pair, "delete table inet faults\n");
     lab.check_store(&store, &plaintext).await;
     assert_eq!(server.open_uploads(), Vec::<String>::new());
 }
 
+/// The packets counted by the named counter `name` in an `nft list counters` listing.
+fn counter_packets(listing: &str, name: &str) -> u64 {
+    listing
+        .split(&format!("counter {name} {{"))
+        .nth(1)
+        .and_then(|rest| rest.split("packets ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_percent_packet_loss_on_the_way_to_the_store_loses_nothing() {
     require_root!("a network namespace with an nftables drop rule");
-    // 30% of the packets from the agent to the store dropped at random.
+    // 3 of every 10 packets from the agent to the store dropped, spread out so that TCP's
+    // retransmissions get through: the same losses on every run.
     upload_through(
         "table inet faults {\n\
-            chain input { type filter hook input priority 0; numgen random mod 100 < 30 counter drop; }\n\
+            counter loss {}\n\
+            chain input { type filter hook input priority 0; numgen inc mod 10 { 2, 5, 8 } counter name loss drop; }\n\
         }\n",
+        &["loss"],
     )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_resets_from_the_store_lose_nothing() {
-    require_root!("a network namespace with an nftables reject rule");
-    // 2% of the agent's TCP segments answered with a reset: connections die mid-request.
-    upload_through(
-        "table inet faults {\n\
-            chain input { type filter hook input priority 0; meta l4proto tcp numgen random mod 100 < 2 counter reject with tcp reset; }\n\
-        }\n",
-    )
-    .await;
+    require_root!("a network namespace with nftables reject rules");
+    // The first two requests of every kind the uploader sends (PUT of an object or a part,
+    // POST to start or complete a multipart upload, HEAD to check the size) are answered with
+    // a TCP reset as their first bytes arrive: connections die mid-request, on every run, and
+    // every later request gets through.
+    let reset = |name: &str, method: &str| {
+        let word = method
+            .bytes()
+            .chain(std::iter::repeat(b' '))
+            .take(4)
+            .fold(0u32, |acc, b| acc << 8 | u32::from(b));
+        format!(
+            "meta l4proto tcp @ih,0,32 0x{word:08x} limit rate 1/hour burst 2 packets counter name {name} reject with tcp reset\n"
+        )
+    };
+    let rules = format!(
+        "table inet faults {{\n\
+            counter put {{}}\n counter post {{}}\n counter head {{}}\n\
+            chain input {{ type filter hook input priority 0;\n{}{}{}}}\n\
+        }}\n",
+        reset("put", "PUT"),
+        reset("post", "POST"),
+        reset("head", "HEAD"),
+    );
+    upload_through(&rules, &["put", "post", "head"]).await;
 }
