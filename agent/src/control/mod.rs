@@ -7,6 +7,7 @@
 
 pub mod authorization;
 pub mod captures;
+pub mod linger;
 pub mod metrics;
 pub mod peer;
 pub mod reload;

@@ -1,7 +1,8 @@
 //! Accepting control connections and routing their requests.
 //!
 //! The peer is checked once per connection, right after accept: a refused peer gets 403 to
-//! every request without its body being read, and never reaches a handler.
+//! every request without its body being read, and never reaches a handler. Every connection
+//! closes lingering ([`super::linger`]), so a client still sending reads its answer.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use tokio::net::UnixListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use super::linger::Lingering;
 use super::response::{ApiError, Reply};
 use super::{Api, MAX_BODY, Peer, authorization, captures, metrics, reload, spool, status};
 use crate::metrics::RequestLabels;
@@ -70,7 +72,7 @@ pub async fn serve(listener: UnixListener, api: Arc<Api>, cancel: CancellationTo
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(HEADER_TIMEOUT)
-            .serve_connection(TokioIo::new(stream), service);
+            .serve_connection(TokioIo::new(Lingering::new(stream)), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
