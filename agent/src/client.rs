@@ -8,7 +8,10 @@ use bytes::Bytes;
 use http::{Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
+use serde::de::DeserializeOwned;
 use tokio::net::UnixStream;
+
+use crate::control::api::{ErrorBody, ErrorDetail};
 
 /// Default path of the control socket.
 pub const DEFAULT_SOCKET: &str = "/run/pcap-agent/control.sock";
@@ -47,19 +50,18 @@ pub struct Answer {
 }
 
 impl Answer {
-    pub fn json(&self) -> Result<serde_json::Value, ClientError> {
-        serde_json::from_slice(&self.body)
-            .map_err(|e| ClientError::Protocol(format!("not JSON: {e}")))
+    /// The body as the type the endpoint answers with (see [`crate::control::api`]).
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ClientError> {
+        serde_json::from_slice(&self.body).map_err(|e| {
+            ClientError::Protocol(format!(
+                "not the answer expected ({e}); is pcapctl the same version as the agent?"
+            ))
+        })
     }
 
-    /// The `error.code` and `error.message` of an error answer.
-    pub fn error(&self) -> Option<(String, String)> {
-        let v = self.json().ok()?;
-        let e = v.get("error")?;
-        Some((
-            e.get("code")?.as_str()?.to_owned(),
-            e.get("message")?.as_str()?.to_owned(),
-        ))
+    /// The code, message and details of an error answer.
+    pub fn error(&self) -> Option<ErrorDetail> {
+        self.parse::<ErrorBody>().ok().map(|b| b.error)
     }
 }
 

@@ -44,3 +44,12 @@ impl Clock for TokioClock {
         self.base.saturating_add(elapsed).unwrap_or(Timestamp::MAX)
     }
 }
+
+/// `interval` with up to ±10% jitter, so that a fleet does not poll the store in step.
+pub fn jittered(interval: std::time::Duration) -> std::time::Duration {
+    let mut byte = [0u8; 1];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut byte);
+    // Whole milliseconds: the timer's resolution.
+    let ms = interval.as_millis() as f64 * (0.9 + f64::from(byte[0]) / 255.0 * 0.2);
+    std::time::Duration::from_millis(ms as u64)
+}

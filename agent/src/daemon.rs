@@ -260,7 +260,7 @@ impl Reloader {
         let old = self.config.borrow().clone();
         let needs_restart = restart_only_changes(&old, &new);
         self.api.set_access(access);
-        self.log.set_level(&new.logging.level);
+        self.log.set_level(new.logging.level);
         self.spool_policy.send_replace(new.spool.clone());
         self.config.send_replace(Arc::new(new));
         Ok(ReloadReport {

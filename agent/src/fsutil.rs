@@ -1,46 +1,12 @@
 //! Small file-system helpers with the durability the state files need.
 
-use std::fs::{self, File};
-use std::io::Write;
 use std::path::Path;
 
 use notify::event::{AccessKind, AccessMode};
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
-/// Writes `bytes` to `path` so that a crash leaves either the old or the new content: write a
-/// temporary file beside it, fsync it, rename it over `path`, fsync the directory.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp"));
-    {
-        let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-    }
-    fs::rename(&tmp, path)?;
-    File::open(dir)?.sync_all()
-}
-
-/// Reads at most `max` bytes of `path`; a longer file is an error that names the limit.
-pub fn read_limited(path: &Path, max: usize) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut buf = Vec::new();
-    File::open(path)?
-        .take(max as u64 + 1)
-        .read_to_end(&mut buf)?;
-    if buf.len() > max {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("{} is larger than {max} bytes", path.display()),
-        ));
-    }
-    Ok(buf)
-}
+pub use pcap_spool::fsio::{read_limited, write_atomic};
 
 /// A watch on a file's directory, or on its nearest existing ancestor while the directory does
 /// not exist yet (a store's `devices/<serial>/` appears with the first grant). Directories are
@@ -116,6 +82,7 @@ fn is_change(kind: &EventKind) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
     use std::time::Duration;
 
     async fn woken(watch: &mut FileWatch) -> bool {

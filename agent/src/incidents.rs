@@ -5,24 +5,18 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
-use serde::Serialize;
+pub use pcap_protocol::store::Incident;
 
 /// How many incidents are kept.
 const KEEP: usize = 20;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Incident {
-    pub time: Timestamp,
-    /// The part of the agent that reported it: `authorization`, `config`, `control`.
-    pub source: &'static str,
-    pub message: String,
-}
 
 /// A shared, bounded list of recent incidents.
 #[derive(Debug, Clone, Default)]
 pub struct Incidents(Arc<Mutex<VecDeque<Incident>>>);
 
 impl Incidents {
+    /// Records what `source` (the part of the agent: `authorization`, `config`, `capture`,
+    /// `requests`) reports.
     pub fn record(&self, time: Timestamp, source: &'static str, message: impl Into<String>) {
         let mut list = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if list.len() == KEEP {
@@ -30,7 +24,7 @@ impl Incidents {
         }
         list.push_back(Incident {
             time,
-            source,
+            source: source.to_owned(),
             message: message.into(),
         });
     }
@@ -39,5 +33,11 @@ impl Incidents {
     pub fn recent(&self) -> Vec<Incident> {
         let list = self.0.lock().unwrap_or_else(|p| p.into_inner());
         list.iter().rev().cloned().collect()
+    }
+
+    /// The newest one.
+    pub fn latest(&self) -> Option<Incident> {
+        let list = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        list.back().cloned()
     }
 }

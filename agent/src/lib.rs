@@ -32,7 +32,6 @@ pub mod logging;
 pub mod metrics;
 pub mod remote;
 pub mod spool;
-pub mod storeio;
 pub mod systemd;
 
 /// The agent's version, as reported in status and heartbeats.

@@ -3,7 +3,7 @@
 
 use std::io::IsTerminal;
 
-use pcap_config::{LogFormat, LogOutput, Logging};
+use pcap_config::{LogFormat, LogLevel, LogOutput, Logging};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry, reload};
@@ -14,9 +14,9 @@ pub struct LogHandle(reload::Handle<EnvFilter, Registry>);
 
 impl LogHandle {
     /// Applies `level` unless `RUST_LOG` overrides it.
-    pub fn set_level(&self, level: &str) {
+    pub fn set_level(&self, level: LogLevel) {
         if std::env::var_os("RUST_LOG").is_none() {
-            let _ = self.0.modify(|f| *f = EnvFilter::new(level));
+            let _ = self.0.modify(|f| *f = EnvFilter::new(level.as_str()));
         }
     }
 }
@@ -24,7 +24,7 @@ impl LogHandle {
 /// Installs the global subscriber. `format` overrides the config's format (`--log-format`).
 pub fn init(config: &Logging, format: Option<LogFormat>) -> LogHandle {
     let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.level));
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(config.level.as_str()));
     let (filter, handle) = reload::Layer::new(filter);
     let output: Box<dyn Layer<Registry> + Send + Sync> =
         match (config.output, format.unwrap_or(config.format)) {

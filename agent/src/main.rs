@@ -70,6 +70,9 @@ fn main() -> ExitCode {
 }
 
 fn run(path: &Path, format: Option<FormatArg>) -> ExitCode {
+    // Everything the daemon creates (state, spool, a local store's objects) is its own alone,
+    // however it is started; the systemd unit sets the same mask.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let config = match pcap_config::load(path) {
         Ok(c) => c,
         Err(e) => {

@@ -1,13 +1,15 @@
 //! The agent's side of the spool: it opens the journal and the store, and runs the uploader
 //! and the reaper as tasks, with the handles the scheduler and the control socket use.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use jiff::Timestamp;
 use pcap_config::{Config, SpoolPolicy};
+use pcap_protocol::store::SpoolSummary;
+use pcap_spool::{Journal, SpoolGate};
 use pcap_uploader::bandwidth::Bandwidth;
-use pcap_uploader::reaper::{ReapCommand, ReapReport, Reaper, ReaperInputs, SpoolGate};
-use pcap_uploader::spool::Journal;
+use pcap_uploader::reaper::{ReapCommand, ReapReport, Reaper, ReaperInputs};
 use pcap_uploader::store::Store;
 use pcap_uploader::upload::{UploadHandle, UploadSettings, Uploader};
 use tokio::runtime::{Handle, Runtime};
@@ -16,7 +18,6 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::authz::{AuthState, AuthStatus};
-use crate::captures::scheduler::SpoolContext;
 
 /// Name of the upload runtime's threads.
 pub const UPLOAD_THREAD: &str = "pcap-upload";
@@ -58,6 +59,24 @@ fn lower_priority(nice: i32) {
     }
 }
 
+/// The spool's shared parts the scheduler hands to captures and notifies.
+#[derive(Debug, Clone)]
+pub struct SpoolContext {
+    pub journal: Arc<Journal>,
+    pub gate: SpoolGate,
+    pub uploads: UploadHandle,
+    /// Wakes the reaper.
+    pub reaper: Arc<Notify>,
+}
+
+impl SpoolContext {
+    /// Tells the uploader and the reaper that files were sealed or a capture ended.
+    pub fn wake(&self) {
+        self.uploads.wake();
+        self.reaper.notify_one();
+    }
+}
+
 /// What the control socket needs of the spool.
 #[derive(Debug, Clone)]
 pub struct SpoolApi {
@@ -68,6 +87,19 @@ pub struct SpoolApi {
     /// The reaper's deletions since start.
     pub reap_totals: watch::Receiver<ReapReport>,
     pub gate: SpoolGate,
+}
+
+impl SpoolApi {
+    /// What the spool in `dir` holds, and whether it refuses new segments.
+    pub fn summary(&self, dir: &Path) -> SpoolSummary {
+        let usage = pcap_spool::usage::usage(dir);
+        SpoolSummary {
+            capture_bytes: usage.capture_bytes,
+            unuploaded_bytes: self.journal.unuploaded_bytes(),
+            journal_bytes: usage.journal_bytes,
+            refusing_new_segments: self.gate.is_refusing(),
+        }
+    }
 }
 
 /// The spool's parts, before they run.
@@ -101,7 +133,7 @@ impl SpoolService {
             store,
             journal.clone(),
             UploadSettings {
-                serial: config.device.serial.to_string(),
+                serial: config.device.serial.clone(),
                 spool_dir: dir.clone(),
                 part_size: config.upload.part_size as usize,
                 concurrency: config.upload.concurrency,

@@ -127,11 +127,7 @@ fn grant(
 }
 
 fn revocation(sequence: u64) -> AuthorizationDocument {
-    AuthorizationDocument::Revocation(Revocation {
-        serial: serial(),
-        sequence,
-        issued_at: ts(BASE),
-    })
+    AuthorizationDocument::Revocation(Revocation::new(serial(), sequence, ts(BASE)))
 }
 
 /// Waits (in tokio time) until the status reaches `state`, and returns it.

@@ -1,6 +1,6 @@
 //! Capture errors, each naming the device, filter or limit at fault.
 
-use pcap_uploader::SpoolError;
+use pcap_spool::SpoolError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {

@@ -20,9 +20,10 @@
 //!
 //! # Where the data goes
 //!
-//! libpcap (BPF) -> rate limiter -> pcap writer -> spool segment writer (`pcap-uploader`):
-//! encrypted as written, sealed by rename, announced on a bounded channel to the uploader.
-//! Nothing here talks to the network or the store.
+//! libpcap (BPF) -> rate limiter -> pcap writer -> spool segment writer (`pcap-spool`):
+//! encrypted as written, sealed by rename, announced on a bounded channel to the scheduler,
+//! which wakes the uploader. Nothing here talks to the network or the store: this crate links
+//! no network client (CI checks `cargo tree -p pcap-capture`).
 
 // One system call needs `unsafe`: attaching a BPF program (gate.rs), which libpcap's API
 // cannot do for a program it did not compile itself.
@@ -42,7 +43,6 @@ pub mod worker;
 pub mod writer;
 
 pub use error::CaptureError;
-pub use limits::Effective;
 pub use recorder::{SessionSpec, SessionsSummary, SharedSharing};
-pub use worker::{CaptureSpec, Outcome, StatsSnapshot, StopReason, Worker};
+pub use worker::{CaptureSpec, Outcome, Worker};
 pub use writer::SegmentInfo;

@@ -4,21 +4,8 @@
 use std::time::Duration;
 
 use pcap_config::Limits;
-use pcap_protocol::RequestLimits;
 use pcap_protocol::units::{format_duration, format_size};
-use serde::{Deserialize, Serialize};
-
-/// The limits a capture runs with. A duration always applies, so every capture stops.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Effective {
-    #[serde(with = "pcap_protocol::units::duration_text")]
-    pub max_duration: Duration,
-    pub max_packets: Option<u64>,
-    pub max_bytes: Option<u64>,
-    pub snaplen: u32,
-    pub max_pps: Option<u64>,
-    pub max_bps: Option<u64>,
-}
+use pcap_protocol::{EffectiveLimits, RequestLimits};
 
 /// A requested limit above its ceiling (or zero).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,7 +19,7 @@ pub fn resolve(
     requested: &RequestLimits,
     defaults: &Limits,
     ceilings: &Limits,
-) -> Result<Effective, LimitError> {
+) -> Result<EffectiveLimits, LimitError> {
     let secs = |d: Duration| d.as_nanos().min(u128::from(u64::MAX)) as u64;
     let dur = |ns: u64| format_duration(Duration::from_nanos(ns));
     let num = |n: u64| n.to_string();
@@ -77,7 +64,7 @@ pub fn resolve(
         &num,
     )?
     .unwrap_or(65_535) as u32;
-    Ok(Effective {
+    Ok(EffectiveLimits {
         max_duration,
         max_packets: pick(
             "max_packets",

@@ -12,7 +12,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use pcap_config::Sharing;
-use pcap_uploader::{SealedSegment, SegmentWriter, Spool, SpoolError};
+use pcap_protocol::CaptureId;
+use pcap_spool::{SealedSegment, SegmentWriter, Spool, SpoolError};
 use serde::Serialize;
 use tracing::warn;
 
@@ -56,19 +57,19 @@ pub struct Recorder {
     spec: SessionSpec,
     users: Option<UserMapFile>,
     spool: Spool,
-    capture_id: String,
+    capture_id: CaptureId,
     file: Option<SegmentWriter>,
     summary: SessionsSummary,
 }
 
 impl Recorder {
-    pub fn new(spec: SessionSpec, spool: Spool, capture_id: &str) -> Self {
+    pub fn new(spec: SessionSpec, spool: Spool, capture_id: &CaptureId) -> Self {
         Recorder {
             table: SessionTable::new(spec.max, spec.idle),
             users: spec.users.as_deref().map(UserMapFile::new),
             spec,
             spool,
-            capture_id: capture_id.to_owned(),
+            capture_id: capture_id.clone(),
             file: None,
             summary: SessionsSummary::default(),
         }

@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use pcap::{Active, Capture};
-use pcap_uploader::{SealedSegment, Spool, SpoolError};
+use pcap_protocol::{CaptureId, CaptureStats, EffectiveLimits, StopReason};
+use pcap_spool::{SealedSegment, Spool, SpoolError};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
@@ -25,7 +26,6 @@ use tracing::{info, warn};
 use crate::device::{self, DeviceOptions, Opened};
 use crate::error::CaptureError;
 use crate::gate::Gate;
-use crate::limits::Effective;
 use crate::rate::RateLimiter;
 use crate::recorder::{Recorder, SessionSpec, SessionsSummary};
 use crate::writer::{RotatingWriter, SegmentInfo, WriterConfig};
@@ -36,28 +36,14 @@ const FINAL_DRAIN: Duration = Duration::from_millis(150);
 /// How often libpcap's kernel counters are read while running.
 const STATS_INTERVAL: Duration = Duration::from_millis(500);
 
-/// Why a capture stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StopReason {
-    Duration,
-    Packets,
-    Bytes,
-    Stopped,
-    AuthorizationEnded,
-    Shutdown,
-    DiskFull,
-    Error,
-}
-
 /// Everything a capture needs.
 #[derive(Debug, Clone)]
 pub struct CaptureSpec {
-    pub id: String,
+    pub id: CaptureId,
     pub interface: String,
     /// The effective filter (exclusions already applied).
     pub filter: String,
-    pub limits: Effective,
+    pub limits: EffectiveLimits,
     pub promiscuous: bool,
     pub immediate: bool,
     pub buffer_size: u64,
@@ -79,26 +65,10 @@ pub struct Stats {
     segments: AtomicU64,
 }
 
-/// The counters at one moment.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct StatsSnapshot {
-    /// Packets that matched the filter and reached the agent.
-    pub received: u64,
-    pub written: u64,
-    /// Packet bytes written (captured length).
-    pub bytes_written: u64,
-    pub dropped_rate_limit: u64,
-    /// Dropped by the kernel because the capture buffer was full (pcap_stats).
-    pub dropped_kernel: u64,
-    /// Dropped by the interface or its driver (pcap_stats).
-    pub dropped_interface: u64,
-    pub segments: u64,
-}
-
 impl Stats {
-    pub fn snapshot(&self) -> StatsSnapshot {
+    pub fn snapshot(&self) -> CaptureStats {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        StatsSnapshot {
+        CaptureStats {
             received: get(&self.received),
             written: get(&self.written),
             bytes_written: get(&self.bytes_written),
@@ -115,7 +85,7 @@ impl Stats {
 pub struct Outcome {
     pub reason: StopReason,
     pub error: Option<String>,
-    pub stats: StatsSnapshot,
+    pub stats: CaptureStats,
     pub ended_at: Timestamp,
     /// The capture's sessions (counts only) and its sealed `sessions.json.age`.
     pub sessions: Option<SessionsSummary>,
@@ -239,7 +209,7 @@ impl Worker {
         self.stop.clone()
     }
 
-    pub fn stats(&self) -> StatsSnapshot {
+    pub fn stats(&self) -> CaptureStats {
         self.stats.snapshot()
     }
 
@@ -252,7 +222,8 @@ impl Worker {
 }
 
 /// Thread names are limited to 15 bytes; a UUID v7's tail is its random part.
-fn short(id: &str) -> &str {
+fn short(id: &CaptureId) -> &str {
+    let id = id.as_str();
     &id[id.len().saturating_sub(7)..]
 }
 
@@ -275,7 +246,7 @@ struct Batch<'a> {
     /// A packet was refused for the rate limit: the gate should close.
     over_limit: bool,
     stats: &'a Stats,
-    limits: &'a Effective,
+    limits: &'a EffectiveLimits,
     nanos: bool,
     stop: Option<StopReason>,
     error: Option<SpoolError>,

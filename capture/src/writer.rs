@@ -14,7 +14,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
-use pcap_uploader::{SealedSegment, SegmentWriter, Spool, SpoolError};
+use pcap_protocol::CaptureId;
+use pcap_spool::{SealedSegment, SegmentWriter, Spool, SpoolError};
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
@@ -37,7 +38,7 @@ pub struct SegmentInfo {
 /// What the writer needs to know about the capture.
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
-    pub capture_id: String,
+    pub capture_id: CaptureId,
     pub linktype: u32,
     pub snaplen: u32,
     pub nanos: bool,
@@ -110,7 +111,7 @@ impl RotatingWriter {
         };
         let name = format!(
             "seal-{}",
-            &config.capture_id[config.capture_id.len().saturating_sub(7)..]
+            &config.capture_id.as_str()[config.capture_id.as_str().len().saturating_sub(7)..]
         );
         let thread = std::thread::Builder::new()
             .name(name)
@@ -284,7 +285,7 @@ impl Drop for RotatingWriter {
 /// The segment thread's half: writes chunks, seals and announces segments.
 struct SegmentThread {
     spool: Spool,
-    capture_id: String,
+    capture_id: CaptureId,
     announce: mpsc::Sender<SegmentInfo>,
     shared: Arc<Shared>,
     free: SyncSender<Vec<u8>>,

@@ -7,9 +7,9 @@ use std::net::UdpSocket;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use pcap_capture::limits::Effective;
-use pcap_capture::{CaptureSpec, SegmentInfo, StopReason, Worker};
-use pcap_uploader::Spool;
+use pcap_capture::{CaptureSpec, SegmentInfo, Worker};
+use pcap_protocol::{CaptureId, EffectiveLimits, StopReason};
+use pcap_spool::Spool;
 use tokio::sync::mpsc;
 
 fn is_root() -> bool {
@@ -34,7 +34,7 @@ struct Setup {
 fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let identity = age::x25519::Identity::generate();
-    let spool = Spool::new(dir.path(), &[identity.to_public().to_string()]).unwrap();
+    let spool = Spool::new(dir.path(), vec![identity.to_public()]).unwrap();
     Setup {
         dir,
         identity,
@@ -42,9 +42,9 @@ fn setup() -> Setup {
     }
 }
 
-fn spec(id: &str, filter: &str, limits: Effective) -> CaptureSpec {
+fn spec(id: &str, filter: &str, limits: EffectiveLimits) -> CaptureSpec {
     CaptureSpec {
-        id: id.to_owned(),
+        id: CaptureId::parse(id).unwrap(),
         interface: "lo".to_owned(),
         filter: filter.to_owned(),
         limits,
@@ -57,8 +57,8 @@ fn spec(id: &str, filter: &str, limits: Effective) -> CaptureSpec {
     }
 }
 
-fn limits(duration: Duration) -> Effective {
-    Effective {
+fn limits(duration: Duration) -> EffectiveLimits {
+    EffectiveLimits {
         max_duration: duration,
         max_packets: None,
         max_bytes: None,

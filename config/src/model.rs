@@ -66,12 +66,54 @@ pub struct Requests {
     pub poll_interval: Duration,
 }
 
+/// Where the store is: `file:///absolute/path` or `s3://bucket/prefix`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreUrl {
+    /// A local directory.
+    File(PathBuf),
+    /// An S3 bucket (any S3-compatible service), with a key prefix (may be empty).
+    S3 { bucket: String, prefix: String },
+}
+
+impl std::str::FromStr for StoreUrl {
+    type Err = String;
+    fn from_str(url: &str) -> Result<Self, String> {
+        let parsed = match url.split_once("://") {
+            Some(("file", path)) if std::path::Path::new(path).is_absolute() => {
+                Some(StoreUrl::File(PathBuf::from(path)))
+            }
+            Some(("s3", rest)) if !rest.is_empty() && !rest.starts_with('/') => {
+                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                Some(StoreUrl::S3 {
+                    bucket: bucket.to_owned(),
+                    prefix: prefix.trim_matches('/').to_owned(),
+                })
+            }
+            _ => None,
+        };
+        parsed.ok_or_else(|| {
+            format!(
+                "{url:?} is not a store URL; use \"file:///absolute/path\" or \"s3://bucket/prefix\""
+            )
+        })
+    }
+}
+
+impl std::fmt::Display for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreUrl::File(path) => write!(f, "file://{}", path.display()),
+            StoreUrl::S3 { bucket, prefix } if prefix.is_empty() => write!(f, "s3://{bucket}"),
+            StoreUrl::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upload {
-    /// `file:///path` or `s3://bucket/prefix`.
-    pub store: String,
-    /// The research team's age recipients (`age1...`).
-    pub recipients: Vec<String>,
+    pub store: StoreUrl,
+    /// The research team's age recipients.
+    pub recipients: Vec<age::x25519::Recipient>,
     /// Captures uploaded at once.
     pub concurrency: usize,
     /// Scheduling niceness of the upload threads (0 to 19, default 19): uploads can wait,
@@ -267,10 +309,71 @@ pub enum LogOutput {
     Journald,
 }
 
+/// How much the agent logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub const ALL: [LogLevel; 5] = [
+        LogLevel::Error,
+        LogLevel::Warn,
+        LogLevel::Info,
+        LogLevel::Debug,
+        LogLevel::Trace,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Logging {
-    /// `error`, `warn`, `info`, `debug` or `trace`.
-    pub level: String,
+    pub level: LogLevel,
     pub format: LogFormat,
     pub output: LogOutput,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_urls_parse_once_and_print_as_written() {
+        for url in [
+            "file:///var/lib/pcap-agent/store",
+            "s3://captures/agents",
+            "s3://captures",
+        ] {
+            assert_eq!(url.parse::<StoreUrl>().unwrap().to_string(), url);
+        }
+        assert_eq!(
+            "s3://captures/agents/".parse::<StoreUrl>(),
+            Ok(StoreUrl::S3 {
+                bucket: "captures".into(),
+                prefix: "agents".into()
+            })
+        );
+        for bad in [
+            "file://relative",
+            "s3:///x",
+            "s3://",
+            "http://x",
+            "/var/store",
+        ] {
+            assert!(bad.parse::<StoreUrl>().is_err(), "{bad}");
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! Raw schema -> typed [`Config`]: defaults, units, required keys and contradictions. Every
 //! problem is collected with its key path and line; nothing stops at the first.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -21,6 +21,7 @@ pub const MAX_CONCURRENT_CEILING: usize = 64;
 /// Smallest segment size before rotation; smaller segments cost more than they help.
 pub const MIN_ROTATE_SIZE: u64 = 64 * 1024;
 
+const DEFAULT_STORE_DIR: &str = "/var/lib/pcap-agent/store";
 const DEFAULT_STORE: &str = "file:///var/lib/pcap-agent/store";
 const DEFAULT_SOCKET: &str = "/run/pcap-agent/control.sock";
 const DEFAULT_STATE_DIR: &str = "/var/lib/pcap-agent";
@@ -236,37 +237,34 @@ fn requests(c: &mut Checker<'_>, raw: RawRequests) -> Requests {
 }
 
 fn upload(c: &mut Checker<'_>, raw: RawUpload) -> Upload {
-    let store = raw.store.unwrap_or_else(|| DEFAULT_STORE.to_owned());
-    let valid = match store.split_once("://") {
-        Some(("file", path)) => Path::new(path).is_absolute(),
-        Some(("s3", rest)) => !rest.is_empty() && !rest.starts_with('/'),
-        _ => false,
+    let store = match raw.store.as_deref().unwrap_or(DEFAULT_STORE).parse() {
+        Ok(url) => url,
+        Err(e) => {
+            c.problem("upload.store", e);
+            StoreUrl::File(PathBuf::from(DEFAULT_STORE_DIR))
+        }
     };
-    if !valid {
-        c.problem(
-            "upload.store",
-            format!("{store:?} is not a store URL; use \"file:///absolute/path\" or \"s3://bucket/prefix\""),
-        );
-    }
-    let recipients = c
+    let listed = c
         .required(
             "upload.recipients",
             raw.recipients,
             "the research team's age recipient (age1...), from research.age.pub",
         )
         .unwrap_or_default();
-    if recipients.is_empty() {
+    if listed.is_empty() {
         c.problem(
             "upload.recipients",
             "lists no recipient; captures could not be encrypted",
         );
     }
-    for (i, r) in recipients.iter().enumerate() {
-        if age::x25519::Recipient::from_str(r).is_err() {
-            c.problem(
+    let mut recipients = Vec::new();
+    for (i, r) in listed.iter().enumerate() {
+        match age::x25519::Recipient::from_str(r) {
+            Ok(recipient) => recipients.push(recipient),
+            Err(_) => c.problem(
                 &format!("upload.recipients[{i}]"),
                 format!("{r:?} is not an age recipient (age1...)"),
-            );
+            ),
         }
     }
     let raw_s3 = raw.s3.unwrap_or_default();
@@ -642,13 +640,19 @@ fn sharing(raw: RawSharing) -> Sharing {
 }
 
 fn logging(c: &mut Checker<'_>, raw: RawLogging) -> Logging {
-    let level = raw.level.unwrap_or_else(|| "info".to_owned());
-    if !["error", "warn", "info", "debug", "trace"].contains(&level.as_str()) {
-        c.problem(
-            "logging.level",
-            format!("{level:?} is not a level; use error, warn, info, debug or trace"),
-        );
-    }
+    let level = match raw.level.as_deref() {
+        None => LogLevel::Info,
+        Some(text) => LogLevel::ALL
+            .into_iter()
+            .find(|l| l.as_str() == text)
+            .unwrap_or_else(|| {
+                c.problem(
+                    "logging.level",
+                    format!("{text:?} is not a level; use error, warn, info, debug or trace"),
+                );
+                LogLevel::Info
+            }),
+    };
     let format = match raw.format.as_deref() {
         None | Some("text") => LogFormat::Text,
         Some("json") => LogFormat::Json,

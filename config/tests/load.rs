@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use pcap_config::{ConfigError, GrantSource, LogFormat, Problem, parse};
+use pcap_config::{ConfigError, GrantSource, LogFormat, Problem, StoreUrl, parse};
 
 struct Keys {
     _dir: tempfile::TempDir,
@@ -53,7 +53,14 @@ fn a_minimal_file_loads_with_defaults() {
         GrantSource::File("/etc/pcap-agent/grant.json".into())
     );
     assert_eq!(config.authorization.poll_interval, Duration::from_secs(30));
-    assert_eq!(config.upload.store, "file:///var/lib/pcap-agent/store");
+    assert_eq!(
+        config.upload.store,
+        StoreUrl::File("/var/lib/pcap-agent/store".into())
+    );
+    assert_eq!(
+        config.upload.store.to_string(),
+        "file:///var/lib/pcap-agent/store"
+    );
     assert_eq!(
         config.upload.nice, 19,
         "uploads yield to captures by default"

@@ -9,7 +9,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use jiff::{SignedDuration, Timestamp};
-use pcap_protocol::ids::check_id;
+use pcap_protocol::store::{Manifest, keys};
+use pcap_protocol::{CaptureId, FileName, Reason, Serial};
 use serde::Serialize;
 
 use crate::store::{Object, Store};
@@ -17,15 +18,19 @@ use crate::store::{Object, Store};
 /// A capture as the store holds it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Capture {
-    pub id: String,
-    pub serial: String,
+    pub id: CaptureId,
+    pub serial: Serial,
     /// The manifest, if the capture is complete.
     #[serde(skip)]
-    pub manifest: Option<serde_json::Value>,
+    pub manifest: Option<Manifest>,
+    /// Its manifest is in the store: every other file was uploaded before it.
     pub complete: bool,
-    pub reason: Option<String>,
-    pub started_at: Option<String>,
-    pub ended_at: Option<String>,
+    /// Why the manifest could not be read, if it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+    pub reason: Option<Reason>,
+    pub started_at: Option<Timestamp>,
+    pub ended_at: Option<Timestamp>,
     pub packets: Option<u64>,
     pub bytes: u64,
     /// When it was uploaded: the manifest's time in the store, else the newest object's.
@@ -35,78 +40,85 @@ pub struct Capture {
     pub keys: Vec<String>,
 }
 
-/// Every capture in the store (or of `serial`).
-pub fn all(store: &Store, serial: Option<&str>) -> anyhow::Result<Vec<Capture>> {
+/// Every capture in the store (or of `serial`), with its manifest read if `manifests`.
+pub fn all(
+    store: &Store,
+    serial: Option<&Serial>,
+    manifests: bool,
+) -> anyhow::Result<Vec<Capture>> {
     let serials = match serial {
-        Some(s) => vec![s.to_owned()],
-        None => store.folders("captures")?,
+        Some(s) => vec![s.clone()],
+        None => store
+            .folders(keys::CAPTURES)?
+            .iter()
+            .filter_map(|s| Serial::parse(s).ok())
+            .collect(),
     };
     let mut out = Vec::new();
     for serial in serials {
-        if check_id(&serial, 64).is_err() {
-            continue;
-        }
-        let mut by_id: BTreeMap<String, Vec<Object>> = BTreeMap::new();
-        for o in store.list(&format!("captures/{serial}"))? {
-            let mut parts = o.key.rsplitn(3, '/');
-            let (Some(_file), Some(id)) = (parts.next(), parts.next()) else {
-                continue;
-            };
-            if check_id(id, 64).is_ok() {
-                by_id.entry(id.to_owned()).or_default().push(o);
+        let mut by_id: BTreeMap<CaptureId, Vec<(FileName, Object)>> = BTreeMap::new();
+        for o in store.list(&keys::captures_of(&serial))? {
+            if let Some((_, id, name)) = keys::parse_capture_file(&o.key) {
+                by_id.entry(id).or_default().push((name, o));
             }
         }
         for (id, objects) in by_id {
-            out.push(describe(store, &serial, id, objects)?);
+            out.push(describe(store, &serial, id, objects, manifests));
         }
     }
     out.sort_by_key(|c| c.uploaded_at);
     Ok(out)
 }
 
+/// A capture from its objects; a manifest that cannot be read is reported, not fatal (the
+/// capture can still be listed, purged and deleted).
 fn describe(
     store: &Store,
-    serial: &str,
-    id: String,
-    objects: Vec<Object>,
-) -> anyhow::Result<Capture> {
-    let manifest_obj = objects.iter().find(|o| o.key.ends_with("/manifest.json"));
-    let manifest: Option<serde_json::Value> = match manifest_obj {
-        Some(o) => store
-            .get(&o.key)?
-            .and_then(|b| serde_json::from_slice(&b).ok()),
-        None => None,
+    serial: &Serial,
+    id: CaptureId,
+    objects: Vec<(FileName, Object)>,
+    read_manifest: bool,
+) -> Capture {
+    let manifest_obj = objects
+        .iter()
+        .find(|(name, _)| name.is_manifest())
+        .map(|(_, o)| o);
+    let (manifest, problem) = match manifest_obj.filter(|_| read_manifest) {
+        Some(o) => match store.document::<Manifest>(&o.key) {
+            Ok(m) => (m, None),
+            Err(e) => {
+                let problem = format!("{e:#}");
+                eprintln!("pcap-portal: {problem}");
+                (None, Some(problem))
+            }
+        },
+        None => (None, None),
     };
     let uploaded_at = manifest_obj
         .map(|o| o.last_modified)
-        .or_else(|| objects.iter().map(|o| o.last_modified).max())
+        .or_else(|| objects.iter().map(|(_, o)| o.last_modified).max())
         .unwrap_or_default();
-    let text = |v: &serde_json::Value| v.as_str().map(str::to_owned);
-    Ok(Capture {
-        serial: serial.to_owned(),
-        complete: manifest.is_some(),
-        reason: manifest
-            .as_ref()
-            .and_then(|m| text(&m["request"]["reason"])),
-        started_at: manifest.as_ref().and_then(|m| text(&m["started_at"])),
-        ended_at: manifest.as_ref().and_then(|m| text(&m["ended_at"])),
-        packets: manifest
-            .as_ref()
-            .and_then(|m| m["stats"]["written"].as_u64()),
-        bytes: objects.iter().map(|o| o.size).sum(),
+    Capture {
+        serial: serial.clone(),
+        complete: manifest_obj.is_some(),
+        problem,
+        reason: manifest.as_ref().map(|m| m.request.reason),
+        started_at: manifest.as_ref().map(|m| m.started_at),
+        ended_at: manifest.as_ref().and_then(|m| m.ended_at),
+        packets: manifest.as_ref().map(|m| m.stats.written),
+        bytes: objects.iter().map(|(_, o)| o.size).sum(),
         uploaded_at,
         objects: objects.len(),
-        keys: objects.iter().map(|o| o.key.clone()).collect(),
+        keys: objects.into_iter().map(|(_, o)| o.key).collect(),
         manifest,
         id,
-    })
+    }
 }
 
-fn find(store: &Store, id: &str) -> anyhow::Result<Capture> {
-    check_id(id, 64).map_err(|e| anyhow::anyhow!("capture id {id:?} {e}"))?;
-    all(store, None)?
+fn find(store: &Store, id: &CaptureId) -> anyhow::Result<Capture> {
+    all(store, None, true)?
         .into_iter()
-        .find(|c| c.id == id)
+        .find(|c| &c.id == id)
         .with_context(|| format!("no capture {id} in the store (see `pcap-portal captures list`)"))
 }
 
@@ -121,11 +133,11 @@ fn age_of(t: Timestamp, now: Timestamp) -> String {
 
 pub fn list(
     store: &Store,
-    serial: Option<&str>,
+    serial: Option<&Serial>,
     json: bool,
     now: Timestamp,
 ) -> anyhow::Result<ExitCode> {
-    let captures = all(store, serial)?;
+    let captures = all(store, serial, true)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&captures)?);
         return Ok(ExitCode::SUCCESS);
@@ -135,21 +147,18 @@ pub fn list(
         "ID", "SERIAL", "REASON", "START", "DURATION", "PACKETS", "BYTES", "COMPLETE"
     );
     for c in &captures {
-        let duration = match (&c.started_at, &c.ended_at) {
-            (Some(a), Some(b)) => match (a.parse::<Timestamp>(), b.parse::<Timestamp>()) {
-                (Ok(a), Ok(b)) => format!("{:.1}s", b.duration_since(a).as_secs_f64()),
-                _ => "-".to_owned(),
-            },
+        let duration = match (c.started_at, c.ended_at) {
+            (Some(a), Some(b)) => format!("{:.1}s", b.duration_since(a).as_secs_f64()),
             _ => "-".to_owned(),
         };
         println!(
             "{:<36}  {:<16}  {:<19}  {:<20}  {:>9}  {:>10}  {:>12}  {:<8}  {}",
             c.id,
             c.serial,
-            c.reason.as_deref().unwrap_or("-"),
-            c.started_at
-                .as_deref()
-                .map_or("-", |s| s.get(..19).unwrap_or(s)),
+            c.reason.map_or("-", Reason::as_str),
+            c.started_at.map_or("-".to_owned(), |t| t
+                .strftime("%Y-%m-%dT%H:%M:%S")
+                .to_string()),
             duration,
             c.packets.map_or("-".to_owned(), |p| p.to_string()),
             c.bytes,
@@ -162,22 +171,27 @@ pub fn list(
 
 /// Downloads a complete capture into `out`: every file verified against the manifest, then
 /// decrypted (`000001.pcap`, ..., `sessions.json`); `manifest.json` beside them.
-pub fn fetch(store: &Store, id: &str, out: &Path, identity: &Path) -> anyhow::Result<ExitCode> {
+pub fn fetch(
+    store: &Store,
+    id: &CaptureId,
+    out: &Path,
+    identity: &Path,
+) -> anyhow::Result<ExitCode> {
     let capture = find(store, id)?;
     let Some(manifest) = &capture.manifest else {
-        bail!(
-            "capture {id} is not complete yet (no manifest in the store); its upload may still be under way"
-        );
+        match &capture.problem {
+            Some(problem) => bail!("capture {id} cannot be fetched: {problem}"),
+            None => bail!(
+                "capture {id} is not complete yet (no manifest in the store); its upload may still be under way"
+            ),
+        }
     };
     let identities = age::IdentityFile::from_file(identity.to_string_lossy().into_owned())
         .and_then(|f| f.into_identities().map_err(std::io::Error::other))
         .map_err(|e| anyhow::anyhow!("cannot read the age identity {}: {e}", identity.display()))?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let files: Vec<&serde_json::Value> = manifest["files"]
-        .as_array()
-        .map(|a| a.iter().filter(|f| f["state"] == "uploaded").collect())
-        .unwrap_or_default();
-    let total: u64 = files.iter().filter_map(|f| f["size"].as_u64()).sum();
+    let files: Vec<_> = manifest.uploaded().collect();
+    let total: u64 = files.iter().map(|f| f.size).sum();
     let bar = indicatif::ProgressBar::new(total);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -188,49 +202,36 @@ pub fn fetch(store: &Store, id: &str, out: &Path, identity: &Path) -> anyhow::Re
     let mut failures = Vec::new();
     let mut done_before = 0u64;
     for f in &files {
-        let Some(name) = f["name"].as_str().filter(|n| check_id(n, 64).is_ok()) else {
-            failures.push(format!(
-                "the manifest names a file {:?} that is not a file name",
-                f["name"]
-            ));
-            continue;
-        };
-        bar.set_message(name.to_owned());
-        let rel = format!("captures/{}/{id}/{name}", capture.serial);
+        let name = &f.name;
+        bar.set_message(name.to_string());
+        let rel = keys::capture_file(&capture.serial, id, name);
         let download = out.join(format!(".{name}.download"));
         let result = (|| -> anyhow::Result<()> {
             let mut file = std::fs::File::create(&download)
                 .with_context(|| format!("cannot create {}", download.display()))?;
             let sha = store.download(&rel, &mut file, |n| bar.set_position(done_before + n))?;
-            let want = f["sha256"].as_str().unwrap_or_default();
+            let want = f.sha256.as_deref().unwrap_or_default();
             if !sha.eq_ignore_ascii_case(want) {
                 bail!("{name} is corrupted in the store: SHA-256 {sha}, the manifest says {want}");
             }
-            let plain = out.join(name.trim_end_matches(".age"));
+            let plain = out.join(name.as_str().trim_end_matches(".age"));
             decrypt(&download, &plain, &identities)
                 .with_context(|| format!("cannot decrypt {name}"))?;
             Ok(())
         })();
         let _ = std::fs::remove_file(&download);
-        done_before += f["size"].as_u64().unwrap_or(0);
+        done_before += f.size;
         bar.set_position(done_before);
         if let Err(e) = result {
             failures.push(format!("{e:#}"));
         }
     }
     bar.finish_and_clear();
-    let mut bytes = serde_json::to_vec_pretty(manifest)?;
-    bytes.push(b'\n');
-    std::fs::write(out.join("manifest.json"), bytes)?;
-    let lost: Vec<&str> = manifest["files"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter(|f| f["state"] != "uploaded")
-                .filter_map(|f| f["name"].as_str())
-                .collect()
-        })
-        .unwrap_or_default();
+    std::fs::write(
+        out.join(FileName::MANIFEST),
+        pcap_protocol::schema::encode(manifest),
+    )?;
+    let lost: Vec<&str> = manifest.lost().map(|f| f.name.as_str()).collect();
     println!(
         "capture {id} of {}: {} file(s) in {}",
         capture.serial,
@@ -280,7 +281,7 @@ fn remove(store: &Store, capture: &Capture) -> anyhow::Result<usize> {
     Ok(keys.len())
 }
 
-pub fn delete(store: &Store, ids: &[String]) -> anyhow::Result<ExitCode> {
+pub fn delete(store: &Store, ids: &[CaptureId]) -> anyhow::Result<ExitCode> {
     let mut failed = false;
     for id in ids {
         match find(store, id).and_then(|c| remove(store, &c).map(|n| (c, n))) {
@@ -306,7 +307,7 @@ pub fn purge(
 ) -> anyhow::Result<ExitCode> {
     let limit = now - SignedDuration::try_from(older_than)?;
     let (mut captures, mut objects) = (0, 0);
-    for c in all(store, None)? {
+    for c in all(store, None, false)? {
         if c.uploaded_at >= limit {
             continue;
         }

@@ -9,12 +9,14 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use jiff::Timestamp;
 use pcap_protocol::authorization::is_valid_name;
+use pcap_protocol::store::{Heartbeat, keys};
 use pcap_protocol::{
-    AuthorizationDocument, Envelope, Grant, Period, Revocation, Serial, SigningKey, Validity,
-    VerifyKey, VerifyKeys,
+    AuthState, AuthorizationDocument, Envelope, Grant, Period, Revocation, Serial, SigningKey,
+    Validity, VerifyKey, VerifyKeys,
 };
 use serde::Serialize;
 
+use crate::issued::Issued;
 use crate::store::Store;
 
 /// The customer's authorization signing key.
@@ -34,23 +36,52 @@ impl KeyArg {
 /// The document in the store for `serial`, read without trusting it (only to continue its
 /// sequence and keep its name).
 fn current(store: &Store, serial: &Serial) -> anyhow::Result<Option<AuthorizationDocument>> {
-    let key = Store::grant_key(serial);
+    let key = keys::grant(serial);
     let Some(bytes) = store.get(&key)? else {
         return Ok(None);
     };
     let doc = Envelope::parse(&bytes)
-        .and_then(|e| e.peek::<AuthorizationDocument>("grant or revocation"))
+        .and_then(|e| e.peek::<AuthorizationDocument>())
         .with_context(|| {
             format!("{key} in the store is not a readable grant; move it away and authorize again")
         })?;
     Ok(Some(doc))
 }
 
-fn write(store: &Store, key: &SigningKey, doc: &AuthorizationDocument) -> anyhow::Result<()> {
+/// The sequence of the next document for `serial`: above the document in the store, the
+/// highest the device reports having accepted, and the highest this portal issued (see
+/// [`crate::issued`]).
+fn next_sequence(
+    store: &Store,
+    serial: &Serial,
+    previous: Option<&AuthorizationDocument>,
+    issued: &Issued,
+) -> anyhow::Result<u64> {
+    let reported = heartbeat(store, serial)?.and_then(|h| h.authorization.sequence);
+    let highest = [
+        previous.map(AuthorizationDocument::sequence),
+        reported,
+        issued.highest(serial),
+    ]
+    .into_iter()
+    .flatten()
+    .max()
+    .unwrap_or(0);
+    Ok(highest + 1)
+}
+
+/// Signs `doc`, writes it as the device's grant document, and records its sequence.
+fn write(
+    store: &Store,
+    key: &SigningKey,
+    issued: &mut Issued,
+    doc: &AuthorizationDocument,
+) -> anyhow::Result<()> {
     store.put(
-        &Store::grant_key(doc.serial()),
-        &Envelope::sign(doc, key).to_json(),
-    )
+        &keys::grant(doc.serial()),
+        Envelope::sign(doc, key).to_json(),
+    )?;
+    issued.record(doc.serial(), doc.sequence())
 }
 
 fn parse_device(device: &str) -> anyhow::Result<(Serial, Option<String>)> {
@@ -58,8 +89,7 @@ fn parse_device(device: &str) -> anyhow::Result<(Serial, Option<String>)> {
         Some((s, n)) => (s, Some(n.trim().to_owned())),
         None => (device.trim(), None),
     };
-    let serial =
-        Serial::parse(serial).map_err(|e| anyhow::anyhow!("device serial {serial:?} {e}"))?;
+    let serial = Serial::parse(serial)?;
     if let Some(n) = name.as_deref().filter(|n| !is_valid_name(n)) {
         bail!("device name {n:?} must be at most 128 printable characters");
     }
@@ -94,11 +124,8 @@ fn version_tuple(v: &str) -> Option<(u64, u64, u64)> {
 }
 
 /// A device's heartbeat (`devices/<serial>/status.json`), if it has reported.
-fn heartbeat(store: &Store, serial: &Serial) -> anyhow::Result<Option<serde_json::Value>> {
-    let key = format!("devices/{serial}/status.json");
-    Ok(store
-        .get(&key)?
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok()))
+fn heartbeat(store: &Store, serial: &Serial) -> anyhow::Result<Option<Heartbeat>> {
+    store.document(&keys::status(serial))
 }
 
 /// Checks that the device exists as named and runs an agent new enough.
@@ -117,14 +144,14 @@ fn check_device(
             "device {serial} has never reported to the store (no devices/{serial}/status.json): check the serial with `pcap-portal devices list`, or pass --allow-unseen to authorize it before its agent first runs"
         );
     };
-    if let (Some(want), Some(reported)) = (name, seen["name"].as_str())
+    if let (Some(want), Some(reported)) = (name, seen.name.as_deref())
         && want != reported
     {
         bail!(
             "device {serial} reports the name {reported:?}, not {want:?}: check which device is meant (`pcap-portal devices list`)"
         );
     }
-    let version = seen["agent_version"].as_str().unwrap_or("unknown");
+    let version = seen.agent_version.as_str();
     let new_enough = matches!(
         (version_tuple(version), version_tuple(MIN_AGENT_VERSION)),
         (Some(v), Some(min)) if v >= min
@@ -139,6 +166,7 @@ fn check_device(
 
 pub fn authorize(
     store: &Store,
+    issued: &mut Issued,
     key: &KeyArg,
     device: &str,
     period: Period,
@@ -159,15 +187,21 @@ pub fn authorize(
         Some(AuthorizationDocument::Grant(g)) => g.name.clone(),
         _ => None,
     });
-    let sequence = previous.map_or(1, |d| d.sequence() + 1);
+    let sequence = next_sequence(store, &serial, previous.as_ref(), issued)?;
     let grant = Grant::new(serial, name, period, sequence, now);
-    write(store, &key, &AuthorizationDocument::Grant(grant.clone()))?;
+    write(
+        store,
+        &key,
+        issued,
+        &AuthorizationDocument::Grant(grant.clone()),
+    )?;
     println!("authorized {}", describe(&grant));
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn reauthorize(
     store: &Store,
+    issued: &mut Issued,
     key: &KeyArg,
     serial: &str,
     period: Period,
@@ -175,7 +209,8 @@ pub fn reauthorize(
 ) -> anyhow::Result<ExitCode> {
     let key = key.load()?;
     let (serial, _) = parse_device(serial)?;
-    let previous = match current(store, &serial)? {
+    let document = current(store, &serial)?;
+    let previous = match &document {
         Some(AuthorizationDocument::Grant(g)) => g,
         Some(AuthorizationDocument::Revocation(_)) => {
             bail!(
@@ -186,14 +221,21 @@ pub fn reauthorize(
             "{serial} has no grant in the store; use `pcap-portal authorize {serial} --period ...`"
         ),
     };
-    let grant = Grant::new(serial, previous.name, period, previous.sequence + 1, now);
-    write(store, &key, &AuthorizationDocument::Grant(grant.clone()))?;
+    let sequence = next_sequence(store, &serial, document.as_ref(), issued)?;
+    let grant = Grant::new(serial, previous.name.clone(), period, sequence, now);
+    write(
+        store,
+        &key,
+        issued,
+        &AuthorizationDocument::Grant(grant.clone()),
+    )?;
     println!("reauthorized {}", describe(&grant));
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn unauthorize(
     store: &Store,
+    issued: &mut Issued,
     key: &KeyArg,
     serials: &[String],
     now: Timestamp,
@@ -205,14 +247,12 @@ pub fn unauthorize(
             let Some(previous) = current(store, &serial)? else {
                 bail!("{serial} has no grant in the store; nothing to withdraw");
             };
-            let revocation = Revocation {
-                serial: serial.clone(),
-                sequence: previous.sequence() + 1,
-                issued_at: now,
-            };
+            let sequence = next_sequence(store, &serial, Some(&previous), issued)?;
+            let revocation = Revocation::new(serial.clone(), sequence, now);
             write(
                 store,
                 &key,
+                issued,
                 &AuthorizationDocument::Revocation(revocation.clone()),
             )?;
             println!("unauthorized {serial} (sequence {})", revocation.sequence);
@@ -251,7 +291,12 @@ struct Row {
     not_before: Option<Timestamp>,
     expires_at: Option<Timestamp>,
     sequence: Option<u64>,
+    /// What the grant document says.
     state: String,
+    /// What the device says, from its heartbeat.
+    device_state: Option<AuthState>,
+    /// Why the device is not authorized, or why it refused the last document.
+    device_reason: Option<String>,
 }
 
 pub fn list(store: &Store, args: &ListArgs, now: Timestamp) -> anyhow::Result<ExitCode> {
@@ -264,8 +309,12 @@ pub fn list(store: &Store, args: &ListArgs, now: Timestamp) -> anyhow::Result<Ex
     };
     let mut rows = Vec::new();
     for serial in store.devices()? {
-        let seen = heartbeat(store, &serial)?;
-        let mut r = match store.get(&Store::grant_key(&serial))? {
+        // An unreadable heartbeat is reported; the device is still listed from its grant.
+        let seen = heartbeat(store, &serial).unwrap_or_else(|e| {
+            eprintln!("pcap-portal: {e:#}");
+            None
+        });
+        let mut r = match store.get(&keys::grant(&serial))? {
             Some(bytes) => row(&serial, &bytes, keys.as_ref(), now),
             None if seen.is_some() => Row {
                 state: "unauthorized".to_owned(),
@@ -274,11 +323,11 @@ pub fn list(store: &Store, args: &ListArgs, now: Timestamp) -> anyhow::Result<Ex
             None => continue,
         };
         if let Some(seen) = seen {
-            r.agent_version = seen["agent_version"].as_str().map(str::to_owned);
-            r.last_seen = seen["time"].as_str().and_then(|t| t.parse().ok());
-            if r.name.is_none() {
-                r.name = seen["name"].as_str().map(str::to_owned);
-            }
+            r.agent_version = Some(seen.agent_version);
+            r.last_seen = Some(seen.time);
+            r.name = r.name.or(seen.name);
+            r.device_state = Some(seen.authorization.state);
+            r.device_reason = seen.authorization.reason;
         }
         rows.push(r);
     }
@@ -310,10 +359,25 @@ pub fn list(store: &Store, args: &ListArgs, now: Timestamp) -> anyhow::Result<Ex
                 show(r.expires_at)
             },
             r.sequence.map_or("-".to_owned(), |s| s.to_string()),
-            r.state
+            state_text(r)
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The grant's state, and the device's own when it differs (with its reason).
+fn state_text(r: &Row) -> String {
+    match r.device_state {
+        Some(device) if device.as_str() != r.state => format!(
+            "{} (device: {device}{})",
+            r.state,
+            r.device_reason
+                .as_deref()
+                .map(|why| format!(": {why}"))
+                .unwrap_or_default()
+        ),
+        _ => r.state.clone(),
+    }
 }
 
 fn row(serial: &Serial, bytes: &[u8], keys: Option<&VerifyKeys>, now: Timestamp) -> Row {
@@ -327,13 +391,15 @@ fn row(serial: &Serial, bytes: &[u8], keys: Option<&VerifyKeys>, now: Timestamp)
         expires_at: None,
         sequence: None,
         state: "unreadable".to_owned(),
+        device_state: None,
+        device_reason: None,
     };
     let doc = match keys {
         Some(k) => {
             AuthorizationDocument::verify(bytes, k, serial).map_err(|e| format!("invalid: {e}"))
         }
         None => Envelope::parse(bytes)
-            .and_then(|e| e.peek::<AuthorizationDocument>("grant or revocation"))
+            .and_then(|e| e.peek::<AuthorizationDocument>())
             .map_err(|e| format!("unreadable: {e}")),
     };
     match doc {

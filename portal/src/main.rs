@@ -3,9 +3,11 @@
 //!
 //! # Layout
 //!
-//! - `store`: the store client (object_store, as the agent's) with the key layout of DESIGN.md.
+//! - `store`: the store client (object_store, as the agent's), keys from
+//!   `pcap_protocol::store::keys`, documents read as their types.
 //! - `keygen`: the key pairs of both parties and the research team's age identity.
 //! - `grants`: devices list, authorize, reauthorize, unauthorize.
+//! - `issued`: the portal's own record of the sequences it issued.
 //! - `requests`: signed capture requests and their results.
 //! - `captures`: list, fetch (verify and decrypt), delete, purge.
 
@@ -13,6 +15,7 @@
 
 mod captures;
 mod grants;
+mod issued;
 mod keygen;
 mod requests;
 mod store;
@@ -22,8 +25,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use pcap_protocol::Period;
 use pcap_protocol::units::parse_duration;
+use pcap_protocol::{CaptureId, Period, Serial};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -37,6 +40,10 @@ struct Cli {
     store: Option<String>,
     #[command(flatten)]
     s3: store::S3Args,
+    /// Where the portal records the sequences it issued (default: $XDG_STATE_HOME/pcap-portal,
+    /// else ~/.local/state/pcap-portal).
+    #[arg(long, global = true, env = "PCAP_PORTAL_STATE")]
+    state_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -116,13 +123,13 @@ enum CapturesCommand {
     /// Id, serial, reason, start, duration, packets, bytes, complete or not, age.
     List {
         #[arg(long)]
-        serial: Option<String>,
+        serial: Option<Serial>,
         #[arg(long)]
         json: bool,
     },
     /// Download, verify and decrypt a capture into plain .pcap files and sessions.json.
     Fetch {
-        id: String,
+        id: CaptureId,
         #[arg(long)]
         out: PathBuf,
         /// The research team's age identity (research.age from keygen).
@@ -132,7 +139,7 @@ enum CapturesCommand {
     /// Remove every object of the captures (after analysis).
     Delete {
         #[arg(required = true)]
-        ids: Vec<String>,
+        ids: Vec<CaptureId>,
     },
 }
 
@@ -154,6 +161,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let store = store::Store::open(cli.store.as_deref(), &cli.s3)?;
     let now = jiff::Timestamp::now();
+    let state_dir = cli.state_dir.clone().or_else(issued::default_dir);
+    let issued = || issued::Issued::open(state_dir.as_deref(), store.url().to_string());
     match cli.command {
         Command::Keygen { .. } => Ok(ExitCode::SUCCESS),
         Command::Devices {
@@ -165,17 +174,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             period,
             allow_unseen,
             key,
-        } => grants::authorize(&store, &key, &device, period, allow_unseen, now),
+        } => grants::authorize(
+            &store,
+            &mut issued()?,
+            &key,
+            &device,
+            period,
+            allow_unseen,
+            now,
+        ),
         Command::Reauthorize {
             serial,
             period,
             key,
-        } => grants::reauthorize(&store, &key, &serial, period, now),
-        Command::Unauthorize { serials, key } => grants::unauthorize(&store, &key, &serials, now),
+        } => grants::reauthorize(&store, &mut issued()?, &key, &serial, period, now),
+        Command::Unauthorize { serials, key } => {
+            grants::unauthorize(&store, &mut issued()?, &key, &serials, now)
+        }
         Command::Request(args) => requests::request(&store, &args, now),
         Command::Captures { command } => match command {
             CapturesCommand::List { serial, json } => {
-                captures::list(&store, serial.as_deref(), json, now)
+                captures::list(&store, serial.as_ref(), json, now)
             }
             CapturesCommand::Fetch { id, out, identity } => {
                 captures::fetch(&store, &id, &out, &identity)

@@ -1,8 +1,9 @@
 //! The store as the portal sees it: the same client as the agent's (object_store), on
-//! `file:///path` or `s3://bucket/prefix`, with the key layout of DESIGN.md. S3 settings come
-//! from `--s3-endpoint`, `--s3-region`, `--s3-path-style`, `--s3-credentials` (or
-//! `PCAP_S3_ENDPOINT`, `PCAP_S3_REGION`, `PCAP_S3_PATH_STYLE`, `PCAP_S3_CREDENTIALS`), else
-//! the standard AWS environment. Keys are built only from validated ids.
+//! `file:///path` or `s3://bucket/prefix`, with the key layout of `pcap_protocol::store::keys`.
+//! S3 settings come from `--s3-endpoint`, `--s3-region`, `--s3-path-style`,
+//! `--s3-credentials` (or `PCAP_S3_ENDPOINT`, `PCAP_S3_REGION`, `PCAP_S3_PATH_STYLE`,
+//! `PCAP_S3_CREDENTIALS`), else the standard AWS environment. The portal's commands run one
+//! after the other, so this wrapper blocks on each request.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -10,9 +11,14 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use futures::{StreamExt, TryStreamExt};
 use jiff::Timestamp;
+use object_store::ObjectStoreExt;
 use object_store::path::Path as Key;
-use object_store::{ObjectStoreExt, PutPayload};
-use pcap_protocol::Serial;
+use pcap_config::StoreUrl;
+use pcap_protocol::store::keys;
+use pcap_protocol::{Document, Serial};
+
+/// Largest document (grant, heartbeat, result, manifest) read from the store.
+const MAX_DOCUMENT: usize = 1 << 20;
 
 /// How to reach an S3 store (ignored for file://).
 #[derive(Debug, Clone, clap::Args)]
@@ -41,15 +47,13 @@ pub struct Object {
 
 pub struct Store {
     inner: pcap_uploader::store::Store,
-    prefix: String,
+    url: StoreUrl,
     runtime: tokio::runtime::Runtime,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store")
-            .field("url", &self.inner.url())
-            .finish()
+        f.debug_struct("Store").field("url", &self.url).finish()
     }
 }
 
@@ -61,6 +65,7 @@ impl Store {
                 "no store given: pass --store file:///path or s3://bucket/prefix, or set PCAP_STORE"
             );
         };
+        let url: StoreUrl = url.parse().map_err(anyhow::Error::msg)?;
         let settings = pcap_config::S3 {
             endpoint: s3.s3_endpoint.clone(),
             region: s3.s3_region.clone(),
@@ -68,33 +73,25 @@ impl Store {
             credentials_file: s3.s3_credentials.clone(),
             ca_bundle: None,
         };
-        let inner = pcap_uploader::store::Store::open(url, &settings)?;
-        let prefix = inner.key("").as_ref().trim_end_matches('/').to_owned();
+        let inner = pcap_uploader::store::Store::open(&url, &settings)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .context("cannot start the I/O runtime")?;
         Ok(Store {
             inner,
-            prefix,
+            url,
             runtime,
         })
     }
 
+    /// The store's URL.
+    pub fn url(&self) -> &StoreUrl {
+        &self.url
+    }
+
     fn key(&self, rel: &str) -> Key {
         self.inner.key(rel)
-    }
-
-    fn relative(&self, key: &Key) -> String {
-        let k = key.as_ref();
-        match k.strip_prefix(&self.prefix) {
-            Some(rest) if !self.prefix.is_empty() => rest.trim_start_matches('/').to_owned(),
-            _ => k.to_owned(),
-        }
-    }
-
-    pub fn grant_key(serial: &Serial) -> String {
-        format!("devices/{serial}/grant.json")
     }
 
     /// The object at `rel`, or `None` if there is none (at most `max` bytes).
@@ -105,21 +102,24 @@ impl Store {
             .with_context(|| format!("cannot read {rel}"))
     }
 
-    /// A document (grant, status, result, manifest): at most 1 MiB.
+    /// The raw bytes of a document (a signed envelope): at most 1 MiB.
     pub fn get(&self, rel: &str) -> anyhow::Result<Option<Vec<u8>>> {
-        self.get_limited(rel, 1 << 20)
+        self.get_limited(rel, MAX_DOCUMENT)
+    }
+
+    /// The document at `rel` as `T` (refusing a newer major schema version), if there is one.
+    pub fn document<T: Document>(&self, rel: &str) -> anyhow::Result<Option<T>> {
+        let key = self.key(rel);
+        self.runtime
+            .block_on(self.inner.get_document(&key, MAX_DOCUMENT))
+            .with_context(|| format!("cannot read {rel}"))
     }
 
     /// Writes the object at `rel` (a reader sees the old or the new document).
-    pub fn put(&self, rel: &str, bytes: &[u8]) -> anyhow::Result<()> {
+    pub fn put(&self, rel: &str, bytes: Vec<u8>) -> anyhow::Result<()> {
         let key = self.key(rel);
         self.runtime
-            .block_on(
-                self.inner
-                    .objects()
-                    .put(&key, PutPayload::from(bytes.to_vec())),
-            )
-            .map(drop)
+            .block_on(self.inner.put_bytes(&key, bytes))
             .with_context(|| format!("cannot write {rel}"))
     }
 
@@ -141,7 +141,7 @@ impl Store {
         Ok(found
             .into_iter()
             .map(|m| Object {
-                key: self.relative(&m.location),
+                key: self.inner.relative(&m.location).to_owned(),
                 size: m.size,
                 last_modified: Timestamp::from_millisecond(m.last_modified.timestamp_millis())
                     .unwrap_or_default(),
@@ -168,7 +168,7 @@ impl Store {
     /// Device serials with a folder under `devices/`.
     pub fn devices(&self) -> anyhow::Result<Vec<Serial>> {
         Ok(self
-            .folders("devices")?
+            .folders(keys::DEVICES)?
             .iter()
             .filter_map(|s| Serial::parse(s).ok())
             .collect())

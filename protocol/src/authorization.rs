@@ -14,6 +14,7 @@ use crate::envelope::Envelope;
 use crate::error::VerifyError;
 use crate::ids::Serial;
 use crate::keys::{VerifyKeys, hex};
+use crate::schema::{Document, Schema};
 
 /// Longest accepted device name, in characters.
 pub const MAX_NAME_LEN: usize = 128;
@@ -21,6 +22,48 @@ pub const MAX_NAME_LEN: usize = 128;
 /// Whether `name` may be a device name: at most [`MAX_NAME_LEN`] printable characters.
 pub fn is_valid_name(name: &str) -> bool {
     name.chars().count() <= MAX_NAME_LEN && !name.chars().any(char::is_control)
+}
+
+/// Whether captures may run on a device, and if not, why not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthState {
+    /// No valid grant: none exists, or the one there was refused.
+    Unauthorized,
+    /// A valid grant whose `not_before` is still ahead.
+    NotYetValid,
+    /// A valid grant in force.
+    Authorized,
+    /// A valid grant whose `expires_at` has passed.
+    Expired,
+    /// The customer withdrew the authorization.
+    Revoked,
+}
+
+impl AuthState {
+    pub const ALL: [AuthState; 5] = [
+        AuthState::Unauthorized,
+        AuthState::NotYetValid,
+        AuthState::Authorized,
+        AuthState::Expired,
+        AuthState::Revoked,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthState::Unauthorized => "unauthorized",
+            AuthState::NotYetValid => "not_yet_valid",
+            AuthState::Authorized => "authorized",
+            AuthState::Expired => "expired",
+            AuthState::Revoked => "revoked",
+        }
+    }
+}
+
+impl fmt::Display for AuthState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// How long a grant lasts: one or three calendar months from `not_before`, or without end.
@@ -86,6 +129,8 @@ impl FromStr for Period {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Grant {
+    #[serde(default)]
+    pub schema: Schema,
     pub grant_id: Uuid,
     pub serial: Serial,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -108,6 +153,7 @@ impl Grant {
     ) -> Self {
         let now = Timestamp::from_second(now.as_second()).unwrap_or(now);
         Grant {
+            schema: AuthorizationDocument::SCHEMA,
             grant_id: Uuid::now_v7(),
             serial,
             name,
@@ -148,6 +194,8 @@ impl Grant {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Revocation {
+    #[serde(default)]
+    pub schema: Schema,
     pub serial: Serial,
     pub sequence: u64,
     pub issued_at: Timestamp,
@@ -159,6 +207,23 @@ pub struct Revocation {
 pub enum AuthorizationDocument {
     Grant(Grant),
     Revocation(Revocation),
+}
+
+impl Document for AuthorizationDocument {
+    const KIND: &'static str = "grant or revocation";
+    const SCHEMA: Schema = Schema::V1_0;
+}
+
+impl Revocation {
+    /// A revocation of every grant of `serial` up to `sequence - 1`.
+    pub fn new(serial: Serial, sequence: u64, now: Timestamp) -> Self {
+        Revocation {
+            schema: AuthorizationDocument::SCHEMA,
+            serial,
+            sequence,
+            issued_at: now,
+        }
+    }
 }
 
 impl AuthorizationDocument {
@@ -190,11 +255,7 @@ impl AuthorizationDocument {
         serial: &Serial,
     ) -> Result<(Self, String), VerifyError> {
         let payload = Envelope::parse(bytes)?.verify(keys)?;
-        let doc: Self =
-            serde_json::from_slice(&payload).map_err(|source| VerifyError::Payload {
-                kind: "grant or revocation",
-                source,
-            })?;
+        let doc: Self = crate::schema::decode(&payload)?;
         doc.check()?;
         if doc.serial() != serial {
             return Err(VerifyError::SerialMismatch {

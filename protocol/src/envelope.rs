@@ -6,11 +6,11 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::VerifyError;
 use crate::keys::{SigningKey, VerifyKeys};
+use crate::schema::Document;
 
 /// Largest envelope accepted, in bytes; documents are a few hundred bytes.
 pub const MAX_ENVELOPE_LEN: usize = 256 * 1024;
@@ -84,21 +84,17 @@ impl Envelope {
         Ok(payload)
     }
 
-    /// Verifies, then parses the payload as `T` (named `kind` in errors).
-    pub fn open<T: DeserializeOwned>(
-        &self,
-        keys: &VerifyKeys,
-        kind: &'static str,
-    ) -> Result<T, VerifyError> {
+    /// Verifies, then parses the payload as `T` (refusing a newer major schema version).
+    pub fn open<T: Document>(&self, keys: &VerifyKeys) -> Result<T, VerifyError> {
         let payload = self.verify(keys)?;
-        serde_json::from_slice(&payload).map_err(|source| VerifyError::Payload { kind, source })
+        Ok(crate::schema::decode(&payload)?)
     }
 
     /// Parses the payload as `T` without checking the signature. Only for tools that need a
     /// document's sequence or serial to issue the next one; never for a decision to trust it.
-    pub fn peek<T: DeserializeOwned>(&self, kind: &'static str) -> Result<T, VerifyError> {
+    pub fn peek<T: Document>(&self) -> Result<T, VerifyError> {
         let payload = decode("payload", &self.payload)?;
-        serde_json::from_slice(&payload).map_err(|source| VerifyError::Payload { kind, source })
+        Ok(crate::schema::decode(&payload)?)
     }
 }
 

@@ -23,15 +23,12 @@ pub enum VerifyError {
         "the signature does not verify under key {key_id}: the document was altered or signed by another key"
     )]
     BadSignature { key_id: String },
-    #[error("the signed payload is not a valid {kind} document: {source}")]
-    Payload {
-        kind: &'static str,
-        source: serde_json::Error,
-    },
     #[error("the document is for device {found:?}, but this device is {expected:?}")]
     SerialMismatch { expected: String, found: String },
     #[error("the document is inconsistent: {reason}")]
     Inconsistent { reason: String },
+    #[error(transparent)]
+    Document(#[from] crate::schema::DocumentError),
 }
 
 /// Why a key file could not be read or written.

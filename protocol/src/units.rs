@@ -24,9 +24,29 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         })
 }
 
-/// Formats a duration the way it is written (`1h 30m`).
+/// Formats a duration the way people write capture lengths: hours, minutes, seconds and
+/// fractions, never days (`48h`, `1h 30m`, `90ms`); [`parse_duration`] reads it back.
 pub fn format_duration(d: Duration) -> String {
-    humantime::format_duration(d).to_string()
+    let secs = d.as_secs();
+    let nanos = d.subsec_nanos();
+    let parts = [
+        (secs / 3600, "h"),
+        (secs / 60 % 60, "m"),
+        (secs % 60, "s"),
+        (u64::from(nanos / 1_000_000), "ms"),
+        (u64::from(nanos / 1000 % 1000), "us"),
+        (u64::from(nanos % 1000), "ns"),
+    ];
+    let text: Vec<String> = parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect();
+    if text.is_empty() {
+        "0s".to_owned()
+    } else {
+        text.join(" ")
+    }
 }
 
 /// Formats bytes in binary units (`100.0 MiB`).
@@ -120,6 +140,19 @@ mod tests {
     fn text_values_round_trip_through_json() {
         let d: TextDuration = serde_json::from_str("\"90s\"").unwrap();
         assert_eq!(serde_json::to_string(&d).unwrap(), "\"1m 30s\"");
+        for (written, echoed) in [
+            ("48h", "48h"),
+            ("2days", "48h"),
+            ("90m", "1h 30m"),
+            ("0s", "0s"),
+        ] {
+            let d = parse_duration(written).unwrap();
+            assert_eq!(format_duration(d), echoed);
+            assert_eq!(parse_duration(echoed), Ok(d));
+        }
+        let fine = Duration::new(5, 250_000_001);
+        assert_eq!(format_duration(fine), "5s 250ms 1ns");
+        assert_eq!(parse_duration(&format_duration(fine)), Ok(fine));
         let s: Size = serde_json::from_str("\"1KiB\"").unwrap();
         assert_eq!(s, Size(1024));
         assert_eq!(serde_json::from_str::<Size>("2048").unwrap(), Size(2048));

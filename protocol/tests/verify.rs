@@ -4,8 +4,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use jiff::Timestamp;
 use pcap_protocol::{
-    AuthorizationDocument, Envelope, Grant, Period, Revocation, Serial, SigningKey, VerifyError,
-    VerifyKeys,
+    AuthorizationDocument, DocumentError, Envelope, Grant, Period, Revocation, Serial, SigningKey,
+    VerifyError, VerifyKeys,
 };
 use proptest::prelude::*;
 
@@ -47,11 +47,7 @@ fn signed_grant_round_trips_through_verification() {
 #[test]
 fn revocation_round_trips_and_unlimited_never_expires() {
     let key = SigningKey::generate().unwrap();
-    let rev = AuthorizationDocument::Revocation(Revocation {
-        serial: serial(),
-        sequence: 9,
-        issued_at: now(),
-    });
+    let rev = AuthorizationDocument::Revocation(Revocation::new(serial(), 9, now()));
     let bytes = Envelope::sign(&rev, &key).to_json();
     assert_eq!(
         AuthorizationDocument::verify(&bytes, &keys(&key), &serial()).unwrap(),
@@ -161,7 +157,29 @@ fn unknown_fields_and_bad_base64_get_typed_errors() {
     let payload = br#"{"type":"revocation","serial":"PA-0001","sequence":1,"issued_at":"2026-01-01T00:00:00Z","extra":1}"#;
     let signed = sign_raw(&key, payload);
     let err = AuthorizationDocument::verify(&signed, &keys(&key), &serial()).unwrap_err();
-    assert!(matches!(err, VerifyError::Payload { .. }), "{err}");
+    assert!(
+        matches!(err, VerifyError::Document(DocumentError::Invalid { .. })),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_document_of_a_newer_major_schema_is_refused_saying_so() {
+    let key = SigningKey::generate().unwrap();
+    let payload = br#"{"type":"revocation","schema":"2.0","serial":"PA-0001","sequence":1,"issued_at":"2026-01-01T00:00:00Z","scope":"all"}"#;
+    let err = AuthorizationDocument::verify(&sign_raw(&key, payload), &keys(&key), &serial())
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            VerifyError::Document(DocumentError::NewerSchema { .. })
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("schema 2.0"), "{err}");
+    // A document written before schema versions existed is version 1.0.
+    let old = br#"{"type":"revocation","serial":"PA-0001","sequence":1,"issued_at":"2026-01-01T00:00:00Z"}"#;
+    assert!(AuthorizationDocument::verify(&sign_raw(&key, old), &keys(&key), &serial()).is_ok());
 }
 
 #[test]

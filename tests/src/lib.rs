@@ -210,7 +210,8 @@ interfaces = {interfaces:?}
     /// A `pcap-portal` command on the S3 store of `server`, with every key of this scratch.
     pub fn portal_s3(&self, server: &s3::S3Server) -> Command {
         let mut cmd = Command::new(bin("pcap-portal"));
-        cmd.env("PCAP_STORE", format!("s3://{}/pa", s3::BUCKET))
+        cmd.env("PCAP_PORTAL_STATE", self.path("portal-state"))
+            .env("PCAP_STORE", format!("s3://{}/pa", s3::BUCKET))
             .env("PCAP_S3_ENDPOINT", server.endpoint())
             .env("PCAP_S3_PATH_STYLE", "true")
             .env("PCAP_S3_CREDENTIALS", self.path("s3-credentials"))
@@ -243,10 +244,12 @@ interfaces = {interfaces:?}
     /// A `pcap-portal` command on this scratch's store and keys.
     pub fn portal(&self) -> Command {
         let mut cmd = Command::new(bin("pcap-portal"));
-        cmd.env("PCAP_STORE", self.store_url()).env(
-            "PCAP_AUTHORIZATION_KEY",
-            self.path("keys/authorization.key"),
-        );
+        cmd.env("PCAP_PORTAL_STATE", self.path("portal-state"))
+            .env("PCAP_STORE", self.store_url())
+            .env(
+                "PCAP_AUTHORIZATION_KEY",
+                self.path("keys/authorization.key"),
+            );
         cmd
     }
 
@@ -418,7 +421,7 @@ impl Agent {
     pub fn json(&self, path: &str) -> serde_json::Value {
         let answer = self.get(path).expect("the agent answers");
         assert!(answer.status.is_success(), "GET {path}: {}", answer.status);
-        answer.json().expect("JSON")
+        answer.parse::<serde_json::Value>().expect("JSON")
     }
 
     /// The authorization state string.
@@ -565,7 +568,7 @@ impl Agent {
             "{}",
             String::from_utf8_lossy(&answer.body)
         );
-        answer.json().expect("JSON")
+        answer.parse::<serde_json::Value>().expect("JSON")
     }
 
     /// Waits until the capture `id` has ended; returns its final record.
@@ -610,7 +613,7 @@ impl Agent {
             "{}",
             String::from_utf8_lossy(&answer.body)
         );
-        answer.json().expect("JSON")
+        answer.parse::<serde_json::Value>().expect("JSON")
     }
 }
 

@@ -259,7 +259,7 @@ fn an_unauthorized_device_refuses_captures_and_creates_no_file() {
     let agent = s.start_agent();
     let answer = agent.start_capture(&capture_body("lo", "udp", json!({})));
     assert_eq!(answer.status, 403);
-    assert_eq!(answer.error().unwrap().0, "not_authorized");
+    assert_eq!(answer.error().unwrap().code, "not_authorized");
     assert!(s.spool_captures() == 0, "nothing in the spool");
     assert_eq!(agent.json("/v1/captures")["captures"], json!([]));
 }
@@ -383,7 +383,10 @@ fn bad_requests_get_their_error_code_and_start_nothing() {
     ];
     for (raw, status, code, needle) in cases {
         let answer = agent.post("/v1/captures", Some(raw.clone()));
-        let (got_code, message) = answer.error().unwrap_or_default();
+        let (got_code, message) = answer
+            .error()
+            .map(|e| (e.code, e.message))
+            .unwrap_or_default();
         assert_eq!(
             (answer.status.as_u16(), got_code.as_str()),
             (status, code),
@@ -416,7 +419,7 @@ fn the_concurrency_cap_refuses_one_capture_too_many_and_stop_seals_the_segment()
     ));
     let second = agent.start_capture(&capture_body("lo", "udp port 7012", json!({})));
     assert_eq!(second.status, 409);
-    assert_eq!(second.error().unwrap().0, "too_many_captures");
+    assert_eq!(second.error().unwrap().code, "too_many_captures");
 
     let stopped = agent.post_delete(&id(&first));
     assert_eq!(stopped["state"], "stopped");

@@ -64,15 +64,15 @@ fn errors_have_the_json_shape_and_oversized_bodies_are_refused() {
     let agent = s.start_agent();
     let answer = agent.get("/v1/nope").unwrap();
     assert_eq!(answer.status, 404);
-    assert_eq!(answer.error().unwrap().0, "not_found");
+    assert_eq!(answer.error().unwrap().code, "not_found");
 
     let answer = agent.post("/v1/status", None);
     assert_eq!(answer.status, 405);
-    assert_eq!(answer.error().unwrap().0, "method_not_allowed");
+    assert_eq!(answer.error().unwrap().code, "method_not_allowed");
 
     let answer = agent.post("/v1/reload", Some(vec![b'x'; 65 * 1024]));
     assert_eq!(answer.status, 413);
-    assert_eq!(answer.error().unwrap().0, "body_too_large");
+    assert_eq!(answer.error().unwrap().code, "body_too_large");
     // Unauthorized is a state, not an error: status says why.
     assert_eq!(
         agent.json("/v1/status")["authorization"]["state"],

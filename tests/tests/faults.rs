@@ -101,7 +101,12 @@ fn stop_at_random_points(signal: Signal, rounds: usize) {
                 "limits": {"max_duration": "3s"}
             }));
             if answer.status == 201 {
-                captures.push(answer.json().unwrap()["id"].as_str().unwrap().to_owned());
+                captures.push(
+                    answer.parse::<serde_json::Value>().unwrap()["id"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned(),
+                );
             }
         }
         let until = Instant::now() + Duration::from_millis(random_millis(&rng, 50, 2500));

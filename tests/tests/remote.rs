@@ -265,7 +265,7 @@ fn forged_replayed_foreign_and_tampered_documents_start_nothing() {
         &format!("requests/{id}.json"),
         &signed_request(&s.path("keys/request.key"), "PA-0002", id),
     );
-    assert_eq!(refused(id), "wrong_serial");
+    assert_eq!(refused(id), "wrong_device");
     // One byte changed in a genuine request.
     let id = "01a20a99-0000-7000-8000-000000000003";
     let mut bytes = signed_request(&s.path("keys/request.key"), "PA-0001", id);
@@ -276,7 +276,7 @@ fn forged_replayed_foreign_and_tampered_documents_start_nothing() {
     // The genuine request copied under a new id: its id no longer matches.
     let id = "01a20a99-0000-7000-8000-000000000004";
     put(&server, &format!("requests/{id}.json"), &genuine_bytes);
-    assert_eq!(refused(id), "bad_request");
+    assert_eq!(refused(id), "invalid_request");
 
     // The genuine request written again after it ran, and again after a restart: ignored.
     let before = result(&server, &genuine).unwrap();
@@ -365,9 +365,26 @@ fn the_portal_refuses_an_unknown_device_a_wrong_name_and_an_old_agent() {
         "{e}"
     );
     let status = |version: &str| {
-        serde_json::json!({"serial": "PA-0001", "name": "e2e", "agent_version": version,
-                           "time": jiff::Timestamp::now().to_string()})
-        .to_string()
+        let heartbeat = pcap_protocol::store::Heartbeat {
+            schema: pcap_protocol::Schema::V1_0,
+            serial: pcap_protocol::Serial::parse("PA-0001").unwrap(),
+            name: Some("e2e".into()),
+            agent_version: version.into(),
+            libpcap_version: "libpcap version 1.10.3".into(),
+            authorization: pcap_protocol::store::HeartbeatAuthorization {
+                state: pcap_protocol::AuthState::Unauthorized,
+                expires_at: None,
+                period: None,
+                sequence: None,
+                reason: None,
+            },
+            captures: Default::default(),
+            spool: Default::default(),
+            uploads: Default::default(),
+            last_error: None,
+            time: jiff::Timestamp::now(),
+        };
+        String::from_utf8(pcap_protocol::schema::encode(&heartbeat)).unwrap()
     };
     put(&server, "status.json", status("0.0.9").as_bytes());
     let e = fail(&["authorize", "PA-0001", "--period", "1m"]);

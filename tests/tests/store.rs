@@ -8,18 +8,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use object_store::ObjectStoreExt;
-use pcap_config::S3;
+use pcap_config::{S3, StoreUrl};
+use pcap_protocol::{CaptureId, FileName, Serial};
+use pcap_spool::{Journal, Spool, State};
 use pcap_tests::net::VethPair;
 use pcap_tests::s3::{BUCKET, S3Server, SECRET_KEY};
 use pcap_tests::{Scratch, require_root};
 use pcap_uploader::bandwidth::Bandwidth;
-use pcap_uploader::spool::{Journal, Spool, State};
 use pcap_uploader::store::Store;
 use pcap_uploader::upload::{UploadSettings, Uploader};
 use tokio_util::sync::CancellationToken;
 
 const CAPTURE: &str = "0193a0b1-0000-7000-8000-0000000000bb";
 const PREFIX: &str = "pa";
+
+fn capture() -> CaptureId {
+    CaptureId::parse(CAPTURE).unwrap()
+}
 
 /// A spool with a journal, encrypting to the scratch's research key.
 struct Lab {
@@ -35,7 +40,7 @@ impl Lab {
         let dir = scratch.path("spool");
         let (journal, _) = Journal::open(&dir).unwrap();
         let journal = Arc::new(journal);
-        let spool = Spool::new(&dir, &[recipient.trim().to_owned()])
+        let spool = Spool::new(&dir, vec![recipient.trim().parse().unwrap()])
             .unwrap()
             .with_journal(journal.clone());
         Lab {
@@ -49,7 +54,7 @@ impl Lab {
     fn seal(&self, seq: u32, len: usize) -> String {
         let mut data = vec![0u8; len];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut data).unwrap();
-        let mut w = self.spool.create(CAPTURE, seq).unwrap();
+        let mut w = self.spool.create(&capture(), seq).unwrap();
         for chunk in data.chunks(1 << 20) {
             w.write_all(chunk).unwrap();
         }
@@ -61,7 +66,10 @@ impl Lab {
         let creds = self.scratch.path("s3-credentials");
         server.credentials_file(&creds, SECRET_KEY);
         Store::open(
-            &format!("s3://{BUCKET}/{PREFIX}"),
+            &StoreUrl::S3 {
+                bucket: BUCKET.to_owned(),
+                prefix: PREFIX.to_owned(),
+            },
             &S3 {
                 endpoint: Some(server.endpoint()),
                 path_style: true,
@@ -91,7 +99,7 @@ impl Lab {
             store,
             self.journal.clone(),
             UploadSettings {
-                serial: self.scratch.serial.clone(),
+                serial: Serial::parse(&self.scratch.serial).unwrap(),
                 spool_dir: self.scratch.path("spool"),
                 part_size: 5 << 20,
                 concurrency: 2,
@@ -119,10 +127,9 @@ impl Lab {
     /// with the age CLI and checks the plaintext.
     async fn check_store(&self, store: &Store, plaintext: &[(u32, String)]) {
         for (seq, want) in plaintext {
-            let name = format!("{seq:06}.pcap.age");
-            let key = store
-                .capture_key(&self.scratch.serial, CAPTURE, &name)
-                .unwrap();
+            let name = FileName::segment(*seq);
+            let serial = Serial::parse(&self.scratch.serial).unwrap();
+            let key = store.capture_key(&serial, &capture(), &name);
             let bytes = store
                 .objects()
                 .get(&key)
@@ -131,7 +138,7 @@ impl Lab {
                 .bytes()
                 .await
                 .unwrap();
-            let sealed = self.journal.get(CAPTURE, &name).unwrap().sha256.unwrap();
+            let sealed = self.journal.get(&capture(), &name).unwrap().sha256.unwrap();
             assert_eq!(sha256(&bytes), sealed, "{name}: as sealed");
             let file = self.scratch.path(&format!("downloaded-{name}"));
             std::fs::write(&file, &bytes).unwrap();

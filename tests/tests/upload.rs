@@ -102,7 +102,10 @@ fn a_capture_is_uploaded_shown_in_the_spool_and_metrics_and_reaped() {
     assert!(listing["uploads"]["permanent_error"].is_null());
     let reaped = agent.post("/v1/reap", None);
     assert_eq!(reaped.status, 200);
-    assert_eq!(reaped.json().unwrap()["refusing"], false);
+    assert_eq!(
+        reaped.parse::<serde_json::Value>().unwrap()["refusing"],
+        false
+    );
 
     let metrics = String::from_utf8_lossy(&agent.get("/metrics").unwrap().body).into_owned();
     for line in [
@@ -283,7 +286,7 @@ fn peak_usage(dir: &Path, during: impl FnOnce()) -> u64 {
         std::thread::spawn(move || {
             let mut peak = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                peak = peak.max(pcap_uploader::reaper::dir_size(&dir));
+                peak = peak.max(pcap_spool::usage::dir_size(&dir));
                 std::thread::sleep(Duration::from_millis(10));
             }
             peak
@@ -336,9 +339,9 @@ fn a_full_spool_stops_captures_with_disk_full_and_resumes_when_uploads_free_it()
     // The daemon keeps answering; a new capture is refused for the same reason.
     let refused = agent.start_capture(&capture_body("udp and dst port 7204", json!({})));
     assert_eq!(refused.status, 507);
-    let (code, message) = refused.error().unwrap();
-    assert_eq!(code, "spool_full");
-    assert!(message.contains("uploads free it"), "{message}");
+    let error = refused.error().unwrap();
+    assert_eq!(error.code, "spool_full");
+    assert!(error.message.contains("uploads free it"), "{error:?}");
 
     // The store comes back: uploads free the spool and captures run again.
     server.restart();

@@ -13,9 +13,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use pcap_config::S3;
+use pcap_config::{S3, StoreUrl};
+use pcap_protocol::{CaptureId, Serial};
+use pcap_spool::{Journal, Spool, State};
 use pcap_uploader::bandwidth::Bandwidth;
-use pcap_uploader::spool::{Journal, Spool, State};
 use pcap_uploader::store::Store;
 use pcap_uploader::upload::{UploadSettings, Uploader};
 use tokio_util::sync::CancellationToken;
@@ -35,12 +36,14 @@ fn rss_kib() -> u64 {
 
 fn seal(spool_dir: PathBuf, recipient: String, input: PathBuf) {
     let (journal, _) = Journal::open(&spool_dir).expect("journal");
-    let spool = Spool::new(&spool_dir, &[recipient])
+    let recipient = recipient.parse().expect("an age recipient (age1...)");
+    let spool = Spool::new(&spool_dir, vec![recipient])
         .expect("spool")
         .with_journal(Arc::new(journal));
     let started = Instant::now();
     let mut file = std::fs::File::open(&input).expect("input");
-    let mut w = spool.create(CAPTURE, 1).expect("segment");
+    let capture = CaptureId::parse(CAPTURE).expect("capture id");
+    let mut w = spool.create(&capture, 1).expect("segment");
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = file.read(&mut buf).expect("read");
@@ -63,6 +66,7 @@ fn upload(spool_dir: PathBuf, url: String, endpoint: String, creds: PathBuf) {
     runtime.block_on(async move {
         let (journal, _) = Journal::open(&spool_dir).expect("journal");
         let journal = Arc::new(journal);
+        let url: StoreUrl = url.parse().expect("a store URL");
         let store = Store::open(
             &url,
             &S3 {
@@ -77,7 +81,7 @@ fn upload(spool_dir: PathBuf, url: String, endpoint: String, creds: PathBuf) {
             store,
             journal.clone(),
             UploadSettings {
-                serial: "BENCH".to_owned(),
+                serial: Serial::parse("BENCH").expect("serial"),
                 spool_dir,
                 part_size: std::env::var("PART_MIB").ok().and_then(|v| v.parse::<usize>().ok()).unwrap_or(8) << 20,
                 concurrency: 2,

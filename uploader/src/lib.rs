@@ -1,28 +1,23 @@
-//! The spool and the way to the store: where sealed capture segments wait and leave the host.
+//! The way from the spool to the store, and the bound on the spool.
 //!
 //! # Layout
 //!
-//! - [`spool`]: the encrypting segment writer (age, `.partial` -> fsync -> rename = sealed) and
-//!   crash recovery of the spool directory. Its `mod.rs` holds the design notes.
-//! - [`error`]: the spool's error type, [`SpoolError`].
-//!
-//! Still to come with the uploader: the journal (the one record of each segment's state), the
-//! store client, ordered and checksummed uploads, and the reaper, the only deleter of local
-//! files.
+//! - [`store`]: the store client (object_store): a local directory or any S3-compatible
+//!   service; keys from `pcap_protocol::store::keys`; checksummed, size-checked uploads.
+//! - [`upload`]: the uploader task: sealed files in order per capture, the manifest last,
+//!   retries with backoff, interrupted uploads aborted before they start over.
+//! - [`reaper`]: the only deleter of local spool files: uploaded, expired, purged on
+//!   revocation, and over the quota; it sets the spool's admission gate.
+//! - [`bandwidth`]: the upload bandwidth cap.
 //!
 //! # Where the data goes
 //!
-//! capture writer -> [`spool::SegmentWriter`] (encrypted as written) -> sealed segment,
-//! announced to whoever uploads it -> store.
+//! spool journal (`pcap-spool`: a file is sealed) -> [`upload::Uploader`] -> [`store::Store`]
+//! -> journal (uploaded) -> [`reaper::Reaper`] deletes the local file.
 
 #![forbid(unsafe_code)]
 
 pub mod bandwidth;
-pub mod error;
 pub mod reaper;
-pub mod spool;
 pub mod store;
 pub mod upload;
-
-pub use error::SpoolError;
-pub use spool::{SealedSegment, SegmentWriter, Spool};

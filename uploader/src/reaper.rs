@@ -14,68 +14,17 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use jiff::{SignedDuration, Timestamp};
 use pcap_config::{OnFull, OnRevoke, SpoolPolicy};
-use serde::Serialize;
+use pcap_protocol::{CaptureId, FileName};
+use pcap_spool::usage::{dir_size, free_percent};
+use pcap_spool::{Entry, Journal, MANIFEST_BASE, SpoolGate, State};
+use serde::{Deserialize, Serialize};
 use tracing::{error, info, warn};
 
-use crate::spool::journal::{Entry, Journal, State};
-use crate::spool::{MANIFEST, MANIFEST_BASE};
-
-/// Whether new segments are refused because the spool is full: the reaper's verdict, and
-/// the quota itself, checked against the journal each time a segment would start (so that
-/// unuploaded data stays within the quota plus the segments being written, whenever the
-/// reaper last ran).
-#[derive(Debug, Clone)]
-pub struct SpoolGate {
-    refusing: Arc<AtomicBool>,
-    /// `spool.max_bytes` with `on_full = "refuse"`; `u64::MAX` otherwise.
-    limit: Arc<AtomicU64>,
-}
-
-impl Default for SpoolGate {
-    fn default() -> Self {
-        SpoolGate {
-            refusing: Arc::default(),
-            limit: Arc::new(AtomicU64::new(u64::MAX)),
-        }
-    }
-}
-
-impl SpoolGate {
-    pub fn is_refusing(&self) -> bool {
-        self.refusing.load(Ordering::Acquire)
-    }
-
-    /// Why a new segment cannot start, if it cannot.
-    pub fn refusal(&self, journal: Option<&Journal>) -> Option<String> {
-        if self.is_refusing() {
-            return Some(
-                "the spool is over spool.max_bytes or under spool.min_free_percent, and only uploads can free it"
-                    .to_owned(),
-            );
-        }
-        let limit = self.limit.load(Ordering::Acquire);
-        let pending = journal.map_or(0, Journal::unuploaded_bytes);
-        (pending >= limit).then(|| {
-            format!("{pending} bytes in the spool wait for upload, spool.max_bytes is {limit}")
-        })
-    }
-
-    fn set(&self, refuse: bool, policy: &SpoolPolicy) {
-        self.refusing.store(refuse, Ordering::Release);
-        let limit = match policy.on_full {
-            OnFull::Refuse => policy.max_bytes,
-            OnFull::DropOldest => u64::MAX,
-        };
-        self.limit.store(limit, Ordering::Release);
-    }
-}
-
 /// What one run of the reaper did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReapReport {
     pub deleted_uploaded: u64,
     pub expired: u64,
@@ -118,14 +67,14 @@ impl Reaper {
             match e.state {
                 // The manifest's local file is its base, removed with the capture's directory.
                 State::Uploaded
-                    if e.name != MANIFEST
+                    if !e.name.is_manifest()
                         && age_exceeds(e.uploaded_at, now, policy.keep_uploaded_for) =>
                 {
                     self.delete(&e, State::Deleted, "uploaded");
                     report.deleted_uploaded += 1;
                 }
                 State::Sealed
-                    if revoked && policy.on_revoke == OnRevoke::Purge && e.name != MANIFEST =>
+                    if revoked && policy.on_revoke == OnRevoke::Purge && !e.name.is_manifest() =>
                 {
                     self.delete(
                         &e,
@@ -135,7 +84,7 @@ impl Reaper {
                     report.purged += 1;
                 }
                 State::Sealed
-                    if e.name != MANIFEST && age_exceeds(e.sealed_at, now, policy.max_age) =>
+                    if !e.name.is_manifest() && age_exceeds(e.sealed_at, now, policy.max_age) =>
                 {
                     error!(capture = %e.capture, file = %e.name, "Deleting a segment older than spool.max_age that was never uploaded.");
                     self.delete(&e, State::Lost, "older than spool.max_age, never uploaded");
@@ -161,7 +110,7 @@ impl Reaper {
                 .journal
                 .entries()
                 .into_iter()
-                .filter(|e| e.state == state && e.name != MANIFEST)
+                .filter(|e| e.state == state && !e.name.is_manifest())
                 .collect();
             list.sort_by_key(|e| {
                 if state == State::Uploaded {
@@ -201,7 +150,11 @@ impl Reaper {
                 info!(bytes = report.spool_bytes, "The spool has room again.");
             }
         }
-        self.gate.set(refusing, policy);
+        let unuploaded_limit = match policy.on_full {
+            OnFull::Refuse => policy.max_bytes,
+            OnFull::DropOldest => u64::MAX,
+        };
+        self.gate.set(refusing, unuploaded_limit);
         report.refusing = refusing;
     }
 
@@ -215,7 +168,7 @@ impl Reaper {
             warn!(capture = %e.capture, file = %e.name, error = %err, "Cannot journal a deletion; the file stays.");
             return;
         }
-        let path = self.dir.join(&e.capture).join(&e.name);
+        let path = self.dir.join(e.capture.as_str()).join(e.name.as_str());
         match std::fs::remove_file(&path) {
             Ok(()) => {}
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
@@ -232,47 +185,27 @@ impl Reaper {
             .filter_map(Result::ok)
             .filter(|d| d.file_type().is_ok_and(|t| t.is_dir()))
         {
-            let capture = d.file_name().to_string_lossy().into_owned();
+            let Ok(capture) = CaptureId::parse(&d.file_name().to_string_lossy()) else {
+                continue;
+            };
             let files = self.journal.capture(&capture);
             let manifest_done = files
                 .iter()
-                .any(|e| e.name == MANIFEST && e.state == State::Uploaded);
+                .any(|e| e.name.is_manifest() && e.state == State::Uploaded);
             let all_gone = files
                 .iter()
-                .filter(|e| e.name != MANIFEST)
+                .filter(|e| !e.name.is_manifest())
                 .all(|e| matches!(e.state, State::Deleted | State::Lost));
             if manifest_done && all_gone {
                 let _ = std::fs::remove_file(d.path().join(MANIFEST_BASE));
                 if std::fs::remove_dir(d.path()).is_ok() {
-                    let _ = self
-                        .journal
-                        .update(&capture, MANIFEST, |e| e.state = State::Deleted);
+                    let _ = self.journal.update(&capture, &FileName::manifest(), |e| {
+                        e.state = State::Deleted
+                    });
                 }
             }
         }
     }
-}
-
-/// Bytes of every file under `dir`.
-pub fn dir_size(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .filter_map(Result::ok)
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => dir_size(&e.path()),
-            Ok(_) => e.metadata().map_or(0, |m| m.len()),
-            Err(_) => 0,
-        })
-        .sum()
-}
-
-/// Percentage of the file system holding `dir` still available to unprivileged writers.
-pub fn free_percent(dir: &Path) -> Option<u8> {
-    let s = nix::sys::statvfs::statvfs(dir).ok()?;
-    let total = s.blocks() as f64;
-    (total > 0.0).then(|| ((s.blocks_available() as f64 / total) * 100.0).floor() as u8)
 }
 
 /// Requests to the reaper task.
@@ -385,6 +318,14 @@ mod tests {
         }
     }
 
+    fn cap() -> CaptureId {
+        CaptureId::parse("cap").unwrap()
+    }
+
+    fn name(n: &str) -> FileName {
+        FileName::parse(n).unwrap()
+    }
+
     impl Fixture {
         /// A spool file of `size` bytes, sealed at `sealed`, uploaded at `uploaded`.
         fn file(&self, name: &str, size: usize, sealed: i64, uploaded: Option<i64>) {
@@ -392,8 +333,8 @@ mod tests {
             std::fs::create_dir_all(&dir).unwrap();
             std::fs::write(dir.join(name), vec![0u8; size]).unwrap();
             let mut e = Entry::new(
-                "cap",
-                name,
+                &cap(),
+                &self::name(name),
                 if uploaded.is_some() {
                     State::Uploaded
                 } else {
@@ -407,7 +348,7 @@ mod tests {
         }
 
         fn state(&self, name: &str) -> State {
-            self.journal.get("cap", name).unwrap().state
+            self.journal.get(&cap(), &self::name(name)).unwrap().state
         }
 
         fn exists(&self, name: &str) -> bool {
@@ -496,12 +437,16 @@ mod tests {
         assert!(why.contains("spool.max_bytes"), "{why}");
         // Uploaded files do not count: the reaper deletes them when it must.
         f.journal
-            .update("cap", "000002.pcap.age", |e| e.state = State::Uploaded)
+            .update(&cap(), &name("000002.pcap.age"), |e| {
+                e.state = State::Uploaded
+            })
             .unwrap();
         assert_eq!(f.gate.refusal(Some(&f.journal)), None);
         // With drop_oldest the reaper makes room instead: segments always start.
         f.journal
-            .update("cap", "000002.pcap.age", |e| e.state = State::Sealed)
+            .update(&cap(), &name("000002.pcap.age"), |e| {
+                e.state = State::Sealed
+            })
             .unwrap();
         p.on_full = OnFull::DropOldest;
         p.max_bytes = 1000;
@@ -516,7 +461,7 @@ mod tests {
         f.file("000001.pcap.age", 10, 0, Some(1));
         f.file("sessions.json.age", 10, 0, Some(2));
         std::fs::write(f.dir.path().join("cap").join(MANIFEST_BASE), b"{}").unwrap();
-        let mut manifest = Entry::new("cap", MANIFEST, State::Sealed);
+        let mut manifest = Entry::new(&cap(), &FileName::manifest(), State::Sealed);
         manifest.size = 2;
         f.journal.put(manifest).unwrap();
         f.reaper.reap(&policy(), t(3), false);
@@ -526,7 +471,7 @@ mod tests {
             "kept until the manifest is in the store"
         );
         f.journal
-            .update("cap", MANIFEST, |e| {
+            .update(&cap(), &FileName::manifest(), |e| {
                 e.state = State::Uploaded;
                 e.uploaded_at = Some(t(4));
             })
@@ -536,6 +481,6 @@ mod tests {
             !f.dir.path().join("cap").exists(),
             "the capture's directory is gone"
         );
-        assert_eq!(f.state(MANIFEST), State::Deleted);
+        assert_eq!(f.state(FileName::MANIFEST), State::Deleted);
     }
 }

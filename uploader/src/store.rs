@@ -1,8 +1,8 @@
 //! The store, through the `object_store` crate: a local directory (`file:///path`, the
-//! embedded default) or any S3-compatible service (`s3://bucket/prefix`). Keys follow
-//! DESIGN.md: `captures/<serial>/<capture_id>/<file>` and `devices/<serial>/...` under the
-//! prefix. Uploads stream the spool file in parts (multipart above one part), hash it on the way,
-//! and check the stored size afterwards.
+//! embedded default) or any S3-compatible service (`s3://bucket/prefix`). Keys come from
+//! `pcap_protocol::store::keys` (`captures/<serial>/<capture_id>/<file>`, `devices/<serial>/...`)
+//! under the store's prefix. Uploads stream the spool file in parts (multipart above one part),
+//! hash it on the way, and check the stored size afterwards.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,20 +12,20 @@ use object_store::local::LocalFileSystem;
 use object_store::multipart::MultipartStore;
 use object_store::path::Path as Key;
 use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
-use pcap_config::S3;
-use pcap_protocol::ids::check_id;
+use pcap_config::{S3, StoreUrl};
 use pcap_protocol::keys::hex;
+use pcap_protocol::store::keys;
+use pcap_protocol::{CaptureId, Document, FileName, Serial, schema};
 use tokio::io::AsyncReadExt;
 
 use crate::bandwidth::Bandwidth;
 
 /// Why the store could not be opened.
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("{url:?} is not a store URL; use file:///absolute/path or s3://bucket/prefix")]
-    BadUrl { url: String },
-    #[error("cannot open the store {url}: {message}")]
-    Open { url: String, message: String },
+#[error("cannot open the store {url}: {message}")]
+pub struct StoreError {
+    pub url: String,
+    pub message: String,
 }
 
 /// Why an upload failed, and whether trying again can help.
@@ -77,6 +77,8 @@ pub enum GetError {
     TooLarge(u64),
     #[error("{0}")]
     Store(String),
+    #[error(transparent)]
+    Document(#[from] pcap_protocol::DocumentError),
 }
 
 /// What an upload stored.
@@ -137,102 +139,22 @@ fn read_credentials(path: &Path) -> Result<Credentials, String> {
 
 impl Store {
     /// Opens the store at `url` with the S3 settings `s3` (used for `s3://` only).
-    pub fn open(url: &str, s3: &S3) -> Result<Self, StoreError> {
+    pub fn open(url: &StoreUrl, s3: &S3) -> Result<Self, StoreError> {
         install_crypto_provider();
-        let open_err = |message: String| StoreError::Open {
-            url: url.to_owned(),
+        let failed = |message: String| StoreError {
+            url: url.to_string(),
             message,
         };
-        let (backend, prefix) = match url.split_once("://") {
-            Some(("file", path)) if Path::new(path).is_absolute() => {
-                std::fs::create_dir_all(path)
-                    .map_err(|e| open_err(format!("cannot create {path}: {e}")))?;
-                let store =
-                    LocalFileSystem::new_with_prefix(path).map_err(|e| open_err(e.to_string()))?;
-                (
-                    Backend::Local {
-                        store: Arc::new(store),
-                        root: PathBuf::from(path),
-                    },
-                    String::new(),
-                )
-            }
-            Some(("s3", rest)) if !rest.is_empty() && !rest.starts_with('/') => {
-                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-                let mut b = AmazonS3Builder::from_env()
-                    .with_bucket_name(bucket)
-                    .with_virtual_hosted_style_request(!s3.path_style)
-                    .with_checksum_algorithm(object_store::aws::Checksum::SHA256)
-                    // The SHA-256 checksum header is signed and the store verifies the body
-                    // against it; hashing the body a second time for the signature buys nothing.
-                    .with_unsigned_payload(true)
-                    .with_retry(RetryConfig {
-                        max_retries: 4,
-                        retry_timeout: std::time::Duration::from_secs(60),
-                        ..RetryConfig::default()
-                    });
-                let endpoint = s3
-                    .endpoint
-                    .clone()
-                    .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
-                if let Some(ep) = &endpoint {
-                    b = b.with_endpoint(ep);
-                }
-                let region = s3
-                    .region
-                    .clone()
-                    .or_else(|| std::env::var("AWS_REGION").ok());
-                b = b.with_region(region.unwrap_or_else(|| "us-east-1".to_owned()));
-                if let Some(path) = &s3.credentials_file {
-                    let c = read_credentials(path).map_err(open_err)?;
-                    b = b
-                        .with_access_key_id(c.access_key_id)
-                        .with_secret_access_key(c.secret_access_key);
-                    if let Some(t) = c.session_token {
-                        b = b.with_token(t);
-                    }
-                }
-                // Plain HTTP only when the configured endpoint says so (a test server, a
-                // store on the host's own network). The client options carry it: setting them
-                // replaces the builder's.
-                // A whole request may take long on a slow or lossy link (a part is 8 MiB by
-                // default); a dead endpoint is found by the connect timeout.
-                let mut options = ClientOptions::new()
-                    .with_connect_timeout(std::time::Duration::from_secs(10))
-                    .with_timeout(std::time::Duration::from_secs(600))
-                    .with_allow_http(
-                        endpoint
-                            .as_deref()
-                            .is_some_and(|e| e.starts_with("http://")),
-                    );
-                if let Some(ca) = &s3.ca_bundle {
-                    let pem = std::fs::read(ca)
-                        .map_err(|e| open_err(format!("cannot read {}: {e}", ca.display())))?;
-                    for cert in object_store::Certificate::from_pem_bundle(&pem)
-                        .map_err(|e| open_err(e.to_string()))?
-                    {
-                        options = options.with_root_certificate(cert);
-                    }
-                }
-                let store = b
-                    .with_client_options(options)
-                    .build()
-                    .map_err(|e| open_err(e.to_string()))?;
-                (
-                    Backend::S3(Arc::new(store)),
-                    prefix.trim_matches('/').to_owned(),
-                )
-            }
-            _ => {
-                return Err(StoreError::BadUrl {
-                    url: url.to_owned(),
-                });
+        let (backend, prefix) = match url {
+            StoreUrl::File(root) => (open_local(root).map_err(failed)?, String::new()),
+            StoreUrl::S3 { bucket, prefix } => {
+                (open_s3(bucket, s3).map_err(failed)?, prefix.clone())
             }
         };
         Ok(Store {
             backend,
             prefix,
-            url: url.to_owned(),
+            url: url.to_string(),
         })
     }
 
@@ -257,21 +179,9 @@ impl Store {
         }
     }
 
-    /// `captures/<serial>/<capture_id>/<name>`, each part checked to be a plain identifier
-    /// (nothing can climb out of the capture's prefix).
-    pub fn capture_key(&self, serial: &str, capture: &str, name: &str) -> Result<Key, UploadError> {
-        for (what, part) in [
-            ("serial", serial),
-            ("capture id", capture),
-            ("file name", name),
-        ] {
-            check_id(part, 64).map_err(|e| {
-                UploadError::Corrupted(format!(
-                    "refusing a store key with the {what} {part:?}: it {e}"
-                ))
-            })?;
-        }
-        Ok(self.key(&format!("captures/{serial}/{capture}/{name}")))
+    /// The key of one file of a capture.
+    pub fn capture_key(&self, serial: &Serial, capture: &CaptureId, name: &FileName) -> Key {
+        self.key(&keys::capture_file(serial, capture, name))
     }
 
     /// The object at `key` if it exists, refusing one over `max` bytes without reading it: a
@@ -296,6 +206,35 @@ impl Store {
             out.extend_from_slice(&chunk);
         }
         Ok(Some(out))
+    }
+
+    /// The document at `key` if there is one (at most `max` bytes, in a schema version this
+    /// build reads).
+    pub async fn get_document<T: Document>(
+        &self,
+        key: &Key,
+        max: usize,
+    ) -> Result<Option<T>, GetError> {
+        match self.get_limited(key, max).await? {
+            Some(bytes) => Ok(Some(schema::decode(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes `doc` at `key` (a reader sees the old or the new document).
+    pub async fn put_document<T: Document>(&self, key: &Key, doc: &T) -> Result<(), UploadError> {
+        self.put_bytes(key, schema::encode(doc)).await
+    }
+
+    /// `key` without the store's prefix: the key as [`keys`] builds it.
+    pub fn relative<'k>(&self, key: &'k Key) -> &'k str {
+        let k = key.as_ref();
+        if self.prefix.is_empty() {
+            return k;
+        }
+        k.strip_prefix(self.prefix.as_str())
+            .and_then(|rest| rest.strip_prefix('/'))
+            .unwrap_or(k)
     }
 
     /// Stores `bytes` at `key` in one request.
@@ -420,6 +359,78 @@ impl Store {
             (Backend::S3(_), None) => Ok(()),
         }
     }
+}
+
+/// A local directory as a store; created if missing. Every object is fsynced when written.
+fn open_local(root: &Path) -> Result<Backend, String> {
+    std::fs::create_dir_all(root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
+    let store = LocalFileSystem::new_with_prefix(root)
+        .map_err(|e| e.to_string())?
+        .with_fsync(true);
+    Ok(Backend::Local {
+        store: Arc::new(store),
+        root: root.to_owned(),
+    })
+}
+
+/// An S3 bucket: endpoint, region and credentials from `s3`, else the AWS environment.
+fn open_s3(bucket: &str, s3: &S3) -> Result<Backend, String> {
+    let mut b = AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .with_virtual_hosted_style_request(!s3.path_style)
+        .with_checksum_algorithm(object_store::aws::Checksum::SHA256)
+        // The SHA-256 checksum header is signed and the store verifies the body against it;
+        // hashing the body a second time for the signature buys nothing.
+        .with_unsigned_payload(true)
+        .with_retry(RetryConfig {
+            max_retries: 4,
+            retry_timeout: std::time::Duration::from_secs(60),
+            ..RetryConfig::default()
+        });
+    let endpoint = s3
+        .endpoint
+        .clone()
+        .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
+    if let Some(ep) = &endpoint {
+        b = b.with_endpoint(ep);
+    }
+    let region = s3
+        .region
+        .clone()
+        .or_else(|| std::env::var("AWS_REGION").ok());
+    b = b.with_region(region.unwrap_or_else(|| "us-east-1".to_owned()));
+    if let Some(path) = &s3.credentials_file {
+        let c = read_credentials(path)?;
+        b = b
+            .with_access_key_id(c.access_key_id)
+            .with_secret_access_key(c.secret_access_key);
+        if let Some(t) = c.session_token {
+            b = b.with_token(t);
+        }
+    }
+    // Plain HTTP only when the configured endpoint says so (a test server, a store on the
+    // host's own network). The client options carry it: setting them replaces the builder's.
+    // A whole request may take long on a slow or lossy link (a part is 8 MiB by default); a
+    // dead endpoint is found by the connect timeout.
+    let mut options = ClientOptions::new()
+        .with_connect_timeout(std::time::Duration::from_secs(10))
+        .with_timeout(std::time::Duration::from_secs(600))
+        .with_allow_http(
+            endpoint
+                .as_deref()
+                .is_some_and(|e| e.starts_with("http://")),
+        );
+    if let Some(ca) = &s3.ca_bundle {
+        let pem = std::fs::read(ca).map_err(|e| format!("cannot read {}: {e}", ca.display()))?;
+        for cert in object_store::Certificate::from_pem_bundle(&pem).map_err(|e| e.to_string())? {
+            options = options.with_root_certificate(cert);
+        }
+    }
+    let store = b
+        .with_client_options(options)
+        .build()
+        .map_err(|e| e.to_string())?;
+    Ok(Backend::S3(Arc::new(store)))
 }
 
 /// Puts the sealed file at `path` into a local store on the same file system as a hard link

@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use object_store::ObjectStoreExt;
-use serde::Serialize;
+use pcap_protocol::store::UploadStatus;
+use pcap_protocol::{CaptureId, FileName, Serial, schema};
+use pcap_spool::{Entry, Journal, State};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -23,9 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::bandwidth::Bandwidth;
-use crate::spool::journal::{Entry, Journal, State};
-use crate::spool::{MANIFEST, MANIFEST_BASE, SESSIONS_STEM};
-use crate::store::{Store, UploadError};
+use crate::store::{Store, UploadError, Uploaded};
 
 /// First wait after a transient failure; doubles with each attempt up to [`RETRY_MAX`].
 const RETRY_BASE: Duration = Duration::from_secs(2);
@@ -38,23 +38,10 @@ const IDLE: Duration = Duration::from_secs(30);
 /// What the uploader needs to know.
 #[derive(Debug, Clone)]
 pub struct UploadSettings {
-    pub serial: String,
+    pub serial: Serial,
     pub spool_dir: PathBuf,
     pub part_size: usize,
     pub concurrency: usize,
-}
-
-/// What `/v1/status` and `/metrics` show of uploads.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct UploadStatus {
-    pub uploaded_files: u64,
-    pub uploaded_bytes: u64,
-    pub failed_attempts: u64,
-    pub manifests: u64,
-    /// A failure that retrying cannot fix, until an operator acts.
-    pub permanent_error: Option<String>,
-    pub last_error: Option<String>,
-    pub last_upload: Option<Timestamp>,
 }
 
 /// Shared handle to the uploader: wake it, read its status.
@@ -84,12 +71,15 @@ impl UploadHandle {
 
 /// Sort key of a capture's files: segments in order, then the session records, then the
 /// manifest.
-fn rank(name: &str) -> (u8, &str) {
-    match name {
-        n if n.ends_with(".pcap.age") => (0, n),
-        n if n.starts_with(SESSIONS_STEM) => (1, n),
-        n => (2, n),
-    }
+fn rank(name: &FileName) -> (u8, &str) {
+    let order = if name.is_segment() {
+        0
+    } else if name.is_manifest() {
+        2
+    } else {
+        1
+    };
+    (order, name.as_str())
 }
 
 /// The next file of a capture to upload, if its turn has come.
@@ -98,7 +88,7 @@ fn next_of(mut files: Vec<Entry>) -> Option<Entry> {
     let blocked = |e: &Entry| matches!(e.state, State::Open | State::Sealed | State::Uploading);
     let next = files.iter().find(|e| e.state == State::Sealed)?.clone();
     // The manifest goes only when everything else is settled.
-    if next.name == MANIFEST && files.iter().any(|e| e.name != MANIFEST && blocked(e)) {
+    if next.name.is_manifest() && files.iter().any(|e| !e.name.is_manifest() && blocked(e)) {
         return None;
     }
     // Nothing overtakes an earlier file of the same capture.
@@ -127,7 +117,7 @@ pub struct Uploader {
     settings: UploadSettings,
     bandwidth: Arc<Bandwidth>,
     handle: UploadHandle,
-    not_before: HashMap<(String, String), Instant>,
+    not_before: HashMap<(CaptureId, FileName), Instant>,
     /// Woken after each upload (the reaper: uploaded files may go now).
     uploaded: Option<Arc<Notify>>,
 }
@@ -163,9 +153,8 @@ impl Uploader {
     /// Runs until `cancel`; uploads under way when it comes are left to the journal (they
     /// start over at the next start).
     pub async fn run(mut self, cancel: CancellationToken) {
-        let mut running: JoinSet<(Entry, Result<crate::store::Uploaded, UploadError>)> =
-            JoinSet::new();
-        let mut busy: HashSet<String> = HashSet::new();
+        let mut running: JoinSet<(Entry, Result<Uploaded, UploadError>)> = JoinSet::new();
+        let mut busy: HashSet<CaptureId> = HashSet::new();
         loop {
             let wait = self.start_due(&mut running, &mut busy);
             tokio::select! {
@@ -185,12 +174,12 @@ impl Uploader {
     /// Starts every upload whose turn has come; returns how long until the next retry is due.
     fn start_due(
         &mut self,
-        running: &mut JoinSet<(Entry, Result<crate::store::Uploaded, UploadError>)>,
-        busy: &mut HashSet<String>,
+        running: &mut JoinSet<(Entry, Result<Uploaded, UploadError>)>,
+        busy: &mut HashSet<CaptureId>,
     ) -> Duration {
         let now = Instant::now();
         let mut next_due = IDLE;
-        let mut by_capture: HashMap<String, Vec<Entry>> = HashMap::new();
+        let mut by_capture: HashMap<CaptureId, Vec<Entry>> = HashMap::new();
         for e in self.journal.entries() {
             by_capture.entry(e.capture.clone()).or_default().push(e);
         }
@@ -222,17 +211,13 @@ impl Uploader {
     fn upload(
         &self,
         entry: Entry,
-    ) -> impl std::future::Future<Output = (Entry, Result<crate::store::Uploaded, UploadError>)> + use<>
-    {
+    ) -> impl std::future::Future<Output = (Entry, Result<Uploaded, UploadError>)> + use<> {
         let store = self.store.clone();
         let journal = self.journal.clone();
         let bandwidth = self.bandwidth.clone();
         let settings = self.settings.clone();
         async move {
-            let key = match store.capture_key(&settings.serial, &entry.capture, &entry.name) {
-                Ok(key) => key,
-                Err(e) => return (entry, Err(e)),
-            };
+            let key = store.capture_key(&settings.serial, &entry.capture, &entry.name);
             // What an earlier attempt (or a crash) left open goes first, so that no upload
             // stays open in the store.
             if entry.interrupted {
@@ -258,37 +243,21 @@ impl Uploader {
                     ))),
                 );
             }
-            let dir = settings.spool_dir.join(&entry.capture);
-            let result = if entry.name == MANIFEST {
-                match manifest(&journal, &dir, &entry.capture) {
-                    Ok(bytes) => {
-                        let size = bytes.len() as u64;
-                        store
-                            .put_bytes(&key, bytes)
-                            .await
-                            .map(|()| crate::store::Uploaded {
-                                size,
-                                sha256: String::new(),
-                            })
-                    }
-                    Err(e) => Err(UploadError::Transient(e)),
-                }
+            let result = if entry.name.is_manifest() {
+                upload_manifest(&store, &key, &settings.spool_dir, &journal, &entry.capture).await
             } else {
-                let capture = entry.capture.clone();
-                let name = entry.name.clone();
+                let (capture, name) = (entry.capture.clone(), entry.name.clone());
                 let journal2 = journal.clone();
+                let path = settings
+                    .spool_dir
+                    .join(entry.capture.as_str())
+                    .join(entry.name.as_str());
                 store
-                    .upload_file(
-                        &key,
-                        &dir.join(&entry.name),
-                        settings.part_size,
-                        &bandwidth,
-                        move |id: Option<&str>| {
-                            let _ = journal2.update(&capture, &name, |e| {
-                                e.upload_id = id.map(str::to_owned);
-                            });
-                        },
-                    )
+                    .upload_file(&key, &path, settings.part_size, &bandwidth, move |id| {
+                        let _ = journal2.update(&capture, &name, |e| {
+                            e.upload_id = id.map(str::to_owned);
+                        });
+                    })
                     .await
             };
             (entry, result)
@@ -299,17 +268,15 @@ impl Uploader {
     /// recorded as lost (the manifest says so), never passed off as good.
     fn lose_corrupted(&mut self, entry: &Entry, why: &str) {
         error!(capture = %entry.capture, file = %entry.name, error = %why, "A spool file is corrupted; it is recorded as lost.");
-        if let Ok(key) = self
+        let key = self
             .store
-            .capture_key(&self.settings.serial, &entry.capture, &entry.name)
-        {
-            let objects = self.store.objects();
-            tokio::spawn(async move {
-                if let Err(e) = objects.delete(&key).await {
-                    warn!(key = %key, error = %e, "Cannot remove the upload of a corrupted file.");
-                }
-            });
-        }
+            .capture_key(&self.settings.serial, &entry.capture, &entry.name);
+        let objects = self.store.objects();
+        tokio::spawn(async move {
+            if let Err(e) = objects.delete(&key).await {
+                warn!(key = %key, error = %e, "Cannot remove the upload of a corrupted file.");
+            }
+        });
         let _ = self.journal.update(&entry.capture, &entry.name, |e| {
             e.state = State::Lost;
             e.interrupted = false;
@@ -324,7 +291,7 @@ impl Uploader {
         });
     }
 
-    fn finish(&mut self, entry: Entry, result: Result<crate::store::Uploaded, UploadError>) {
+    fn finish(&mut self, entry: Entry, result: Result<Uploaded, UploadError>) {
         let id = (entry.capture.clone(), entry.name.clone());
         let sealed_sha = self
             .journal
@@ -371,7 +338,7 @@ impl Uploader {
                     s.uploaded_bytes += done.size;
                     s.permanent_error = None;
                     s.last_upload = Some(now);
-                    if entry.name == MANIFEST {
+                    if entry.name.is_manifest() {
                         s.manifests += 1;
                     }
                 });
@@ -410,43 +377,23 @@ impl Uploader {
     }
 }
 
-/// The manifest of a capture: its base (written by the agent when the capture ended) with the
-/// size and SHA-256 of every uploaded file.
-pub fn manifest(
+/// Completes the manifest of `capture` from its base and the journal, and stores it.
+async fn upload_manifest(
+    store: &Store,
+    key: &object_store::path::Path,
+    spool_dir: &std::path::Path,
     journal: &Journal,
-    dir: &std::path::Path,
-    capture: &str,
-) -> Result<Vec<u8>, String> {
-    let base_path = dir.join(MANIFEST_BASE);
-    let text = std::fs::read(&base_path)
-        .map_err(|e| format!("cannot read {}: {e}", base_path.display()))?;
-    let mut manifest: serde_json::Value = serde_json::from_slice(&text)
-        .map_err(|e| format!("{} is not JSON: {e}", base_path.display()))?;
-    let files: Vec<serde_json::Value> = journal
-        .capture(capture)
-        .into_iter()
-        .filter(|e| e.name != MANIFEST)
-        .map(|e| {
-            // Uploaded is what matters to the reader, whether or not the spool still has it.
-            let state = if e.state == State::Deleted {
-                State::Uploaded
-            } else {
-                e.state
-            };
-            serde_json::json!({
-                "name": e.name,
-                "state": state,
-                "size": e.size,
-                "sha256": e.sha256,
-                "reason": e.reason,
-            })
-        })
-        .collect();
-    manifest["files"] = serde_json::Value::Array(files);
-    manifest["completed_at"] = serde_json::json!(Timestamp::now());
-    let mut out = serde_json::to_vec_pretty(&manifest).map_err(|e| e.to_string())?;
-    out.push(b'\n');
-    Ok(out)
+    capture: &CaptureId,
+) -> Result<Uploaded, UploadError> {
+    let manifest = pcap_spool::manifest::complete(spool_dir, journal, capture, Timestamp::now())
+        .map_err(UploadError::Transient)?;
+    let bytes = schema::encode(&manifest);
+    let size = bytes.len() as u64;
+    store.put_bytes(key, bytes).await?;
+    Ok(Uploaded {
+        size,
+        sha256: String::new(),
+    })
 }
 
 #[cfg(test)]
@@ -454,13 +401,17 @@ mod tests {
     use super::*;
 
     fn e(name: &str, state: State) -> Entry {
-        Entry::new("c", name, state)
+        Entry::new(
+            &CaptureId::parse("c").unwrap(),
+            &FileName::parse(name).unwrap(),
+            state,
+        )
     }
 
     #[test]
     fn files_go_in_order_and_the_manifest_last() {
         use State::*;
-        let next = |files: Vec<Entry>| next_of(files).map(|e| e.name);
+        let next = |files: Vec<Entry>| next_of(files).map(|e| e.name.to_string());
         assert_eq!(
             next(vec![
                 e("000002.pcap.age", Sealed),
@@ -480,14 +431,17 @@ mod tests {
         assert_eq!(
             next(vec![
                 e("000001.pcap.age", Uploaded),
-                e(MANIFEST, Sealed),
+                e(FileName::MANIFEST, Sealed),
                 e("sessions.json.age", Sealed)
             ])
             .as_deref(),
             Some("sessions.json.age")
         );
         assert_eq!(
-            next(vec![e("000001.pcap.age", Open), e(MANIFEST, Sealed)]),
+            next(vec![
+                e("000001.pcap.age", Open),
+                e(FileName::MANIFEST, Sealed)
+            ]),
             None,
             "the manifest waits"
         );
@@ -495,10 +449,10 @@ mod tests {
             next(vec![
                 e("000001.pcap.age", Lost),
                 e("sessions.json.age", Uploaded),
-                e(MANIFEST, Sealed)
+                e(FileName::MANIFEST, Sealed)
             ])
             .as_deref(),
-            Some(MANIFEST)
+            Some(FileName::MANIFEST)
         );
     }
 

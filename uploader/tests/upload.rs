@@ -7,15 +7,49 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pcap_config::S3;
+use pcap_config::{S3, StoreUrl};
+use pcap_protocol::store::{FileState, Manifest};
+use pcap_protocol::{CaptureId, FileName, Serial, schema};
+use pcap_spool::{Journal, Spool, State};
 use pcap_uploader::bandwidth::Bandwidth;
-use pcap_uploader::spool::{Entry, Journal, MANIFEST, MANIFEST_BASE, Spool, State};
 use pcap_uploader::store::Store;
 use pcap_uploader::upload::{UploadSettings, Uploader};
 use tokio_util::sync::CancellationToken;
 
 const CAPTURE: &str = "0193a0b1-0000-7000-8000-0000000000aa";
 const SERIAL: &str = "PA-0001";
+
+fn capture() -> CaptureId {
+    CaptureId::parse(CAPTURE).unwrap()
+}
+
+fn serial() -> Serial {
+    Serial::parse(SERIAL).unwrap()
+}
+
+fn name(n: &str) -> FileName {
+    FileName::parse(n).unwrap()
+}
+
+/// A file store in `dir`.
+fn file_store(dir: &std::path::Path) -> Store {
+    Store::open(&StoreUrl::File(dir.to_owned()), &S3::default()).unwrap()
+}
+
+/// The manifest base the agent writes when a capture ends.
+fn base() -> Manifest {
+    serde_json::from_str(&format!(
+        r#"{{"capture_id": "{CAPTURE}", "serial": "{SERIAL}", "agent_version": "0.1.0",
+            "origin": "local", "request": {{"interface": "lo", "reason": "other"}},
+            "interface": "lo", "effective_filter": "udp", "link_type": "EN10MB",
+            "limits": {{"max_duration": "1m", "snaplen": 65535}},
+            "started_at": "2026-01-01T00:00:00Z", "state": "stopped",
+            "stats": {{"received": 0, "written": 0, "bytes_written": 0, "dropped_rate_limit": 0,
+                      "dropped_kernel": 0, "dropped_interface": 0, "segments": 0}},
+            "segments": [], "segments_lost": 0}}"#
+    ))
+    .unwrap()
+}
 
 struct Setup {
     spool_dir: tempfile::TempDir,
@@ -31,7 +65,7 @@ fn setup() -> Setup {
     let identity = age::x25519::Identity::generate();
     let (journal, _) = Journal::open(spool_dir.path()).unwrap();
     let journal = Arc::new(journal);
-    let spool = Spool::new(spool_dir.path(), &[identity.to_public().to_string()])
+    let spool = Spool::new(spool_dir.path(), vec![identity.to_public()])
         .unwrap()
         .with_journal(journal.clone());
     Setup {
@@ -45,18 +79,20 @@ fn setup() -> Setup {
 
 impl Setup {
     fn seal(&self, seq: u32, content: &[u8]) -> String {
-        let mut w = self.spool.create(CAPTURE, seq).unwrap();
+        let mut w = self.spool.create(&capture(), seq).unwrap();
         w.write_all(content).unwrap();
         w.seal().unwrap().sha256
     }
 
     /// The capture ended: its manifest base is written and queued.
     fn end(&self) {
-        let dir = self.spool_dir.path().join(CAPTURE);
-        std::fs::write(dir.join(MANIFEST_BASE), br#"{"capture_id": "x"}"#).unwrap();
-        self.journal
-            .put(Entry::new(CAPTURE, MANIFEST, State::Sealed))
-            .unwrap();
+        pcap_spool::manifest::write_base(
+            self.spool_dir.path(),
+            &self.journal,
+            &base(),
+            jiff::Timestamp::now(),
+        )
+        .unwrap();
     }
 
     fn stored(&self, name: &str) -> std::path::PathBuf {
@@ -70,13 +106,12 @@ impl Setup {
 
     /// Runs the uploader until `done` holds of the journal (at most 20 s).
     async fn upload_until(&self, done: impl Fn(&Journal) -> bool) {
-        let url = format!("file://{}", self.store_dir.path().display());
-        let store = Store::open(&url, &S3::default()).unwrap();
+        let store = file_store(self.store_dir.path());
         let (uploader, _handle) = Uploader::new(
             store,
             self.journal.clone(),
             UploadSettings {
-                serial: SERIAL.to_owned(),
+                serial: serial(),
                 spool_dir: self.spool_dir.path().to_owned(),
                 part_size: 5 << 20,
                 concurrency: 2,
@@ -111,8 +146,12 @@ fn sha256(bytes: &[u8]) -> String {
 }
 
 fn manifest_uploaded(j: &Journal) -> bool {
-    j.get(CAPTURE, MANIFEST)
+    j.get(&capture(), &FileName::manifest())
         .is_some_and(|e| e.state == State::Uploaded)
+}
+
+fn stored_manifest(s: &Setup) -> Manifest {
+    schema::decode(&std::fs::read(s.stored(FileName::MANIFEST)).unwrap()).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,25 +163,34 @@ async fn a_capture_arrives_in_order_with_the_manifest_last() {
     s.end();
     s.upload_until(manifest_uploaded).await;
 
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(s.stored(MANIFEST)).unwrap()).unwrap();
-    let files = manifest["files"].as_array().unwrap();
-    assert_eq!(files.len(), 3, "{manifest}");
-    for (i, f) in files.iter().enumerate() {
+    let manifest = stored_manifest(&s);
+    assert_eq!(manifest.files.len(), 3, "{manifest:?}");
+    for (i, f) in manifest.files.iter().enumerate() {
         let name = format!("{:06}.pcap.age", i + 1);
-        assert_eq!(f["name"], name.as_str());
-        assert_eq!(f["state"], "uploaded");
-        assert_eq!(f["sha256"], sealed[i].as_str(), "the SHA-256 from sealing");
+        assert_eq!(f.name.as_str(), name);
+        assert_eq!(f.state, FileState::Uploaded);
+        assert_eq!(
+            f.sha256.as_deref(),
+            Some(sealed[i].as_str()),
+            "the SHA-256 from sealing"
+        );
         let object = std::fs::read(s.stored(&name)).unwrap();
         assert_eq!(sha256(&object), sealed[i]);
-        assert_eq!(f["size"], object.len() as u64);
+        assert_eq!(f.size, object.len() as u64);
     }
+    assert!(manifest.completed_at.is_some());
     assert_eq!(s.decrypt(&s.stored("000002.pcap.age")), big);
-    let at = |name: &str| s.journal.get(CAPTURE, name).unwrap().uploaded_at.unwrap();
+    let at = |n: &str| {
+        s.journal
+            .get(&capture(), &name(n))
+            .unwrap()
+            .uploaded_at
+            .unwrap()
+    };
     assert!(at("000001.pcap.age") <= at("000002.pcap.age"));
     assert!(at("000002.pcap.age") <= at("000003.pcap.age"));
     assert!(
-        at("000003.pcap.age") <= at(MANIFEST),
+        at("000003.pcap.age") <= at(FileName::MANIFEST),
         "the manifest goes last"
     );
     // No staging files of the local multipart upload are left behind.
@@ -168,7 +216,7 @@ async fn a_spool_file_changed_after_sealing_is_lost_not_stored_as_good() {
     s.end();
     s.upload_until(manifest_uploaded).await;
 
-    let damaged = s.journal.get(CAPTURE, "000002.pcap.age").unwrap();
+    let damaged = s.journal.get(&capture(), &name("000002.pcap.age")).unwrap();
     assert_eq!(damaged.state, State::Lost);
     assert!(
         damaged
@@ -187,9 +235,8 @@ async fn a_spool_file_changed_after_sealing_is_lost_not_stored_as_good() {
     }
     assert!(!s.stored("000002.pcap.age").exists());
     assert!(s.stored("000001.pcap.age").exists());
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(s.stored(MANIFEST)).unwrap()).unwrap();
-    assert_eq!(manifest["files"][1]["state"], "lost", "{manifest}");
+    let manifest = stored_manifest(&s);
+    assert_eq!(manifest.files[1].state, FileState::Lost, "{manifest:?}");
 }
 
 /// Seals one segment and uploads it straight through [`Store::upload_file`] to a `file://`
@@ -209,10 +256,8 @@ async fn put_segment_again(
     s: &Setup,
     store_dir: &std::path::Path,
 ) -> (std::path::PathBuf, pcap_uploader::store::Uploaded) {
-    let store = Store::open(&format!("file://{}", store_dir.display()), &S3::default()).unwrap();
-    let key = store
-        .capture_key(SERIAL, CAPTURE, "000001.pcap.age")
-        .unwrap();
+    let store = file_store(store_dir);
+    let key = store.capture_key(&serial(), &capture(), &FileName::segment(1));
     let spool_file = s.spool_dir.path().join(CAPTURE).join("000001.pcap.age");
     let uploaded = store
         .upload_file(&key, &spool_file, 5 << 20, &Bandwidth::new(None), |_| {})

@@ -38,7 +38,7 @@ pub struct Settings {
     pub state_dir: PathBuf,
     pub poll_interval: Duration,
     /// The store (URL and S3 settings), for `source = "store"`.
-    pub store: (String, pcap_config::S3),
+    pub store: (pcap_config::StoreUrl, pcap_config::S3),
 }
 
 impl Settings {
@@ -121,7 +121,7 @@ impl Authority {
         let mut next_poll = if self.store.is_some() {
             tokio::time::Instant::now()
         } else {
-            tokio::time::Instant::now() + crate::remote::jittered(self.settings.poll_interval)
+            tokio::time::Instant::now() + crate::clock::jittered(self.settings.poll_interval)
         };
         loop {
             let wait = self.publish();
@@ -137,7 +137,7 @@ impl Authority {
                 }
                 _ = tokio::time::sleep_until(next_poll) => {
                     self.refresh().await;
-                    next_poll = tokio::time::Instant::now() + crate::remote::jittered(self.settings.poll_interval);
+                    next_poll = tokio::time::Instant::now() + crate::clock::jittered(self.settings.poll_interval);
                 }
                 _ = tokio::time::sleep(wait) => {}
                 Ok(()) = config.changed() => {
@@ -151,7 +151,7 @@ impl Authority {
                             self.store = settings.open_store();
                         }
                         if settings.poll_interval != self.settings.poll_interval {
-                            next_poll = tokio::time::Instant::now() + crate::remote::jittered(settings.poll_interval);
+                            next_poll = tokio::time::Instant::now() + crate::clock::jittered(settings.poll_interval);
                         }
                         if settings.state_dir != self.settings.state_dir {
                             self.ledger = Ledger::open(&settings.state_dir);
@@ -267,11 +267,13 @@ impl Authority {
                 .map(|t| format!("the grant expired at {t}")),
             _ => None,
         });
+        let highest_sequence = self.ledger.as_ref().ok().and_then(Ledger::highest_sequence);
         self.tx.send_if_modified(|current| {
             if current.state == state
                 && current.grant == grant
                 && current.sequence == sequence
                 && current.reason == reason
+                && current.highest_sequence == highest_sequence
             {
                 return false;
             }
@@ -296,6 +298,7 @@ impl Authority {
                 grant,
                 sequence,
                 reason,
+                highest_sequence,
             };
             true
         });

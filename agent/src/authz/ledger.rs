@@ -103,6 +103,11 @@ impl Ledger {
         Ok(())
     }
 
+    /// The highest sequence ever accepted: the next document must be above it.
+    pub fn highest_sequence(&self) -> Option<u64> {
+        self.highest.as_ref().map(|r| r.sequence)
+    }
+
     /// The sequence of the highest accepted document if it was a revocation.
     pub fn revoked_at(&self) -> Option<u64> {
         self.highest

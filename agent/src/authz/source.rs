@@ -56,7 +56,7 @@ pub fn read_grant(path: &Path, keys: &VerifyKeys, serial: &Serial) -> Reading {
 
 /// The store key of a device's grant.
 pub fn grant_key(store: &Store, serial: &Serial) -> object_store::path::Path {
-    store.key(&format!("devices/{serial}/grant.json"))
+    store.key(&pcap_protocol::store::keys::grant(serial))
 }
 
 /// Fetches and verifies `devices/<serial>/grant.json` from the store.
@@ -71,6 +71,9 @@ pub async fn fetch_grant(store: &Store, keys: &VerifyKeys, serial: &Serial) -> R
         )),
         Err(pcap_uploader::store::GetError::Store(e)) => {
             Reading::Unavailable(format!("cannot read the grant {origin}: {e}"))
+        }
+        Err(pcap_uploader::store::GetError::Document(e)) => {
+            Reading::Refused(format!("grant {origin}: {e}"))
         }
     }
 }

@@ -2,44 +2,9 @@
 //! no I/O and no clock of its own, so every case is a plain function call in tests.
 
 use jiff::Timestamp;
+pub use pcap_protocol::AuthState;
 use pcap_protocol::{Grant, Validity};
-use serde::Serialize;
-
-/// Whether captures may run, and if not, why not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AuthState {
-    /// No valid grant: none exists, or the one there was refused.
-    Unauthorized,
-    /// A valid grant whose `not_before` is still ahead.
-    NotYetValid,
-    /// A valid grant in force.
-    Authorized,
-    /// A valid grant whose `expires_at` has passed.
-    Expired,
-    /// The customer withdrew the authorization.
-    Revoked,
-}
-
-impl AuthState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuthState::Unauthorized => "unauthorized",
-            AuthState::NotYetValid => "not_yet_valid",
-            AuthState::Authorized => "authorized",
-            AuthState::Expired => "expired",
-            AuthState::Revoked => "revoked",
-        }
-    }
-
-    pub const ALL: [AuthState; 5] = [
-        AuthState::Unauthorized,
-        AuthState::NotYetValid,
-        AuthState::Authorized,
-        AuthState::Expired,
-        AuthState::Revoked,
-    ];
-}
+use serde::{Deserialize, Serialize};
 
 /// The accepted document the state rests on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,20 +31,24 @@ pub fn evaluate(basis: &Basis, now: Timestamp) -> (AuthState, Option<Timestamp>)
 }
 
 /// What the agent reports about its authorization (`GET /v1/authorization`, the watch channel).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthStatus {
     pub state: AuthState,
     /// When this state was entered.
     pub since: Timestamp,
     /// The grant behind the state, if one was accepted.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant: Option<Grant>,
     /// Sequence of the document the state rests on.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sequence: Option<u64>,
     /// Why the agent is not authorized, or why the last document was refused.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The highest sequence this device ever accepted (its ledger): a new document must be
+    /// above it, whatever the store holds now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub highest_sequence: Option<u64>,
 }
 
 impl AuthStatus {
@@ -95,6 +64,7 @@ impl AuthStatus {
             grant: None,
             sequence: None,
             reason: Some("the grant has not been read yet".to_owned()),
+            highest_sequence: None,
         }
     }
 }

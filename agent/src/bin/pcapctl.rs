@@ -1,11 +1,20 @@
-//! `pcapctl`: the host operator's client for the agent's control socket.
+//! `pcapctl`: the host operator's client for the agent's control socket. It reads the agent's
+//! answers as the types of `pcap_agent::control::api` and prints them for people, or passes
+//! the agent's JSON through with `--json`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use jiff::Timestamp;
+use pcap_agent::authz::AuthStatus;
+use pcap_agent::captures::CaptureRecord;
 use pcap_agent::client::{Answer, Client, ClientError, DEFAULT_SOCKET};
-use serde_json::Value;
+use pcap_agent::control::api::{CaptureList, Reloaded, Spool, SpoolUsage, Status};
+use pcap_protocol::request::cli::CaptureFlags;
+use pcap_protocol::units::{format_duration, format_size};
+use pcap_protocol::{AuthState, CaptureId, EffectiveLimits};
+use pcap_uploader::reaper::ReapReport;
 
 /// Exit status when the agent is not running (EX_UNAVAILABLE).
 const EX_UNAVAILABLE: u8 = 69;
@@ -29,8 +38,6 @@ struct Cli {
     command: Command,
 }
 
-// Parsed once per run; the size of the variants does not matter.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Version, device, authorization, captures and recent errors.
@@ -53,71 +60,13 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum CaptureAction {
     /// Start a capture on an allowed interface.
-    Start(StartArgs),
+    Start(CaptureFlags),
     /// Every capture, newest first.
     List,
     /// One capture: request, effective filter, limits, stats, segments.
-    Show { id: String },
+    Show { id: CaptureId },
     /// Stop a running capture; its open segment is sealed.
-    Stop { id: String },
-}
-
-#[derive(Debug, clap::Args)]
-struct StartArgs {
-    #[arg(long)]
-    interface: String,
-    /// BPF filter; empty captures everything but the agent's own traffic.
-    #[arg(long, default_value = "")]
-    filter: String,
-    /// unknown_device, unknown_application or other.
-    #[arg(long, default_value = "other")]
-    reason: String,
-    #[arg(long)]
-    subject: Option<String>,
-    /// Stop after this long, e.g. 60s.
-    #[arg(long)]
-    duration: Option<String>,
-    /// Stop after this many packets.
-    #[arg(long)]
-    packets: Option<u64>,
-    /// Stop after this many bytes, e.g. 100MiB.
-    #[arg(long)]
-    bytes: Option<String>,
-    #[arg(long)]
-    snaplen: Option<u32>,
-    /// Packets per second at most.
-    #[arg(long)]
-    pps: Option<u64>,
-    /// Bytes per second at most, e.g. 10MiB.
-    #[arg(long)]
-    bps: Option<String>,
-}
-
-impl StartArgs {
-    fn body(&self) -> Vec<u8> {
-        let mut limits = serde_json::Map::new();
-        let mut put = |k: &str, v: Option<Value>| {
-            if let Some(v) = v {
-                limits.insert(k.to_owned(), v);
-            }
-        };
-        put("max_duration", self.duration.clone().map(Value::from));
-        put("max_packets", self.packets.map(Value::from));
-        put("max_bytes", self.bytes.clone().map(Value::from));
-        put("snaplen", self.snaplen.map(Value::from));
-        put("max_pps", self.pps.map(Value::from));
-        put("max_bps", self.bps.clone().map(Value::from));
-        let mut body = serde_json::json!({
-            "interface": self.interface,
-            "filter": self.filter,
-            "reason": self.reason,
-            "limits": limits,
-        });
-        if let Some(s) = &self.subject {
-            body["subject"] = Value::from(s.clone());
-        }
-        serde_json::to_vec(&body).unwrap_or_default()
-    }
+    Stop { id: CaptureId },
 }
 
 fn main() -> ExitCode {
@@ -133,32 +82,7 @@ fn main() -> ExitCode {
         }
     };
     let client = Client::new(&cli.socket);
-    let answer = runtime.block_on(async {
-        match &cli.command {
-            Command::Status => client.get("/v1/status").await,
-            Command::Authorization => client.get("/v1/authorization").await,
-            Command::Reload => client.post("/v1/reload", None).await,
-            Command::Spool => client.get("/v1/spool").await,
-            Command::Reap => client.post("/v1/reap", None).await,
-            Command::Capture { action } => match action {
-                CaptureAction::Start(args) => client.post("/v1/captures", Some(args.body())).await,
-                CaptureAction::List => client.get("/v1/captures").await,
-                CaptureAction::Show { id } => {
-                    client.get(&format!("/v1/captures/{}", path_part(id))).await
-                }
-                CaptureAction::Stop { id } => {
-                    client
-                        .send(
-                            http::Method::DELETE,
-                            &format!("/v1/captures/{}", path_part(id)),
-                            None,
-                        )
-                        .await
-                }
-            },
-        }
-    });
-    let answer = match answer {
+    let answer = match runtime.block_on(ask(&client, &cli.command)) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("pcapctl: {e}");
@@ -172,232 +96,220 @@ fn main() -> ExitCode {
     if !answer.status.is_success() {
         return fail(&answer);
     }
-    let body = match answer.json() {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("pcapctl: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     if cli.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&body).unwrap_or_default()
-        );
+        println!("{}", String::from_utf8_lossy(&answer.body).trim_end());
         return ExitCode::SUCCESS;
     }
-    match cli.command {
-        Command::Status => print_status(&body),
-        Command::Authorization => print_authorization(&body),
-        Command::Reload => print_reload(&body),
-        Command::Spool => print_spool(&body),
-        Command::Reap => println!(
-            "reaped: {} uploaded deleted, {} expired, {} purged, {} dropped for the quota; spool {} bytes{}",
-            s(&body, "/deleted_uploaded"),
-            s(&body, "/expired"),
-            s(&body, "/purged"),
-            s(&body, "/dropped_for_quota"),
-            s(&body, "/spool_bytes"),
-            if body["refusing"] == true {
-                ", full: new segments are refused"
-            } else {
-                ""
-            }
-        ),
+    match show(&cli.command, &answer) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pcapctl: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Sends the request of `command`.
+async fn ask(client: &Client, command: &Command) -> Result<Answer, ClientError> {
+    match command {
+        Command::Status => client.get("/v1/status").await,
+        Command::Authorization => client.get("/v1/authorization").await,
+        Command::Reload => client.post("/v1/reload", None).await,
+        Command::Spool => client.get("/v1/spool").await,
+        Command::Reap => client.post("/v1/reap", None).await,
         Command::Capture { action } => match action {
-            CaptureAction::Start(_) => {
-                println!(
-                    "capture {} started on {}",
-                    s(&body, "/id"),
-                    s(&body, "/interface")
-                );
-                print_capture(&body);
+            CaptureAction::Start(flags) => {
+                let body = serde_json::to_vec(&flags.request()).unwrap_or_default();
+                client.post("/v1/captures", Some(body)).await
             }
-            CaptureAction::List => print_capture_list(&body),
-            CaptureAction::Show { .. } => print_capture(&body),
-            CaptureAction::Stop { .. } => {
-                println!(
-                    "capture {} stopped: {}",
-                    s(&body, "/id"),
-                    s(&body, "/stop_reason")
-                );
-                print_capture(&body);
+            CaptureAction::List => client.get("/v1/captures").await,
+            CaptureAction::Show { id } => client.get(&format!("/v1/captures/{id}")).await,
+            CaptureAction::Stop { id } => {
+                client
+                    .send(http::Method::DELETE, &format!("/v1/captures/{id}"), None)
+                    .await
             }
         },
     }
-    ExitCode::SUCCESS
+}
+
+/// Prints a successful answer for people.
+fn show(command: &Command, answer: &Answer) -> Result<(), ClientError> {
+    match command {
+        Command::Status => print_status(&answer.parse()?),
+        Command::Authorization => print_authorization(&answer.parse()?),
+        Command::Reload => print_reload(&answer.parse()?),
+        Command::Spool => print_spool(&answer.parse()?),
+        Command::Reap => print_reap(&answer.parse()?),
+        Command::Capture { action } => match action {
+            CaptureAction::Start(_) => {
+                let c: CaptureRecord = answer.parse()?;
+                println!("capture {} started on {}", c.id, c.interface);
+                print_capture(&c);
+            }
+            CaptureAction::List => print_capture_list(&answer.parse()?),
+            CaptureAction::Show { .. } => print_capture(&answer.parse()?),
+            CaptureAction::Stop { .. } => {
+                let c: CaptureRecord = answer.parse()?;
+                let reason = c.stop_reason.map_or("", |r| r.as_str());
+                println!("capture {} stopped: {reason}", c.id);
+                print_capture(&c);
+            }
+        },
+    }
+    Ok(())
 }
 
 fn fail(answer: &Answer) -> ExitCode {
-    match answer.error() {
-        Some((code, message)) => eprintln!("pcapctl: {message} ({code})"),
-        None => eprintln!("pcapctl: the agent answered {}", answer.status),
+    let Some(error) = answer.error() else {
+        eprintln!("pcapctl: the agent answered {}", answer.status);
+        return ExitCode::FAILURE;
+    };
+    eprintln!("pcapctl: {} ({})", error.message, error.code);
+    for p in error.details.iter().flat_map(|d| &d.problems) {
+        eprintln!("  {p}");
     }
-    if let Ok(v) = answer.json()
-        && let Some(problems) = v
-            .pointer("/error/details/problems")
-            .and_then(Value::as_array)
-    {
-        for p in problems {
-            eprintln!("  {}", p.as_str().unwrap_or_default());
-        }
-    }
-    if answer
-        .error()
-        .is_some_and(|(code, _)| code == "peer_not_allowed")
-    {
+    if error.code == "peer_not_allowed" {
         ExitCode::from(EX_NOPERM)
     } else {
         ExitCode::FAILURE
     }
 }
 
-fn s(v: &Value, pointer: &str) -> String {
-    match v.pointer(pointer) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Null) | None => String::new(),
-        Some(other) => other.to_string(),
+/// A time to the second, or `-`.
+fn at(t: Option<Timestamp>) -> String {
+    t.map_or("-".to_owned(), |t| {
+        t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string()
+    })
+}
+
+fn authorization_line(
+    state: AuthState,
+    expires: Option<Timestamp>,
+    reason: Option<&str>,
+) -> String {
+    match (state, expires, reason) {
+        (AuthState::Authorized, None, _) => "authorized, without expiry".to_owned(),
+        (AuthState::Authorized, Some(t), _) => format!("authorized until {}", at(Some(t))),
+        (other, _, Some(reason)) => format!("{other}: {reason}"),
+        (other, _, None) => other.to_string(),
     }
 }
 
-fn authorization_line(state: &str, expires: &str, reason: &str) -> String {
-    match (state, expires.is_empty()) {
-        ("authorized", true) => "authorized, without expiry".to_owned(),
-        ("authorized", false) => format!("authorized until {expires}"),
-        (other, _) if !reason.is_empty() => format!("{other}: {reason}"),
-        (other, _) => other.to_owned(),
-    }
+fn spool_line(usage: &SpoolUsage) -> String {
+    let s = &usage.summary;
+    format!(
+        "{} of capture files in {} ({} waiting for upload), journal {}{}",
+        format_size(s.capture_bytes),
+        usage.dir.display(),
+        format_size(s.unuploaded_bytes),
+        format_size(s.journal_bytes),
+        if s.refusing_new_segments {
+            "; full: new segments are refused"
+        } else {
+            ""
+        }
+    )
 }
 
-fn print_status(v: &Value) {
-    let name = s(v, "/name");
-    let device = if name.is_empty() {
-        s(v, "/serial")
-    } else {
-        format!("{} ({name})", s(v, "/serial"))
+fn print_status(v: &Status) {
+    let device = match &v.name {
+        Some(name) => format!("{} ({name})", v.serial),
+        None => v.serial.to_string(),
     };
     println!(
-        "pcap-agent {} (pid {}), up {}s",
-        s(v, "/version"),
-        s(v, "/pid"),
-        s(v, "/uptime_seconds")
+        "pcap-agent {} (pid {}), up {}",
+        v.version,
+        v.pid,
+        format_duration(std::time::Duration::from_secs(
+            v.uptime_seconds.max(0) as u64
+        ))
     );
     println!("device:        {device}");
     println!(
         "authorization: {}",
         authorization_line(
-            &s(v, "/authorization/state"),
-            &s(v, "/authorization/expires_at"),
-            &s(v, "/authorization/reason")
+            v.authorization.state,
+            v.authorization.expires_at,
+            v.authorization.reason.as_deref()
         )
     );
-    let interfaces: Vec<String> = v
-        .pointer("/captures/interfaces")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|i| i.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
     println!(
         "captures:      {} running (at most {}) on {}",
-        s(v, "/captures/running"),
-        s(v, "/captures/max_concurrent"),
-        interfaces.join(", ")
+        v.captures.running,
+        v.captures.max_concurrent,
+        v.captures.interfaces.join(", ")
     );
-    println!("store:         {}", s(v, "/store"));
+    println!("store:         {}", v.store);
+    println!("spool:         {}", spool_line(&v.spool));
+    let u = &v.uploads;
     println!(
-        "spool:         {} bytes in {}{}",
-        s(v, "/spool/bytes"),
-        s(v, "/spool/dir"),
-        if v.pointer("/spool/refusing_new_segments") == Some(&Value::Bool(true)) {
-            " (full: new segments refused)"
-        } else {
-            ""
-        }
+        "uploads:       {} files, {} uploaded, {} failed attempts",
+        u.uploaded_files,
+        format_size(u.uploaded_bytes),
+        u.failed_attempts
     );
-    println!(
-        "uploads:       {} files, {} bytes uploaded, {} failed attempts{}",
-        s(v, "/uploads/uploaded_files"),
-        s(v, "/uploads/uploaded_bytes"),
-        s(v, "/uploads/failed_attempts"),
-        match s(v, "/uploads/permanent_error").as_str() {
-            "" => String::new(),
-            e => format!("\n  STORE REFUSES UPLOADS: {e}"),
+    if let Some(e) = &u.permanent_error {
+        println!("  STORE REFUSES UPLOADS: {e}");
+    }
+    if v.last_errors.is_empty() {
+        println!("last errors:   none");
+    } else {
+        println!("last errors:");
+        for e in &v.last_errors {
+            println!("  {} [{}] {}", at(Some(e.time)), e.source, e.message);
         }
-    );
-    match v.pointer("/last_errors").and_then(Value::as_array) {
-        Some(errors) if !errors.is_empty() => {
-            println!("last errors:");
-            for e in errors {
-                println!(
-                    "  {} [{}] {}",
-                    s(e, "/time"),
-                    s(e, "/source"),
-                    s(e, "/message")
-                );
-            }
-        }
-        _ => println!("last errors:   none"),
     }
 }
 
-fn print_authorization(v: &Value) {
-    println!("state:    {} (since {})", s(v, "/state"), s(v, "/since"));
-    if v.get("grant").is_some() {
-        let expires = s(v, "/grant/expires_at");
+fn print_authorization(v: &AuthStatus) {
+    println!("state:    {} (since {})", v.state, at(Some(v.since)));
+    if let Some(g) = &v.grant {
         println!(
             "grant:    {} (period {}, sequence {})",
-            s(v, "/grant/grant_id"),
-            s(v, "/grant/period"),
-            s(v, "/grant/sequence")
+            g.grant_id, g.period, g.sequence
         );
-        println!(
-            "valid:    from {} {}",
-            s(v, "/grant/not_before"),
-            if expires.is_empty() {
-                "without expiry".to_owned()
-            } else {
-                format!("until {expires}")
-            }
-        );
-    } else if v.get("sequence").is_some() {
-        println!("sequence: {}", s(v, "/sequence"));
+        let until = match g.expires_at {
+            Some(t) => format!("until {}", at(Some(t))),
+            None => "without expiry".to_owned(),
+        };
+        println!("valid:    from {} {until}", at(Some(g.not_before)));
+    } else if let Some(sequence) = v.sequence {
+        println!("sequence: {sequence}");
     }
-    let reason = s(v, "/reason");
-    if !reason.is_empty() {
+    if let Some(reason) = &v.reason {
         println!("reason:   {reason}");
     }
 }
 
-fn print_reload(v: &Value) {
-    println!("config reloaded from {}", s(v, "/report/config"));
-    if let Some(keys) = v.pointer("/report/needs_restart").and_then(Value::as_array)
-        && !keys.is_empty()
-    {
-        let keys: Vec<&str> = keys.iter().filter_map(Value::as_str).collect();
+fn print_reload(v: &Reloaded) {
+    println!("config reloaded from {}", v.report.config);
+    if !v.report.needs_restart.is_empty() {
         println!(
             "changed settings that take effect after a restart: {}",
-            keys.join(", ")
+            v.report.needs_restart.join(", ")
         );
     }
 }
 
-/// Keeps an id from the command line to one path segment.
-fn path_part(id: &str) -> String {
-    id.chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        .collect()
+fn print_reap(r: &ReapReport) {
+    println!(
+        "reaped: {} uploaded deleted, {} expired, {} purged, {} dropped for the quota; {} of files left in the spool{}",
+        r.deleted_uploaded,
+        r.expired,
+        r.purged,
+        r.dropped_for_quota,
+        format_size(r.spool_bytes),
+        if r.refusing {
+            "; full: new segments are refused"
+        } else {
+            ""
+        }
+    );
 }
 
-fn print_capture_list(v: &Value) {
-    let list = v
-        .get("captures")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    if list.is_empty() {
+fn print_capture_list(v: &CaptureList) {
+    if v.captures.is_empty() {
         println!("no captures");
         return;
     }
@@ -405,128 +317,129 @@ fn print_capture_list(v: &Value) {
         "{:<36}  {:<8}  {:<10}  {:<20}  {:>9}  {:>12}  {:>4}  STOP",
         "ID", "STATE", "INTERFACE", "STARTED", "PACKETS", "BYTES", "SEGS"
     );
-    for c in &list {
+    for c in &v.captures {
         println!(
             "{:<36}  {:<8}  {:<10}  {:<20}  {:>9}  {:>12}  {:>4}  {}",
-            s(c, "/id"),
-            s(c, "/state"),
-            s(c, "/interface"),
-            s(c, "/started_at").chars().take(19).collect::<String>(),
-            s(c, "/stats/written"),
-            s(c, "/stats/bytes_written"),
-            s(c, "/stats/segments"),
-            s(c, "/stop_reason")
+            c.id,
+            c.state.as_str(),
+            c.interface,
+            c.started_at.strftime("%Y-%m-%d %H:%M:%S").to_string(),
+            c.stats.written,
+            c.stats.bytes_written,
+            c.stats.segments,
+            c.stop_reason.map_or("", |r| r.as_str())
         );
     }
 }
 
-fn print_capture(v: &Value) {
-    println!(
-        "state:     {}{}",
-        s(v, "/state"),
-        match s(v, "/stop_reason").as_str() {
-            "" => String::new(),
-            r => format!(" ({r})"),
-        }
-    );
-    println!(
-        "reason:    {} {}",
-        s(v, "/request/reason"),
-        s(v, "/request/subject")
-    );
-    println!("filter:    {}", s(v, "/effective_filter"));
-    println!("link type: {}", s(v, "/link_type"));
-    let limits: Vec<String> = v
-        .get("limits")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| format!("{k}={}", v.as_str().map_or(v.to_string(), str::to_owned)))
-                .collect()
-        })
+/// The limits as a user writes them: `duration 48h, packets 20, snaplen 65535`.
+fn limits_line(l: &EffectiveLimits) -> String {
+    let mut parts = vec![format!("duration {}", format_duration(l.max_duration))];
+    parts.extend(l.max_packets.map(|n| format!("packets {n}")));
+    parts.extend(l.max_bytes.map(|n| format!("bytes {}", format_size(n))));
+    parts.push(format!("snaplen {}", l.snaplen));
+    parts.extend(l.max_pps.map(|n| format!("max-pps {n}")));
+    parts.extend(l.max_bps.map(|n| format!("max-bps {}/s", format_size(n))));
+    parts.join(", ")
+}
+
+fn print_capture(c: &CaptureRecord) {
+    let stop = c
+        .stop_reason
+        .map(|r| format!(" ({})", r.as_str()))
         .unwrap_or_default();
-    println!("limits:    {}", limits.join(", "));
-    println!("started:   {}", s(v, "/started_at"));
-    let ended = s(v, "/ended_at");
-    if !ended.is_empty() {
-        println!("ended:     {ended}");
+    println!("capture:          {}", c.id);
+    println!("state:            {}{stop}", c.state.as_str());
+    let subject = c
+        .request
+        .subject
+        .as_deref()
+        .map(|s| format!(": {s}"))
+        .unwrap_or_default();
+    println!("reason:           {}{subject}", c.request.reason.as_str());
+    println!(
+        "interface:        {} (link type {})",
+        c.interface, c.link_type
+    );
+    let requested = if c.request.filter.is_empty() {
+        "(none: everything)"
+    } else {
+        &c.request.filter
+    };
+    println!("requested filter: {requested}");
+    println!("effective filter: {}", c.effective_filter);
+    println!("limits:           {}", limits_line(&c.limits));
+    println!("started:          {}", at(Some(c.started_at)));
+    if c.ended_at.is_some() {
+        println!("ended:            {}", at(c.ended_at));
     }
+    let s = &c.stats;
     println!(
-        "packets:   {} received, {} written ({} bytes), dropped: {} rate limit, {} kernel, {} interface",
-        s(v, "/stats/received"),
-        s(v, "/stats/written"),
-        s(v, "/stats/bytes_written"),
-        s(v, "/stats/dropped_rate_limit"),
-        s(v, "/stats/dropped_kernel"),
-        s(v, "/stats/dropped_interface")
+        "packets:          {} received, {} written ({}), dropped: {} rate limit, {} kernel, {} interface",
+        s.received,
+        s.written,
+        format_size(s.bytes_written),
+        s.dropped_rate_limit,
+        s.dropped_kernel,
+        s.dropped_interface
     );
-    let segments = v
-        .get("segments")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
     println!(
-        "segments:  {} sealed, {} lost",
-        segments.len(),
-        s(v, "/segments_lost")
+        "segments:         {} sealed, {} lost",
+        c.segments.len(),
+        c.segments_lost
     );
-    for seg in &segments {
+    for seg in &c.segments {
         println!(
-            "  {:>6}  {:>10} bytes  {:>8} packets",
-            s(seg, "/seq"),
-            s(seg, "/size"),
-            s(seg, "/packets")
+            "  {:>6}  {:>12}  {:>8} packets",
+            seg.seq,
+            format_size(seg.size),
+            seg.packets
         );
     }
-    let error = s(v, "/error");
-    if !error.is_empty() {
-        println!("error:     {error}");
+    if let Some(sessions) = &c.sessions {
+        let apps: Vec<String> = sessions
+            .by_application
+            .iter()
+            .map(|(app, n)| format!("{app} {n}"))
+            .collect();
+        println!("sessions:         {} ({})", sessions.total, apps.join(", "));
+    }
+    if let Some(error) = &c.error {
+        println!("error:            {error}");
     }
 }
 
-fn print_spool(v: &Value) {
-    println!(
-        "spool {}: {} bytes, {}% free{}",
-        s(v, "/dir"),
-        s(v, "/bytes"),
-        s(v, "/free_percent"),
-        if v["refusing_new_segments"] == true {
-            ", full: new segments refused"
-        } else {
-            ""
-        }
-    );
-    let files = v
-        .get("files")
-        .and_then(Value::as_array)
-        .cloned()
+fn print_spool(v: &Spool) {
+    let free = v
+        .free_percent
+        .map(|f| format!(", {f}% of the file system free"))
         .unwrap_or_default();
+    println!("spool: {}{free}", spool_line(&v.usage));
     println!(
         "{:<36}  {:<18}  {:<9}  {:>10}  {:>8}  {:>3}  LAST ERROR",
         "CAPTURE", "FILE", "STATE", "BYTES", "AGE s", "TRY"
     );
-    for f in &files {
+    for f in &v.files {
         println!(
             "{:<36}  {:<18}  {:<9}  {:>10}  {:>8}  {:>3}  {}",
-            s(f, "/capture"),
-            s(f, "/name"),
-            s(f, "/state"),
-            s(f, "/size"),
-            s(f, "/age_seconds"),
-            s(f, "/attempts"),
-            s(f, "/last_error")
+            f.capture,
+            f.name,
+            f.state.as_str(),
+            f.size,
+            f.age_seconds.map_or("-".to_owned(), |a| a.to_string()),
+            f.attempts,
+            f.last_error.as_deref().unwrap_or("")
         );
     }
+    let u = &v.uploads;
     println!(
-        "uploads: {} files, {} bytes, captures complete: {}, failed attempts: {}",
-        s(v, "/uploads/uploaded_files"),
-        s(v, "/uploads/uploaded_bytes"),
-        s(v, "/uploads/manifests"),
-        s(v, "/uploads/failed_attempts"),
+        "uploads: {} files, {}, captures complete: {}, failed attempts: {}",
+        u.uploaded_files,
+        format_size(u.uploaded_bytes),
+        u.manifests,
+        u.failed_attempts,
     );
-    let permanent = s(v, "/uploads/permanent_error");
-    if !permanent.is_empty() {
-        println!("the store refuses uploads: {permanent}");
+    if let Some(e) = &u.permanent_error {
+        println!("the store refuses uploads: {e}");
     }
 }

@@ -3,8 +3,8 @@
 
 use std::net::{IpAddr, ToSocketAddrs};
 
-use pcap_config::Config;
 use pcap_config::validate::endpoint_host_port;
+use pcap_config::{Config, StoreUrl};
 
 /// The BPF expressions every capture excludes.
 pub fn exclusions(config: &Config) -> Vec<String> {
@@ -15,7 +15,7 @@ pub fn exclusions(config: &Config) -> Vec<String> {
 
 /// The store's endpoint as a BPF expression: its port and every address its name resolves to.
 fn store_exclusion(config: &Config) -> Option<String> {
-    if !config.upload.store.starts_with("s3://") {
+    if !matches!(config.upload.store, StoreUrl::S3 { .. }) {
         return None;
     }
     let endpoint = config

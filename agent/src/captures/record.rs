@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
-use pcap_capture::{Effective, SegmentInfo, SessionsSummary, StatsSnapshot, StopReason};
-use pcap_protocol::CaptureRequest;
+use pcap_capture::{Outcome, SegmentInfo, SessionsSummary};
+use pcap_protocol::{CaptureId, CaptureRequest, CaptureStats, EffectiveLimits, StopReason};
+pub use pcap_protocol::{CaptureState, Origin};
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 use uuid::Uuid;
@@ -16,22 +17,6 @@ use crate::fsutil::{read_limited, write_atomic};
 
 /// Largest record file read back.
 const MAX_RECORD_LEN: usize = 4 << 20;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CaptureState {
-    Running,
-    Stopped,
-    Failed,
-}
-
-/// Where a request came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Origin {
-    Local,
-    Remote,
-}
 
 /// One sealed segment, as the record lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,23 +41,25 @@ impl From<&SegmentInfo> for SegmentSummary {
     }
 }
 
+/// What the agent knows of one capture: kept in the state directory, served by the control
+/// API (`GET /v1/captures/{id}`), and the source of its manifest and its request's result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CaptureRecord {
-    pub id: String,
+    pub id: CaptureId,
     pub state: CaptureState,
     pub origin: Origin,
     pub request: CaptureRequest,
     pub interface: String,
     /// The filter installed: the request's, minus the agent's own traffic.
     pub effective_filter: String,
-    pub limits: Effective,
+    pub limits: EffectiveLimits,
     pub link_type: String,
     pub grant_id: Option<Uuid>,
     pub started_at: Timestamp,
     pub ended_at: Option<Timestamp>,
     pub stop_reason: Option<StopReason>,
     pub error: Option<String>,
-    pub stats: StatsSnapshot,
+    pub stats: CaptureStats,
     pub segments: Vec<SegmentSummary>,
     /// Segments that were being written when the agent died, discarded at restart.
     pub segments_lost: u64,
@@ -81,11 +68,28 @@ pub struct CaptureRecord {
     pub sessions: Option<SessionsSummary>,
 }
 
+impl CaptureRecord {
+    /// Records how the capture ended.
+    pub fn end(&mut self, outcome: &Outcome) {
+        self.state = if outcome.reason == StopReason::Error {
+            CaptureState::Failed
+        } else {
+            CaptureState::Stopped
+        };
+        self.ended_at = Some(outcome.ended_at);
+        self.stop_reason = Some(outcome.reason);
+        self.error = outcome.error.clone();
+        self.stats = outcome.stats;
+        self.stats.segments = self.segments.len() as u64;
+        self.sessions = outcome.sessions.clone();
+    }
+}
+
 /// Every capture record, in memory and on disk.
 #[derive(Debug)]
 pub struct RecordStore {
     dir: PathBuf,
-    records: BTreeMap<String, CaptureRecord>,
+    records: BTreeMap<CaptureId, CaptureRecord>,
 }
 
 impl RecordStore {
@@ -123,7 +127,7 @@ impl RecordStore {
         Ok(())
     }
 
-    pub fn get(&self, id: &str) -> Option<&CaptureRecord> {
+    pub fn get(&self, id: &CaptureId) -> Option<&CaptureRecord> {
         self.records.get(id)
     }
 

@@ -1,46 +1,44 @@
 //! The scheduler: the one owner of running captures.
 //!
-//! It accepts a request only while the device is authorized and the request passes every
-//! check (interface allowlist, filter, limits within ceilings, concurrency); it stops every
-//! running capture within a second when the authorization ends, and with `shutdown` when the
-//! daemon drains, waiting for each worker to seal its open segment. Requests arrive as
-//! [`SchedulerCommand`]s with a oneshot reply.
+//! It starts a capture only if [`admission`](super::admission) admits the request; it stops
+//! every running capture within a second when the authorization ends, and with `shutdown` when
+//! the daemon drains, waiting for each worker to seal its open segment. Requests arrive as
+//! [`SchedulerCommand`]s with a oneshot reply; the answers are the domain's
+//! ([`StartRefused`], [`StopError`]), never HTTP.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use http::StatusCode;
-use pcap_capture::device;
-use pcap_capture::filter;
-use pcap_capture::limits;
-use pcap_capture::{
-    CaptureSpec, Outcome, SegmentInfo, SessionSpec, SharedSharing, StopReason, Worker,
-};
+use pcap_capture::{CaptureSpec, Outcome, SegmentInfo, SessionSpec, SharedSharing, Worker};
 use pcap_config::Config;
-use pcap_protocol::CaptureRequest;
-use pcap_uploader::Spool;
-use pcap_uploader::reaper::SpoolGate;
-use pcap_uploader::spool::Journal;
-use pcap_uploader::upload::UploadHandle;
-use serde::Serialize;
+use pcap_protocol::{CaptureId, CaptureRequest, CaptureState, StopReason};
+use pcap_spool::Spool;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
-use uuid::Uuid;
 
-use super::exclusions::exclusions;
-use super::record::{CaptureRecord, CaptureState, Origin, RecordStore, SegmentSummary};
+use super::admission::{Admitted, Capacity, StartRefused, admit};
+use super::record::{CaptureRecord, Origin, RecordStore, SegmentSummary};
+use super::{manifest, recovery};
 use crate::authz::AuthStatus;
 use crate::clock::Clock;
-use crate::control::response::ApiError;
 use crate::incidents::Incidents;
 use crate::metrics::Metrics;
+use crate::spool::SpoolContext;
 
 /// Sealed segments waiting to be recorded; the writer never blocks on this.
 const SEGMENT_QUEUE: usize = 1024;
 
-type Reply<T> = oneshot::Sender<Result<T, ApiError>>;
+/// Why a capture could not be stopped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StopError {
+    #[error("there is no capture {0}")]
+    NotFound(CaptureId),
+    #[error("capture {0} has already ended")]
+    NotRunning(CaptureId),
+}
 
 /// Requests to the scheduler.
 #[derive(Debug)]
@@ -48,28 +46,30 @@ pub enum SchedulerCommand {
     Start {
         request: Box<CaptureRequest>,
         origin: Origin,
-        reply: Reply<CaptureRecord>,
+        reply: oneshot::Sender<Result<CaptureRecord, StartRefused>>,
     },
     /// Stop a capture; the reply comes once it has stopped and sealed its segment.
     Stop {
-        id: String,
-        reply: Reply<CaptureRecord>,
+        id: CaptureId,
+        reply: oneshot::Sender<Result<CaptureRecord, StopError>>,
     },
     List {
         reply: oneshot::Sender<Vec<CaptureRecord>>,
     },
     Get {
-        id: String,
+        id: CaptureId,
         reply: oneshot::Sender<Option<CaptureRecord>>,
     },
 }
 
-/// What `/v1/status` shows about captures.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+/// What `/v1/status` and the heartbeat show about captures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
     pub running: usize,
     pub total: usize,
 }
+
+type StopWaiter = oneshot::Sender<Result<CaptureRecord, StopError>>;
 
 /// Owns the running captures; see the module docs.
 #[derive(Debug)]
@@ -77,11 +77,11 @@ pub struct Scheduler {
     config: watch::Receiver<Arc<Config>>,
     auth: watch::Receiver<AuthStatus>,
     records: RecordStore,
-    running: HashMap<String, Worker>,
-    waiters: HashMap<String, Vec<Reply<CaptureRecord>>>,
+    running: HashMap<CaptureId, Worker>,
+    waiters: HashMap<CaptureId, Vec<StopWaiter>>,
     segments_tx: mpsc::Sender<SegmentInfo>,
     segments_rx: mpsc::Receiver<SegmentInfo>,
-    outcomes: JoinSet<(String, Option<Outcome>)>,
+    outcomes: JoinSet<(CaptureId, Option<Outcome>)>,
     summary: watch::Sender<Summary>,
     metrics: Metrics,
     incidents: Incidents,
@@ -91,19 +91,8 @@ pub struct Scheduler {
     spool: SpoolContext,
 }
 
-/// The spool's shared parts the scheduler hands to captures and notifies.
-#[derive(Debug, Clone)]
-pub struct SpoolContext {
-    pub journal: Arc<Journal>,
-    pub gate: SpoolGate,
-    pub uploads: UploadHandle,
-    /// Wakes the reaper.
-    pub reaper: Arc<tokio::sync::Notify>,
-}
-
 impl Scheduler {
-    /// Loads the capture records and recovers the spool: segments a crash left unsealed are
-    /// discarded and counted as lost, and captures that were running are marked as failed.
+    /// Loads the capture records and recovers the spool (see [`recovery`]).
     pub fn new(
         config: watch::Receiver<Arc<Config>>,
         auth: watch::Receiver<AuthStatus>,
@@ -114,7 +103,7 @@ impl Scheduler {
     ) -> std::io::Result<(Self, watch::Receiver<Summary>)> {
         let cfg = config.borrow().clone();
         let mut records = RecordStore::open(&cfg.paths.state_dir)?;
-        recover(
+        recovery::recover(
             &mut records,
             &cfg,
             &incidents,
@@ -201,12 +190,8 @@ impl Scheduler {
                 }
                 None => {
                     let _ = reply.send(Err(match self.records.get(&id) {
-                        Some(_) => ApiError::new(
-                            StatusCode::CONFLICT,
-                            "capture_not_running",
-                            format!("capture {id} has already ended"),
-                        ),
-                        None => not_found(&id),
+                        Some(_) => StopError::NotRunning(id),
+                        None => StopError::NotFound(id),
                     }));
                 }
             },
@@ -229,138 +214,31 @@ impl Scheduler {
         r
     }
 
+    /// Admits the request, builds the capture's spec, launches its worker and records it.
     fn start(
         &mut self,
         request: CaptureRequest,
         origin: Origin,
-    ) -> Result<CaptureRecord, ApiError> {
+    ) -> Result<CaptureRecord, StartRefused> {
         let config = self.config.borrow().clone();
         let auth = self.auth.borrow().clone();
-        if !auth.is_authorized() {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "not_authorized",
-                format!(
-                    "this device is {}{}; captures need a valid grant from the customer",
-                    auth.state.as_str(),
-                    auth.reason
-                        .as_deref()
-                        .map(|r| format!(" ({r})"))
-                        .unwrap_or_default()
-                ),
-            ));
-        }
-        let bad = |code: &'static str, message: String| {
-            ApiError::new(StatusCode::BAD_REQUEST, code, message)
+        let capacity = Capacity {
+            running: self.running.len(),
+            gate: &self.spool.gate,
+            journal: &self.spool.journal,
         };
-        request.check().map_err(|m| bad("invalid_request", m))?;
-        if let Some(serial) = &request.serial
-            && serial != &config.device.serial
-        {
-            return Err(bad(
-                "wrong_device",
-                format!(
-                    "the request is for device {serial}, this is {}",
-                    config.device.serial
-                ),
-            ));
-        }
-        if let Some(t) = request.not_after
-            && self.clock.now() > t
-        {
-            return Err(bad(
-                "request_expired",
-                format!("the request was valid until {t}"),
-            ));
-        }
-        let interface = request.interface.clone();
-        if !config.capture.interfaces.contains(&interface) {
-            return Err(bad(
-                "interface_not_allowed",
-                format!(
-                    "interface {interface} is not in capture.interfaces ({}); the operator allows interfaces in the config",
-                    config.capture.interfaces.join(", ")
-                ),
-            ));
-        }
-        if !device::exists(&interface) {
-            return Err(bad(
-                "interface_not_found",
-                format!("there is no interface {interface} on this host"),
-            ));
-        }
-        let linktype = device::linktype_of(&interface);
-        filter::validate(&request.filter, linktype)
-            .map_err(|e| bad("filter_invalid", e.to_string()))?;
-        let effective_filter = filter::effective(&request.filter, &exclusions(&config));
-        filter::compile(&effective_filter, linktype).map_err(|e| {
-            bad(
-                "filter_invalid",
-                format!("the filter with the agent's exclusions (capture.exclude, the store) does not compile: {e}"),
-            )
-        })?;
-        let limits = limits::resolve(
-            &request.limits,
-            &config.capture.defaults,
-            &config.capture.ceilings,
-        )
-        .map_err(|e| bad("limit_exceeds_ceiling", e.message))?;
-        if self.running.len() >= config.capture.max_concurrent {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "too_many_captures",
-                format!(
-                    "{} captures are running, the most capture.max_concurrent allows; stop one or wait",
-                    self.running.len()
-                ),
-            ));
-        }
-        if let Some(why) = self.spool.gate.refusal(Some(&self.spool.journal)) {
-            return Err(ApiError::new(
-                StatusCode::INSUFFICIENT_STORAGE,
-                "spool_full",
-                format!(
-                    "the spool is full ({why}); captures can start again once uploads free it (see pcapctl spool)"
-                ),
-            ));
-        }
-        let internal =
-            |e: String| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "capture_failed", e);
-        let spool = Spool::new(&config.paths.spool_dir, &config.upload.recipients)
-            .map(|s| {
-                s.with_journal(self.spool.journal.clone())
-                    .with_gate(self.spool.gate.clone())
-            })
-            .map_err(|e| internal(e.to_string()))?;
-        let id = Uuid::now_v7().to_string();
-        let spec = CaptureSpec {
-            id: id.clone(),
-            interface: interface.clone(),
-            filter: effective_filter.clone(),
-            limits,
-            promiscuous: config.capture.promiscuous,
-            immediate: config.capture.immediate_mode,
-            buffer_size: config.capture.buffer_size,
-            rotate_size: config.capture.rotate_size,
-            rotate_interval: config.capture.rotate_interval,
-            sessions: Some(SessionSpec {
-                max: config.sessions.max,
-                idle: config.sessions.idle_timeout,
-                sharing: self.sharing.clone(),
-                virtual_system: config.sessions.virtual_systems.get(&interface).cloned(),
-                users: config.sessions.users.clone(),
-            }),
-        };
-        let (worker, done) = Worker::start(spec, spool, self.segments_tx.clone())
-            .map_err(|e| internal(e.to_string()))?;
+        let admitted = admit(&config, &auth, &request, self.clock.now(), capacity)?;
+        let id = CaptureId::generate();
+        let spec = self.spec(&config, &id, &request.interface, &admitted);
+        let (worker, done) = self.launch(&config, spec)?;
         let record = CaptureRecord {
             id: id.clone(),
             state: CaptureState::Running,
             origin,
+            interface: request.interface.clone(),
             request,
-            interface,
-            effective_filter,
-            limits,
+            effective_filter: admitted.effective_filter,
+            limits: admitted.limits,
             link_type: worker.linktype_name.clone(),
             grant_id: auth.grant.as_ref().map(|g| g.grant_id),
             started_at: self.clock.now(),
@@ -372,19 +250,71 @@ impl Scheduler {
             segments_lost: 0,
             sessions: None,
         };
+        self.persist(record, worker, done)
+    }
+
+    /// What the worker of an admitted capture runs with.
+    fn spec(
+        &self,
+        config: &Config,
+        id: &CaptureId,
+        interface: &str,
+        admitted: &Admitted,
+    ) -> CaptureSpec {
+        CaptureSpec {
+            id: id.clone(),
+            interface: interface.to_owned(),
+            filter: admitted.effective_filter.clone(),
+            limits: admitted.limits,
+            promiscuous: config.capture.promiscuous,
+            immediate: config.capture.immediate_mode,
+            buffer_size: config.capture.buffer_size,
+            rotate_size: config.capture.rotate_size,
+            rotate_interval: config.capture.rotate_interval,
+            sessions: Some(SessionSpec {
+                max: config.sessions.max,
+                idle: config.sessions.idle_timeout,
+                sharing: self.sharing.clone(),
+                virtual_system: config.sessions.virtual_systems.get(interface).cloned(),
+                users: config.sessions.users.clone(),
+            }),
+        }
+    }
+
+    /// Opens the device and starts the capture's thread, writing into the spool.
+    fn launch(
+        &self,
+        config: &Config,
+        spec: CaptureSpec,
+    ) -> Result<(Worker, oneshot::Receiver<Outcome>), StartRefused> {
+        let failed = |message: String| StartRefused::CaptureFailed { message };
+        let spool = Spool::new(&config.paths.spool_dir, config.upload.recipients.clone())
+            .map_err(|e| failed(e.to_string()))?
+            .with_journal(self.spool.journal.clone())
+            .with_gate(self.spool.gate.clone());
+        Worker::start(spec, spool, self.segments_tx.clone()).map_err(|e| failed(e.to_string()))
+    }
+
+    /// Records a launched capture, durably before it is announced; a capture that cannot be
+    /// recorded is stopped.
+    fn persist(
+        &mut self,
+        record: CaptureRecord,
+        worker: Worker,
+        done: oneshot::Receiver<Outcome>,
+    ) -> Result<CaptureRecord, StartRefused> {
         if let Err(e) = self.records.save(record.clone()) {
             worker.stop_handle().stop(StopReason::Error);
-            return Err(internal(format!(
-                "cannot record the capture in the state directory: {e}"
-            )));
+            return Err(StartRefused::CaptureFailed {
+                message: format!("cannot record the capture in the state directory: {e}"),
+            });
         }
+        let id = record.id.clone();
         self.running.insert(id.clone(), worker);
-        let task_id = id.clone();
-        self.outcomes
-            .spawn(async move { (task_id, done.await.ok()) });
+        self.outcomes.spawn(async move { (id, done.await.ok()) });
         self.metrics.captures_started.inc();
         self.publish();
-        info!(capture = %id, interface = %record.interface, filter = %record.effective_filter, "Capture accepted.");
+        info!(capture = %record.id, interface = %record.interface, filter = %record.effective_filter, "Capture accepted.");
         Ok(record)
     }
 
@@ -405,11 +335,11 @@ impl Scheduler {
         if let Err(e) = self.records.save(record) {
             error!(capture = %segment.sealed.capture_id, error = %e, "Cannot update the capture record.");
         }
-        self.spool.uploads.wake();
-        self.spool.reaper.notify_one();
+        self.spool.wake();
     }
 
-    fn finish(&mut self, id: &str, outcome: Option<Outcome>) {
+    /// Records how a capture ended, queues its manifest, and answers whoever waits for it.
+    fn finish(&mut self, id: &CaptureId, outcome: Option<Outcome>) {
         // Segments announced before the outcome belong to the record first.
         while let Ok(segment) = self.segments_rx.try_recv() {
             self.add_segment(&segment);
@@ -420,7 +350,7 @@ impl Scheduler {
         let Some(mut record) = self.records.get(id).cloned() else {
             return;
         };
-        let outcome = outcome.unwrap_or(Outcome {
+        let outcome = outcome.unwrap_or_else(|| Outcome {
             reason: StopReason::Error,
             error: Some("the capture thread ended without a result".to_owned()),
             stats: record.stats,
@@ -428,17 +358,7 @@ impl Scheduler {
             sessions: None,
             sessions_file: None,
         });
-        record.state = if outcome.reason == StopReason::Error {
-            CaptureState::Failed
-        } else {
-            CaptureState::Stopped
-        };
-        record.ended_at = Some(outcome.ended_at);
-        record.stop_reason = Some(outcome.reason);
-        record.error = outcome.error.clone();
-        record.stats = outcome.stats;
-        record.stats.segments = record.segments.len() as u64;
-        record.sessions = outcome.sessions.clone();
+        record.end(&outcome);
         if let Some(e) = &outcome.error {
             warn!(capture = %id, reason = ?outcome.reason, error = %e, "Capture ended with an error.");
             self.incidents
@@ -447,24 +367,23 @@ impl Scheduler {
         self.metrics
             .captures_stopped
             .get_or_create(&crate::metrics::ReasonLabel {
-                reason: stop_reason_name(outcome.reason),
+                reason: outcome.reason.as_str(),
             })
             .inc();
         if let Err(e) = self.records.save(record.clone()) {
             error!(capture = %id, error = %e, "Cannot record the end of the capture.");
         }
         let config = self.config.borrow().clone();
-        if let Err(e) = super::manifest::write(
+        if let Err(e) = manifest::write(
             &config.paths.spool_dir,
             &self.spool.journal,
-            config.device.serial.as_str(),
-            config.device.name.as_deref(),
+            &config.device,
             &record,
+            self.clock.now(),
         ) {
             error!(capture = %id, error = %e, "Cannot write the capture's manifest; it will not be uploaded.");
         }
-        self.spool.uploads.wake();
-        self.spool.reaper.notify_one();
+        self.spool.wake();
         for waiter in self.waiters.remove(id).unwrap_or_default() {
             let _ = waiter.send(Ok(record.clone()));
         }
@@ -477,76 +396,4 @@ impl Scheduler {
             total: self.records.list().count(),
         });
     }
-}
-
-fn not_found(id: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "capture_not_found",
-        format!("there is no capture {id}"),
-    )
-}
-
-/// The stop reason as it appears in JSON and metrics.
-pub fn stop_reason_name(reason: StopReason) -> &'static str {
-    match reason {
-        StopReason::Duration => "duration",
-        StopReason::Packets => "packets",
-        StopReason::Bytes => "bytes",
-        StopReason::Stopped => "stopped",
-        StopReason::AuthorizationEnded => "authorization_ended",
-        StopReason::Shutdown => "shutdown",
-        StopReason::DiskFull => "disk_full",
-        StopReason::Error => "error",
-    }
-}
-
-/// At start: discards unsealed segments a crash left, counting them as lost on their capture,
-/// and marks captures that were running when the agent died as failed.
-fn recover(
-    records: &mut RecordStore,
-    config: &Config,
-    incidents: &Incidents,
-    clock: &dyn Clock,
-    journal: &Journal,
-) -> std::io::Result<()> {
-    let discarded = pcap_uploader::spool::recover(&config.paths.spool_dir, Some(journal))?;
-    let mut lost: HashMap<String, u64> = HashMap::new();
-    for d in discarded.iter().filter(|d| d.segment) {
-        *lost.entry(d.capture_id.clone()).or_default() += 1;
-    }
-    let interrupted: Vec<CaptureRecord> = records.running().cloned().collect();
-    for mut record in interrupted {
-        let n = lost.remove(&record.id).unwrap_or(0);
-        record.state = CaptureState::Failed;
-        record.stop_reason = Some(StopReason::Error);
-        record.ended_at = Some(clock.now());
-        record.error = Some(format!(
-            "the agent stopped while this capture ran; {n} unsealed segment(s) were discarded at restart"
-        ));
-        record.segments_lost += n;
-        record.stats.segments = record.segments.len() as u64;
-        error!(capture = %record.id, lost = n, "Capture interrupted by an agent crash.");
-        // What was sealed before the crash still gets its manifest and reaches the store.
-        super::manifest::write(
-            &config.paths.spool_dir,
-            journal,
-            config.device.serial.as_str(),
-            config.device.name.as_deref(),
-            &record,
-        )?;
-        incidents.record(
-            clock.now(),
-            "capture",
-            record.error.clone().unwrap_or_default(),
-        );
-        records.save(record)?;
-    }
-    for (id, n) in lost {
-        if let Some(mut record) = records.get(&id).cloned() {
-            record.segments_lost += n;
-            records.save(record)?;
-        }
-    }
-    Ok(())
 }

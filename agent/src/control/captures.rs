@@ -1,12 +1,12 @@
 //! `/v1/captures`: start a local capture, list them, show one, stop one. The scheduler does the
-//! work; these handlers parse, forward and answer.
+//! work; these handlers parse, forward, and turn its answers into HTTP.
 
 use http::StatusCode;
-use pcap_protocol::CaptureRequest;
-use pcap_protocol::ids::check_id;
+use pcap_protocol::{CaptureId, CaptureRequest, RefusalCode};
 use tokio::sync::oneshot;
 
 use super::Api;
+use super::api::CaptureList;
 use super::response::{ApiError, Reply, json_reply};
 use crate::captures::SchedulerCommand;
 use crate::captures::record::Origin;
@@ -30,7 +30,7 @@ pub async fn start(api: &Api, body: &[u8]) -> Reply {
         Err(e) => {
             return ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "invalid_request",
+                RefusalCode::InvalidRequest.as_str(),
                 format!("the body is not a capture request: {e}"),
             )
             .reply();
@@ -42,8 +42,9 @@ pub async fn start(api: &Api, body: &[u8]) -> Reply {
         origin: Origin::Local,
         reply,
     };
-    match ask(api, command, answer).await.and_then(|r| r) {
-        Ok(record) => json_reply(StatusCode::CREATED, &record),
+    match ask(api, command, answer).await {
+        Ok(Ok(record)) => json_reply(StatusCode::CREATED, &record),
+        Ok(Err(refused)) => ApiError::from(&refused).reply(),
         Err(e) => e.reply(),
     }
 }
@@ -52,51 +53,39 @@ pub async fn start(api: &Api, body: &[u8]) -> Reply {
 pub async fn list(api: &Api) -> Reply {
     let (reply, answer) = oneshot::channel();
     match ask(api, SchedulerCommand::List { reply }, answer).await {
-        Ok(records) => json_reply(StatusCode::OK, &serde_json::json!({ "captures": records })),
+        Ok(captures) => json_reply(StatusCode::OK, &CaptureList { captures }),
         Err(e) => e.reply(),
     }
 }
 
 /// `GET /v1/captures/{id}`.
 pub async fn get(api: &Api, id: &str) -> Reply {
-    if let Err(e) = valid_id(id) {
-        return e.reply();
-    }
+    let id = match capture_id(id) {
+        Ok(id) => id,
+        Err(e) => return e.reply(),
+    };
     let (reply, answer) = oneshot::channel();
-    match ask(
-        api,
-        SchedulerCommand::Get {
-            id: id.to_owned(),
-            reply,
-        },
-        answer,
-    )
-    .await
-    {
+    let command = SchedulerCommand::Get {
+        id: id.clone(),
+        reply,
+    };
+    match ask(api, command, answer).await {
         Ok(Some(record)) => json_reply(StatusCode::OK, &record),
-        Ok(None) => not_found(id).reply(),
+        Ok(None) => not_found(id.as_str()).reply(),
         Err(e) => e.reply(),
     }
 }
 
 /// `DELETE /v1/captures/{id}`: stops the capture and answers with its final record.
 pub async fn stop(api: &Api, id: &str) -> Reply {
-    if let Err(e) = valid_id(id) {
-        return e.reply();
-    }
+    let id = match capture_id(id) {
+        Ok(id) => id,
+        Err(e) => return e.reply(),
+    };
     let (reply, answer) = oneshot::channel();
-    match ask(
-        api,
-        SchedulerCommand::Stop {
-            id: id.to_owned(),
-            reply,
-        },
-        answer,
-    )
-    .await
-    .and_then(|r| r)
-    {
-        Ok(record) => json_reply(StatusCode::OK, &record),
+    match ask(api, SchedulerCommand::Stop { id, reply }, answer).await {
+        Ok(Ok(record)) => json_reply(StatusCode::OK, &record),
+        Ok(Err(e)) => ApiError::from(&e).reply(),
         Err(e) => e.reply(),
     }
 }
@@ -109,6 +98,8 @@ fn not_found(id: &str) -> ApiError {
     )
 }
 
-fn valid_id(id: &str) -> Result<(), ApiError> {
-    check_id(id, 64).map_err(|_| not_found(&id.chars().take(80).collect::<String>()))
+/// An id from the path; one that cannot be a capture id names no capture.
+fn capture_id(id: &str) -> Result<CaptureId, ApiError> {
+    CaptureId::parse(id)
+        .map_err(|_| not_found(&format!("{:?}", id.chars().take(80).collect::<String>())))
 }

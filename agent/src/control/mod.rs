@@ -5,6 +5,7 @@
 //! shared state from watch channels and send anything that changes the daemon to its core as a
 //! [`Command`] with a oneshot reply.
 
+pub mod api;
 pub mod authorization;
 pub mod captures;
 pub mod linger;
@@ -29,20 +30,13 @@ use crate::clock::Clock;
 use crate::incidents::Incidents;
 use crate::metrics::Metrics;
 
+pub use api::ReloadReport;
 pub use peer::{Access, Peer};
 pub use server::serve;
 pub use socket::{BoundSocket, bind};
 
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY: usize = 64 * 1024;
-
-/// What a reload did.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ReloadReport {
-    pub config: String,
-    /// Settings that changed but take effect only after a restart.
-    pub needs_restart: Vec<String>,
-}
 
 /// Requests to the daemon's core.
 #[derive(Debug)]

@@ -2,9 +2,9 @@
 //! listed, and the running config stays.
 
 use http::StatusCode;
-use serde_json::json;
 use tokio::sync::oneshot;
 
+use super::api::{ErrorDetails, Reloaded};
 use super::response::{ApiError, Reply, json_reply};
 use super::{Api, Command};
 
@@ -15,7 +15,13 @@ pub async fn post(api: &Api, _body: &[u8]) -> Reply {
         return unavailable();
     }
     match answer.await {
-        Ok(Ok(report)) => json_reply(StatusCode::OK, &json!({"reloaded": true, "report": report})),
+        Ok(Ok(report)) => json_reply(
+            StatusCode::OK,
+            &Reloaded {
+                reloaded: true,
+                report,
+            },
+        ),
         Ok(Err(problems)) => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "config_invalid",
@@ -24,7 +30,7 @@ pub async fn post(api: &Api, _body: &[u8]) -> Reply {
                 problems.len()
             ),
         )
-        .with_details(json!({ "problems": problems }))
+        .with_details(ErrorDetails { problems })
         .reply(),
         Err(_) => unavailable(),
     }

@@ -4,7 +4,11 @@
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
+use pcap_protocol::RefusalCode;
 use serde::Serialize;
+
+use super::api::{ErrorBody, ErrorDetail, ErrorDetails};
+use crate::captures::{StartRefused, StopError};
 
 pub type Reply = Response<Full<Bytes>>;
 
@@ -14,8 +18,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
-    /// Extra structured detail (e.g. the list of config problems).
-    pub details: Option<serde_json::Value>,
+    /// Extra structured detail (the list of config problems).
+    pub details: Option<ErrorDetails>,
 }
 
 impl ApiError {
@@ -37,17 +41,54 @@ impl ApiError {
         )
     }
 
-    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+    pub fn with_details(mut self, details: ErrorDetails) -> Self {
         self.details = Some(details);
         self
     }
 
     pub fn reply(&self) -> Reply {
-        let mut error = serde_json::json!({"code": self.code, "message": self.message});
-        if let Some(d) = &self.details {
-            error["details"] = d.clone();
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message.clone(),
+                details: self.details.clone(),
+            },
+        };
+        json_reply(self.status, &body)
+    }
+}
+
+impl From<&StartRefused> for ApiError {
+    /// The domain's refusal as an answer: its code, its message, and the status that fits.
+    fn from(refused: &StartRefused) -> Self {
+        let status = match refused.code() {
+            RefusalCode::NotAuthorized => StatusCode::FORBIDDEN,
+            RefusalCode::TooManyCaptures => StatusCode::CONFLICT,
+            RefusalCode::SpoolFull => StatusCode::INSUFFICIENT_STORAGE,
+            RefusalCode::CaptureFailed => StatusCode::INTERNAL_SERVER_ERROR,
+            RefusalCode::InvalidRequest
+            | RefusalCode::BadSignature
+            | RefusalCode::WrongDevice
+            | RefusalCode::RequestExpired
+            | RefusalCode::InterfaceNotAllowed
+            | RefusalCode::InterfaceNotFound
+            | RefusalCode::FilterInvalid
+            | RefusalCode::LimitExceedsCeiling => StatusCode::BAD_REQUEST,
+        };
+        ApiError::new(status, refused.code().as_str(), refused.to_string())
+    }
+}
+
+impl From<&StopError> for ApiError {
+    fn from(e: &StopError) -> Self {
+        match e {
+            StopError::NotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "capture_not_found", e.to_string())
+            }
+            StopError::NotRunning(_) => {
+                ApiError::new(StatusCode::CONFLICT, "capture_not_running", e.to_string())
+            }
         }
-        json_reply(self.status, &serde_json::json!({ "error": error }))
     }
 }
 

@@ -9,21 +9,22 @@ use std::sync::Arc;
 
 use age::stream::StreamWriter;
 use jiff::Timestamp;
+use pcap_protocol::{CaptureId, FileName};
 use serde::Serialize;
 
-use super::PARTIAL;
-use super::journal::{Entry, Journal, State};
-use super::sink::SpoolFile;
+use crate::PARTIAL;
 use crate::error::SpoolError;
+use crate::journal::{Entry, Journal, State};
+use crate::sink::SpoolFile;
 
 /// A sealed segment, as announced to the uploader.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SealedSegment {
-    pub capture_id: String,
+    pub capture_id: CaptureId,
     /// Segment number; 0 for the session records file.
     pub seq: u32,
     /// File name in the capture's spool directory (`000001.pcap.age`, `sessions.json.age`).
-    pub name: String,
+    pub name: FileName,
     pub path: PathBuf,
     /// Bytes of the encrypted file.
     pub size: u64,
@@ -38,10 +39,10 @@ pub struct SealedSegment {
 /// file, which is never uploaded; [`SegmentWriter::abandon`] removes it.
 pub struct SegmentWriter {
     stream: Option<StreamWriter<SpoolFile>>,
-    capture_id: String,
+    capture_id: CaptureId,
     seq: u32,
     /// File name once sealed.
-    name: String,
+    name: FileName,
     dir: PathBuf,
     partial: PathBuf,
     plaintext_bytes: u64,
@@ -60,8 +61,8 @@ impl std::fmt::Debug for SegmentWriter {
 impl SegmentWriter {
     pub(crate) fn create(
         dir: &Path,
-        capture_id: &str,
-        stem: &str,
+        capture_id: &CaptureId,
+        name: FileName,
         seq: u32,
         recipients: &[age::x25519::Recipient],
         journal: Option<Arc<Journal>>,
@@ -71,7 +72,6 @@ impl SegmentWriter {
             .mode(0o700)
             .create(dir)
             .map_err(|e| SpoolError::io("create the spool directory", dir, e))?;
-        let name = format!("{stem}.age");
         let partial = dir.join(format!("{name}{PARTIAL}"));
         if let Some(j) = &journal {
             j.put(Entry::new(capture_id, &name, State::Open))
@@ -89,7 +89,7 @@ impl SegmentWriter {
             .map_err(|e| SpoolError::io("write", &partial, e))?;
         Ok(SegmentWriter {
             stream: Some(stream),
-            capture_id: capture_id.to_owned(),
+            capture_id: capture_id.clone(),
             seq,
             name,
             dir: dir.to_owned(),
@@ -123,7 +123,7 @@ impl SegmentWriter {
         let (file, size, sha256) = sink.finish().map_err(step("write"))?;
         file.sync_all().map_err(step("fsync"))?;
         drop(file);
-        let sealed = self.dir.join(&self.name);
+        let sealed = self.dir.join(self.name.as_str());
         fs::rename(&self.partial, &sealed).map_err(step("rename"))?;
         File::open(&self.dir)
             .and_then(|d| d.sync_all())

@@ -4,8 +4,6 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpoolError {
-    #[error("{recipient:?} is not an age recipient (age1...)")]
-    Recipient { recipient: String },
     #[error("no age recipient is configured; captures could not be encrypted")]
     NoRecipient,
     #[error("the spool is full: cannot write {}: {source}", path.display())]
@@ -13,14 +11,14 @@ pub enum SpoolError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("the spool is full: no new file in {}: {why}", dir.display())]
+    Full { dir: PathBuf, why: String },
     #[error("cannot {step} {}: {source}", path.display())]
     Io {
         step: &'static str,
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("capture id {id:?} cannot name a spool directory: {reason}")]
-    BadId { id: String, reason: String },
 }
 
 impl SpoolError {
@@ -34,8 +32,9 @@ impl SpoolError {
         }
     }
 
+    /// Whether the spool has no room: the file system is full, or the quota refuses.
     pub fn is_disk_full(&self) -> bool {
-        matches!(self, SpoolError::DiskFull { .. })
+        matches!(self, SpoolError::DiskFull { .. } | SpoolError::Full { .. })
     }
 }
 

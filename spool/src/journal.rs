@@ -7,9 +7,11 @@
 //!   payload := {"capture": "<id>", "name": "000001.pcap.age", "state": "sealed", ...}
 //! ```
 //!
-//! A record changes the fields it carries of one entry. At start the log is read up to the
-//! first record that is short, too long or fails its checksum: the torn tail a crash leaves;
-//! the file is truncated there and the torn bytes counted. When the log has grown well past the
+//! A record is the whole new entry of one file. At start the log is read up to the first
+//! record that is short, too long or fails its checksum: the torn tail a crash leaves; the file
+//! is truncated there and the torn bytes counted. A whole record that is not a valid entry (a
+//! name that is not a capture id or a file name: the journal was altered) is logged, counted
+//! and passed over; the records after it still count. When the log has grown well past the
 //! number of live entries it is rewritten compactly (write beside, fsync, rename).
 
 use std::collections::BTreeMap;
@@ -19,11 +21,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use jiff::Timestamp;
+use pcap_protocol::{CaptureId, FileName};
 use serde::{Deserialize, Serialize};
 
 /// Largest record accepted when reading the log back.
 const MAX_RECORD: u32 = 64 * 1024;
-const FILE_NAME: &str = "journal.log";
+/// The journal's file in the spool directory.
+pub const FILE_NAME: &str = "journal.log";
 
 /// The state of one spool file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -68,8 +72,8 @@ impl State {
 /// One spool file and what is known about it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
-    pub capture: String,
-    pub name: String,
+    pub capture: CaptureId,
+    pub name: FileName,
     pub state: State,
     #[serde(default)]
     pub size: u64,
@@ -95,10 +99,10 @@ pub struct Entry {
 }
 
 impl Entry {
-    pub fn new(capture: &str, name: &str, state: State) -> Self {
+    pub fn new(capture: &CaptureId, name: &FileName, state: State) -> Self {
         Entry {
-            capture: capture.to_owned(),
-            name: name.to_owned(),
+            capture: capture.clone(),
+            name: name.clone(),
             state,
             size: 0,
             sha256: None,
@@ -114,7 +118,7 @@ impl Entry {
 
     /// Whether the file is a pcap segment (not the session records or the manifest).
     pub fn is_segment(&self) -> bool {
-        self.name.ends_with(".pcap.age")
+        self.name.is_segment()
     }
 }
 
@@ -124,13 +128,16 @@ pub struct Replay {
     pub records: u64,
     /// Bytes cut off the end (a record a crash left half-written).
     pub torn_bytes: u64,
-    /// Records ignored because their names are not a capture id and a file name.
+    /// Whole records ignored because they are not an entry: their names are not a capture id
+    /// and a file name (the journal was altered), or a field is not what this build reads.
     pub invalid: u64,
 }
 
+type Entries = BTreeMap<CaptureId, BTreeMap<FileName, Entry>>;
+
 struct Inner {
     file: File,
-    entries: BTreeMap<(String, String), Entry>,
+    entries: Entries,
     records: u64,
 }
 
@@ -146,10 +153,6 @@ impl std::fmt::Debug for Journal {
     }
 }
 
-fn key(capture: &str, name: &str) -> (String, String) {
-    (capture.to_owned(), name.to_owned())
-}
-
 impl Journal {
     /// Opens (or creates) the journal in `dir`, replaying it and cutting a torn tail.
     pub fn open(dir: &Path) -> std::io::Result<(Self, Replay)> {
@@ -162,17 +165,17 @@ impl Journal {
             .open(&path)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
-        let mut entries = BTreeMap::new();
+        let mut entries = Entries::new();
         let mut replay = Replay::default();
         let mut at = 0usize;
-        while let Some((entry, next)) = decode(&bytes, at) {
+        while let Some((record, next)) = decode(&bytes, at) {
             // Names become paths the uploader reads and the reaper deletes: a record naming
-            // anything but a file of a capture directory is ignored (the journal was altered).
-            match entry_names_ok(&entry) {
-                Ok(()) => apply(&mut entries, entry),
+            // anything but a file of a capture directory is ignored, never acted on.
+            match record {
+                Ok(entry) => apply(&mut entries, entry),
                 Err(why) => {
                     replay.invalid += 1;
-                    tracing::error!(journal = %path.display(), capture = ?entry.capture, file = ?entry.name, error = %why, "Ignored a spool journal record whose names are not valid.");
+                    tracing::error!(journal = %path.display(), offset = at, error = %why, "Ignored a spool journal record that is not a valid entry.");
                 }
             }
             replay.records += 1;
@@ -203,8 +206,6 @@ impl Journal {
 
     /// Writes `entry` as the new state of its file (appended and fsynced before it counts).
     pub fn put(&self, entry: Entry) -> std::io::Result<()> {
-        entry_names_ok(&entry)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let record = encode(&entry);
         let mut inner = self.lock();
         inner.file.write_all(&record)?;
@@ -219,6 +220,7 @@ impl Journal {
         self.lock()
             .entries
             .values()
+            .flat_map(BTreeMap::values)
             .filter(|e| matches!(e.state, State::Sealed | State::Uploading))
             .map(|e| e.size)
             .sum()
@@ -227,8 +229,8 @@ impl Journal {
     /// Changes one file's entry with `change` (creating it in state `Open` if unknown).
     pub fn update(
         &self,
-        capture: &str,
-        name: &str,
+        capture: &CaptureId,
+        name: &FileName,
         change: impl FnOnce(&mut Entry),
     ) -> std::io::Result<Entry> {
         let mut entry = self
@@ -239,36 +241,40 @@ impl Journal {
         Ok(entry)
     }
 
-    pub fn get(&self, capture: &str, name: &str) -> Option<Entry> {
-        self.lock().entries.get(&key(capture, name)).cloned()
+    pub fn get(&self, capture: &CaptureId, name: &FileName) -> Option<Entry> {
+        self.lock().entries.get(capture)?.get(name).cloned()
     }
 
     /// Every entry, by capture and name.
     pub fn entries(&self) -> Vec<Entry> {
-        self.lock().entries.values().cloned().collect()
+        self.lock()
+            .entries
+            .values()
+            .flat_map(BTreeMap::values)
+            .cloned()
+            .collect()
     }
 
     /// The entries of one capture, by name.
-    pub fn capture(&self, capture: &str) -> Vec<Entry> {
+    pub fn capture(&self, capture: &CaptureId) -> Vec<Entry> {
         self.lock()
             .entries
-            .range(key(capture, "")..)
-            .take_while(|((c, _), _)| c == capture)
-            .map(|(_, e)| e.clone())
-            .collect()
+            .get(capture)
+            .map(|files| files.values().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Rewrites the log with one record per entry when it has grown past twice the entries.
     pub fn compact_if_needed(&self) -> std::io::Result<()> {
         let mut inner = self.lock();
-        let live = inner.entries.len() as u64;
+        let live = inner.entries.values().map(BTreeMap::len).sum::<usize>() as u64;
         if inner.records <= 2 * live + 1024 {
             return Ok(());
         }
         let tmp = self.path.with_extension("log.tmp");
         {
             let mut out = File::create(&tmp)?;
-            for e in inner.entries.values() {
+            for e in inner.entries.values().flat_map(BTreeMap::values) {
                 out.write_all(&encode(e))?;
             }
             out.sync_all()?;
@@ -284,20 +290,19 @@ impl Journal {
 
     /// Forgets entries that need no more work and no more reporting (deleted after upload).
     pub fn forget_deleted(&self) {
-        self.lock().entries.retain(|_, e| e.state != State::Deleted);
+        let mut inner = self.lock();
+        for files in inner.entries.values_mut() {
+            files.retain(|_, e| e.state != State::Deleted);
+        }
+        inner.entries.retain(|_, files| !files.is_empty());
     }
 }
 
-/// Checks that an entry names a capture directory and a file in it, nothing else.
-pub fn entry_names_ok(entry: &Entry) -> Result<(), String> {
-    pcap_protocol::ids::check_id(&entry.capture, 64)
-        .map_err(|e| format!("capture id {:?} {e}", entry.capture))?;
-    pcap_protocol::ids::check_id(&entry.name, 64)
-        .map_err(|e| format!("file name {:?} {e}", entry.name))
-}
-
-fn apply(entries: &mut BTreeMap<(String, String), Entry>, entry: Entry) {
-    entries.insert(key(&entry.capture, &entry.name), entry);
+fn apply(entries: &mut Entries, entry: Entry) {
+    entries
+        .entry(entry.capture.clone())
+        .or_default()
+        .insert(entry.name.clone(), entry);
 }
 
 fn encode(entry: &Entry) -> Vec<u8> {
@@ -309,8 +314,10 @@ fn encode(entry: &Entry) -> Vec<u8> {
     out
 }
 
-/// The record at `at`, and where the next one starts; `None` at the end or a torn record.
-fn decode(bytes: &[u8], at: usize) -> Option<(Entry, usize)> {
+/// The record at `at`, and where the next one starts; `None` at the end or a torn record
+/// (short, too long, or failing its checksum). A whole record that is not a valid entry is an
+/// `Err` with the reason, and the replay goes on after it.
+fn decode(bytes: &[u8], at: usize) -> Option<(Result<Entry, String>, usize)> {
     let header = bytes.get(at..at + 8)?;
     let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
     let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
@@ -321,7 +328,7 @@ fn decode(bytes: &[u8], at: usize) -> Option<(Entry, usize)> {
     if crc32fast::hash(payload) != crc {
         return None;
     }
-    let entry = serde_json::from_slice(payload).ok()?;
+    let entry = serde_json::from_slice(payload).map_err(|e| e.to_string());
     Some((entry, at + 8 + len as usize))
 }
 
@@ -329,8 +336,12 @@ fn decode(bytes: &[u8], at: usize) -> Option<(Entry, usize)> {
 mod tests {
     use super::*;
 
-    fn sealed(capture: &str, seq: u32) -> Entry {
-        let mut e = Entry::new(capture, &format!("{seq:06}.pcap.age"), State::Sealed);
+    fn c1() -> CaptureId {
+        CaptureId::parse("c1").unwrap()
+    }
+
+    fn sealed(seq: u32) -> Entry {
+        let mut e = Entry::new(&c1(), &FileName::segment(seq), State::Sealed);
         e.size = 1000 + u64::from(seq);
         e
     }
@@ -339,26 +350,26 @@ mod tests {
     fn entries_survive_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let (j, _) = Journal::open(dir.path()).unwrap();
-        j.put(sealed("c1", 1)).unwrap();
-        j.put(sealed("c1", 2)).unwrap();
-        j.update("c1", "000001.pcap.age", |e| e.state = State::Uploaded)
+        j.put(sealed(1)).unwrap();
+        j.put(sealed(2)).unwrap();
+        j.update(&c1(), &FileName::segment(1), |e| e.state = State::Uploaded)
             .unwrap();
         drop(j);
         let (j, replay) = Journal::open(dir.path()).unwrap();
         assert_eq!(replay.records, 3);
         assert_eq!(
-            j.get("c1", "000001.pcap.age").unwrap().state,
+            j.get(&c1(), &FileName::segment(1)).unwrap().state,
             State::Uploaded
         );
-        assert_eq!(j.capture("c1").len(), 2);
+        assert_eq!(j.capture(&c1()).len(), 2);
     }
 
     #[test]
     fn a_torn_tail_is_cut_and_counted_and_the_rest_kept() {
         let dir = tempfile::tempdir().unwrap();
         let (j, _) = Journal::open(dir.path()).unwrap();
-        j.put(sealed("c1", 1)).unwrap();
-        j.put(sealed("c1", 2)).unwrap();
+        j.put(sealed(1)).unwrap();
+        j.put(sealed(2)).unwrap();
         drop(j);
         let path = dir.path().join(FILE_NAME);
         let full = std::fs::read(&path).unwrap();
@@ -368,7 +379,7 @@ mod tests {
         assert_eq!(replay.records, 1);
         assert!(replay.torn_bytes > 0);
         assert_eq!(j.entries().len(), 1);
-        j.put(sealed("c1", 3)).unwrap();
+        j.put(sealed(3)).unwrap();
         drop(j);
         let (j, replay) = Journal::open(dir.path()).unwrap();
         assert_eq!(
@@ -376,7 +387,7 @@ mod tests {
             (2, 0),
             "appends continue after the cut"
         );
-        assert!(j.get("c1", "000003.pcap.age").is_some());
+        assert!(j.get(&c1(), &FileName::segment(3)).is_some());
     }
 
     #[test]
@@ -384,12 +395,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (j, _) = Journal::open(dir.path()).unwrap();
         for seq in 1..=3 {
-            j.put(sealed("c1", seq)).unwrap();
+            j.put(sealed(seq)).unwrap();
         }
         drop(j);
         let path = dir.path().join(FILE_NAME);
         let mut bytes = std::fs::read(&path).unwrap();
-        let second = encode(&sealed("c1", 1)).len();
+        let second = encode(&sealed(1)).len();
         bytes[second + 12] ^= 0x40;
         std::fs::write(&path, &bytes).unwrap();
         let (j, replay) = Journal::open(dir.path()).unwrap();
@@ -398,11 +409,33 @@ mod tests {
     }
 
     #[test]
+    fn a_whole_record_with_a_bad_name_is_passed_over_and_the_rest_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let (j, _) = Journal::open(dir.path()).unwrap();
+        j.put(sealed(1)).unwrap();
+        drop(j);
+        let path = dir.path().join(FILE_NAME);
+        let payload = br#"{"capture":"..","name":"../../etc/passwd","state":"sealed"}"#;
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+        bytes.extend_from_slice(payload);
+        bytes.extend_from_slice(&encode(&sealed(2)));
+        std::fs::write(&path, &bytes).unwrap();
+        let (j, replay) = Journal::open(dir.path()).unwrap();
+        assert_eq!(
+            (replay.records, replay.invalid, replay.torn_bytes),
+            (3, 1, 0)
+        );
+        assert_eq!(j.entries().len(), 2);
+    }
+
+    #[test]
     fn the_log_is_compacted_when_it_grows() {
         let dir = tempfile::tempdir().unwrap();
         let (j, _) = Journal::open(dir.path()).unwrap();
         for i in 0..3000u32 {
-            j.update("c1", "000001.pcap.age", |e| e.attempts = i)
+            j.update(&c1(), &FileName::segment(1), |e| e.attempts = i)
                 .unwrap();
         }
         drop(j);
@@ -410,6 +443,6 @@ mod tests {
         let (j, _) = Journal::open(dir.path()).unwrap();
         let after = std::fs::metadata(dir.path().join(FILE_NAME)).unwrap().len();
         assert!(after < before / 100, "{before} -> {after}");
-        assert_eq!(j.get("c1", "000001.pcap.age").unwrap().attempts, 2999);
+        assert_eq!(j.get(&c1(), &FileName::segment(1)).unwrap().attempts, 2999);
     }
 }
