@@ -235,48 +235,81 @@ struct Run {
     wake: UnixStream,
 }
 
+/// What a capture's packets go through: the rate limit (and its kernel side), the session
+/// recorder and the rotating writer.
+struct Sink {
+    writer: RotatingWriter,
+    rate: RateLimiter,
+    /// The kernel side of the rate limit, while the capture has one and the kernel takes it.
+    gate: Option<Gate>,
+    recorder: Option<Recorder>,
+    linktype: u32,
+    /// Whether timestamps come in nanoseconds (else microseconds).
+    nanos: bool,
+}
+
 /// Per-batch state of the packet handler.
 struct Batch<'a> {
-    writer: &'a mut RotatingWriter,
-    rate: &'a mut RateLimiter,
-    /// Whether a rate-limit gate exists, so that truncated arrivals are recognized.
-    gated: bool,
-    recorder: Option<&'a mut Recorder>,
-    linktype: u32,
-    /// A packet was refused for the rate limit: the gate should close.
-    over_limit: bool,
+    sink: &'a mut Sink,
     stats: &'a Stats,
     limits: &'a EffectiveLimits,
-    nanos: bool,
+    /// A packet was refused for the rate limit: the gate should close.
+    over_limit: bool,
     stop: Option<StopReason>,
     error: Option<SpoolError>,
     /// Packets captured after this time (ns) are ignored: the capture had already stopped.
     cutoff_ns: Option<u64>,
 }
 
-impl Batch<'_> {
+/// How a capture that cannot write stops.
+fn stop_for(e: &SpoolError) -> StopReason {
+    if e.is_disk_full() {
+        StopReason::DiskFull
+    } else {
+        StopReason::Error
+    }
+}
+
+impl<'a> Batch<'a> {
+    fn new(sink: &'a mut Sink, run: &'a Run, cutoff_ns: Option<u64>) -> Self {
+        Batch {
+            sink,
+            stats: &run.stats,
+            limits: &run.spec.limits,
+            over_limit: false,
+            stop: None,
+            error: None,
+            cutoff_ns,
+        }
+    }
+
     fn packet(&mut self, header: &pcap::PacketHeader, data: &[u8]) {
         if self.stop.is_some() {
             return;
         }
         let ts_sec = header.ts.tv_sec as u64;
         let ts_frac = header.ts.tv_usec as u64;
-        let ts_ns = ts_sec * 1_000_000_000 + if self.nanos { ts_frac } else { ts_frac * 1000 };
+        let ts_ns = ts_sec * 1_000_000_000
+            + if self.sink.nanos {
+                ts_frac
+            } else {
+                ts_frac * 1000
+            };
         if self.cutoff_ns.is_some_and(|c| ts_ns > c) {
             return;
         }
         self.stats.received.fetch_add(1, Ordering::Relaxed);
-        if self.gated && header.caplen < header.len.min(self.limits.snaplen) {
+        if self.sink.gate.is_some() && header.caplen < header.len.min(self.limits.snaplen) {
             // Arrived through the closed gate: over the limit, and never written.
             self.stats
                 .dropped_rate_limit
                 .fetch_add(1, Ordering::Relaxed);
             return;
         }
-        if let Some(r) = self.recorder.as_deref_mut() {
-            r.packet(self.linktype, ts_ns, data, header.len);
+        if let Some(r) = self.sink.recorder.as_mut() {
+            r.packet(self.sink.linktype, ts_ns, data, header.len);
         }
-        if !self.rate.allow(ts_ns, data.len() as u64) {
+        if !self.sink.rate.allow(ts_ns, data.len() as u64) {
             self.stats
                 .dropped_rate_limit
                 .fetch_add(1, Ordering::Relaxed);
@@ -284,14 +317,11 @@ impl Batch<'_> {
             return;
         }
         if let Err(e) = self
+            .sink
             .writer
             .write(ts_sec as u32, ts_frac as u32, header.len, data)
         {
-            self.stop = Some(if e.is_disk_full() {
-                StopReason::DiskFull
-            } else {
-                StopReason::Error
-            });
+            self.stop = Some(stop_for(&e));
             self.error = Some(e);
             return;
         }
@@ -303,7 +333,7 @@ impl Batch<'_> {
             + data.len() as u64;
         self.stats
             .segments
-            .store(self.writer.sealed(), Ordering::Relaxed);
+            .store(self.sink.writer.sealed(), Ordering::Relaxed);
         if self.limits.max_packets.is_some_and(|max| written >= max) {
             self.stop = Some(StopReason::Packets);
         } else if self.limits.max_bytes.is_some_and(|max| bytes >= max) {
@@ -313,101 +343,31 @@ impl Batch<'_> {
 }
 
 impl Run {
-    fn run(mut self, opened: Opened, mut writer: RotatingWriter) -> Outcome {
-        let mut recorder = self.recorder.take();
+    /// The capture's life: the loop until a stop condition, the last kernel block, the seal of
+    /// the open segment, and the outcome.
+    fn run(mut self, opened: Opened, writer: RotatingWriter) -> Outcome {
         let Opened {
             mut capture,
             nanos,
             linktype,
         } = opened;
         let limits = self.spec.limits;
-        let deadline = Instant::now() + limits.max_duration;
-        let mut rate = RateLimiter::new(limits.max_pps, limits.max_bps, limits.snaplen);
-        let mut gate = if rate.is_unlimited() {
+        let rate = RateLimiter::new(limits.max_pps, limits.max_bps, limits.snaplen);
+        let gate = if rate.is_unlimited() {
             None
         } else {
             Gate::new(&capture, &self.spec.filter, linktype)
         };
-        // When the closed gate opens again.
-        let mut reopen_at: Option<Instant> = None;
-        let mut next_stats = Instant::now() + STATS_INTERVAL;
-        let mut error: Option<String> = None;
-        info!(capture = %self.spec.id, interface = %self.spec.interface, filter = %self.spec.filter, "Capture started.");
-
-        let reason = loop {
-            if let Some(r) = self.stop.requested() {
-                break r;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                break StopReason::Duration;
-            }
-            if now >= writer.next_rotation()
-                && let Err(e) = writer.rotate()
-            {
-                let r = if e.is_disk_full() {
-                    StopReason::DiskFull
-                } else {
-                    StopReason::Error
-                };
-                error = Some(e.to_string());
-                break r;
-            }
-            if now >= next_stats {
-                self.read_kernel_stats(&mut capture);
-                next_stats = now + STATS_INTERVAL;
-            }
-            if reopen_at.is_some_and(|t| now >= t) {
-                reopen_at = None;
-                self.set_gate(&mut gate, &capture, false);
-            }
-            let wake_at = deadline
-                .min(writer.next_rotation())
-                .min(next_stats)
-                .min(reopen_at.unwrap_or(deadline));
-            if let Err(e) = self.wait(&capture, wake_at) {
-                error = Some(format!("poll failed: {e}"));
-                break StopReason::Error;
-            }
-            let mut batch = Batch {
-                writer: &mut writer,
-                rate: &mut rate,
-                gated: gate.is_some(),
-                recorder: recorder.as_mut(),
-                linktype: linktype.0 as u32,
-                over_limit: false,
-                stats: &self.stats,
-                limits: &limits,
-                nanos,
-                stop: None,
-                error: None,
-                cutoff_ns: None,
-            };
-            match drain(&mut capture, &mut batch, wake_at, Some(&self.stop)) {
-                Ok(()) => {}
-                Err(e) => {
-                    error = Some(format!("reading packets failed: {e}"));
-                    break StopReason::Error;
-                }
-            }
-            if let Some(r) = batch.stop {
-                error = batch.error.map(|e| e.to_string());
-                break r;
-            }
-            let over_limit = batch.over_limit;
-            if let Some(r) = recorder.as_mut() {
-                r.flush();
-            }
-            if over_limit && gate.as_ref().is_some_and(|g| !g.is_closed()) {
-                self.set_gate(&mut gate, &capture, true);
-                // Open again when the bucket is half full, not full: packets already in the
-                // ring arrive truncated for a while after the gate opens, and tokens that
-                // overflow a full bucket meanwhile would be lost (the written rate fell up to
-                // 15% short of the limit).
-                reopen_at = Some(Instant::now() + rate.until_full() / 2);
-            }
+        let mut sink = Sink {
+            writer,
+            rate,
+            gate,
+            recorder: self.recorder.take(),
+            linktype: linktype.0 as u32,
+            nanos,
         };
-
+        info!(capture = %self.spec.id, interface = %self.spec.interface, filter = %self.spec.filter, "Capture started.");
+        let (reason, mut error) = self.capture_loop(&mut capture, &mut sink);
         let stopped_at = Timestamp::now();
         if matches!(
             reason,
@@ -415,50 +375,136 @@ impl Run {
                 | StopReason::Shutdown
                 | StopReason::AuthorizationEnded
                 | StopReason::Duration
-        ) {
-            // Packets that arrived before the stop may still sit in a kernel block that has not
-            // been handed over yet; collect them, and nothing that came later.
-            let cutoff = u64::try_from(stopped_at.as_nanosecond()).unwrap_or(0);
-            let until = Instant::now() + FINAL_DRAIN;
-            while Instant::now() < until {
-                if self.wait(&capture, until).is_err() {
-                    break;
-                }
-                let mut batch = Batch {
-                    writer: &mut writer,
-                    rate: &mut rate,
-                    gated: gate.is_some(),
-                    recorder: recorder.as_mut(),
-                    linktype: linktype.0 as u32,
-                    over_limit: false,
-                    stats: &self.stats,
-                    limits: &limits,
-                    nanos,
-                    stop: None,
-                    error: None,
-                    cutoff_ns: Some(cutoff),
-                };
-                let drained = drain(&mut capture, &mut batch, until, None);
-                if drained.is_err() || batch.stop.is_some() {
-                    error = error.or(batch.error.map(|e| e.to_string()));
-                    break;
-                }
-            }
+        ) && let Some(e) = self.final_drain(&mut capture, &mut sink, stopped_at)
+        {
+            error.get_or_insert(e);
         }
         self.read_kernel_stats(&mut capture);
+        let Sink {
+            writer, recorder, ..
+        } = sink;
+        if let Err(e) = self.seal(writer, reason) {
+            error.get_or_insert(e);
+        }
+        self.outcome(reason, error, stopped_at, recorder)
+    }
+
+    /// Reads packets until a stop is requested or a limit, the deadline or an error ends the
+    /// capture; rotates on time, reads the kernel's counters, and opens and closes the
+    /// rate-limit gate on the way.
+    fn capture_loop(
+        &self,
+        capture: &mut Capture<Active>,
+        sink: &mut Sink,
+    ) -> (StopReason, Option<String>) {
+        let deadline = Instant::now() + self.spec.limits.max_duration;
+        // When the closed gate opens again.
+        let mut reopen_at: Option<Instant> = None;
+        let mut next_stats = Instant::now() + STATS_INTERVAL;
+        loop {
+            if let Some(r) = self.stop.requested() {
+                return (r, None);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return (StopReason::Duration, None);
+            }
+            if now >= sink.writer.next_rotation()
+                && let Err(e) = sink.writer.rotate()
+            {
+                return (stop_for(&e), Some(e.to_string()));
+            }
+            if now >= next_stats {
+                self.read_kernel_stats(capture);
+                next_stats = now + STATS_INTERVAL;
+            }
+            if reopen_at.is_some_and(|t| now >= t) {
+                reopen_at = None;
+                self.set_gate(&mut sink.gate, capture, false);
+            }
+            let wake_at = deadline
+                .min(sink.writer.next_rotation())
+                .min(next_stats)
+                .min(reopen_at.unwrap_or(deadline));
+            if let Err(e) = self.wait(capture, wake_at) {
+                return (StopReason::Error, Some(format!("poll failed: {e}")));
+            }
+            let mut batch = Batch::new(sink, self, None);
+            if let Err(e) = drain(capture, &mut batch, wake_at, Some(&self.stop)) {
+                return (
+                    StopReason::Error,
+                    Some(format!("reading packets failed: {e}")),
+                );
+            }
+            if let Some(r) = batch.stop {
+                return (r, batch.error.map(|e| e.to_string()));
+            }
+            let over_limit = batch.over_limit;
+            if let Some(r) = sink.recorder.as_mut() {
+                r.flush();
+            }
+            if over_limit && sink.gate.as_ref().is_some_and(|g| !g.is_closed()) {
+                self.set_gate(&mut sink.gate, capture, true);
+                // Open again when the bucket is half full, not full: packets already in the
+                // ring arrive truncated for a while after the gate opens, and tokens that
+                // overflow a full bucket meanwhile would be lost (the written rate fell up to
+                // 15% short of the limit).
+                reopen_at = Some(Instant::now() + sink.rate.until_full() / 2);
+            }
+        }
+    }
+
+    /// Packets that arrived before the stop may still sit in a kernel block that has not been
+    /// handed over yet; collects them, and nothing that came later.
+    fn final_drain(
+        &self,
+        capture: &mut Capture<Active>,
+        sink: &mut Sink,
+        stopped_at: Timestamp,
+    ) -> Option<String> {
+        let cutoff = u64::try_from(stopped_at.as_nanosecond()).unwrap_or(0);
+        let until = Instant::now() + FINAL_DRAIN;
+        while Instant::now() < until {
+            if self.wait(capture, until).is_err() {
+                return None;
+            }
+            let mut batch = Batch::new(sink, self, Some(cutoff));
+            let drained = drain(capture, &mut batch, until, None);
+            if drained.is_err() || batch.stop.is_some() {
+                return batch.error.map(|e| e.to_string());
+            }
+        }
+        None
+    }
+
+    /// Seals the open segment; after a write failure it is dropped instead (what was sealed
+    /// before stays).
+    fn seal(&self, writer: RotatingWriter, reason: StopReason) -> Result<(), String> {
         let finished = if matches!(reason, StopReason::DiskFull | StopReason::Error) {
-            // The open segment could not be written; it is dropped, what was sealed stays.
             Ok(writer.abandon())
         } else {
             writer.finish()
         };
         match finished {
-            Ok(sealed) => self.stats.segments.store(sealed, Ordering::Relaxed),
+            Ok(sealed) => {
+                self.stats.segments.store(sealed, Ordering::Relaxed);
+                Ok(())
+            }
             Err(e) => {
                 warn!(capture = %self.spec.id, error = %e, "Cannot seal the last segment.");
-                error.get_or_insert(e.to_string());
+                Err(e.to_string())
             }
         }
+    }
+
+    /// How the capture ended, with its session records sealed.
+    fn outcome(
+        &self,
+        reason: StopReason,
+        error: Option<String>,
+        stopped_at: Timestamp,
+        recorder: Option<Recorder>,
+    ) -> Outcome {
         let (sessions, sessions_file) = match recorder.map(Recorder::finish) {
             Some((summary, file)) => (Some(summary), file),
             None => (None, None),
