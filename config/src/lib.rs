@@ -58,8 +58,7 @@ pub fn load_sharing(path: &Path) -> Result<(Sharing, Sessions), ConfigError> {
         problems,
     };
     let doc = source::Document::parse(&text).map_err(invalid)?;
-    let (raw, mut problems) = doc.deserialize();
-    let config = validate::validate(raw, &doc, &mut problems);
+    let (config, mut problems) = check(&doc);
     problems.retain(|p| {
         p.key.starts_with("sharing") || p.key.starts_with("sessions") || p.key.is_empty()
     });
@@ -73,12 +72,23 @@ pub fn load_sharing(path: &Path) -> Result<(Sharing, Sessions), ConfigError> {
 /// Parses and validates config text; every problem found is in the error.
 pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
     let doc = source::Document::parse(text)?;
-    let (raw, mut problems) = doc.deserialize();
-    let config = validate::validate(raw, &doc, &mut problems);
+    let (config, mut problems) = check(&doc);
     if problems.is_empty() {
         Ok(config)
     } else {
         problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
         Err(problems)
     }
+}
+
+/// Deserializes and validates `doc`. A key whose value has the wrong type is reported once:
+/// validation, which then sees no value there, does not add "is required" or "is empty".
+fn check(doc: &source::Document) -> (Config, Vec<Problem>) {
+    let (raw, schema) = doc.deserialize();
+    let mut checked = Vec::new();
+    let config = validate::validate(raw, doc, &mut checked);
+    checked.retain(|p| !schema.iter().any(|s| s.key == p.key));
+    let mut problems = schema;
+    problems.extend(checked);
+    (config, problems)
 }

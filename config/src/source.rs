@@ -55,7 +55,7 @@ impl Document {
                     let key = err.path().to_string();
                     problems.push(Problem {
                         key: key.clone(),
-                        message: err.inner().message().to_owned(),
+                        message: explain(err.inner().message()),
                         line: self.line(&key),
                     });
                     if !remove(&mut table, &key) {
@@ -65,6 +65,18 @@ impl Document {
             }
         }
         (RawConfig::default(), problems)
+    }
+}
+
+/// A schema error in the operator's words: a single value where a list belongs says how to
+/// write the list.
+fn explain(message: &str) -> String {
+    match message
+        .strip_prefix("invalid type: string ")
+        .and_then(|rest| rest.strip_suffix(", expected a sequence"))
+    {
+        Some(value) => format!("{value} is a single value, not a list; write [{value}]"),
+        None => message.to_owned(),
     }
 }
 

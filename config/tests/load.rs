@@ -119,7 +119,7 @@ max_duration = "1h"
     let expect = [
         ("device.serial", 1, "is required"),
         ("authorization.poll_intervall", 7, "unknown field"),
-        ("capture.interfaces", 13, "invalid type"),
+        ("capture.interfaces", 13, "is a single value, not a list"),
         (
             "capture.rotate_interval",
             15,
@@ -204,4 +204,19 @@ fn load_reports_an_unreadable_file_with_its_path() {
     let err = pcap_config::load(Path::new("/nonexistent/agent.toml")).unwrap_err();
     assert!(matches!(err, ConfigError::Read { .. }));
     assert!(err.to_string().contains("/nonexistent/agent.toml"));
+}
+
+#[test]
+fn a_single_value_where_a_list_belongs_is_one_problem_that_says_how_to_write_it() {
+    let k = keys();
+    let text = minimal(&k).replace(r#"interfaces = ["eth0"]"#, r#"interfaces = "lo""#);
+    let problems = parse(&text).unwrap_err();
+    assert_eq!(
+        problems,
+        [Problem {
+            key: "capture.interfaces".into(),
+            message: r#""lo" is a single value, not a list; write ["lo"]"#.into(),
+            line: Some(12),
+        }]
+    );
 }

@@ -494,3 +494,74 @@ fn a_corrupted_object_is_reported_by_fetch_not_written_as_good() {
         "the intact files are fetched"
     );
 }
+
+#[test]
+fn after_a_rolled_back_grant_the_portal_issues_above_what_the_device_accepted() {
+    let (s, server, agent) = setup_authorized();
+    let grant = server.object("pa/devices/PA-0001/grant.json");
+    let first = std::fs::read(&grant).unwrap();
+    s.portal_s3_ok(&server, &["reauthorize", "PA-0001", "--period", "3m"]);
+    assert!(wait_until(Duration::from_secs(10), || agent
+        .json("/v1/authorization")["sequence"]
+        == 2));
+
+    // Sequence 1 copied back over sequence 2: the device refuses it and says so.
+    std::fs::write(&grant, &first).unwrap();
+    let refused = agent.wait_auth("unauthorized");
+    assert!(
+        refused["reason"].as_str().unwrap().contains("rolled-back"),
+        "{refused}"
+    );
+    // Its heartbeat reports the highest sequence it accepted, and the portal shows the
+    // device's own state beside the (rolled-back) grant's.
+    let heartbeat = server.object("pa/devices/PA-0001/status.json");
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let beat: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&heartbeat).unwrap_or_default())
+                    .unwrap_or_default();
+            beat["authorization"]["state"] == "unauthorized"
+                && beat["authorization"]["sequence"] == 2
+        }),
+        "{}",
+        String::from_utf8_lossy(&std::fs::read(&heartbeat).unwrap_or_default())
+    );
+    let list = s.portal_s3_ok(&server, &["devices", "list", "--json"]);
+    let rows: serde_json::Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(
+        (&rows[0]["state"], &rows[0]["device_state"]),
+        (&"authorized".into(), &"unauthorized".into()),
+        "{list}"
+    );
+    assert!(
+        s.portal_s3_ok(&server, &["devices", "list"])
+            .contains("authorized (device: unauthorized: "),
+        "the table shows what the device says"
+    );
+
+    // Without the portal's own record (another administrator's machine), the heartbeat alone
+    // keeps the next sequence above what the device accepted.
+    std::fs::remove_dir_all(s.path("portal-state")).unwrap();
+    let out = s.portal_s3_ok(&server, &["unauthorize", "PA-0001"]);
+    assert!(out.contains("unauthorized PA-0001 (sequence 3)"), "{out}");
+    let revoked = agent.wait_auth("revoked");
+    assert_eq!(revoked["sequence"], 3, "{revoked}");
+
+    // And the portal's own record alone does the same when the device has not reported yet:
+    // the store and the heartbeat rolled back, the record remembers sequence 3.
+    std::fs::write(&grant, &first).unwrap();
+    std::fs::remove_file(&heartbeat).unwrap();
+    drop(agent);
+    std::fs::remove_file(&heartbeat).ok();
+    let out = s.portal_s3_ok(
+        &server,
+        &[
+            "authorize",
+            "PA-0001 e2e",
+            "--period",
+            "1m",
+            "--allow-unseen",
+        ],
+    );
+    assert!(out.contains("(sequence 4)"), "{out}");
+}

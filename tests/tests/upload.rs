@@ -87,8 +87,16 @@ fn a_capture_is_uploaded_shown_in_the_spool_and_metrics_and_reaped() {
         segments + 1,
         "segments and the session records"
     );
+    // Every object in the local store is the agent's alone, whatever the umask of whoever
+    // started it: the manifest (written, not linked) as much as the segments.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for object in files_ending(&s.store_dir(&id(&rec)), "") {
+            let mode = std::fs::metadata(&object).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", object.display());
+        }
+    }
     assert_eq!(check_complete(&s, &manifest, &s.store_dir(&id(&rec))), 300);
-
     // keep_uploaded_for = 0: the reaper removes what was uploaded, and the capture's directory.
     let spool = s.path("spool").join(id(&rec));
     assert!(
