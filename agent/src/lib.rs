@@ -5,18 +5,26 @@
 //! - [`authz`]: the authorization state machine. Reads and verifies the signed grant, refuses
 //!   rolled-back documents, flips state exactly at `not_before` and `expires_at`, and broadcasts
 //!   every change on a watch channel.
+//! - [`captures`]: admission of each request (in the domain's words), the scheduler that owns
+//!   running captures, their persisted records, the manifest base, recovery after a crash.
+//! - [`spool`]: the uploader and reaper tasks, with the handles the scheduler and the control
+//!   socket use.
+//! - [`remote`]: the store as a channel: the request feed, results and the heartbeat.
+//! - [`control`]: the HTTP/1.1 + JSON control socket (one file per endpoint, typed bodies in
+//!   `control::api`), with peers checked by SO_PEERCRED before anything is read.
 //! - [`daemon`]: builds the parts from the config, runs them, reloads the config on SIGHUP or
 //!   request, and drains on SIGTERM/SIGINT.
-//! - [`control`]: the HTTP/1.1 + JSON control socket (one file per endpoint), with peers checked
-//!   by SO_PEERCRED before anything is read.
 //! - [`client`]: the control socket client used by `pcapctl` and the tests.
-//! - [`metrics`], [`logging`], [`systemd`], [`clock`], [`fsutil`]: supporting pieces.
+//! - [`metrics`], [`incidents`], [`logging`], [`systemd`], [`clock`], [`fsutil`]: supporting
+//!   pieces.
 //!
 //! # Where the data goes
 //!
-//! grant file --verify--> [`authz::Authority`] --watch--> control (`/v1/authorization`) and, with
-//! the capture engine, the scheduler. Control requests reach the daemon's core as `mpsc`
-//! messages with a `oneshot` reply.
+//! grant (file or store) --verify--> [`authz::Authority`] --watch--> scheduler and control.
+//! A request (control socket, or the store through [`remote`]) reaches the scheduler as an
+//! `mpsc` message with a `oneshot` reply; admitted, it becomes a capture worker writing into the
+//! spool; sealed files go to the uploader, then the reaper. docs/architecture.md follows one
+//! request all the way.
 
 #![deny(unsafe_code)]
 

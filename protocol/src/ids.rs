@@ -106,8 +106,9 @@ macro_rules! identifier {
         }
 
         impl fmt::Display for $name {
+            /// As written; widths and alignment (`{:<36}`) apply.
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
+                f.pad(&self.0)
             }
         }
     };
@@ -208,6 +209,12 @@ mod tests {
             assert!(Serial::parse(bad).is_err(), "{bad:?} was accepted");
             assert!(FileName::parse(bad).is_err(), "{bad:?} was accepted");
         }
+    }
+
+    #[test]
+    fn ids_line_up_in_tables() {
+        let serial = Serial::parse("PA-1").unwrap();
+        assert_eq!(format!("[{serial:<6}]"), "[PA-1  ]");
     }
 
     #[test]
