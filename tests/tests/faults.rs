@@ -193,6 +193,8 @@ fn start_with_clock(s: &Scratch, clock_file: &Path) -> pcap_tests::Agent {
     );
     s.start_agent_via(&[
         "env",
+        // libfaketime reads its absolute times as local time.
+        "TZ=UTC",
         &format!("LD_PRELOAD={lib}"),
         &format!("FAKETIME_TIMESTAMP_FILE={}", clock_file.display()),
         "FAKETIME_NO_CACHE=1",

@@ -227,7 +227,7 @@ async fn a_spool_file_changed_after_sealing_is_lost_not_stored_as_good() {
         "{damaged:?}"
     );
     // Its removal from the store runs in the background.
-    for _ in 0..100 {
+    for _ in 0..500 {
         if !s.stored("000002.pcap.age").exists() {
             break;
         }
