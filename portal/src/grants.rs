@@ -84,6 +84,22 @@ fn write(
     issued.record(doc.serial(), doc.sequence())
 }
 
+/// Issues a grant for `device` (serial and name) for `period` from `now`, above `previous`.
+fn grant(
+    store: &Store,
+    key: &SigningKey,
+    issued: &mut Issued,
+    previous: Option<&AuthorizationDocument>,
+    (serial, name): (Serial, Option<String>),
+    period: Period,
+    now: Timestamp,
+) -> anyhow::Result<Grant> {
+    let sequence = next_sequence(store, &serial, previous, issued)?;
+    let grant = Grant::new(serial, name, period, sequence, now);
+    write(store, key, issued, &AuthorizationDocument::Grant(grant.clone()))?;
+    Ok(grant)
+}
+
 fn parse_device(device: &str) -> anyhow::Result<(Serial, Option<String>)> {
     let (serial, name) = match device.trim().split_once(char::is_whitespace) {
         Some((s, n)) => (s, Some(n.trim().to_owned())),
@@ -187,14 +203,7 @@ pub fn authorize(
         Some(AuthorizationDocument::Grant(g)) => g.name.clone(),
         _ => None,
     });
-    let sequence = next_sequence(store, &serial, previous.as_ref(), issued)?;
-    let grant = Grant::new(serial, name, period, sequence, now);
-    write(
-        store,
-        &key,
-        issued,
-        &AuthorizationDocument::Grant(grant.clone()),
-    )?;
+    let grant = grant(store, &key, issued, previous.as_ref(), (serial, name), period, now)?;
     println!("authorized {}", describe(&grant));
     Ok(ExitCode::SUCCESS)
 }
@@ -221,14 +230,8 @@ pub fn reauthorize(
             "{serial} has no grant in the store; use `pcap-portal authorize {serial} --period ...`"
         ),
     };
-    let sequence = next_sequence(store, &serial, document.as_ref(), issued)?;
-    let grant = Grant::new(serial, previous.name.clone(), period, sequence, now);
-    write(
-        store,
-        &key,
-        issued,
-        &AuthorizationDocument::Grant(grant.clone()),
-    )?;
+    let name = previous.name.clone();
+    let grant = grant(store, &key, issued, document.as_ref(), (serial, name), period, now)?;
     println!("reauthorized {}", describe(&grant));
     Ok(ExitCode::SUCCESS)
 }
