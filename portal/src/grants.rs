@@ -96,7 +96,12 @@ fn grant(
 ) -> anyhow::Result<Grant> {
     let sequence = next_sequence(store, &serial, previous, issued)?;
     let grant = Grant::new(serial, name, period, sequence, now);
-    write(store, key, issued, &AuthorizationDocument::Grant(grant.clone()))?;
+    write(
+        store,
+        key,
+        issued,
+        &AuthorizationDocument::Grant(grant.clone()),
+    )?;
     Ok(grant)
 }
 
@@ -203,7 +208,15 @@ pub fn authorize(
         Some(AuthorizationDocument::Grant(g)) => g.name.clone(),
         _ => None,
     });
-    let grant = grant(store, &key, issued, previous.as_ref(), (serial, name), period, now)?;
+    let grant = grant(
+        store,
+        &key,
+        issued,
+        previous.as_ref(),
+        (serial, name),
+        period,
+        now,
+    )?;
     println!("authorized {}", describe(&grant));
     Ok(ExitCode::SUCCESS)
 }
@@ -231,7 +244,15 @@ pub fn reauthorize(
         ),
     };
     let name = previous.name.clone();
-    let grant = grant(store, &key, issued, document.as_ref(), (serial, name), period, now)?;
+    let grant = grant(
+        store,
+        &key,
+        issued,
+        document.as_ref(),
+        (serial, name),
+        period,
+        now,
+    )?;
     println!("reauthorized {}", describe(&grant));
     Ok(ExitCode::SUCCESS)
 }
