@@ -55,11 +55,21 @@ pub async fn run(
 
     let cancel = CancellationToken::new();
     let (config_tx, config_rx) = watch::channel(Arc::new(config.clone()));
+    let (doorbell, listener) = match &config.doorbell {
+        Some(d) => {
+            let broker = pcap_doorbell::Broker::from_config(d);
+            let (doorbell, task) =
+                pcap_doorbell::listen(broker, &config.device.serial, cancel.child_token());
+            (doorbell, Some(task))
+        }
+        None => (pcap_doorbell::Doorbell::none(), None),
+    };
     let (authority, auth_rx) = Authority::new(
         Settings::from_config(&config),
         clock.clone(),
         incidents.clone(),
     );
+    let authority = authority.with_doorbell(doorbell.clone());
     let socket = control::bind(&config.control).map_err(DaemonError::Startup)?;
     let access = match Access::resolve(&config.control, socket.gid) {
         Ok(a) => a,
@@ -102,9 +112,13 @@ pub async fn run(
         access: RwLock::new(Arc::new(access)),
         clock: clock.clone(),
         started_at: clock.now(),
+        doorbell,
     });
 
     let mut tasks = JoinSet::new();
+    if let Some(listener) = listener {
+        tasks.spawn(listener);
+    }
     let spool_policy = spool.policy.clone();
     spool.spawn(&mut tasks, api.auth.clone(), &cancel, &uploads);
     tasks.spawn(authority.run(config_rx, cancel.child_token()));
@@ -284,6 +298,16 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
     note(old.logging.format != new.logging.format, "logging.format");
     note(old.logging.output != new.logging.output, "logging.output");
     note(old.upload != new.upload, "upload");
+    let broker = |c: &Config| {
+        c.doorbell.as_ref().map(|d| {
+            (
+                d.broker.clone(),
+                d.credentials_file.clone(),
+                d.ca_bundle.clone(),
+            )
+        })
+    };
+    note(broker(old) != broker(new), "doorbell");
     note(old.paths != new.paths, "paths");
     out
 }

@@ -15,6 +15,7 @@
 //! - [`daemon`]: builds the parts from the config, runs them, reloads the config on SIGHUP or
 //!   request, and drains on SIGTERM/SIGINT.
 //! - [`client`]: the control socket client used by `pcapctl` and the tests.
+//! - [`wake`]: doorbell rings as store reads, at most one a second.
 //! - [`metrics`], [`incidents`], [`logging`], [`systemd`], [`clock`], [`fsutil`]: supporting
 //!   pieces.
 //!
@@ -41,6 +42,7 @@ pub mod metrics;
 pub mod remote;
 pub mod spool;
 pub mod systemd;
+pub mod wake;
 
 /// The agent's version, as reported in status and heartbeats.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -14,6 +14,8 @@ pub struct Config {
     pub authorization: Authorization,
     /// Remote capture requests; `None` when no request key is configured (local requests only).
     pub requests: Option<Requests>,
+    /// The MQTT doorbell that tells the agent to read the store now; `None`: polling only.
+    pub doorbell: Option<Doorbell>,
     pub upload: Upload,
     pub control: Control,
     pub paths: Paths,
@@ -64,6 +66,71 @@ pub struct Authorization {
 pub struct Requests {
     pub verify_keys: Vec<PathBuf>,
     pub poll_interval: Duration,
+}
+
+/// The doorbell: an MQTT broker the portal publishes to after it writes a grant, a
+/// revocation or a request. The broker is not trusted: a message only makes the agent read the
+/// store, where everything is verified as without it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Doorbell {
+    pub broker: BrokerUrl,
+    /// A 0600 TOML file with `username` and `password`.
+    pub credentials_file: Option<PathBuf>,
+    /// PEM certificates to trust for the broker (else the system's roots).
+    pub ca_bundle: Option<PathBuf>,
+    /// How often the store is read while the doorbell is connected: a safety net. While it is
+    /// not, `authorization.poll_interval` and `requests.poll_interval` apply.
+    pub poll_interval: Duration,
+    /// Longest time between heartbeats while the doorbell is connected; a heartbeat whose
+    /// state changed is written at once.
+    pub heartbeat_interval: Duration,
+}
+
+/// `mqtts://host[:port]` (TLS, port 8883 by default), or `mqtt://` to a loopback address only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerUrl {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+}
+
+impl std::str::FromStr for BrokerUrl {
+    type Err = String;
+    fn from_str(url: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "{url:?} is not a broker URL; use \"mqtts://host:8883\" (or \"mqtt://127.0.0.1:1883\" on this host only)"
+            )
+        };
+        let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
+        let (tls, default) = match scheme {
+            "mqtts" => (true, 8883),
+            "mqtt" => (false, 1883),
+            _ => return Err(bad()),
+        };
+        let (host, port) = crate::validate::host_port(rest, default).ok_or_else(bad)?;
+        let loopback = host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if !tls && !loopback {
+            return Err(format!(
+                "{url:?} would send the broker password in clear over the network; use mqtts:// (mqtt:// is for a broker on this host only)"
+            ));
+        }
+        Ok(BrokerUrl { tls, host, port })
+    }
+}
+
+impl std::fmt::Display for BrokerUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = if self.tls { "mqtts" } else { "mqtt" };
+        if self.host.contains(':') {
+            write!(f, "{scheme}://[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{scheme}://{}:{}", self.host, self.port)
+        }
+    }
 }
 
 /// Where the store is: `file:///absolute/path` or `s3://bucket/prefix`.
@@ -375,5 +442,25 @@ mod tests {
         ] {
             assert!(bad.parse::<StoreUrl>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn broker_urls_take_tls_anywhere_and_plain_mqtt_on_loopback_only() {
+        let b: BrokerUrl = "mqtts://broker.example.net".parse().unwrap();
+        assert_eq!((b.tls, b.port), (true, 8883));
+        assert_eq!(b.to_string(), "mqtts://broker.example.net:8883");
+        let b: BrokerUrl = "mqtt://127.0.0.1:18830".parse().unwrap();
+        assert_eq!(
+            (b.tls, b.host.as_str(), b.port),
+            (false, "127.0.0.1", 18830)
+        );
+        assert!("mqtt://[::1]".parse::<BrokerUrl>().is_ok());
+        let e = "mqtt://broker.example.net"
+            .parse::<BrokerUrl>()
+            .unwrap_err();
+        assert!(e.contains("in clear") && e.contains("mqtts://"), "{e}");
+        let e = "https://broker".parse::<BrokerUrl>().unwrap_err();
+        assert!(e.contains("not a broker URL"), "{e}");
+        assert!("mqtts://user@broker".parse::<BrokerUrl>().is_err());
     }
 }

@@ -13,6 +13,7 @@ pub struct RawConfig {
     #[serde(default)]
     pub authorization: RawAuthorization,
     pub requests: Option<RawRequests>,
+    pub doorbell: Option<RawDoorbell>,
     #[serde(default)]
     pub upload: RawUpload,
     #[serde(default)]
@@ -51,6 +52,16 @@ pub struct RawAuthorization {
 pub struct RawRequests {
     pub verify_key: Option<OneOrMany>,
     pub poll_interval: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDoorbell {
+    pub url: Option<String>,
+    pub credentials_file: Option<String>,
+    pub ca_bundle: Option<String>,
+    pub poll_interval: Option<String>,
+    pub heartbeat_interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

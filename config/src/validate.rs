@@ -27,6 +27,11 @@ const DEFAULT_SOCKET: &str = "/run/pcap-agent/control.sock";
 const DEFAULT_STATE_DIR: &str = "/var/lib/pcap-agent";
 const DEFAULT_SPOOL_DIR: &str = "/var/spool/pcap-agent";
 const DEFAULT_POLL: Duration = Duration::from_secs(30);
+/// With a doorbell connected the store is read when it rings; the poll is a safety net.
+/// 15 minutes keeps an idle device near 200 store requests a day (grant, request list,
+/// hourly heartbeat); see docs/design.md.
+const DEFAULT_DOORBELL_POLL: Duration = Duration::from_secs(15 * 60);
+const DEFAULT_DOORBELL_HEARTBEAT: Duration = Duration::from_secs(3600);
 /// Uploads take what captures (and the host's own work) leave of a busy core.
 const DEFAULT_UPLOAD_NICE: i32 = 19;
 const MIB: u64 = 1024 * 1024;
@@ -147,6 +152,7 @@ pub fn validate(raw: RawConfig, doc: &Document, problems: &mut Vec<Problem>) -> 
         device: device(&mut c, raw.device),
         authorization: authorization(&mut c, raw.authorization),
         requests: raw.requests.map(|r| requests(&mut c, r)),
+        doorbell: raw.doorbell.and_then(|r| doorbell(&mut c, r)),
         upload: upload(&mut c, raw.upload),
         control: control(&mut c, raw.control),
         spool: spool(&mut c, raw.spool),
@@ -234,6 +240,44 @@ fn requests(c: &mut Checker<'_>, raw: RawRequests) -> Requests {
             )
             .unwrap_or(DEFAULT_POLL),
     }
+}
+
+fn doorbell(c: &mut Checker<'_>, raw: RawDoorbell) -> Option<Doorbell> {
+    let url = c.required(
+        "doorbell.url",
+        raw.url,
+        "the MQTT broker, e.g. url = \"mqtts://broker.example.net:8883\"",
+    )?;
+    let broker = match url.parse() {
+        Ok(b) => b,
+        Err(e) => {
+            c.problem("doorbell.url", e);
+            return None;
+        }
+    };
+    Some(Doorbell {
+        broker,
+        credentials_file: raw
+            .credentials_file
+            .map(|p| c.absolute("doorbell.credentials_file", Some(p), "")),
+        ca_bundle: raw
+            .ca_bundle
+            .map(|p| c.absolute("doorbell.ca_bundle", Some(p), "")),
+        poll_interval: c
+            .duration(
+                "doorbell.poll_interval",
+                raw.poll_interval,
+                Some(DEFAULT_DOORBELL_POLL),
+            )
+            .unwrap_or(DEFAULT_DOORBELL_POLL),
+        heartbeat_interval: c
+            .duration(
+                "doorbell.heartbeat_interval",
+                raw.heartbeat_interval,
+                Some(DEFAULT_DOORBELL_HEARTBEAT),
+            )
+            .unwrap_or(DEFAULT_DOORBELL_HEARTBEAT),
+    })
 }
 
 fn upload(c: &mut Checker<'_>, raw: RawUpload) -> Upload {
@@ -328,6 +372,12 @@ pub fn endpoint_host_port(url: &str) -> Option<(String, u16)> {
         "https" => 443,
         _ => return None,
     };
+    host_port(rest, default)
+}
+
+/// The host and port of `rest` (what follows `scheme://`), with `default` when no port is
+/// given; `None` if it is not `host`, `host:port` or `[v6]:port` (user info is refused).
+pub fn host_port(rest: &str, default: u16) -> Option<(String, u16)> {
     let authority = rest.split('/').next()?;
     if authority.is_empty() || authority.contains('@') {
         return None;

@@ -1,18 +1,26 @@
 //! The research team's captures: list them from their manifests, fetch one (download, verify
 //! every file's SHA-256 against the manifest, decrypt with the research identity), delete them
 //! after analysis, and purge what is older than the retention limit.
+//!
+//! Each command starts from one paged LIST of `captures/` (or of one device's captures);
+//! manifests are read with up to `--concurrency` requests in flight (and never twice: a
+//! manifest does not change, so the cache serves it), and deletions go in batches (S3's
+//! DeleteObjects, 1,000 keys a request).
 
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Mutex;
 
 use anyhow::{Context, bail};
+use futures::{StreamExt, TryStreamExt};
 use jiff::{SignedDuration, Timestamp};
 use pcap_protocol::store::{Manifest, keys};
 use pcap_protocol::{CaptureId, FileName, Reason, Serial};
 use serde::Serialize;
 
+use crate::cache::Cache;
+use crate::listing::{Progress, runs};
 use crate::store::{Object, Store};
 
 /// A capture as the store holds it.
@@ -40,51 +48,50 @@ pub struct Capture {
     pub keys: Vec<String>,
 }
 
-/// Every capture in the store (or of `serial`), with its manifest read if `manifests`.
-pub fn all(
-    store: &Store,
+/// The serial and capture id of a capture file's key.
+fn capture_of(key: &str) -> Option<(Serial, CaptureId)> {
+    keys::parse_capture_file(key).map(|(serial, id, _)| (serial, id))
+}
+
+/// Every capture in the store (or of `serial`), in listing order, streamed from one paged
+/// LIST; with `manifests`, each manifest is read (through the cache: a manifest never changes)
+/// with up to `--concurrency` reads in flight.
+pub fn stream<'a>(
+    store: &'a Store,
     serial: Option<&Serial>,
     manifests: bool,
-) -> anyhow::Result<Vec<Capture>> {
-    let serials = match serial {
-        Some(s) => vec![s.clone()],
-        None => store
-            .folders(keys::CAPTURES)?
-            .iter()
-            .filter_map(|s| Serial::parse(s).ok())
-            .collect(),
-    };
-    let mut out = Vec::new();
-    for serial in serials {
-        let mut by_id: BTreeMap<CaptureId, Vec<(FileName, Object)>> = BTreeMap::new();
-        for o in store.list(&keys::captures_of(&serial))? {
-            if let Some((_, id, name)) = keys::parse_capture_file(&o.key) {
-                by_id.entry(id).or_default().push((name, o));
-            }
-        }
-        for (id, objects) in by_id {
-            out.push(describe(store, &serial, id, objects, manifests));
-        }
-    }
-    out.sort_by_key(|c| c.uploaded_at);
-    Ok(out)
+    cache: &'a Mutex<Cache>,
+) -> impl futures::Stream<Item = anyhow::Result<Capture>> + 'a {
+    let prefix = serial.map_or_else(|| keys::CAPTURES.to_owned(), keys::captures_of);
+    runs(store.list_stream(&prefix), capture_of)
+        .map(move |run| async move {
+            let ((serial, id), objects) = run?;
+            Ok(describe(store, cache, serial, id, objects, manifests).await)
+        })
+        .buffered(store.concurrency())
+}
+
+/// Every capture (or of `serial`), without reading manifests.
+fn all(store: &Store, serial: Option<&Serial>) -> anyhow::Result<Vec<Capture>> {
+    let cache = Mutex::new(Cache::default());
+    store.block_on(stream(store, serial, false, &cache).try_collect())
 }
 
 /// A capture from its objects; a manifest that cannot be read is reported, not fatal (the
 /// capture can still be listed, purged and deleted).
-fn describe(
+async fn describe(
     store: &Store,
-    serial: &Serial,
+    cache: &Mutex<Cache>,
+    serial: Serial,
     id: CaptureId,
-    objects: Vec<(FileName, Object)>,
+    objects: Vec<Object>,
     read_manifest: bool,
 ) -> Capture {
     let manifest_obj = objects
         .iter()
-        .find(|(name, _)| name.is_manifest())
-        .map(|(_, o)| o);
+        .find(|o| keys::parse_capture_file(&o.key).is_some_and(|(_, _, n)| n.is_manifest()));
     let (manifest, problem) = match manifest_obj.filter(|_| read_manifest) {
-        Some(o) => match store.document::<Manifest>(&o.key) {
+        Some(o) => match read_manifest_of(store, cache, o).await {
             Ok(m) => (m, None),
             Err(e) => {
                 let problem = format!("{e:#}");
@@ -96,30 +103,52 @@ fn describe(
     };
     let uploaded_at = manifest_obj
         .map(|o| o.last_modified)
-        .or_else(|| objects.iter().map(|(_, o)| o.last_modified).max())
+        .or_else(|| objects.iter().map(|o| o.last_modified).max())
         .unwrap_or_default();
     Capture {
-        serial: serial.clone(),
+        serial,
         complete: manifest_obj.is_some(),
         problem,
         reason: manifest.as_ref().map(|m| m.request.reason),
         started_at: manifest.as_ref().map(|m| m.started_at),
         ended_at: manifest.as_ref().and_then(|m| m.ended_at),
         packets: manifest.as_ref().map(|m| m.stats.written),
-        bytes: objects.iter().map(|(_, o)| o.size).sum(),
+        bytes: objects.iter().map(|o| o.size).sum(),
         uploaded_at,
         objects: objects.len(),
-        keys: objects.into_iter().map(|(_, o)| o.key).collect(),
+        keys: objects.into_iter().map(|o| o.key).collect(),
         manifest,
         id,
     }
 }
 
+async fn read_manifest_of(
+    store: &Store,
+    cache: &Mutex<Cache>,
+    o: &Object,
+) -> anyhow::Result<Option<Manifest>> {
+    let Some(bytes) = store.fetch(o, cache).await? else {
+        return Ok(None);
+    };
+    let manifest = pcap_protocol::schema::decode::<Manifest>(&bytes)
+        .with_context(|| format!("cannot read {}", o.key))?;
+    Ok(Some(manifest))
+}
+
+/// The capture `id` with its manifest read.
 fn find(store: &Store, id: &CaptureId) -> anyhow::Result<Capture> {
-    all(store, None, true)?
-        .into_iter()
-        .find(|c| &c.id == id)
-        .with_context(|| format!("no capture {id} in the store (see `pcap-portal captures list`)"))
+    let found = all(store, None)?.into_iter().find(|c| &c.id == id);
+    let Some(mut capture) = found else {
+        bail!("no capture {id} in the store (see `pcap-portal captures list`)");
+    };
+    let manifest_key = keys::capture_file(&capture.serial, id, &FileName::manifest());
+    if capture.keys.contains(&manifest_key) {
+        match store.document::<Manifest>(&manifest_key) {
+            Ok(m) => capture.manifest = m,
+            Err(e) => capture.problem = Some(format!("{e:#}")),
+        }
+    }
+    Ok(capture)
 }
 
 fn age_of(t: Timestamp, now: Timestamp) -> String {
@@ -135,38 +164,65 @@ pub fn list(
     store: &Store,
     serial: Option<&Serial>,
     json: bool,
+    cache: Cache,
     now: Timestamp,
 ) -> anyhow::Result<ExitCode> {
-    let captures = all(store, serial, true)?;
+    let cache = Mutex::new(cache);
+    let progress = Progress::new("captures");
     if json {
-        println!("{}", serde_json::to_string_pretty(&captures)?);
-        return Ok(ExitCode::SUCCESS);
+        progress.println("[");
+    } else {
+        progress.println(&format!(
+            "{:<36}  {:<16}  {:<19}  {:<20}  {:>9}  {:>10}  {:>12}  {:<8}  AGE",
+            "ID", "SERIAL", "REASON", "START", "DURATION", "PACKETS", "BYTES", "COMPLETE"
+        ));
     }
-    println!(
-        "{:<36}  {:<16}  {:<19}  {:<20}  {:>9}  {:>10}  {:>12}  {:<8}  AGE",
-        "ID", "SERIAL", "REASON", "START", "DURATION", "PACKETS", "BYTES", "COMPLETE"
-    );
-    for c in &captures {
-        let duration = match (c.started_at, c.ended_at) {
-            (Some(a), Some(b)) => format!("{:.1}s", b.duration_since(a).as_secs_f64()),
-            _ => "-".to_owned(),
-        };
-        println!(
-            "{:<36}  {:<16}  {:<19}  {:<20}  {:>9}  {:>10}  {:>12}  {:<8}  {}",
-            c.id,
-            c.serial,
-            c.reason.map_or("-", Reason::as_str),
-            c.started_at.map_or("-".to_owned(), |t| t
-                .strftime("%Y-%m-%dT%H:%M:%S")
-                .to_string()),
-            duration,
-            c.packets.map_or("-".to_owned(), |p| p.to_string()),
-            c.bytes,
-            if c.complete { "yes" } else { "no" },
-            age_of(c.uploaded_at, now)
-        );
+    let result = store.block_on(async {
+        let mut captures = std::pin::pin!(stream(store, serial, true, &cache));
+        let mut first = true;
+        while let Some(c) = captures.next().await {
+            let c = c?;
+            progress.inc();
+            if json {
+                let comma = if std::mem::take(&mut first) { "" } else { "," };
+                progress.println(&format!("{comma}{}", serde_json::to_string_pretty(&c)?));
+            } else {
+                progress.println(&line(&c, now));
+            }
+        }
+        anyhow::Ok(())
+    });
+    progress.finish();
+    if json {
+        println!("]");
     }
+    cache
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .save(&format!("{}/", keys::CAPTURES));
+    result?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn line(c: &Capture, now: Timestamp) -> String {
+    let duration = match (c.started_at, c.ended_at) {
+        (Some(a), Some(b)) => format!("{:.1}s", b.duration_since(a).as_secs_f64()),
+        _ => "-".to_owned(),
+    };
+    format!(
+        "{:<36}  {:<16}  {:<19}  {:<20}  {:>9}  {:>10}  {:>12}  {:<8}  {}",
+        c.id,
+        c.serial,
+        c.reason.map_or("-", Reason::as_str),
+        c.started_at.map_or("-".to_owned(), |t| t
+            .strftime("%Y-%m-%dT%H:%M:%S")
+            .to_string()),
+        duration,
+        c.packets.map_or("-".to_owned(), |p| p.to_string()),
+        c.bytes,
+        if c.complete { "yes" } else { "no" },
+        age_of(c.uploaded_at, now)
+    )
 }
 
 /// Downloads a complete capture into `out`: every file verified against the manifest, then
@@ -271,20 +327,29 @@ fn decrypt(from: &Path, to: &Path, identities: &[Box<dyn age::Identity>]) -> any
     Ok(())
 }
 
-fn remove(store: &Store, capture: &Capture) -> anyhow::Result<usize> {
-    // The manifest goes first: a capture half deleted never looks complete.
-    let mut keys = capture.keys.clone();
-    keys.sort_by_key(|k| !k.ends_with("/manifest.json"));
-    for k in &keys {
-        store.delete(k)?;
-    }
-    Ok(keys.len())
+/// Deletes every object of `captures`: their manifests first, so that a capture half
+/// deleted never looks complete; returns the objects deleted.
+fn remove(store: &Store, captures: &[&Capture]) -> anyhow::Result<usize> {
+    let (manifests, rest): (Vec<String>, Vec<String>) = captures
+        .iter()
+        .flat_map(|c| c.keys.iter().cloned())
+        .partition(|k| k.ends_with("/manifest.json"));
+    store.block_on(async {
+        Ok(store.delete_many(manifests).await? + store.delete_many(rest).await?)
+    })
 }
 
 pub fn delete(store: &Store, ids: &[CaptureId]) -> anyhow::Result<ExitCode> {
+    let captures = all(store, None)?;
     let mut failed = false;
     for id in ids {
-        match find(store, id).and_then(|c| remove(store, &c).map(|n| (c, n))) {
+        let result = match captures.iter().find(|c| &c.id == id) {
+            Some(c) => remove(store, &[c]).map(|n| (c, n)),
+            None => Err(anyhow::anyhow!(
+                "no capture {id} in the store (see `pcap-portal captures list`)"
+            )),
+        };
+        match result {
             Ok((c, n)) => println!("deleted capture {id} of {} ({n} objects)", c.serial),
             Err(e) => {
                 eprintln!("pcap-portal: {e:#}");
@@ -306,27 +371,23 @@ pub fn purge(
     now: Timestamp,
 ) -> anyhow::Result<ExitCode> {
     let limit = now - SignedDuration::try_from(older_than)?;
-    let (mut captures, mut objects) = (0, 0);
-    for c in all(store, None, false)? {
-        if c.uploaded_at >= limit {
-            continue;
-        }
-        let verb = if dry_run { "would delete" } else { "deleted" };
-        let n = if dry_run {
-            c.objects
-        } else {
-            remove(store, &c)?
-        };
+    let captures = all(store, None)?;
+    let old: Vec<&Capture> = captures.iter().filter(|c| c.uploaded_at < limit).collect();
+    let verb = if dry_run { "would delete" } else { "deleted" };
+    let objects = if dry_run {
+        old.iter().map(|c| c.objects).sum()
+    } else {
+        remove(store, &old)?
+    };
+    for c in &old {
         println!(
-            "{verb} capture {} of {} (uploaded {}, {n} objects)",
-            c.id, c.serial, c.uploaded_at
+            "{verb} capture {} of {} (uploaded {}, {} objects)",
+            c.id, c.serial, c.uploaded_at, c.objects
         );
-        captures += 1;
-        objects += n;
     }
     println!(
-        "{} {captures} capture(s), {objects} object(s) uploaded before {limit}",
-        if dry_run { "would delete" } else { "deleted" }
+        "{verb} {} capture(s), {objects} object(s) uploaded before {limit}",
+        old.len()
     );
     Ok(ExitCode::SUCCESS)
 }

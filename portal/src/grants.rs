@@ -3,7 +3,7 @@
 //! Each command writes one signed document to `devices/<serial>/grant.json` with the next
 //! sequence for that device, so the agent takes the newest and refuses anything older.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
@@ -11,10 +11,8 @@ use jiff::Timestamp;
 use pcap_protocol::authorization::is_valid_name;
 use pcap_protocol::store::{Heartbeat, keys};
 use pcap_protocol::{
-    AuthState, AuthorizationDocument, Envelope, Grant, Period, Revocation, Serial, SigningKey,
-    Validity, VerifyKey, VerifyKeys,
+    AuthorizationDocument, Envelope, Grant, Period, Revocation, Serial, SigningKey,
 };
-use serde::Serialize;
 
 use crate::issued::Issued;
 use crate::store::Store;
@@ -145,7 +143,7 @@ fn version_tuple(v: &str) -> Option<(u64, u64, u64)> {
 }
 
 /// A device's heartbeat (`devices/<serial>/status.json`), if it has reported.
-fn heartbeat(store: &Store, serial: &Serial) -> anyhow::Result<Option<Heartbeat>> {
+pub fn heartbeat(store: &Store, serial: &Serial) -> anyhow::Result<Option<Heartbeat>> {
     store.document(&keys::status(serial))
 }
 
@@ -218,6 +216,7 @@ pub fn authorize(
         now,
     )?;
     println!("authorized {}", describe(&grant));
+    store.ring(&[grant.serial]);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -254,6 +253,7 @@ pub fn reauthorize(
         now,
     )?;
     println!("reauthorized {}", describe(&grant));
+    store.ring(&[grant.serial]);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -266,6 +266,7 @@ pub fn unauthorize(
 ) -> anyhow::Result<ExitCode> {
     let key = key.load()?;
     let mut failed = false;
+    let mut written = Vec::new();
     for s in serials {
         let result = parse_device(s).and_then(|(serial, _)| {
             let Some(previous) = current(store, &serial)? else {
@@ -280,6 +281,7 @@ pub fn unauthorize(
                 &AuthorizationDocument::Revocation(revocation.clone()),
             )?;
             println!("unauthorized {serial} (sequence {})", revocation.sequence);
+            written.push(serial);
             Ok(())
         });
         if let Err(e) = result {
@@ -287,164 +289,10 @@ pub fn unauthorize(
             failed = true;
         }
     }
+    store.ring(&written);
     Ok(if failed {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// Options of `devices list`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct ListArgs {
-    #[arg(long)]
-    json: bool,
-    /// Verify the grants with this public key (default: derived from PCAP_AUTHORIZATION_KEY).
-    #[arg(long, env = "PCAP_AUTHORIZATION_PUB")]
-    verify_key: Option<PathBuf>,
-}
-
-/// One row of `devices list`.
-#[derive(Debug, Serialize)]
-struct Row {
-    serial: String,
-    name: Option<String>,
-    agent_version: Option<String>,
-    last_seen: Option<Timestamp>,
-    period: Option<Period>,
-    not_before: Option<Timestamp>,
-    expires_at: Option<Timestamp>,
-    sequence: Option<u64>,
-    /// What the grant document says.
-    state: String,
-    /// What the device says, from its heartbeat.
-    device_state: Option<AuthState>,
-    /// Why the device is not authorized, or why it refused the last document.
-    device_reason: Option<String>,
-}
-
-pub fn list(store: &Store, args: &ListArgs, now: Timestamp) -> anyhow::Result<ExitCode> {
-    let json = args.json;
-    let keys = match args.verify_key.as_deref() {
-        Some(path) => Some(VerifyKeys::new(vec![VerifyKey::load(path)?])),
-        None => std::env::var_os("PCAP_AUTHORIZATION_KEY")
-            .and_then(|p| SigningKey::load(Path::new(&p)).ok())
-            .map(|k| VerifyKeys::new(vec![k.verify_key()])),
-    };
-    let mut rows = Vec::new();
-    for serial in store.devices()? {
-        // An unreadable heartbeat is reported; the device is still listed from its grant.
-        let seen = heartbeat(store, &serial).unwrap_or_else(|e| {
-            eprintln!("pcap-portal: {e:#}");
-            None
-        });
-        let mut r = match store.get(&keys::grant(&serial))? {
-            Some(bytes) => row(&serial, &bytes, keys.as_ref(), now),
-            None if seen.is_some() => Row {
-                state: "unauthorized".to_owned(),
-                ..row(&serial, b"", None, now)
-            },
-            None => continue,
-        };
-        if let Some(seen) = seen {
-            r.agent_version = Some(seen.agent_version);
-            r.last_seen = Some(seen.time);
-            r.name = r.name.or(seen.name);
-            r.device_state = Some(seen.authorization.state);
-            r.device_reason = seen.authorization.reason;
-        }
-        rows.push(r);
-    }
-    if json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    let show = |t: Option<Timestamp>| {
-        t.map_or("-".to_owned(), |t| {
-            t.strftime("%Y-%m-%d %H:%M UTC").to_string()
-        })
-    };
-    println!(
-        "{:<20} {:<20} {:<8} {:<20} {:<9} {:<20} {:<20} {:>4}  STATE",
-        "SERIAL", "NAME", "AGENT", "LAST SEEN", "PERIOD", "FROM", "EXPIRES", "SEQ"
-    );
-    for r in &rows {
-        println!(
-            "{:<20} {:<20} {:<8} {:<20} {:<9} {:<20} {:<20} {:>4}  {}",
-            r.serial,
-            r.name.as_deref().unwrap_or("-"),
-            r.agent_version.as_deref().unwrap_or("-"),
-            show(r.last_seen),
-            r.period.map_or("-", Period::as_str),
-            show(r.not_before),
-            if r.period == Some(Period::Unlimited) {
-                "never".to_owned()
-            } else {
-                show(r.expires_at)
-            },
-            r.sequence.map_or("-".to_owned(), |s| s.to_string()),
-            state_text(r)
-        );
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// The grant's state, and the device's own when it differs (with its reason).
-fn state_text(r: &Row) -> String {
-    match r.device_state {
-        Some(device) if device.as_str() != r.state => format!(
-            "{} (device: {device}{})",
-            r.state,
-            r.device_reason
-                .as_deref()
-                .map(|why| format!(": {why}"))
-                .unwrap_or_default()
-        ),
-        _ => r.state.clone(),
-    }
-}
-
-fn row(serial: &Serial, bytes: &[u8], keys: Option<&VerifyKeys>, now: Timestamp) -> Row {
-    let mut row = Row {
-        serial: serial.to_string(),
-        name: None,
-        agent_version: None,
-        last_seen: None,
-        period: None,
-        not_before: None,
-        expires_at: None,
-        sequence: None,
-        state: "unreadable".to_owned(),
-        device_state: None,
-        device_reason: None,
-    };
-    let doc = match keys {
-        Some(k) => {
-            AuthorizationDocument::verify(bytes, k, serial).map_err(|e| format!("invalid: {e}"))
-        }
-        None => Envelope::parse(bytes)
-            .and_then(|e| e.peek::<AuthorizationDocument>())
-            .map_err(|e| format!("unreadable: {e}")),
-    };
-    match doc {
-        Err(e) => row.state = e,
-        Ok(AuthorizationDocument::Revocation(r)) => {
-            row.sequence = Some(r.sequence);
-            row.state = "revoked".to_owned();
-        }
-        Ok(AuthorizationDocument::Grant(g)) => {
-            row.state = match g.validity_at(now) {
-                Validity::NotYetValid => "not_yet_valid",
-                Validity::InForce => "authorized",
-                Validity::Expired => "expired",
-            }
-            .to_owned();
-            row.name = g.name;
-            row.period = Some(g.period);
-            row.not_before = Some(g.not_before);
-            row.expires_at = g.expires_at;
-            row.sequence = Some(g.sequence);
-        }
-    }
-    row
 }

@@ -6,17 +6,25 @@
 //! - `store`: the store client (object_store, as the agent's), keys from
 //!   `pcap_protocol::store::keys`, documents read as their types.
 //! - `keygen`: the key pairs of both parties and the research team's age identity.
-//! - `grants`: devices list, authorize, reauthorize, unauthorize.
+//! - `grants`: authorize, reauthorize, unauthorize.
+//! - `devices`: the fleet's listing (one paged LIST, concurrent reads, an ETag cache).
+//! - `listing`, `cache`: what every listing shares: runs of objects, progress, cached
+//!   documents.
+//! - `bell`: rings the devices' doorbells after a document is written.
 //! - `issued`: the portal's own record of the sequences it issued.
 //! - `requests`: signed capture requests and their results.
 //! - `captures`: list, fetch (verify and decrypt), delete, purge.
 
 #![forbid(unsafe_code)]
 
+mod bell;
+mod cache;
 mod captures;
+mod devices;
 mod grants;
 mod issued;
 mod keygen;
+mod listing;
 mod requests;
 mod store;
 
@@ -44,6 +52,15 @@ struct Cli {
     /// else ~/.local/state/pcap-portal).
     #[arg(long, global = true, env = "PCAP_PORTAL_STATE")]
     state_dir: Option<PathBuf>,
+    /// Store requests a listing, purge or delete keeps in flight at once.
+    #[arg(long, global = true, env = "PCAP_PORTAL_CONCURRENCY", default_value_t = 32,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    concurrency: u16,
+    /// Read every document from the store, not from the portal's cache of unchanged ones.
+    #[arg(long, global = true)]
+    no_cache: bool,
+    #[command(flatten)]
+    doorbell: bell::DoorbellArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -64,7 +81,7 @@ enum Command {
     #[command(hide = true)]
     List {
         #[command(flatten)]
-        args: grants::ListArgs,
+        args: devices::ListArgs,
     },
     /// Authorize a device ("SERIAL" or "SERIAL NAME") for a period from now.
     Authorize {
@@ -114,7 +131,7 @@ enum DevicesCommand {
     /// Serial, name, agent version, last seen, authorization state, period, expiry.
     List {
         #[command(flatten)]
-        args: grants::ListArgs,
+        args: devices::ListArgs,
     },
 }
 
@@ -159,16 +176,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         keygen::run(out)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let store = store::Store::open(cli.store.as_deref(), &cli.s3)?;
+    let bell = bell::Bell::from_args(&cli.doorbell)?;
+    let store =
+        store::Store::open(cli.store.as_deref(), &cli.s3, cli.concurrency.into())?.with_bell(bell);
     let now = jiff::Timestamp::now();
     let state_dir = cli.state_dir.clone().or_else(issued::default_dir);
     let issued = || issued::Issued::open(state_dir.as_deref(), store.url().to_string());
+    let cache = || match cli.no_cache {
+        true => cache::Cache::default(),
+        false => cache::Cache::open(state_dir.as_deref(), &store.url().to_string()),
+    };
     match cli.command {
         Command::Keygen { .. } => Ok(ExitCode::SUCCESS),
         Command::Devices {
             command: DevicesCommand::List { args },
         }
-        | Command::List { args } => grants::list(&store, &args, now),
+        | Command::List { args } => devices::list(&store, &args, cache(), now),
         Command::Authorize {
             device,
             period,
@@ -194,7 +217,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Request(args) => requests::request(&store, &args, now),
         Command::Captures { command } => match command {
             CapturesCommand::List { serial, json } => {
-                captures::list(&store, serial.as_ref(), json, now)
+                captures::list(&store, serial.as_ref(), json, cache(), now)
             }
             CapturesCommand::Fetch { id, out, identity } => {
                 captures::fetch(&store, &id, &out, &identity)

@@ -9,11 +9,18 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use jiff::Timestamp;
 use pcap_protocol::request::cli::CaptureFlags;
-use pcap_protocol::store::{RequestResult, ResultState, keys};
+use pcap_protocol::store::{Heartbeat, RequestResult, ResultState, keys};
 use pcap_protocol::units::parse_duration;
 use pcap_protocol::{Envelope, RequestId, Serial, SigningKey};
 
+use crate::grants::heartbeat;
 use crate::store::Store;
+
+/// A device that has not written a heartbeat for this many of its heartbeat intervals is
+/// reported as silent.
+const SILENT_INTERVALS: i64 = 3;
+/// The heartbeat interval assumed for agents that do not report theirs (the default poll).
+const DEFAULT_HEARTBEAT_SECONDS: u64 = 30;
 
 #[derive(Debug, clap::Args)]
 pub struct RequestArgs {
@@ -35,6 +42,38 @@ pub struct RequestArgs {
     pub key: PathBuf,
 }
 
+/// Why `serial` may not pick up a request, from its heartbeat: it never reported, does not
+/// take requests, or has been silent for several heartbeat intervals. `None` when nothing in
+/// its heartbeat says so.
+fn obstacle(seen: Option<&Heartbeat>, serial: &Serial, now: Timestamp) -> Option<String> {
+    let Some(seen) = seen else {
+        return Some(format!(
+            "device {serial} has never reported to the store (no devices/{serial}/status.json): the request waits there until its agent runs with a [requests] table"
+        ));
+    };
+    if let Some(channel) = &seen.channel
+        && !channel.requests
+    {
+        return Some(format!(
+            "device {serial} does not take remote requests: its agent.toml has no [requests] table (with the research team's request.pub); the request stays in the store until it expires"
+        ));
+    }
+    let interval = seen
+        .channel
+        .as_ref()
+        .map_or(DEFAULT_HEARTBEAT_SECONDS, |c| c.heartbeat_interval_seconds)
+        .max(1);
+    let silent = now.duration_since(seen.time).as_secs();
+    if silent > SILENT_INTERVALS * interval as i64 {
+        return Some(format!(
+            "device {serial} has not reported since {} ({} of its {interval}s heartbeat intervals): it may be stopped or cut off from the store",
+            seen.time,
+            silent / interval as i64
+        ));
+    }
+    None
+}
+
 pub fn request(store: &Store, args: &RequestArgs, now: Timestamp) -> anyhow::Result<ExitCode> {
     let key = SigningKey::load(&args.key)
         .with_context(|| format!("cannot load the request key {}", args.key.display()))?;
@@ -48,12 +87,21 @@ pub fn request(store: &Store, args: &RequestArgs, now: Timestamp) -> anyhow::Res
     request.serial = Some(serial.clone());
     request.not_after = Some(not_after);
     request.check().map_err(anyhow::Error::msg)?;
+    // Warn at once if the device will not pick it up (an unreadable heartbeat warns too).
+    let seen = heartbeat(store, serial).unwrap_or_else(|e| {
+        eprintln!("pcap-portal: warning: {e:#}");
+        None
+    });
+    if let Some(why) = obstacle(seen.as_ref(), serial, now) {
+        eprintln!("pcap-portal: warning: {why}");
+    }
     store.put(
         &keys::request(serial, &id),
         Envelope::sign(&request, &key).to_json(),
     )?;
     println!("{id}");
     eprintln!("request {id} for {serial} written; valid until {not_after}");
+    store.ring(std::slice::from_ref(serial));
     if !args.wait {
         return Ok(ExitCode::SUCCESS);
     }
@@ -87,10 +135,18 @@ fn wait(
         }
         std::thread::sleep(Duration::from_millis(500));
     }
-    bail!(
-        "no final result for request {id} within {}; it may still run (see {key})",
-        pcap_protocol::units::format_duration(timeout)
-    )
+    let waited = pcap_protocol::units::format_duration(timeout);
+    let seen = heartbeat(store, serial)?;
+    let why = obstacle(seen.as_ref(), serial, Timestamp::now()).unwrap_or_else(|| match last_state {
+        Some(_) => "the capture may still run".to_owned(),
+        None => format!(
+            "device {serial} reports and takes requests but has not answered (it reads the store every {}s; see its last_error in `pcap-portal devices list --json`)",
+            seen.as_ref()
+                .and_then(|h| h.channel.as_ref())
+                .map_or(DEFAULT_HEARTBEAT_SECONDS, |c| c.poll_interval_seconds)
+        ),
+    });
+    bail!("no final result for request {id} within {waited}: {why} (see {key})")
 }
 
 /// Tells where the request stands.

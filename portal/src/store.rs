@@ -2,20 +2,29 @@
 //! `file:///path` or `s3://bucket/prefix`, with the key layout of `pcap_protocol::store::keys`.
 //! S3 settings come from `--s3-endpoint`, `--s3-region`, `--s3-path-style`,
 //! `--s3-credentials` (or `PCAP_S3_ENDPOINT`, `PCAP_S3_REGION`, `PCAP_S3_PATH_STYLE`,
-//! `PCAP_S3_CREDENTIALS`), else the standard AWS environment. The portal's commands run one
-//! after the other, so this wrapper blocks on each request.
+//! `PCAP_S3_CREDENTIALS`), else the standard AWS environment.
+//!
+//! Single documents are read and written one call at a time (the wrapper blocks on each).
+//! Listings stream: [`Store::list_stream`] pages through the store's LIST results as they
+//! come, and [`Store::fetch`] reads a listed document through the ETag cache; the commands run
+//! up to [`Store::concurrency`] of those at once.
 
 use std::io::Write;
 use std::path::PathBuf;
 
+use std::sync::Mutex;
+
 use anyhow::{Context, bail};
+use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use jiff::Timestamp;
 use object_store::ObjectStoreExt;
 use object_store::path::Path as Key;
 use pcap_config::StoreUrl;
-use pcap_protocol::store::keys;
-use pcap_protocol::{Document, Serial};
+use pcap_protocol::Document;
+
+use crate::bell::Bell;
+use crate::cache::Cache;
 
 /// Largest document (grant, heartbeat, result, manifest) read from the store.
 const MAX_DOCUMENT: usize = 1 << 20;
@@ -43,12 +52,32 @@ pub struct Object {
     pub key: String,
     pub size: u64,
     pub last_modified: Timestamp,
+    /// What changes when the object is written again: its ETag (else time and size).
+    pub version: String,
+}
+
+impl Object {
+    fn from_meta(inner: &pcap_uploader::store::Store, m: object_store::ObjectMeta) -> Self {
+        let last_modified =
+            Timestamp::from_millisecond(m.last_modified.timestamp_millis()).unwrap_or_default();
+        Object {
+            key: inner.relative(&m.location).to_owned(),
+            size: m.size,
+            version: m
+                .e_tag
+                .unwrap_or_else(|| format!("{}-{}", last_modified.as_millisecond(), m.size)),
+            last_modified,
+        }
+    }
 }
 
 pub struct Store {
     inner: pcap_uploader::store::Store,
     url: StoreUrl,
     runtime: tokio::runtime::Runtime,
+    concurrency: usize,
+    /// The devices' doorbell, rung after a document for them is written.
+    bell: Bell,
 }
 
 impl std::fmt::Debug for Store {
@@ -59,7 +88,7 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Opens the store at `url`.
-    pub fn open(url: Option<&str>, s3: &S3Args) -> anyhow::Result<Self> {
+    pub fn open(url: Option<&str>, s3: &S3Args, concurrency: usize) -> anyhow::Result<Self> {
         let Some(url) = url else {
             bail!(
                 "no store given: pass --store file:///path or s3://bucket/prefix, or set PCAP_STORE"
@@ -82,7 +111,101 @@ impl Store {
             inner,
             url,
             runtime,
+            concurrency: concurrency.max(1),
+            bell: Bell::default(),
         })
+    }
+
+    /// Rings `bell` after each document written for devices ([`Store::ring`]).
+    pub fn with_bell(mut self, bell: Bell) -> Self {
+        self.bell = bell;
+        self
+    }
+
+    /// Tells `serials` to read the store now (if a doorbell is configured).
+    pub fn ring(&self, serials: &[pcap_protocol::Serial]) {
+        self.bell.ring(self, serials);
+    }
+
+    /// Store requests a listing keeps in flight at once.
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+
+    /// Runs `work` (a listing, concurrent reads) to its end.
+    pub fn block_on<F: Future>(&self, work: F) -> F::Output {
+        self.runtime.block_on(work)
+    }
+
+    /// Every object under `rel/`, streamed as the store's LIST pages arrive. The objects of one
+    /// folder come one after the other (S3 lists in key order; a local store is sorted here).
+    pub fn list_stream(&self, rel: &str) -> BoxStream<'static, anyhow::Result<Object>> {
+        let key = self.key(rel);
+        let inner = self.inner.clone();
+        let what = format!("cannot list {rel}/");
+        let listing = self.inner.objects().list(Some(&key));
+        if matches!(self.url, StoreUrl::File(_)) {
+            let sorted = async move {
+                let mut found: Vec<object_store::ObjectMeta> = listing.try_collect().await?;
+                found.sort_by(|a, b| a.location.cmp(&b.location));
+                Ok::<_, object_store::Error>(futures::stream::iter(
+                    found.into_iter().map(Ok::<_, object_store::Error>),
+                ))
+            };
+            return futures::stream::once(sorted)
+                .try_flatten()
+                .map(move |r| {
+                    r.map(|m| Object::from_meta(&inner, m))
+                        .map_err(|e| anyhow::Error::new(e).context(what.clone()))
+                })
+                .boxed();
+        }
+        listing
+            .map(move |r| {
+                r.map(|m| Object::from_meta(&inner, m))
+                    .map_err(|e| anyhow::Error::new(e).context(what.clone()))
+            })
+            .boxed()
+    }
+
+    /// The listed document `o` (at most 1 MiB): from `cache` if it holds `o`'s version, else
+    /// from the store. `None` if it is gone since it was listed.
+    pub async fn fetch(&self, o: &Object, cache: &Mutex<Cache>) -> anyhow::Result<Option<Vec<u8>>> {
+        let cached = cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&o.key, &o.version);
+        if let Some(bytes) = cached {
+            return Ok(Some(bytes));
+        }
+        let bytes = self
+            .inner
+            .get_limited(&self.key(&o.key), MAX_DOCUMENT)
+            .await
+            .with_context(|| format!("cannot read {}", o.key))?;
+        if let Some(b) = &bytes {
+            cache
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .put(&o.key, &o.version, b);
+        }
+        Ok(bytes)
+    }
+
+    /// Deletes every object of `keys` (S3 deletes up to 1,000 in one request); returns how
+    /// many were deleted. Objects already gone count as deleted.
+    pub async fn delete_many(&self, keys: Vec<String>) -> anyhow::Result<usize> {
+        let locations: Vec<Key> = keys.iter().map(|k| self.key(k)).collect();
+        let n = locations.len();
+        let input = futures::stream::iter(locations.into_iter().map(Ok)).boxed();
+        let mut results = self.inner.objects().delete_stream(input);
+        while let Some(r) = results.next().await {
+            match r {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e).context("cannot delete"),
+            }
+        }
+        Ok(n)
     }
 
     /// The store's URL.
@@ -121,57 +244,6 @@ impl Store {
         self.runtime
             .block_on(self.inner.put_bytes(&key, bytes))
             .with_context(|| format!("cannot write {rel}"))
-    }
-
-    pub fn delete(&self, rel: &str) -> anyhow::Result<()> {
-        let key = self.key(rel);
-        match self.runtime.block_on(self.inner.objects().delete(&key)) {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e).with_context(|| format!("cannot delete {rel}")),
-        }
-    }
-
-    /// Every object under `rel/`, recursively.
-    pub fn list(&self, rel: &str) -> anyhow::Result<Vec<Object>> {
-        let key = self.key(rel);
-        let found: Vec<object_store::ObjectMeta> = self
-            .runtime
-            .block_on(self.inner.objects().list(Some(&key)).try_collect())
-            .with_context(|| format!("cannot list {rel}/"))?;
-        Ok(found
-            .into_iter()
-            .map(|m| Object {
-                key: self.inner.relative(&m.location).to_owned(),
-                size: m.size,
-                last_modified: Timestamp::from_millisecond(m.last_modified.timestamp_millis())
-                    .unwrap_or_default(),
-            })
-            .collect())
-    }
-
-    /// The names directly under `rel/` that are "folders" (common prefixes).
-    pub fn folders(&self, rel: &str) -> anyhow::Result<Vec<String>> {
-        let key = self.key(rel);
-        let listing = self
-            .runtime
-            .block_on(self.inner.objects().list_with_delimiter(Some(&key)))
-            .with_context(|| format!("cannot list {rel}/"))?;
-        let mut names: Vec<String> = listing
-            .common_prefixes
-            .iter()
-            .filter_map(|p| p.filename().map(str::to_owned))
-            .collect();
-        names.sort();
-        Ok(names)
-    }
-
-    /// Device serials with a folder under `devices/`.
-    pub fn devices(&self) -> anyhow::Result<Vec<Serial>> {
-        Ok(self
-            .folders(keys::DEVICES)?
-            .iter()
-            .filter_map(|s| Serial::parse(s).ok())
-            .collect())
     }
 
     /// Streams the object at `rel` into `out`, calling `progress` with the bytes so far;

@@ -13,6 +13,7 @@
 //! - [`request`]: capture requests (local over the control socket, signed from the store).
 //! - [`capture`]: a capture's state, origin, limits, counters and stop reason, as reported.
 //! - [`refusal`]: the one set of codes for refused requests.
+//! - [`doorbell`]: the MQTT topic that tells a device to look at the store now.
 //! - [`store`]: the store's key layout and the documents the agent writes there: heartbeat,
 //!   request results, manifests.
 //! - [`units`]: durations and sizes as people write them.
@@ -29,6 +30,7 @@
 
 pub mod authorization;
 pub mod capture;
+pub mod doorbell;
 pub mod envelope;
 pub mod error;
 pub mod ids;

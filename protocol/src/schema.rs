@@ -21,6 +21,8 @@ pub struct Schema {
 impl Schema {
     /// The first version of every document, and what a document without `schema` is read as.
     pub const V1_0: Schema = Schema { major: 1, minor: 0 };
+    /// 1.1: the heartbeat says how the device hears of new documents (`channel`).
+    pub const V1_1: Schema = Schema { major: 1, minor: 1 };
 
     /// For `#[serde(default = "Schema::initial")]`.
     pub fn initial() -> Self {

@@ -413,6 +413,7 @@ fn the_portal_refuses_an_unknown_device_a_wrong_name_and_an_old_agent() {
             uploads: Default::default(),
             last_error: None,
             time: jiff::Timestamp::now(),
+            channel: None,
         };
         String::from_utf8(pcap_protocol::schema::encode(&heartbeat)).unwrap()
     };

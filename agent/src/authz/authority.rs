@@ -1,6 +1,7 @@
 //! The authority task: keeps the authorization state current and broadcasts it.
 //!
-//! It re-reads the grant when the file changes (directory watch), on a poll timer as a fallback,
+//! It re-reads the grant when the file changes (directory watch), when the doorbell rings (at
+//! most once a second), on a poll timer as a fallback (long while a doorbell is connected),
 //! and when the config changes; between documents, a timer set to the next `not_before` or
 //! `expires_at` flips the state exactly then.
 
@@ -21,6 +22,8 @@ use super::state::{AuthStatus, Basis, evaluate};
 use crate::clock::Clock;
 use crate::fsutil::{self, FileWatch, watch_file};
 use crate::incidents::Incidents;
+use crate::wake::Wake;
+use pcap_doorbell::Doorbell;
 use pcap_uploader::store::Store;
 
 /// Longest wait between evaluations, so a stepped wall clock is noticed within this time.
@@ -37,6 +40,8 @@ pub struct Settings {
     pub serial: Serial,
     pub state_dir: PathBuf,
     pub poll_interval: Duration,
+    /// The poll interval while a doorbell is connected (`None`: no doorbell).
+    pub doorbell_poll: Option<Duration>,
     /// The store (URL and S3 settings), for `source = "store"`.
     pub store: (pcap_config::StoreUrl, pcap_config::S3),
 }
@@ -49,6 +54,7 @@ impl Settings {
             serial: config.device.serial.clone(),
             state_dir: config.paths.state_dir.clone(),
             poll_interval: config.authorization.poll_interval,
+            doorbell_poll: config.doorbell.as_ref().map(|d| d.poll_interval),
             store: (config.upload.store.clone(), config.upload.s3.clone()),
         }
     }
@@ -58,6 +64,14 @@ impl Settings {
         match &self.source {
             GrantSource::File(p) => Some(p),
             GrantSource::Store => None,
+        }
+    }
+
+    /// How long until the next poll: long while the doorbell is connected.
+    fn interval(&self, doorbell: &Doorbell) -> Duration {
+        match self.doorbell_poll {
+            Some(long) if doorbell.is_connected() => long,
+            _ => self.poll_interval,
         }
     }
 
@@ -80,6 +94,9 @@ pub struct Authority {
     tx: watch::Sender<AuthStatus>,
     watcher: Option<FileWatch>,
     store: Option<Result<Store, String>>,
+    /// Rings re-read the grant at once; the link's state picks the poll interval.
+    wake: Wake,
+    link: Doorbell,
 }
 
 impl Authority {
@@ -103,12 +120,22 @@ impl Authority {
             basis: Basis::Nothing,
             reason: None,
             tx,
+            wake: Wake::new(Doorbell::none()),
+            link: Doorbell::none(),
         };
         if authority.store.is_none() {
             authority.apply(None);
         }
         authority.publish();
         (authority, rx)
+    }
+
+    /// Re-reads the grant when `doorbell` rings, and polls at its long interval while it is
+    /// connected.
+    pub fn with_doorbell(mut self, doorbell: Doorbell) -> Self {
+        self.wake = Wake::new(doorbell.clone());
+        self.link = doorbell;
+        self
     }
 
     /// Runs until `cancel`, following grant changes, time and config reloads.
@@ -121,7 +148,7 @@ impl Authority {
         let mut next_poll = if self.store.is_some() {
             tokio::time::Instant::now()
         } else {
-            tokio::time::Instant::now() + crate::clock::jittered(self.settings.poll_interval)
+            tokio::time::Instant::now() + crate::clock::jittered(self.settings.interval(&self.link))
         };
         loop {
             let wait = self.publish();
@@ -137,7 +164,13 @@ impl Authority {
                 }
                 _ = tokio::time::sleep_until(next_poll) => {
                     self.refresh().await;
-                    next_poll = tokio::time::Instant::now() + crate::clock::jittered(self.settings.poll_interval);
+                    next_poll = tokio::time::Instant::now() + crate::clock::jittered(self.settings.interval(&self.link));
+                }
+                _ = self.wake.next() => self.refresh().await,
+                _ = self.link.state_changed() => {
+                    // Connected: the long interval from the next poll on. Down: poll soon.
+                    let soon = tokio::time::Instant::now() + crate::clock::jittered(self.settings.interval(&self.link));
+                    next_poll = next_poll.min(soon);
                 }
                 _ = tokio::time::sleep(wait) => {}
                 Ok(()) = config.changed() => {
@@ -150,8 +183,8 @@ impl Authority {
                         if settings.source != self.settings.source || settings.store != self.settings.store {
                             self.store = settings.open_store();
                         }
-                        if settings.poll_interval != self.settings.poll_interval {
-                            next_poll = tokio::time::Instant::now() + crate::clock::jittered(settings.poll_interval);
+                        if settings.interval(&self.link) != self.settings.interval(&self.link) {
+                            next_poll = tokio::time::Instant::now() + crate::clock::jittered(settings.interval(&self.link));
                         }
                         if settings.state_dir != self.settings.state_dir {
                             self.ledger = Ledger::open(&settings.state_dir);

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use jiff::Timestamp;
-use pcap_protocol::store::{Incident, SpoolSummary, UploadStatus};
+use pcap_protocol::store::{Channel, Incident, SpoolSummary, UploadStatus};
 use pcap_protocol::{AuthState, CaptureId, FileName, Serial};
 use pcap_spool::State;
 use pcap_uploader::reaper::ReapReport;
@@ -27,6 +27,8 @@ pub struct Status {
     pub store: String,
     pub spool: SpoolUsage,
     pub uploads: UploadStatus,
+    /// How the agent hears of grants and requests: polling, and the doorbell if configured.
+    pub channel: Channel,
     /// Newest first.
     pub last_errors: Vec<Incident>,
 }

@@ -61,6 +61,8 @@ pub struct Api {
     pub access: RwLock<Arc<Access>>,
     pub clock: Arc<dyn Clock>,
     pub started_at: Timestamp,
+    /// The doorbell (never rings when none is configured).
+    pub doorbell: pcap_doorbell::Doorbell,
 }
 
 impl Api {

@@ -36,6 +36,7 @@ pub fn get(api: &Api) -> Reply {
             dir: config.paths.spool_dir.clone(),
         },
         uploads: api.spool.uploads.status(),
+        channel: crate::remote::channel::channel(&config, &api.doorbell),
         last_errors: api.incidents.recent(),
     };
     json_reply(StatusCode::OK, &body)

@@ -15,6 +15,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use super::channel::{heartbeat_interval, poll_interval};
 use super::heartbeat::heartbeat;
 use super::seen::Seen;
 use super::verify::{MAX_REQUEST_LIFETIME, verify_request};
@@ -22,11 +23,18 @@ use crate::captures::SchedulerCommand;
 use crate::captures::record::{CaptureRecord, Origin};
 use crate::clock::jittered;
 use crate::control::Api;
+use crate::wake::Wake;
+use pcap_doorbell::Doorbell;
+use pcap_protocol::store::Heartbeat;
 
 /// Largest request document read from the store.
 const MAX_REQUEST_BYTES: usize = 64 * 1024;
-/// How often ended captures of remote requests are looked for, to write their final result.
+/// How often ended captures of remote requests are looked for, to write their final result,
+/// and whether a heartbeat is due.
 const FOLLOW_INTERVAL: Duration = Duration::from_secs(1);
+/// With a doorbell, a heartbeat whose state changed is written at once, but not more often
+/// than this.
+const MIN_CHANGE_GAP: Duration = Duration::from_secs(2);
 
 /// The request feed, the results and the heartbeat; see the module docs.
 pub struct Remote {
@@ -40,6 +48,10 @@ pub struct Remote {
     /// When each handled request's object was last written, as listed: a later write is a
     /// replay, reported (and ignored).
     written: HashMap<RequestId, i64>,
+    /// When the last heartbeat was written, and what it said.
+    last_beat: Option<(tokio::time::Instant, Heartbeat)>,
+    wake: Wake,
+    link: Doorbell,
 }
 
 impl std::fmt::Debug for Remote {
@@ -59,6 +71,9 @@ impl Remote {
             following: HashMap::new(),
             last_problem: None,
             written: HashMap::new(),
+            last_beat: None,
+            wake: Wake::new(api.doorbell.clone()),
+            link: api.doorbell.clone(),
             api,
             store,
         })
@@ -78,20 +93,23 @@ impl Remote {
                 _ = cancel.cancelled() => return,
                 _ = tokio::time::sleep_until(next_poll) => {
                     self.poll().await;
-                    self.beat().await;
                     next_poll = tokio::time::Instant::now() + jittered(self.interval());
                 }
-                _ = follow.tick() => self.follow().await,
+                _ = self.wake.next() => self.poll().await,
+                _ = self.link.state_changed() => {
+                    let soon = tokio::time::Instant::now() + jittered(self.interval());
+                    next_poll = next_poll.min(soon);
+                }
+                _ = follow.tick() => {
+                    self.follow().await;
+                    self.beat_if_due().await;
+                }
             }
         }
     }
 
     fn interval(&self) -> Duration {
-        let config = self.config();
-        config
-            .requests
-            .as_ref()
-            .map_or(config.authorization.poll_interval, |r| r.poll_interval)
+        poll_interval(&self.config(), self.link.is_connected())
     }
 
     fn problem(&mut self, message: String) {
@@ -276,11 +294,30 @@ impl Remote {
         }
     }
 
-    /// Writes `status.json`.
-    async fn beat(&mut self) {
+    /// Writes `status.json` when the heartbeat interval has passed since the last one, or,
+    /// with a doorbell, when its state changed.
+    async fn beat_if_due(&mut self) {
+        let config = self.config();
         let beat = heartbeat(&self.api);
+        let now = tokio::time::Instant::now();
+        let due = match &self.last_beat {
+            None => true,
+            Some((at, last)) => {
+                let age = now.duration_since(*at);
+                age >= heartbeat_interval(&config, self.link.is_connected())
+                    || (config.doorbell.is_some()
+                        && age >= MIN_CHANGE_GAP
+                        && !beat.same_state(last))
+            }
+        };
+        if !due {
+            return;
+        }
         let key = self.store.key(&keys::status(&beat.serial));
-        if let Err(e) = self.store.put_document(&key, &beat).await {
+        let written = self.store.put_document(&key, &beat).await;
+        // A failed write is tried again at the next interval, not every second.
+        self.last_beat = Some((now, beat));
+        if let Err(e) = written {
             self.problem(format!("cannot write {key}: {e}"));
         }
     }

@@ -45,5 +45,6 @@ pub fn heartbeat(api: &Api) -> Heartbeat {
         uploads: api.spool.uploads.status(),
         last_error: api.incidents.latest(),
         time: api.clock.now(),
+        channel: Some(super::channel::channel(&config, &api.doorbell)),
     }
 }

@@ -14,8 +14,13 @@
 //!   id, or `refused` with the code and reason; then the final state, stop reason and stats
 //!   when the capture ends. A replay of a request already handled gets no new result (that
 //!   would overwrite the real one); it is logged and shown in `/v1/status`.
-//! - **Heartbeat** (`devices/<serial>/status.json`) every poll interval ([`heartbeat`]).
+//! - **Heartbeat** (`devices/<serial>/status.json`) every poll interval ([`heartbeat`]); with
+//!   a doorbell connected, at once when its state changes and otherwise every
+//!   `doorbell.heartbeat_interval` ([`channel`]).
+//! - **Doorbell**: with `[doorbell]`, a ring lists the request folder at once (at most once a
+//!   second, [`crate::wake`]), and the poll becomes a long safety net while it is connected.
 
+pub mod channel;
 mod feed;
 pub mod heartbeat;
 pub mod seen;

@@ -27,11 +27,85 @@ pub struct Heartbeat {
     pub last_error: Option<Incident>,
     /// When the agent wrote this heartbeat.
     pub time: Timestamp,
+    /// How the device hears of new documents (from schema 1.1; absent from older agents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
+}
+
+impl Heartbeat {
+    /// Whether `other` says the same as this heartbeat in what an administrator or the portal
+    /// acts on (everything but the time and the byte and file counters, which change with
+    /// every upload and are refreshed on the heartbeat interval).
+    pub fn same_state(&self, other: &Heartbeat) -> bool {
+        fn key(h: &Heartbeat) -> impl PartialEq + '_ {
+            (
+                (
+                    &h.name,
+                    &h.agent_version,
+                    &h.libpcap_version,
+                    &h.authorization,
+                ),
+                (h.captures, h.spool.refusing_new_segments),
+                (&h.uploads.permanent_error, &h.last_error, &h.channel),
+            )
+        }
+        key(self) == key(other)
+    }
+}
+
+/// How the device hears of new grants and requests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Channel {
+    /// The agent takes capture requests from the store (its config has `[requests]`).
+    pub requests: bool,
+    /// Seconds between two reads of the store while no doorbell rings (as of now).
+    pub poll_interval_seconds: u64,
+    /// Longest time between two heartbeats; a device silent for several is not running.
+    pub heartbeat_interval_seconds: u64,
+    /// The doorbell, if the agent has one configured.
+    #[serde(default)]
+    pub doorbell: Option<DoorbellReport>,
+}
+
+/// The doorbell's connection as the agent sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DoorbellReport {
+    /// The broker (`mqtts://host:port`).
+    pub broker: String,
+    pub state: DoorbellState,
+    /// Since when it is in this state.
+    pub since: Timestamp,
+    /// Why it is not connected, if it is not.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// Where the doorbell's connection stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DoorbellState {
+    /// Connecting for the first time.
+    Connecting,
+    /// Subscribed to the device's topic: the store is read when it rings.
+    Connected,
+    /// Not connected (broker down, refused, unreachable): the agent polls the store at its
+    /// short interval until it reconnects.
+    Down,
+}
+
+impl DoorbellState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DoorbellState::Connecting => "connecting",
+            DoorbellState::Connected => "connected",
+            DoorbellState::Down => "down",
+        }
+    }
 }
 
 impl Document for Heartbeat {
     const KIND: &'static str = "heartbeat";
-    const SCHEMA: Schema = Schema::V1_0;
+    const SCHEMA: Schema = Schema::V1_1;
 }
 
 /// The authorization as the device sees it.

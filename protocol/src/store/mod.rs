@@ -22,7 +22,8 @@ pub mod manifest;
 pub mod result;
 
 pub use heartbeat::{
-    CaptureCounts, Heartbeat, HeartbeatAuthorization, Incident, SpoolSummary, UploadStatus,
+    CaptureCounts, Channel, DoorbellReport, DoorbellState, Heartbeat, HeartbeatAuthorization,
+    Incident, SpoolSummary, UploadStatus,
 };
 pub use manifest::{FileState, Manifest, ManifestFile, ManifestSegment, SessionCounts};
 pub use result::{RequestResult, ResultState};
