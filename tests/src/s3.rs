@@ -43,6 +43,8 @@ pub struct S3Server {
     /// Run inside this network namespace (else on the host).
     ns: Option<String>,
     child: Option<ChildGuard>,
+    /// Where the server logs every request it routes (see [`S3Server::requests`]).
+    log: Option<PathBuf>,
 }
 
 impl S3Server {
@@ -64,9 +66,44 @@ impl S3Server {
             port,
             ns,
             child: None,
+            log: None,
         };
         s.restart();
         s
+    }
+
+    /// Starts a server on 127.0.0.1 that logs each request it serves, so that a test can
+    /// count them ([`S3Server::requests`]).
+    pub fn start_logged(root: &Path) -> Self {
+        std::fs::create_dir_all(root.join(BUCKET)).expect("bucket directory");
+        let mut s = S3Server {
+            root: root.to_owned(),
+            host: "127.0.0.1".to_owned(),
+            port: free_port(),
+            ns: None,
+            child: None,
+            log: Some(root.with_extension("log")),
+        };
+        s.restart();
+        s
+    }
+
+    /// Every request served so far, as (operation, key): `("GetObject", "pa/devices/...")`,
+    /// `("ListObjectsV2", "")`, ... (only for a server from [`S3Server::start_logged`]).
+    pub fn requests(&self) -> Vec<(String, String)> {
+        let log = self.log.as_ref().expect("a logged server");
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| l.split_once("resolved route, op: ").map(|(_, r)| r))
+            .map(|r| {
+                let (op, path) = r.split_once(", s3_path: ").unwrap_or((r, ""));
+                let key = path
+                    .split_once("key: \"")
+                    .and_then(|(_, k)| k.split_once('"'))
+                    .map_or("", |(k, _)| k);
+                (op.to_owned(), key.to_owned())
+            })
+            .collect()
     }
 
     pub fn endpoint(&self) -> String {
@@ -89,14 +126,21 @@ impl S3Server {
             }
             None => Command::new(s3s_fs()),
         };
-        let child = cmd
-            .args(["--host", &self.host, "--port", &self.port.to_string()])
+        cmd.args(["--host", &self.host, "--port", &self.port.to_string()])
             .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
             .arg(&self.root)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start s3s-fs");
+            .stderr(Stdio::null());
+        if let Some(log) = &self.log {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+                .expect("s3s-fs log");
+            // s3s-fs logs to stdout.
+            cmd.env("RUST_LOG", "s3s::ops=debug").stdout(file);
+        }
+        let child = cmd.spawn().expect("start s3s-fs");
         self.child = Some(ChildGuard(Some(child)));
         let url = format!("{}/", self.endpoint());
         let mut probe = match &self.ns {
