@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# The fleet: what a portal listing, the store channel and the doorbell cost with thousands of
+# devices, on a real s3s-fs (logging every request it serves, so requests are counted by the
+# server, not by the client) and a real Mosquitto, both on loopback, in one run:
+#
+#   1. `pcap-portal devices list` at 1,000 and 10,000 devices: time and store requests, for the
+#      sequential listing (one request at a time, no cache: the request pattern of the listing
+#      before the fleet work), the concurrent listing with an empty cache, and again with the
+#      cache warm (nothing changed).
+#   2. Store requests per device per day by operation, with and without the doorbell, from an
+#      idle fleet of simulated agents (pcap-fleet-sim: the agent's own authority, request feed,
+#      heartbeat and doorbell code) run at SCALE times the speed of real time (every interval
+#      divided by SCALE), priced at S3 Standard's request prices.
+#   3. Request -> accepted and revocation -> revoked latency, p50/p99, over LATENCY_DEVICES
+#      simulated agents, with and without the doorbell, at the default intervals.
+#   4. Resident memory of a real pcap-agent with its doorbell connected and without one.
+#
+#   sudo bench/fleet.sh        # LATENCY_DEVICES=1000 IDLE_DEVICES=50 SCALE=60 IDLE_SECONDS=120
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+LATENCY_DEVICES=${LATENCY_DEVICES:-1000}
+IDLE_DEVICES=${IDLE_DEVICES:-50}
+SCALE=${SCALE:-60}
+IDLE_SECONDS=${IDLE_SECONDS:-120}
+LIST_SIZES=${LIST_SIZES:-"1000 10000"}
+# S3 Standard (us-east-1) request prices, USD per 1,000 requests.
+PRICE_PUT_LIST=0.005
+PRICE_GET=0.0004
+
+cargo build --release --locked --quiet --bins -p pcap-agent -p pcap-portal -p pcap-tests
+BIN=$ROOT/target/release
+S3FS=$(command -v s3s-fs || echo "$HOME/.cargo/bin/s3s-fs")
+[ -x "$S3FS" ] || { echo "s3s-fs is missing: run scripts/setup" >&2; exit 1; }
+command -v mosquitto >/dev/null || { echo "mosquitto is missing: run scripts/setup" >&2; exit 1; }
+ulimit -n 65536
+
+WORK=$(mktemp -d /var/tmp/pa-fleet-bench.XXXXXX)
+OUT=${OUT:-$ROOT/bench/out/fleet-$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$OUT"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# The store, logging each request it routes.
+S3_PORT=$(free_port)
+mkdir -p "$WORK/s3/captures"
+RUST_LOG=s3s::ops=debug "$S3FS" --host 127.0.0.1 --port "$S3_PORT" \
+  --access-key fleet-access --secret-key fleet-secret-key "$WORK/s3" > "$WORK/s3.log" 2>&1 &
+PIDS+=($!)
+ENDPOINT="http://127.0.0.1:$S3_PORT"
+printf 'access_key_id = "fleet-access"\nsecret_access_key = "fleet-secret-key"\n' > "$WORK/s3-credentials"
+chmod 600 "$WORK/s3-credentials"
+
+# The broker (anonymous on loopback here; the ACL a production broker needs is in the README
+# and in the tests).
+MQTT_PORT=$(free_port)
+printf 'user root\nlistener %s 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\n' \
+  "$MQTT_PORT" > "$WORK/mosquitto.conf"
+mosquitto -c "$WORK/mosquitto.conf" > "$WORK/mosquitto.log" 2>&1 &
+PIDS+=($!)
+BROKER="mqtt://127.0.0.1:$MQTT_PORT"
+for _ in $(seq 50); do
+  curl -s -o /dev/null "$ENDPOINT/" && (exec 3<>"/dev/tcp/127.0.0.1/$MQTT_PORT") 2>/dev/null && break
+  sleep 0.1
+done
+
+"$BIN/pcap-portal" keygen --out "$WORK/keys" > /dev/null
+export PCAP_STORE=s3://captures/fleet PCAP_S3_ENDPOINT=$ENDPOINT PCAP_S3_PATH_STYLE=true
+export PCAP_S3_CREDENTIALS=$WORK/s3-credentials PCAP_PORTAL_STATE=$WORK/portal
+export PCAP_AUTHORIZATION_KEY=$WORK/keys/authorization.key
+SIM=("$BIN/pcap-fleet-sim")
+sim() { "${SIM[@]}" "$1" --dir "$WORK" --endpoint "$ENDPOINT" "${@:2}"; }
+served() { grep -c "resolved route" "$WORK/s3.log" || true; }
+
+# 1. devices list.
+REPORT="$OUT/report.txt"
+: > "$REPORT"
+listed=0
+for n in $LIST_SIZES; do
+  sim populate --from $((listed + 1)) --to "$n"
+  listed=$n
+  for mode in sequential concurrent warm; do
+    case $mode in
+      sequential) args=(--concurrency 1 --no-cache) ;;
+      concurrent) args=(--no-cache) ;;
+      warm) args=() ; "$BIN/pcap-portal" devices list > /dev/null ;;   # fills the cache
+    esac
+    before=$(served)
+    start=$(date +%s.%N)
+    rows=$("$BIN/pcap-portal" "${args[@]}" devices list | tail -n +2 | wc -l)
+    end=$(date +%s.%N)
+    after=$(served)
+    echo "list $n $mode $(echo "$end - $start" | bc) $((after - before)) $rows" | tee -a "$REPORT"
+  done
+done
+
+# 2. Requests per device per day, idle, with and without the doorbell.
+for bell in without with; do
+  rm -rf "$WORK/sim"
+  sim populate --from 1 --to "$IDLE_DEVICES" > /dev/null
+  args=(--devices "$IDLE_DEVICES" --scale "$SCALE" --seconds "$IDLE_SECONDS" --s3-log "$WORK/s3.log")
+  [ $bell = with ] && args+=(--doorbell "$BROKER")
+  sim requests "${args[@]}" | sed "s/^/requests $bell /" | tee -a "$REPORT"
+done
+
+# 3. Latency.
+for bell in without with; do
+  rm -rf "$WORK/sim"
+  sim populate --from 1 --to "$LATENCY_DEVICES" > /dev/null
+  args=(--devices "$LATENCY_DEVICES")
+  [ $bell = with ] && args+=(--doorbell "$BROKER")
+  sim latency "${args[@]}" | sed "s/^/latency $bell /" | tee -a "$REPORT"
+done
+
+# 4. A real agent's memory, with and without its doorbell, after 20 s idle.
+agent_rss() {
+  local name=$1 doorbell=$2 dir=$WORK/agent-$1
+  mkdir -p "$dir"
+  cat > "$dir/agent.toml" <<TOML
+[device]
+serial = "MEM-$name"
+[authorization]
+source = "store"
+verify_key = "$WORK/keys/authorization.pub"
+[requests]
+verify_key = "$WORK/keys/request.pub"
+[upload]
+store = "s3://captures/fleet"
+recipients = ["$(cat "$WORK/keys/research.age.pub")"]
+[upload.s3]
+endpoint = "$ENDPOINT"
+path_style = true
+credentials_file = "$WORK/s3-credentials"
+[control]
+socket = "$dir/control.sock"
+[paths]
+state_dir = "$dir/state"
+spool_dir = "$dir/spool"
+[capture]
+interfaces = ["lo"]
+$doorbell
+TOML
+  "$BIN/pcap-agent" run --config "$dir/agent.toml" > "$dir/log" 2>&1 &
+  local pid=$!
+  PIDS+=($pid)
+  sleep 20
+  echo "memory $name $(awk '/VmRSS/ {print $2}' /proc/$pid/status) $(awk '/VmHWM/ {print $2}' /proc/$pid/status)" | tee -a "$REPORT"
+  kill "$pid"
+}
+agent_rss without ""
+agent_rss with "[doorbell]
+url = \"$BROKER\""
+
+cp "$REPORT" "$OUT/"
+python3 - "$REPORT" "$PRICE_PUT_LIST" "$PRICE_GET" "$SCALE" "$IDLE_SECONDS" "$IDLE_DEVICES" "$LATENCY_DEVICES" <<'PY' | "$ROOT/bench/section.py" fleet "$ROOT/bench/README.md" "sudo bench/fleet.sh"
+import sys
+report, put_list, get, scale, secs, idle, lat = sys.argv[1:8]
+put_list, get = float(put_list), float(get)
+lines = [l.split() for l in open(report)]
+print("## Fleet: the portal's listing, the store channel and the doorbell\n")
+print("Real s3s-fs and Mosquitto on loopback; s3s-fs logs every request it serves, and the counts")
+print("below are its own. Listing modes: *sequential* is `--concurrency 1 --no-cache` (one request")
+print("at a time, every document read: the listing's request pattern before the fleet work);")
+print("*concurrent* is the default 32 in flight with an empty cache; *warm* is the same listing")
+print("again with nothing changed.\n")
+print("| devices | listing | time | store requests | ratio to sequential |")
+print("|---|---|---|---|---|")
+seq = {}
+for l in lines:
+    if l[0] == "list":
+        n, mode, t, reqs = l[1], l[2], float(l[3]), int(l[4])
+        if mode == "sequential":
+            seq[n] = t
+        print(f"| {int(n):,} | {mode} | {t:.2f} s | {reqs:,} | {seq[n] / t:.1f}x faster |")
+print()
+print(f"Store requests per device per day, from {idle} simulated agents idle for {secs} s at {scale}x")
+print(f"real time ({int(secs) * int(scale) / 3600:.0f} simulated hours), priced at S3 Standard's")
+print(f"${put_list} per 1,000 PUT/LIST and ${get} per 1,000 GET. Without a doorbell the intervals are")
+print("the defaults (30 s); with it, the doorbell's (store polled every 15 minutes, heartbeat every")
+print("hour or when its state changes).\n")
+print("| doorbell | GET | LIST | PUT | all | $ per device per month | $ per month, 100,000 devices |")
+print("|---|---|---|---|---|---|---|")
+for bell in ("without", "with"):
+    ops = {l[2].rstrip(":"): float(l[3]) for l in lines if l[0] == "requests" and l[1] == bell and l[2] != "all:"}
+    g, li, p = ops.get("GetObject", 0), ops.get("ListObjectsV2", 0), ops.get("PutObject", 0)
+    month = (g * get + (li + p) * put_list) / 1000 * 30
+    print(f"| {bell} | {g:.0f} | {li:.0f} | {p:.0f} | {g + li + p:.0f} | {month:.4f} | {month * 100000:,.0f} |")
+print()
+print(f"Latency over {lat} simulated agents at the default intervals, a document written for every")
+print("device at once (64 writes in flight, each followed by its doorbell ring as the portal does):")
+print("from the write's completion to the agent's scheduler receiving the request, or to its")
+print("authorization state turning `revoked` (the scheduler stops captures on that change).\n")
+print("| doorbell | what | reached | p50 | p99 | max |")
+print("|---|---|---|---|---|---|")
+for l in lines:
+    if l[0] == "latency":
+        text = " ".join(l[2:])
+        what, rest = text.split(": ", 1)
+        parts = rest.replace(",", "").split()
+        print(f"| {l[1]} | {what} | {parts[0]} of {parts[2]} | {parts[5]} ms | {parts[8]} ms | {parts[11]} ms |")
+print()
+mem = {l[1]: (int(l[2]), int(l[3])) for l in lines if l[0] == "memory"}
+if "with" in mem and "without" in mem:
+    d = (mem["with"][0] - mem["without"][0]) / 1024
+    print(f"A real pcap-agent idle for 20 s: resident {mem['without'][0] / 1024:.1f} MiB without a doorbell,")
+    print(f"{mem['with'][0] / 1024:.1f} MiB with it connected ({d:+.1f} MiB; peak {mem['without'][1] / 1024:.1f} and")
+    print(f"{mem['with'][1] / 1024:.1f} MiB).")
+PY
