@@ -9,32 +9,52 @@
 #      cache warm (nothing changed).
 #   2. Store requests per device per day by operation, with and without the doorbell, from an
 #      idle fleet of simulated agents (pcap-fleet-sim: the agent's own authority, request feed,
-#      heartbeat and doorbell code) run at SCALE times the speed of real time (every interval
-#      divided by SCALE), priced at S3 Standard's request prices.
+#      heartbeat and doorbell code) with time running faster (every interval divided by a factor),
+#      priced at S3 Standard's request prices.
 #   3. Request -> accepted and revocation -> revoked latency, p50/p99, over LATENCY_DEVICES
 #      simulated agents, with and without the doorbell, at the default intervals.
 #   4. Resident memory of a real pcap-agent with its doorbell connected and without one.
 #
-#   sudo bench/fleet.sh        # LATENCY_DEVICES=1000 IDLE_DEVICES=50 SCALE=60 IDLE_SECONDS=120
+# Everything runs in a network namespace of its own whose loopback routes have `quickack`:
+# s3s-fs does not set TCP_NODELAY, so against Linux's delayed ACKs each small GET on a kept-alive
+# connection waits 40 ms for its body, which no real S3 endpoint does (it would make any
+# listing, sequential or not, measure the test server's sockets).
+#
+#   sudo bench/fleet.sh    # LATENCY_DEVICES=1000 IDLE_DEVICES=50 IDLE_SECONDS=240 LIST_SIZES="1000 10000"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+NS=pa-fleet-bench
+
+if [ "${PA_FLEET_IN_NS:-}" != 1 ]; then
+  cargo build --release --locked --quiet --bins -p pcap-agent -p pcap-portal -p pcap-tests
+  ip netns del "$NS" 2>/dev/null || true
+  ip netns add "$NS"
+  trap 'ip netns del "$NS"' EXIT
+  ip -n "$NS" link set lo up
+  for route in 127.0.0.0/8 127.0.0.1; do
+    ip -n "$NS" route replace local "$route" dev lo proto kernel scope host src 127.0.0.1 table local quickack 1
+  done
+  # 127.0.0.2 keeps delayed ACKs: there each small GET waits about 40 ms, as a request to a
+  # remote store waits for its round trip.
+  ip -n "$NS" route replace local 127.0.0.2 dev lo proto kernel scope host src 127.0.0.1 table local
+  PA_FLEET_IN_NS=1 ip netns exec "$NS" "$0" "$@"
+  exit
+fi
 
 LATENCY_DEVICES=${LATENCY_DEVICES:-1000}
 IDLE_DEVICES=${IDLE_DEVICES:-50}
-SCALE=${SCALE:-60}
-IDLE_SECONDS=${IDLE_SECONDS:-120}
+IDLE_SECONDS=${IDLE_SECONDS:-240}
 LIST_SIZES=${LIST_SIZES:-"1000 10000"}
 # S3 Standard (us-east-1) request prices, USD per 1,000 requests.
 PRICE_PUT_LIST=0.005
 PRICE_GET=0.0004
 
-cargo build --release --locked --quiet --bins -p pcap-agent -p pcap-portal -p pcap-tests
 BIN=$ROOT/target/release
 S3FS=$(command -v s3s-fs || echo "$HOME/.cargo/bin/s3s-fs")
 [ -x "$S3FS" ] || { echo "s3s-fs is missing: run scripts/setup" >&2; exit 1; }
 command -v mosquitto >/dev/null || { echo "mosquitto is missing: run scripts/setup" >&2; exit 1; }
-ulimit -n 65536
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 WORK=$(mktemp -d /var/tmp/pa-fleet-bench.XXXXXX)
 OUT=${OUT:-$ROOT/bench/out/fleet-$(date -u +%Y%m%dT%H%M%SZ)}
@@ -56,6 +76,11 @@ RUST_LOG=s3s::ops=debug "$S3FS" --host 127.0.0.1 --port "$S3_PORT" \
   --access-key fleet-access --secret-key fleet-secret-key "$WORK/s3" > "$WORK/s3.log" 2>&1 &
 PIDS+=($!)
 ENDPOINT="http://127.0.0.1:$S3_PORT"
+# The same store, unlogged, where requests wait as for a remote store (see above).
+SLOW_PORT=$(free_port)
+"$S3FS" --host 127.0.0.2 --port "$SLOW_PORT" \
+  --access-key fleet-access --secret-key fleet-secret-key "$WORK/s3" > /dev/null 2>&1 &
+PIDS+=($!)
 printf 'access_key_id = "fleet-access"\nsecret_access_key = "fleet-secret-key"\n' > "$WORK/s3-credentials"
 chmod 600 "$WORK/s3-credentials"
 
@@ -100,21 +125,41 @@ for n in $LIST_SIZES; do
     after=$(served)
     echo "list $n $mode $(echo "$end - $start" | bc) $((after - before)) $rows" | tee -a "$REPORT"
   done
+  # With a round trip per request, at the first size only (sequentially it takes minutes).
+  if [ "$n" = "${LIST_SIZES%% *}" ]; then
+    for mode in sequential concurrent; do
+      case $mode in
+        sequential) args=(--concurrency 1 --no-cache) ;;
+        concurrent) args=(--no-cache) ;;
+      esac
+      start=$(date +%s.%N)
+      rows=$(PCAP_S3_ENDPOINT=http://127.0.0.2:$SLOW_PORT "$BIN/pcap-portal" "${args[@]}" devices list | tail -n +2 | wc -l)
+      end=$(date +%s.%N)
+      echo "slowlist $n $mode $(echo "$end - $start" | bc) - $rows" | tee -a "$REPORT"
+    done
+  fi
 done
 
 # 2. Requests per device per day, idle, with and without the doorbell.
+# Each run starts from a fresh store and fresh devices: no request or ledger left over.
+fresh() {
+  rm -rf "$WORK/sim" "$WORK/s3/captures/fleet"
+  sim populate --from 1 --to "$1" > /dev/null
+}
+
+# Time runs SCALE times faster: 10x without a doorbell (30 s polls become 3 s, still three
+# of the feed's 1 s ticks), 60x with it (15-minute polls become 15 s, the hourly heartbeat 60 s).
 for bell in without with; do
-  rm -rf "$WORK/sim"
-  sim populate --from 1 --to "$IDLE_DEVICES" > /dev/null
-  args=(--devices "$IDLE_DEVICES" --scale "$SCALE" --seconds "$IDLE_SECONDS" --s3-log "$WORK/s3.log")
+  fresh "$IDLE_DEVICES"
+  if [ $bell = with ]; then scale=60; else scale=10; fi
+  args=(--devices "$IDLE_DEVICES" --scale $scale --seconds "$IDLE_SECONDS" --s3-log "$WORK/s3.log")
   [ $bell = with ] && args+=(--doorbell "$BROKER")
-  sim requests "${args[@]}" | sed "s/^/requests $bell /" | tee -a "$REPORT"
+  sim requests "${args[@]}" | sed "s/^/requests $bell $scale /" | tee -a "$REPORT"
 done
 
 # 3. Latency.
 for bell in without with; do
-  rm -rf "$WORK/sim"
-  sim populate --from 1 --to "$LATENCY_DEVICES" > /dev/null
+  fresh "$LATENCY_DEVICES"
   args=(--devices "$LATENCY_DEVICES")
   [ $bell = with ] && args+=(--doorbell "$BROKER")
   sim latency "${args[@]}" | sed "s/^/latency $bell /" | tee -a "$REPORT"
@@ -159,10 +204,9 @@ agent_rss without ""
 agent_rss with "[doorbell]
 url = \"$BROKER\""
 
-cp "$REPORT" "$OUT/"
-python3 - "$REPORT" "$PRICE_PUT_LIST" "$PRICE_GET" "$SCALE" "$IDLE_SECONDS" "$IDLE_DEVICES" "$LATENCY_DEVICES" <<'PY' | "$ROOT/bench/section.py" fleet "$ROOT/bench/README.md" "sudo bench/fleet.sh"
+python3 - "$REPORT" "$PRICE_PUT_LIST" "$PRICE_GET" "$IDLE_SECONDS" "$IDLE_DEVICES" "$LATENCY_DEVICES" <<'PY' | "$ROOT/bench/section.py" fleet "$ROOT/bench/README.md" "sudo bench/fleet.sh"
 import sys
-report, put_list, get, scale, secs, idle, lat = sys.argv[1:8]
+report, put_list, get, secs, idle, lat = sys.argv[1:7]
 put_list, get = float(put_list), float(get)
 lines = [l.split() for l in open(report)]
 print("## Fleet: the portal's listing, the store channel and the doorbell\n")
@@ -181,18 +225,32 @@ for l in lines:
             seq[n] = t
         print(f"| {int(n):,} | {mode} | {t:.2f} s | {reqs:,} | {seq[n] / t:.1f}x faster |")
 print()
-print(f"Store requests per device per day, from {idle} simulated agents idle for {secs} s at {scale}x")
-print(f"real time ({int(secs) * int(scale) / 3600:.0f} simulated hours), priced at S3 Standard's")
+print("The same store where each small GET waits about 40 ms before its body comes (s3s-fs writes")
+print("headers and body apart, without TCP_NODELAY, against delayed ACKs), as a request to a")
+print("remote S3 endpoint waits for its round trip:\n")
+print("| devices | listing | time | ratio to sequential |")
+print("|---|---|---|---|")
+for l in lines:
+    if l[0] == "slowlist":
+        n, mode, t = l[1], l[2], float(l[3])
+        if mode == "sequential":
+            seq["slow" + n] = t
+        print(f"| {int(n):,} | {mode} | {t:.2f} s | {seq['slow' + n] / t:.1f}x faster |")
+print()
+print(f"Store requests per device per day, from {idle} simulated agents idle for {secs} s with time")
+print("running faster (every interval divided by the factor shown), priced at S3 Standard's")
 print(f"${put_list} per 1,000 PUT/LIST and ${get} per 1,000 GET. Without a doorbell the intervals are")
 print("the defaults (30 s); with it, the doorbell's (store polled every 15 minutes, heartbeat every")
 print("hour or when its state changes).\n")
-print("| doorbell | GET | LIST | PUT | all | $ per device per month | $ per month, 100,000 devices |")
-print("|---|---|---|---|---|---|---|")
+print("| doorbell | time factor | GET | LIST | PUT | all | $ per device per month | $ per month, 100,000 devices |")
+print("|---|---|---|---|---|---|---|---|")
 for bell in ("without", "with"):
-    ops = {l[2].rstrip(":"): float(l[3]) for l in lines if l[0] == "requests" and l[1] == bell and l[2] != "all:"}
+    rows = [l for l in lines if l[0] == "requests" and l[1] == bell]
+    factor = rows[0][2] if rows else "?"
+    ops = {l[3].rstrip(":"): float(l[4]) for l in rows if l[3] != "all:"}
     g, li, p = ops.get("GetObject", 0), ops.get("ListObjectsV2", 0), ops.get("PutObject", 0)
     month = (g * get + (li + p) * put_list) / 1000 * 30
-    print(f"| {bell} | {g:.0f} | {li:.0f} | {p:.0f} | {g + li + p:.0f} | {month:.4f} | {month * 100000:,.0f} |")
+    print(f"| {bell} | {factor}x | {g:.0f} | {li:.0f} | {p:.0f} | {g + li + p:.0f} | {month:.4f} | {month * 100000:,.0f} |")
 print()
 print(f"Latency over {lat} simulated agents at the default intervals, a document written for every")
 print("device at once (64 writes in flight, each followed by its doorbell ring as the portal does):")

@@ -27,10 +27,13 @@ pub async fn ring(broker: &Broker, serials: &[Serial]) -> Result<(), DoorbellErr
 }
 
 async fn publish(broker: &Broker, serials: &[Serial]) -> Result<(), DoorbellError> {
+    // Unique per connection: a broker drops the older of two connections with one client id.
+    static CONNECTIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let client_id = format!(
-        "pcap-portal-{}-{}",
+        "pcap-portal-{}-{}-{}",
         std::process::id(),
-        jiff::Timestamp::now().as_millisecond()
+        jiff::Timestamp::now().as_millisecond(),
+        CONNECTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     );
     let options = broker.options(&client_id, 64 * 1024)?;
     let (client, mut events) = AsyncClient::new(options, serials.len().max(1) + 2);

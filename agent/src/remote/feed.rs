@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::TryStreamExt;
 use pcap_config::Config;
 use pcap_protocol::store::{RequestResult, keys};
 use pcap_protocol::{CaptureId, CaptureState, Refusal, RefusalCode, RequestId, VerifyKeys};
@@ -137,9 +136,14 @@ impl Remote {
             return self.problem(e);
         }
         let prefix = self.store.key(&keys::requests(&config.device.serial));
-        let listed: Result<Vec<_>, _> =
-            self.store.objects().list(Some(&prefix)).try_collect().await;
-        let objects = match listed {
+        // The request folder holds documents only: a listing with a delimiter costs the same
+        // LIST requests on S3 and lets servers that walk directories walk this one alone.
+        let listed = self
+            .store
+            .objects()
+            .list_with_delimiter(Some(&prefix))
+            .await;
+        let objects = match listed.map(|l| l.objects) {
             Ok(o) => o,
             Err(e) => return self.problem(format!("cannot list {prefix}: {e}")),
         };

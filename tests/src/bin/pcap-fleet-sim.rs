@@ -353,11 +353,12 @@ fn record(request: CaptureRequest) -> CaptureRecord {
 }
 
 /// Starts `a.devices` devices polling every `poll` (with `a.doorbell`: its doorbell, with the
-/// poll and heartbeat intervals of `doorbell`); waits until each has read its grant (and
+/// poll and heartbeat intervals of `doorbell`), spread over `stagger` as a fleet's devices are
+/// (else they would all poll at the same moment); waits until each has read its grant (and
 /// connected its doorbell).
 async fn fleet(
     a: &Args,
-    poll: &str,
+    (poll, stagger): (&str, Duration),
     doorbell: (&str, &str),
     arrivals: &Arrivals,
     cancel: &CancellationToken,
@@ -370,6 +371,7 @@ async fn fleet(
             .as_deref()
             .map(|url| (url, doorbell.0, doorbell.1));
         devices.push(start(config(a, i, poll, bell), arrivals, cancel));
+        tokio::time::sleep(stagger / a.devices.max(1) as u32).await;
     }
     loop {
         let ready = devices.iter().all(|d| {
@@ -425,7 +427,12 @@ fn report(what: &str, written: &HashMap<Serial, Instant>, seen: &HashMap<Serial,
 async fn latency(a: &Args) {
     let cancel = CancellationToken::new();
     let arrivals: Arrivals = Arc::default();
-    let devices = fleet(a, "30s", ("15m", "1h"), &arrivals, &cancel).await;
+    let stagger = if a.doorbell.is_some() {
+        Duration::ZERO
+    } else {
+        Duration::from_secs(30)
+    };
+    let devices = fleet(a, ("30s", stagger), ("15m", "1h"), &arrivals, &cancel).await;
     // Past the reads each doorbell's connection caused, as in a fleet that has been running.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let store = store(a);
@@ -458,6 +465,9 @@ async fn latency(a: &Args) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     report("request -> accepted", &written, &arrivals.lock().unwrap());
+    // Rings closer than a second apart wait for each other (at most one store read a second);
+    // a revocation does not follow a request within the second.
+    tokio::time::sleep(Duration::from_secs(2)).await;
 
     let revoked: Arrivals = Arc::default();
     for d in &devices {
@@ -527,7 +537,8 @@ async fn requests(a: &Args) {
     let k = a.scale;
     let poll = format!("{}ms", 30_000 / k);
     let (dpoll, beat) = (format!("{}ms", 900_000 / k), format!("{}ms", 3_600_000 / k));
-    let _devices = fleet(a, &poll, (&dpoll, &beat), &arrivals, &cancel).await;
+    let stagger = Duration::from_millis(u64::from(30_000 / k));
+    let _devices = fleet(a, (&poll, stagger), (&dpoll, &beat), &arrivals, &cancel).await;
     // Past the start-up reads before counting.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let log = a.s3_log.as_ref().expect("--s3-log");
