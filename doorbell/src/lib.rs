@@ -28,5 +28,5 @@ pub mod ring;
 
 pub use broker::Broker;
 pub use error::DoorbellError;
-pub use listen::{Doorbell, listen};
+pub use listen::{Doorbell, ManualRing, listen};
 pub use ring::ring;

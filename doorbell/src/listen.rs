@@ -51,6 +51,24 @@ impl Doorbell {
         }
     }
 
+    /// A doorbell rung by hand, for tests of its readers: the handle and what rings it.
+    pub fn manual() -> (Self, ManualRing) {
+        let (rings_tx, rings) = watch::channel(0);
+        let (report_tx, report) = watch::channel(None);
+        let doorbell = Doorbell {
+            rings,
+            report,
+            _none: None,
+        };
+        (
+            doorbell,
+            ManualRing {
+                rings: rings_tx,
+                report: report_tx,
+            },
+        )
+    }
+
     /// Whether it is connected and subscribed: the store is read when it rings.
     pub fn is_connected(&self) -> bool {
         self.report
@@ -76,6 +94,23 @@ impl Doorbell {
         if self.report.changed().await.is_err() {
             std::future::pending::<()>().await;
         }
+    }
+}
+
+/// Rings a [`Doorbell::manual`] and sets its state.
+#[derive(Debug)]
+pub struct ManualRing {
+    rings: watch::Sender<u64>,
+    report: watch::Sender<Option<DoorbellReport>>,
+}
+
+impl ManualRing {
+    pub fn ring(&self) {
+        self.rings.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    pub fn set(&self, report: Option<DoorbellReport>) {
+        self.report.send_replace(report);
     }
 }
 

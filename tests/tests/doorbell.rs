@@ -412,3 +412,51 @@ fn an_untrusted_broker_certificate_is_reported_and_the_right_ca_connects() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_request_the_device_will_not_pick_up_is_warned_about_and_wait_says_why() {
+    let s = Scratch::new("");
+    let server = S3Server::start(&s.path("s3"));
+    s.write_remote_config(&server, "", "");
+    // An agent without [requests]: it reports, but takes local requests only.
+    let text = std::fs::read_to_string(s.config_path()).unwrap();
+    let start = text.find("\n[requests]").unwrap();
+    let end = text[start + 1..]
+        .find("\n[")
+        .map_or(text.len(), |e| start + 1 + e);
+    std::fs::write(
+        s.config_path(),
+        format!("{}{}", &text[..start], &text[end..]),
+    )
+    .unwrap();
+    let _agent = s.start_agent();
+    assert!(wait_until(Duration::from_secs(10), || object(
+        &server,
+        "status.json"
+    )
+    .exists()));
+
+    let out = run(s.portal_s3(&server).args([
+        "request",
+        SERIAL,
+        "--interface",
+        "lo",
+        "--wait",
+        "--timeout",
+        "3s",
+    ]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(
+        stderr.matches("does not take remote requests").count(),
+        2,
+        "warned at once and when giving up: {stderr}"
+    );
+
+    let out = run(s
+        .portal_s3(&server)
+        .args(["request", "PA-0404", "--interface", "lo"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("PA-0404 has never reported"), "{stderr}");
+}

@@ -241,6 +241,7 @@ fn print_status(v: &Status) {
         v.captures.interfaces.join(", ")
     );
     println!("store:         {}", v.store);
+    println!("channel:       {}", channel_line(&v.channel));
     println!("spool:         {}", spool_line(&v.spool));
     let u = &v.uploads;
     println!(
@@ -258,6 +259,32 @@ fn print_status(v: &Status) {
         println!("last errors:");
         for e in &v.last_errors {
             println!("  {} [{}] {}", at(Some(e.time)), e.source, e.message);
+        }
+    }
+}
+
+/// How the agent hears of documents: its poll, remote requests, and the doorbell.
+fn channel_line(c: &pcap_protocol::store::Channel) -> String {
+    let requests = if c.requests {
+        "remote requests on"
+    } else {
+        "local requests only"
+    };
+    let poll = format!("store read every {}s", c.poll_interval_seconds);
+    match &c.doorbell {
+        None => format!("{requests}, {poll}, no doorbell"),
+        Some(d) => {
+            let why = d
+                .error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default();
+            format!(
+                "{requests}, {poll}, doorbell {} {} since {}{why}",
+                d.broker,
+                d.state.as_str(),
+                at(Some(d.since))
+            )
         }
     }
 }

@@ -169,3 +169,63 @@ pub struct Incident {
     pub source: String,
     pub message: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn beat() -> Heartbeat {
+        Heartbeat {
+            schema: Heartbeat::SCHEMA,
+            serial: Serial::parse("PA-1").unwrap(),
+            name: None,
+            agent_version: "0.1.0".to_owned(),
+            libpcap_version: "libpcap version 1.10.3".to_owned(),
+            authorization: HeartbeatAuthorization {
+                state: AuthState::Authorized,
+                expires_at: None,
+                period: None,
+                sequence: Some(1),
+                reason: None,
+            },
+            captures: CaptureCounts::default(),
+            spool: SpoolSummary::default(),
+            uploads: UploadStatus::default(),
+            last_error: None,
+            time: Timestamp::UNIX_EPOCH,
+            channel: None,
+        }
+    }
+
+    #[test]
+    fn the_state_ignores_time_and_counters_but_not_what_the_portal_acts_on() {
+        let a = beat();
+        let mut b = beat();
+        b.time = Timestamp::now();
+        b.spool.capture_bytes = 1 << 20;
+        b.uploads.uploaded_files = 3;
+        assert!(a.same_state(&b));
+        b.authorization.state = AuthState::Revoked;
+        assert!(!a.same_state(&b));
+        let mut c = beat();
+        c.captures.running = 1;
+        assert!(!a.same_state(&c));
+        let mut d = beat();
+        d.channel = Some(Channel {
+            requests: true,
+            poll_interval_seconds: 30,
+            heartbeat_interval_seconds: 30,
+            doorbell: None,
+        });
+        assert!(!a.same_state(&d));
+    }
+
+    #[test]
+    fn a_heartbeat_of_schema_1_0_without_a_channel_still_reads() {
+        let mut text = String::from_utf8(crate::schema::encode(&beat())).unwrap();
+        text = text.replace("\"schema\": \"1.1\"", "\"schema\": \"1.0\"");
+        assert!(text.contains("\"1.0\""), "{text}");
+        let read: Heartbeat = crate::schema::decode(text.as_bytes()).unwrap();
+        assert!(read.channel.is_none());
+    }
+}
