@@ -108,7 +108,7 @@ impl std::str::FromStr for BrokerUrl {
             "mqtt" => (false, 1883),
             _ => return Err(bad()),
         };
-        let (host, port) = crate::validate::host_port(rest, default).ok_or_else(bad)?;
+        let (host, port) = crate::units::host_port(rest, default).ok_or_else(bad)?;
         let loopback = host == "localhost"
             || host
                 .parse::<std::net::IpAddr>()

@@ -372,30 +372,7 @@ pub fn endpoint_host_port(url: &str) -> Option<(String, u16)> {
         "https" => 443,
         _ => return None,
     };
-    host_port(rest, default)
-}
-
-/// The host and port of `rest` (what follows `scheme://`), with `default` when no port is
-/// given; `None` if it is not `host`, `host:port` or `[v6]:port` (user info is refused).
-pub fn host_port(rest: &str, default: u16) -> Option<(String, u16)> {
-    let authority = rest.split('/').next()?;
-    if authority.is_empty() || authority.contains('@') {
-        return None;
-    }
-    // [v6]:port, host:port, or host.
-    if let Some(v6) = authority.strip_prefix('[') {
-        let (host, after) = v6.split_once(']')?;
-        let port = match after.strip_prefix(':') {
-            Some(p) => p.parse().ok()?,
-            None if after.is_empty() => default,
-            None => return None,
-        };
-        return Some((host.to_owned(), port));
-    }
-    match authority.rsplit_once(':') {
-        Some((host, port)) => Some((host.to_owned(), port.parse().ok()?)),
-        None => Some((authority.to_owned(), default)),
-    }
+    crate::units::host_port(rest, default)
 }
 
 fn control(c: &mut Checker<'_>, raw: RawControl) -> Control {

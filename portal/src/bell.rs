@@ -9,8 +9,6 @@ use anyhow::Context;
 use pcap_doorbell::Broker;
 use pcap_protocol::Serial;
 
-use crate::store::Store;
-
 /// The doorbell settings.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DoorbellArgs {
@@ -47,9 +45,9 @@ impl Bell {
     }
 
     /// Rings the doorbell of each of `serials`; a failure is reported, not fatal.
-    pub fn ring(&self, store: &Store, serials: &[Serial]) {
+    pub async fn ring(&self, serials: &[Serial]) {
         let Some(broker) = &self.0 else { return };
-        match store.block_on(pcap_doorbell::ring(broker, serials)) {
+        match pcap_doorbell::ring(broker, serials).await {
             Ok(()) => eprintln!("rang the doorbell on {}", broker.url),
             Err(e) => eprintln!(
                 "pcap-portal: the doorbell was not rung ({e}); the device(s) will see the change at their next poll"

@@ -124,7 +124,7 @@ impl Store {
 
     /// Tells `serials` to read the store now (if a doorbell is configured).
     pub fn ring(&self, serials: &[pcap_protocol::Serial]) {
-        self.bell.ring(self, serials);
+        self.block_on(self.bell.ring(serials));
     }
 
     /// Store requests a listing keeps in flight at once.
