@@ -48,8 +48,8 @@ struct Cli {
     store: Option<String>,
     #[command(flatten)]
     s3: store::S3Args,
-    /// Where the portal records the sequences it issued (default: $XDG_STATE_HOME/pcap-portal,
-    /// else ~/.local/state/pcap-portal).
+    /// Where the portal keeps the sequences it issued and its cache of store documents
+    /// (default: $XDG_STATE_HOME/pcap-portal, else ~/.local/state/pcap-portal).
     #[arg(long, global = true, env = "PCAP_PORTAL_STATE")]
     state_dir: Option<PathBuf>,
     /// Store requests a listing, purge or delete keeps in flight at once.
