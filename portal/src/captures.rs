@@ -15,10 +15,11 @@ use std::sync::Mutex;
 use anyhow::{Context, bail};
 use futures::{StreamExt, TryStreamExt};
 use jiff::{SignedDuration, Timestamp};
-use pcap_protocol::store::{Manifest, keys};
+use pcap_protocol::store::{AuditAction, AuditEntry, Manifest, keys};
 use pcap_protocol::{CaptureId, FileName, Reason, Serial};
 use serde::Serialize;
 
+use crate::audit;
 use crate::cache::Cache;
 use crate::listing::{Progress, runs};
 use crate::store::{Object, Store};
@@ -350,7 +351,16 @@ pub fn delete(store: &Store, ids: &[CaptureId]) -> anyhow::Result<ExitCode> {
             )),
         };
         match result {
-            Ok((c, n)) => println!("deleted capture {id} of {} ({n} objects)", c.serial),
+            Ok((c, n)) => {
+                println!("deleted capture {id} of {} ({n} objects)", c.serial);
+                let entry = AuditEntry {
+                    serial: Some(c.serial.clone()),
+                    capture_id: Some(id.clone()),
+                    detail: Some(format!("{n} objects")),
+                    ..AuditEntry::new(&audit::cli_actor(), AuditAction::DeleteCapture)
+                };
+                audit::record(store, &entry);
+            }
             Err(e) => {
                 eprintln!("pcap-portal: {e:#}");
                 failed = true;
@@ -389,5 +399,15 @@ pub fn purge(
         "{verb} {} capture(s), {objects} object(s) uploaded before {limit}",
         old.len()
     );
+    if !dry_run && !old.is_empty() {
+        let entry = AuditEntry {
+            detail: Some(format!(
+                "{} capture(s), {objects} object(s) uploaded before {limit}",
+                old.len()
+            )),
+            ..AuditEntry::new(&audit::cli_actor(), AuditAction::Purge)
+        };
+        audit::record(store, &entry);
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -14,6 +14,9 @@ use pcap_protocol::{
     AuthorizationDocument, Envelope, Grant, Period, Revocation, Serial, SigningKey,
 };
 
+use pcap_protocol::store::{AuditAction, AuditEntry};
+
+use crate::audit;
 use crate::issued::Issued;
 use crate::store::Store;
 
@@ -101,6 +104,18 @@ fn grant(
         &AuthorizationDocument::Grant(grant.clone()),
     )?;
     Ok(grant)
+}
+
+/// Records a grant written by `action` in the audit trail.
+fn record(store: &Store, action: AuditAction, grant: &Grant) {
+    let entry = AuditEntry {
+        serial: Some(grant.serial.clone()),
+        sequence: Some(grant.sequence),
+        period: Some(grant.period),
+        detail: grant.name.as_ref().map(|n| format!("name {n:?}")),
+        ..AuditEntry::new(&audit::cli_actor(), action)
+    };
+    audit::record(store, &entry);
 }
 
 fn parse_device(device: &str) -> anyhow::Result<(Serial, Option<String>)> {
@@ -216,6 +231,7 @@ pub fn authorize(
         now,
     )?;
     println!("authorized {}", describe(&grant));
+    record(store, AuditAction::Authorize, &grant);
     store.ring(&[grant.serial]);
     Ok(ExitCode::SUCCESS)
 }
@@ -253,6 +269,7 @@ pub fn reauthorize(
         now,
     )?;
     println!("reauthorized {}", describe(&grant));
+    record(store, AuditAction::Reauthorize, &grant);
     store.ring(&[grant.serial]);
     Ok(ExitCode::SUCCESS)
 }
@@ -281,6 +298,14 @@ pub fn unauthorize(
                 &AuthorizationDocument::Revocation(revocation.clone()),
             )?;
             println!("unauthorized {serial} (sequence {})", revocation.sequence);
+            audit::record(
+                store,
+                &AuditEntry {
+                    serial: Some(serial.clone()),
+                    sequence: Some(revocation.sequence),
+                    ..AuditEntry::new(&audit::cli_actor(), AuditAction::Unauthorize)
+                },
+            );
             written.push(serial);
             Ok(())
         });

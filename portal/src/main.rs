@@ -14,9 +14,12 @@
 //! - `issued`: the portal's own record of the sequences it issued.
 //! - `requests`: signed capture requests and their results.
 //! - `captures`: list, fetch (verify and decrypt), delete, purge.
+//! - `audit`: the trail of every change under `audit/` in the store.
+//! - `users`: the web console's accounts (Argon2id hashes in a 0600 file).
 
 #![forbid(unsafe_code)]
 
+mod audit;
 mod bell;
 mod cache;
 mod captures;
@@ -27,6 +30,7 @@ mod keygen;
 mod listing;
 mod requests;
 mod store;
+mod users;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -116,6 +120,21 @@ enum Command {
         #[command(subcommand)]
         command: CapturesCommand,
     },
+    /// Every change made through the portal, newest first (from `audit/` in the store).
+    Audit {
+        #[arg(long)]
+        serial: Option<Serial>,
+        /// How many entries.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The web console's accounts.
+    Users {
+        #[command(subcommand)]
+        command: users::UsersCommand,
+    },
     /// Delete captures uploaded longer ago than the retention limit.
     Purge {
         #[arg(long, value_parser = parse_duration, default_value = "30d")]
@@ -172,10 +191,14 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    if let Command::Keygen { out } = &cli.command {
-        keygen::run(out)?;
-        return Ok(ExitCode::SUCCESS);
-    }
+    let cli = match cli.command {
+        Command::Keygen { out } => {
+            keygen::run(&out)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Users { command } => return users::run(command),
+        command => Cli { command, ..cli },
+    };
     let bell = bell::Bell::from_args(&cli.doorbell)?;
     let store =
         store::Store::open(cli.store.as_deref(), &cli.s3, cli.concurrency.into())?.with_bell(bell);
@@ -187,7 +210,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         false => cache::Cache::open(state_dir.as_deref(), &store.url().to_string()),
     };
     match cli.command {
-        Command::Keygen { .. } => Ok(ExitCode::SUCCESS),
+        Command::Keygen { .. } | Command::Users { .. } => Ok(ExitCode::SUCCESS),
+        Command::Audit {
+            serial,
+            limit,
+            json,
+        } => audit::list(&store, serial.as_ref(), limit, json, cache()),
         Command::Devices {
             command: DevicesCommand::List { args },
         }

@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use jiff::Timestamp;
 use pcap_protocol::request::cli::CaptureFlags;
-use pcap_protocol::store::{Heartbeat, RequestResult, ResultState, keys};
+use pcap_protocol::store::{AuditAction, AuditEntry, Heartbeat, RequestResult, ResultState, keys};
 use pcap_protocol::units::parse_duration;
 use pcap_protocol::{Envelope, RequestId, Serial, SigningKey};
 
+use crate::audit;
 use crate::grants::heartbeat;
 use crate::store::Store;
 
@@ -101,6 +102,23 @@ pub fn request(store: &Store, args: &RequestArgs, now: Timestamp) -> anyhow::Res
     )?;
     println!("{id}");
     eprintln!("request {id} for {serial} written; valid until {not_after}");
+    let entry = AuditEntry {
+        serial: Some(serial.clone()),
+        request_id: Some(id.clone()),
+        reason: Some(request.reason),
+        detail: Some(format!(
+            "interface {}, filter {:?}{}",
+            request.interface,
+            request.filter,
+            request
+                .subject
+                .as_deref()
+                .map(|s| format!(", subject {s:?}"))
+                .unwrap_or_default()
+        )),
+        ..AuditEntry::new(&audit::cli_actor(), AuditAction::Request)
+    };
+    audit::record(store, &entry);
     store.ring(std::slice::from_ref(serial));
     if !args.wait {
         return Ok(ExitCode::SUCCESS);

@@ -109,3 +109,137 @@ fn unauthorize_takes_several_devices_and_names_the_unknown_ones() {
             .all(|r| r["state"] == "revoked")
     );
 }
+
+/// Runs `pcap-portal users ARGS` with `stdin` as its input.
+fn users(s: &Scratch, args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = s
+        .portal()
+        .arg("users")
+        .args(args)
+        .arg("--users")
+        .arg(s.path("users.json"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn console_accounts_are_kept_as_argon2id_hashes_in_a_private_file() {
+    let s = Scratch::new("");
+    let add = |name: &str, role: &str, password: &str| {
+        users(
+            &s,
+            &["add", name, "--role", role, "--password-stdin"],
+            &format!("{password}\n"),
+        )
+    };
+    assert!(
+        add("alice", "admin", "correct horse battery")
+            .status
+            .success()
+    );
+    assert!(
+        add("rita", "research", "another long password")
+            .status
+            .success()
+    );
+    let short = add("bob", "viewer", "short");
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 12"));
+
+    let file = s.path("users.json");
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("$argon2id$") && !text.contains("correct horse"));
+
+    let list = users(&s, &["list"], "");
+    let out = String::from_utf8_lossy(&list.stdout);
+    assert!(out.contains("alice") && out.contains("admin") && out.contains("research"));
+    assert!(!out.contains("argon2"), "{out}");
+
+    let check = |password: &str| {
+        users(
+            &s,
+            &["check", "alice", "--password-stdin"],
+            &format!("{password}\n"),
+        )
+        .status
+        .success()
+    };
+    assert!(check("correct horse battery"));
+    assert!(!check("correct horse battery!"));
+    assert!(
+        users(
+            &s,
+            &["passwd", "alice", "--password-stdin"],
+            "a brand new password\n"
+        )
+        .status
+        .success()
+    );
+    assert!(!check("correct horse battery"));
+    assert!(check("a brand new password"));
+    assert!(users(&s, &["remove", "rita"], "").status.success());
+    let out = String::from_utf8_lossy(&users(&s, &["list"], "").stdout).into_owned();
+    assert!(out.contains("alice") && !out.contains("rita"), "{out}");
+
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let open = users(&s, &["list"], "");
+    assert!(!open.status.success());
+    assert!(String::from_utf8_lossy(&open.stderr).contains("chmod 600"));
+}
+
+#[test]
+fn every_change_made_through_the_portal_is_in_the_audit_trail_newest_first() {
+    let s = Scratch::new("");
+    s.portal_ok(&[
+        "authorize",
+        "PA-0001 lab",
+        "--period",
+        "3m",
+        "--allow-unseen",
+    ]);
+    s.portal_ok(&["reauthorize", "PA-0001", "--period", "1m"]);
+    s.portal_ok(&["unauthorize", "PA-0001"]);
+    let out = s.portal_ok(&["audit", "--json"]);
+    let entries: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let actions: Vec<&str> = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["unauthorize", "reauthorize", "authorize"],
+        "{out}"
+    );
+    let first = &entries[2];
+    assert_eq!(first["serial"], "PA-0001");
+    assert_eq!(first["sequence"], 1);
+    assert_eq!(first["period"], "3m");
+    assert!(
+        first["actor"].as_str().unwrap().starts_with("cli:"),
+        "{first}"
+    );
+    assert_eq!(entries[0]["sequence"], 3);
+
+    let table = s.portal_ok(&["audit", "--serial", "PA-0001", "--limit", "1"]);
+    assert_eq!(table.lines().count(), 2, "{table}");
+    assert!(table.contains("unauthorize"), "{table}");
+    let other = s.portal_ok(&["audit", "--serial", "PA-0404"]);
+    assert_eq!(other.lines().count(), 1, "{other}");
+}

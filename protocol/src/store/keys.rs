@@ -7,6 +7,14 @@ use crate::ids::{CaptureId, FileName, RequestId, Serial};
 pub const DEVICES: &str = "devices";
 /// Where every capture's files live.
 pub const CAPTURES: &str = "captures";
+/// Where the portal's audit trail lives.
+pub const AUDIT: &str = "audit";
+
+/// `audit/<entry_id>.json`: one change made through the portal (ids are UUIDv7, so the keys
+/// sort by time).
+pub fn audit(entry_id: &uuid::Uuid) -> String {
+    format!("{AUDIT}/{entry_id}.json")
+}
 
 /// `devices/<serial>`: one device's documents.
 pub fn device(serial: &Serial) -> String {

@@ -11,16 +11,19 @@
 //! captures/<serial>/<capture_id>/000001.pcap.age ...  encrypted segments     (agent writes)
 //! captures/<serial>/<capture_id>/sessions.json.age    encrypted sessions     (agent writes)
 //! captures/<serial>/<capture_id>/manifest.json        Manifest, written last (agent writes)
+//! audit/<entry_id>.json                        AuditEntry                    (portal writes)
 //! ```
 //!
 //! Every document carries a schema version ([`crate::schema`]); read them with
 //! [`crate::schema::decode`], which refuses a newer major version.
 
+pub mod audit;
 pub mod heartbeat;
 pub mod keys;
 pub mod manifest;
 pub mod result;
 
+pub use audit::{AuditAction, AuditEntry};
 pub use heartbeat::{
     CaptureCounts, Channel, DoorbellReport, DoorbellState, Heartbeat, HeartbeatAuthorization,
     Incident, SpoolSummary, UploadStatus,

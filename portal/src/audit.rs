@@ -1,0 +1,117 @@
+//! The audit trail: every change the portal makes (authorize, reauthorize, unauthorize,
+//! request, delete, purge) is recorded as an [`AuditEntry`] under `audit/` in the store, and
+//! `pcap-portal audit` shows the newest first. A change whose entry cannot be written is still
+//! made (its document is already in the store), and the failure is reported.
+
+use std::process::ExitCode;
+use std::sync::Mutex;
+
+use futures::StreamExt;
+use pcap_protocol::Serial;
+use pcap_protocol::store::{AuditEntry, keys};
+
+use crate::cache::Cache;
+use crate::store::Store;
+
+/// Who the CLI acts for: `cli:` and the local user (the one behind sudo, if any).
+pub fn cli_actor() -> String {
+    let user = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| format!("uid {}", nix_uid()));
+    format!("cli:{user}")
+}
+
+fn nix_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").map_or(0, |m| m.uid())
+}
+
+/// Writes `entry` to the store; a failure is reported, not fatal.
+pub fn record(store: &Store, entry: &AuditEntry) {
+    let key = keys::audit(&entry.entry_id);
+    if let Err(e) = store.put(&key, pcap_protocol::schema::encode(entry)) {
+        eprintln!(
+            "pcap-portal: the change was made but could not be recorded in the audit trail ({e:#}); note it by hand"
+        );
+    }
+}
+
+/// Prints the newest `limit` entries (of `serial`, if given), newest first.
+pub fn list(
+    store: &Store,
+    serial: Option<&Serial>,
+    limit: usize,
+    json: bool,
+    cache: Cache,
+) -> anyhow::Result<ExitCode> {
+    let cache = Mutex::new(cache);
+    let entries = store.block_on(async {
+        let mut objects: Vec<_> = store
+            .list_stream(keys::AUDIT)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<anyhow::Result<_>>()?;
+        // UUIDv7 keys sort by time: newest first.
+        objects.sort_by(|a: &crate::store::Object, b| b.key.cmp(&a.key));
+        let cache = &cache;
+        let read: Vec<anyhow::Result<Option<AuditEntry>>> = futures::stream::iter(objects)
+            .map(|o| async move {
+                let Some(bytes) = store.fetch(&o, cache).await? else {
+                    return Ok(None);
+                };
+                Ok(Some(pcap_protocol::schema::decode::<AuditEntry>(&bytes)?))
+            })
+            .buffered(store.concurrency())
+            .collect()
+            .await;
+        let mut out = Vec::new();
+        for entry in read {
+            match entry {
+                Ok(Some(e)) if serial.is_none_or(|s| e.serial.as_ref() == Some(s)) => out.push(e),
+                Ok(_) => {}
+                Err(e) => eprintln!("pcap-portal: an audit entry is unreadable: {e:#}"),
+            }
+            if out.len() >= limit {
+                break;
+            }
+        }
+        anyhow::Ok(out)
+    })?;
+    cache
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .save(&format!("{}/", keys::AUDIT));
+    if json {
+        println!("{}", serde_json::to_string_pretty(&entries)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<20} {:<16} {:<14} {:<16} {:>4}  DETAIL",
+        "TIME", "WHO", "ACTION", "SERIAL", "SEQ"
+    );
+    for e in &entries {
+        let detail = [
+            e.period.map(|p| format!("period {p}")),
+            e.request_id.as_ref().map(|r| format!("request {r}")),
+            e.reason.map(|r| r.as_str().to_owned()),
+            e.capture_id.as_ref().map(|c| format!("capture {c}")),
+            e.detail.clone(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(", ");
+        println!(
+            "{:<20} {:<16} {:<14} {:<16} {:>4}  {detail}",
+            e.time.strftime("%Y-%m-%d %H:%M:%S"),
+            e.actor,
+            e.action.as_str(),
+            e.serial
+                .as_ref()
+                .map_or("-".to_owned(), ToString::to_string),
+            e.sequence.map_or("-".to_owned(), |s| s.to_string()),
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
