@@ -78,10 +78,7 @@ pub fn list(
         }
         anyhow::Ok(out)
     })?;
-    cache
-        .into_inner()
-        .unwrap_or_else(|p| p.into_inner())
-        .save(&format!("{}/", keys::AUDIT));
+    Cache::save_shared(cache, &format!("{}/", keys::AUDIT));
     if json {
         println!("{}", serde_json::to_string_pretty(&entries)?);
         return Ok(ExitCode::SUCCESS);

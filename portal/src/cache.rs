@@ -72,6 +72,14 @@ impl Cache {
         }
     }
 
+    /// Writes back a cache that readers shared (see [`Cache::save`]).
+    pub fn save_shared(cache: std::sync::Mutex<Cache>, prefix: &str) {
+        cache
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .save(prefix);
+    }
+
     /// Writes the cache back if it changed, keeping only entries of `prefix` seen in this run
     /// (and every entry outside it).
     pub fn save(&mut self, prefix: &str) {

@@ -197,10 +197,7 @@ pub fn list(
     if json {
         println!("]");
     }
-    cache
-        .into_inner()
-        .unwrap_or_else(|p| p.into_inner())
-        .save(&format!("{}/", keys::CAPTURES));
+    Cache::save_shared(cache, &format!("{}/", keys::CAPTURES));
     result?;
     Ok(ExitCode::SUCCESS)
 }

@@ -99,10 +99,7 @@ pub fn list(
     });
     progress.finish();
     printer.end();
-    cache
-        .into_inner()
-        .unwrap_or_else(|p| p.into_inner())
-        .save(&format!("{}/", keys::DEVICES));
+    Cache::save_shared(cache, &format!("{}/", keys::DEVICES));
     result?;
     Ok(ExitCode::SUCCESS)
 }

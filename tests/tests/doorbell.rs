@@ -107,6 +107,24 @@ fn wait_result(server: &S3Server, id: &str, timeout: Duration) -> serde_json::Va
     last.unwrap()
 }
 
+/// Asserts that `what` took under two seconds, from `from` to `to`, and says how long.
+fn assert_within_two_seconds(what: &str, from: jiff::Timestamp, to: jiff::Timestamp) {
+    let took = to.duration_since(from);
+    eprintln!("{what} {took:?} after the document was written");
+    assert!(
+        took.as_secs_f64() < 2.0,
+        "{what} {took:?} after the document"
+    );
+}
+
+/// Requests a capture through `cmd` and waits until the agent accepted it; returns its id.
+fn request_accepted(server: &S3Server, cmd: Command) -> String {
+    let id = request(cmd);
+    let result = wait_result(server, &id, Duration::from_secs(10));
+    assert_eq!(result["state"], "accepted", "{result}");
+    id
+}
+
 /// Requests a 60-second capture on `lo` through `cmd`; returns the request id.
 fn request(mut cmd: Command) -> String {
     let out = run(cmd.args([
@@ -164,23 +182,14 @@ fn grant_and_request_reach_a_device_polling_every_ten_minutes_within_two_seconds
     );
     let auth = agent.wait_auth("authorized");
     let since: jiff::Timestamp = auth["since"].as_str().unwrap().parse().unwrap();
-    let after = since.duration_since(written_at(&server, "grant.json"));
-    eprintln!("authorized {after:?} after the grant was written");
-    assert!(
-        after.as_secs_f64() < 2.0,
-        "authorized {after:?} after the grant"
-    );
+    assert_within_two_seconds("authorized", written_at(&server, "grant.json"), since);
 
     quiet();
-    let id = request(portal(&s, &server, &broker));
-    let accepted = wait_result(&server, &id, Duration::from_secs(10));
-    assert_eq!(accepted["state"], "accepted", "{accepted}");
-    let picked = written_at(&server, &format!("results/{id}.json"))
-        .duration_since(written_at(&server, &format!("requests/{id}.json")));
-    eprintln!("request accepted {picked:?} after it was written");
-    assert!(
-        picked.as_secs_f64() < 2.0,
-        "accepted {picked:?} after the request"
+    let id = request_accepted(&server, portal(&s, &server, &broker));
+    assert_within_two_seconds(
+        "request accepted",
+        written_at(&server, &format!("requests/{id}.json")),
+        written_at(&server, &format!("results/{id}.json")),
     );
 }
 
@@ -195,11 +204,7 @@ fn a_revocation_stops_a_running_capture_within_two_seconds() {
         &["authorize", SERIAL, "--period", "1m", "--allow-unseen"],
     );
     agent.wait_auth("authorized");
-    let id = request(portal(&s, &server, &broker));
-    assert_eq!(
-        wait_result(&server, &id, Duration::from_secs(10))["state"],
-        "accepted"
-    );
+    let id = request_accepted(&server, portal(&s, &server, &broker));
 
     quiet();
     portal_ok(&s, &server, &broker, &["unauthorize", SERIAL]);
@@ -210,12 +215,7 @@ fn a_revocation_stops_a_running_capture_within_two_seconds() {
     }));
     assert_eq!(last["stop_reason"], "authorization_ended", "{last}");
     let ended: jiff::Timestamp = last["ended_at"].as_str().unwrap().parse().unwrap();
-    let after = ended.duration_since(written_at(&server, "grant.json"));
-    eprintln!("capture stopped {after:?} after the revocation was written");
-    assert!(
-        after.as_secs_f64() < 2.0,
-        "stopped {after:?} after the revocation"
-    );
+    assert_within_two_seconds("capture stopped", written_at(&server, "grant.json"), ended);
 }
 
 #[test]
@@ -324,11 +324,7 @@ fn a_dead_broker_leaves_the_agent_polling_and_saying_so_until_it_is_back() {
         &["authorize", SERIAL, "--period", "1m", "--allow-unseen"],
     );
     agent.wait_auth("authorized");
-    let id = request(s.portal_s3(&server));
-    assert_eq!(
-        wait_result(&server, &id, Duration::from_secs(10))["state"],
-        "accepted"
-    );
+    request_accepted(&server, s.portal_s3(&server));
 
     broker.restart();
     wait_doorbell(&agent, "connected", Duration::from_secs(90));
@@ -364,11 +360,7 @@ fn a_wrong_password_is_reported_and_captures_keep_working_through_polling() {
         &["authorize", SERIAL, "--period", "1m", "--allow-unseen"],
     );
     agent.wait_auth("authorized");
-    let id = request(s.portal_s3(&server));
-    assert_eq!(
-        wait_result(&server, &id, Duration::from_secs(10))["state"],
-        "accepted"
-    );
+    request_accepted(&server, s.portal_s3(&server));
 }
 
 #[test]
