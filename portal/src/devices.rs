@@ -35,26 +35,26 @@ pub struct ListArgs {
 }
 
 /// One row of `devices list`.
-#[derive(Debug, Serialize)]
-struct Row {
-    serial: String,
-    name: Option<String>,
-    agent_version: Option<String>,
-    last_seen: Option<Timestamp>,
-    period: Option<Period>,
-    not_before: Option<Timestamp>,
-    expires_at: Option<Timestamp>,
-    sequence: Option<u64>,
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub serial: String,
+    pub name: Option<String>,
+    pub agent_version: Option<String>,
+    pub last_seen: Option<Timestamp>,
+    pub period: Option<Period>,
+    pub not_before: Option<Timestamp>,
+    pub expires_at: Option<Timestamp>,
+    pub sequence: Option<u64>,
     /// What the grant document says.
-    state: String,
+    pub state: String,
     /// What the device says, from its heartbeat.
-    device_state: Option<AuthState>,
+    pub device_state: Option<AuthState>,
     /// Why the device is not authorized, or why it refused the last document.
-    device_reason: Option<String>,
+    pub device_reason: Option<String>,
     /// Whether the device takes capture requests from the store (unknown for old agents).
-    takes_requests: Option<bool>,
+    pub takes_requests: Option<bool>,
     /// The device's doorbell: connected, connecting, down (none without one).
-    doorbell: Option<String>,
+    pub doorbell: Option<String>,
 }
 
 /// The serial of a key under `devices/`.
@@ -63,39 +63,56 @@ fn serial_of(key: &str) -> Option<Serial> {
     Serial::parse(rest.split('/').next()?).ok()
 }
 
+/// The key to verify grants with: `--verify-key`, else derived from PCAP_AUTHORIZATION_KEY.
+pub fn verify_keys(verify_key: Option<&Path>) -> anyhow::Result<Option<VerifyKeys>> {
+    Ok(match verify_key {
+        Some(path) => Some(VerifyKeys::new(vec![VerifyKey::load(path)?])),
+        None => std::env::var_os("PCAP_AUTHORIZATION_KEY")
+            .and_then(|p| SigningKey::load(Path::new(&p)).ok())
+            .map(|k| VerifyKeys::new(vec![k.verify_key()])),
+    })
+}
+
+/// Every device's row in listing order, handed to `each` as soon as it is ready, with the
+/// store's documents read through `cache`; `progress` counts them.
+pub fn for_each_row(
+    store: &Store,
+    keys: Option<&VerifyKeys>,
+    cache: &Mutex<Cache>,
+    progress: &Progress,
+    now: Timestamp,
+    mut each: impl FnMut(Row) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    store.block_on(async {
+        let mut rows = runs(store.list_stream(keys::DEVICES), serial_of)
+            .map(|run| async move {
+                let (serial, objects) = run?;
+                let row = device_row(store, cache, &serial, &objects, keys, now).await;
+                progress.inc();
+                anyhow::Ok(row)
+            })
+            .buffered(store.concurrency());
+        while let Some(row) = rows.next().await {
+            if let Some(row) = row? {
+                each(row)?;
+            }
+        }
+        anyhow::Ok(())
+    })
+}
+
 pub fn list(
     store: &Store,
     args: &ListArgs,
     cache: Cache,
     now: Timestamp,
 ) -> anyhow::Result<ExitCode> {
-    let keys = match args.verify_key.as_deref() {
-        Some(path) => Some(VerifyKeys::new(vec![VerifyKey::load(path)?])),
-        None => std::env::var_os("PCAP_AUTHORIZATION_KEY")
-            .and_then(|p| SigningKey::load(Path::new(&p)).ok())
-            .map(|k| VerifyKeys::new(vec![k.verify_key()])),
-    };
+    let keys = verify_keys(args.verify_key.as_deref())?;
     let cache = Mutex::new(cache);
     let progress = Progress::new("devices");
     let printer = Printer::new(args.json, &progress);
-    let result = store.block_on(async {
-        let mut rows = runs(store.list_stream(keys::DEVICES), serial_of)
-            .map(|run| {
-                let (cache, keys, progress) = (&cache, keys.as_ref(), &progress);
-                async move {
-                    let (serial, objects) = run?;
-                    let row = device_row(store, cache, &serial, &objects, keys, now).await;
-                    progress.inc();
-                    anyhow::Ok(row)
-                }
-            })
-            .buffered(store.concurrency());
-        while let Some(row) = rows.next().await {
-            if let Some(row) = row? {
-                printer.row(&row)?;
-            }
-        }
-        anyhow::Ok(())
+    let result = for_each_row(store, keys.as_ref(), &cache, &progress, now, |row| {
+        printer.row(&row)
     });
     progress.finish();
     printer.end();

@@ -61,6 +61,11 @@ impl Progress {
         Progress(bar)
     }
 
+    /// Counts without showing anything (a server's listing).
+    pub fn hidden() -> Self {
+        Progress(indicatif::ProgressBar::hidden())
+    }
+
     pub fn inc(&self) {
         self.0.inc(1);
     }

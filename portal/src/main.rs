@@ -16,6 +16,7 @@
 //! - `captures`: list, fetch (verify and decrypt), delete, purge.
 //! - `audit`: the trail of every change under `audit/` in the store.
 //! - `users`: the web console's accounts (Argon2id hashes in a 0600 file).
+//! - `console`: `serve`, the web console on the same functions.
 
 #![forbid(unsafe_code)]
 
@@ -23,6 +24,7 @@ mod audit;
 mod bell;
 mod cache;
 mod captures;
+mod console;
 mod devices;
 mod grants;
 mod issued;
@@ -130,6 +132,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The web console (on loopback): log in, the devices list.
+    Serve(console::ServeArgs),
     /// The web console's accounts.
     Users {
         #[command(subcommand)]
@@ -216,6 +220,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             limit,
             json,
         } => audit::list(&store, serial.as_ref(), limit, json, cache()),
+        Command::Serve(args) => console::serve(store, &args, state_dir),
         Command::Devices {
             command: DevicesCommand::List { args },
         }

@@ -1,0 +1,295 @@
+//! The console's pages. Each handler extracts the session, calls what the CLI calls, and
+//! renders; nothing here decides anything the CLI would not.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Form;
+use axum::Router;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use maud::{DOCTYPE, Markup, html};
+use serde::Deserialize;
+
+use super::Console;
+use super::session::{COOKIE, SESSION_LIFETIME, Session};
+use crate::cache::Cache;
+use crate::devices::Row;
+use crate::listing::Progress;
+
+/// Rows on one page of the devices list.
+const PAGE_ROWS: usize = 100;
+
+type Shared = State<Arc<Console>>;
+
+pub fn routes() -> Router<Arc<Console>> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/devices") }))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route("/devices", get(devices))
+}
+
+fn layout(title: &str, session: Option<&Session>, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                title { (title) " · pcap-portal" }
+                style { "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{padding:.2em .6em;border-bottom:1px solid #ddd;text-align:left}.error{color:#a00}" }
+            }
+            body {
+                @if let Some(s) = session {
+                    form method="post" action="/logout" {
+                        "Signed in as " (s.user) " (" (s.role.as_str()) ") "
+                        input type="hidden" name="csrf" value=(s.csrf);
+                        button type="submit" { "Log out" }
+                    }
+                }
+                h1 { (title) }
+                (body)
+            }
+        }
+    }
+}
+
+/// The session of the request's cookie, if it is live.
+fn session(console: &Console, headers: &HeaderMap) -> Option<(String, Session)> {
+    let cookies = headers.get(header::COOKIE)?.to_str().ok()?;
+    let id = cookies
+        .split(';')
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, v)| v.to_owned())?;
+    console.sessions.get(&id).map(|s| (id, s))
+}
+
+async fn login_page() -> Markup {
+    login_form(None)
+}
+
+fn login_form(error: Option<&str>) -> Markup {
+    layout(
+        "Log in",
+        None,
+        html! {
+            @if let Some(e) = error { p.error { (e) } }
+            form method="post" action="/login" {
+                p { label { "User " input name="name" autocomplete="username" required; } }
+                p { label { "Password " input name="password" type="password" autocomplete="current-password" required; } }
+                button type="submit" { "Log in" }
+            }
+        },
+    )
+}
+
+#[derive(Deserialize)]
+struct Login {
+    name: String,
+    password: String,
+}
+
+async fn login(
+    State(console): Shared,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Form(form): Form<Login>,
+) -> Response {
+    let address = peer.ip().to_string();
+    let wait = console.sessions.wait(&form.name, &address);
+    if !wait.is_zero() {
+        let secs = wait.as_secs().max(1);
+        let page = login_form(Some(&format!(
+            "Too many failed logins: try again in {secs} s."
+        )));
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, secs.to_string())],
+            page,
+        )
+            .into_response();
+    }
+    // Argon2 is slow on purpose: off the async workers.
+    let checked = {
+        let console = console.clone();
+        let (name, password) = (form.name.clone(), form.password);
+        tokio::task::spawn_blocking(move || console.users.verify(&name, &password).map(|u| u.role))
+            .await
+            .ok()
+            .flatten()
+    };
+    let Some(role) = checked else {
+        console.sessions.failed(&form.name, &address);
+        return (
+            StatusCode::UNAUTHORIZED,
+            login_form(Some("Wrong user name or password.")),
+        )
+            .into_response();
+    };
+    console.sessions.succeeded(&form.name, &address);
+    let id = console.sessions.start(&form.name, role);
+    let cookie = format!(
+        "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+        SESSION_LIFETIME.as_secs()
+    );
+    ([(header::SET_COOKIE, cookie)], Redirect::to("/devices")).into_response()
+}
+
+#[derive(Deserialize)]
+struct Csrf {
+    csrf: String,
+}
+
+async fn logout(State(console): Shared, headers: HeaderMap, Form(form): Form<Csrf>) -> Response {
+    let Some((id, session)) = session(&console, &headers) else {
+        return Redirect::to("/login").into_response();
+    };
+    if form.csrf != session.csrf {
+        return forbidden("The form is stale or forged (no valid CSRF token).");
+    }
+    console.sessions.end(&id);
+    let cookie = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    ([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response()
+}
+
+fn forbidden(why: &str) -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        layout("Forbidden", None, html! { p.error { (why) } }),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize, Default)]
+struct DevicesQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    page: usize,
+}
+
+async fn devices(
+    State(console): Shared,
+    headers: HeaderMap,
+    Query(query): Query<DevicesQuery>,
+) -> Response {
+    let Some((_, session)) = session(&console, &headers) else {
+        return Redirect::to("/login").into_response();
+    };
+    let listed = {
+        let console = console.clone();
+        tokio::task::spawn_blocking(move || all_rows(&console)).await
+    };
+    let rows = match listed {
+        Ok(Ok(rows)) => rows,
+        Ok(Err(e)) => return error_page(&session, &format!("{e:#}")),
+        Err(e) => return error_page(&session, &e.to_string()),
+    };
+    let needle = query.q.to_lowercase();
+    let matching: Vec<&Row> = rows
+        .iter()
+        .filter(|r| {
+            needle.is_empty()
+                || r.serial.to_lowercase().contains(&needle)
+                || r.name
+                    .as_deref()
+                    .unwrap_or("")
+                    .to_lowercase()
+                    .contains(&needle)
+                || r.state.contains(&needle)
+        })
+        .collect();
+    let pages = matching.len().div_ceil(PAGE_ROWS).max(1);
+    let page = query.page.min(pages - 1);
+    let shown = matching.iter().skip(page * PAGE_ROWS).take(PAGE_ROWS);
+    let when = |t: Option<jiff::Timestamp>| {
+        t.map_or("-".to_owned(), |t| {
+            t.strftime("%Y-%m-%d %H:%M UTC").to_string()
+        })
+    };
+    layout(
+        "Devices",
+        Some(&session),
+        html! {
+            form method="get" action="/devices" {
+                input name="q" value=(query.q) placeholder="serial, name or state";
+                button type="submit" { "Filter" }
+            }
+            p { (matching.len()) " device(s), page " (page + 1) " of " (pages) }
+            table {
+                thead { tr {
+                    th { "Serial" } th { "Name" } th { "Agent" } th { "Last seen" }
+                    th { "State" } th { "Period" } th { "From" } th { "Expires" }
+                } }
+                tbody {
+                    @for r in shown {
+                        tr {
+                            td { (r.serial) }
+                            td { (r.name.as_deref().unwrap_or("-")) }
+                            td { (r.agent_version.as_deref().unwrap_or("-")) }
+                            td { (when(r.last_seen)) }
+                            td { (r.state) }
+                            td { (r.period.map_or("-", pcap_protocol::Period::as_str)) }
+                            td { (when(r.not_before)) }
+                            td { (when(r.expires_at)) }
+                        }
+                    }
+                }
+            }
+            p {
+                @if page > 0 { a href=(format!("/devices?q={}&page={}", urlencode(&query.q), page - 1)) { "Previous" } " " }
+                @if page + 1 < pages { a href=(format!("/devices?q={}&page={}", urlencode(&query.q), page + 1)) { "Next" } }
+            }
+        },
+    )
+    .into_response()
+}
+
+/// Every device's row, read as `devices list` reads them (through the portal's cache).
+fn all_rows(console: &Console) -> anyhow::Result<Vec<Row>> {
+    let cache = Mutex::new(Cache::open(
+        console.state_dir.as_deref(),
+        &console.store.url().to_string(),
+    ));
+    let mut rows = Vec::new();
+    let progress = Progress::hidden();
+    let result = crate::devices::for_each_row(
+        &console.store,
+        console.verify_keys.as_ref(),
+        &cache,
+        &progress,
+        jiff::Timestamp::now(),
+        |row| {
+            rows.push(row);
+            Ok(())
+        },
+    );
+    Cache::save_shared(cache, &format!("{}/", pcap_protocol::store::keys::DEVICES));
+    result.map(|()| rows)
+}
+
+fn error_page(session: &Session, message: &str) -> Response {
+    (
+        StatusCode::BAD_GATEWAY,
+        layout(
+            "The store cannot be read",
+            Some(session),
+            html! { p.error { (message) } },
+        ),
+    )
+        .into_response()
+}
+
+/// `text` for a query string.
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
