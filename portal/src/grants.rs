@@ -71,51 +71,130 @@ fn next_sequence(
     Ok(highest + 1)
 }
 
-/// Signs `doc`, writes it as the device's grant document, and records its sequence.
-fn write(
-    store: &Store,
-    key: &SigningKey,
-    issued: &mut Issued,
-    doc: &AuthorizationDocument,
-) -> anyhow::Result<()> {
-    store.put(
-        &keys::grant(doc.serial()),
-        Envelope::sign(doc, key).to_json(),
-    )?;
-    issued.record(doc.serial(), doc.sequence())
+/// Issues grants and revocations: writes the signed document, records its sequence in the
+/// portal's own record, and its audit entry. The CLI and the console both issue through it.
+pub struct Issuer<'a> {
+    pub store: &'a Store,
+    pub issued: &'a mut Issued,
+    pub key: &'a SigningKey,
+    /// Who acts, for the audit trail.
+    pub actor: String,
 }
 
-/// Issues a grant for `device` (serial and name) for `period` from `now`, above `previous`.
-fn grant(
-    store: &Store,
-    key: &SigningKey,
-    issued: &mut Issued,
-    previous: Option<&AuthorizationDocument>,
-    (serial, name): (Serial, Option<String>),
-    period: Period,
-    now: Timestamp,
-) -> anyhow::Result<Grant> {
-    let sequence = next_sequence(store, &serial, previous, issued)?;
-    let grant = Grant::new(serial, name, period, sequence, now);
-    write(
-        store,
-        key,
-        issued,
-        &AuthorizationDocument::Grant(grant.clone()),
-    )?;
-    Ok(grant)
-}
+impl Issuer<'_> {
+    /// Signs `doc`, writes it as the device's grant document, records its sequence, and
+    /// audits it as `action`.
+    fn write(&mut self, doc: &AuthorizationDocument, action: AuditAction) -> anyhow::Result<()> {
+        self.store.put(
+            &keys::grant(doc.serial()),
+            Envelope::sign(doc, self.key).to_json(),
+        )?;
+        self.issued.record(doc.serial(), doc.sequence())?;
+        let (period, detail) = match doc {
+            AuthorizationDocument::Grant(g) => (
+                Some(g.period),
+                g.name.as_ref().map(|n| format!("name {n:?}")),
+            ),
+            AuthorizationDocument::Revocation(_) => (None, None),
+        };
+        let entry = AuditEntry {
+            serial: Some(doc.serial().clone()),
+            sequence: Some(doc.sequence()),
+            period,
+            detail,
+            ..AuditEntry::new(&self.actor, action)
+        };
+        audit::record(self.store, &entry);
+        Ok(())
+    }
 
-/// Records a grant written by `action` in the audit trail.
-fn record(store: &Store, action: AuditAction, grant: &Grant) {
-    let entry = AuditEntry {
-        serial: Some(grant.serial.clone()),
-        sequence: Some(grant.sequence),
-        period: Some(grant.period),
-        detail: grant.name.as_ref().map(|n| format!("name {n:?}")),
-        ..AuditEntry::new(&audit::cli_actor(), action)
-    };
-    audit::record(store, &entry);
+    /// Issues a grant for `device` (serial and name) for `period` from `now`, above `previous`.
+    fn grant(
+        &mut self,
+        previous: Option<&AuthorizationDocument>,
+        (serial, name): (Serial, Option<String>),
+        (period, now): (Period, Timestamp),
+        action: AuditAction,
+    ) -> anyhow::Result<Grant> {
+        let sequence = next_sequence(self.store, &serial, previous, self.issued)?;
+        let grant = Grant::new(serial, name, period, sequence, now);
+        self.write(&AuthorizationDocument::Grant(grant.clone()), action)?;
+        Ok(grant)
+    }
+
+    /// Authorizes `device` ("SERIAL" or "SERIAL NAME") for `period` from `now`, after the
+    /// device checks (it reported under that name, its agent is new enough).
+    pub fn authorize(
+        &mut self,
+        device: &str,
+        period: Period,
+        allow_unseen: bool,
+        now: Timestamp,
+    ) -> anyhow::Result<Grant> {
+        let (serial, name) = parse_device(device)?;
+        let previous = current(self.store, &serial)?;
+        check_device(
+            self.store,
+            &serial,
+            name.as_deref(),
+            previous.is_some(),
+            allow_unseen,
+        )?;
+        let name = name.or_else(|| match &previous {
+            Some(AuthorizationDocument::Grant(g)) => g.name.clone(),
+            _ => None,
+        });
+        self.grant(
+            previous.as_ref(),
+            (serial, name),
+            (period, now),
+            AuditAction::Authorize,
+        )
+    }
+
+    /// Gives an authorized device a new period from `now`.
+    pub fn reauthorize(
+        &mut self,
+        serial: &str,
+        period: Period,
+        now: Timestamp,
+    ) -> anyhow::Result<Grant> {
+        let (serial, _) = parse_device(serial)?;
+        let document = current(self.store, &serial)?;
+        let previous = match &document {
+            Some(AuthorizationDocument::Grant(g)) => g,
+            Some(AuthorizationDocument::Revocation(_)) => {
+                bail!(
+                    "{serial} was unauthorized; authorize it again with `pcap-portal authorize {serial} --period ...`"
+                )
+            }
+            None => bail!(
+                "{serial} has no grant in the store; use `pcap-portal authorize {serial} --period ...`"
+            ),
+        };
+        let name = previous.name.clone();
+        self.grant(
+            document.as_ref(),
+            (serial, name),
+            (period, now),
+            AuditAction::Reauthorize,
+        )
+    }
+
+    /// Withdraws the authorization of `serial`.
+    pub fn unauthorize(&mut self, serial: &str, now: Timestamp) -> anyhow::Result<Revocation> {
+        let (serial, _) = parse_device(serial)?;
+        let Some(previous) = current(self.store, &serial)? else {
+            bail!("{serial} has no grant in the store; nothing to withdraw");
+        };
+        let sequence = next_sequence(self.store, &serial, Some(&previous), self.issued)?;
+        let revocation = Revocation::new(serial, sequence, now);
+        self.write(
+            &AuthorizationDocument::Revocation(revocation.clone()),
+            AuditAction::Unauthorize,
+        )?;
+        Ok(revocation)
+    }
 }
 
 fn parse_device(device: &str) -> anyhow::Result<(Serial, Option<String>)> {
@@ -198,6 +277,15 @@ fn check_device(
     Ok(())
 }
 
+fn issuer<'a>(store: &'a Store, issued: &'a mut Issued, key: &'a SigningKey) -> Issuer<'a> {
+    Issuer {
+        store,
+        issued,
+        key,
+        actor: audit::cli_actor(),
+    }
+}
+
 pub fn authorize(
     store: &Store,
     issued: &mut Issued,
@@ -208,30 +296,8 @@ pub fn authorize(
     now: Timestamp,
 ) -> anyhow::Result<ExitCode> {
     let key = key.load()?;
-    let (serial, name) = parse_device(device)?;
-    let previous = current(store, &serial)?;
-    check_device(
-        store,
-        &serial,
-        name.as_deref(),
-        previous.is_some(),
-        allow_unseen,
-    )?;
-    let name = name.or_else(|| match &previous {
-        Some(AuthorizationDocument::Grant(g)) => g.name.clone(),
-        _ => None,
-    });
-    let grant = grant(
-        store,
-        &key,
-        issued,
-        previous.as_ref(),
-        (serial, name),
-        period,
-        now,
-    )?;
+    let grant = issuer(store, issued, &key).authorize(device, period, allow_unseen, now)?;
     println!("authorized {}", describe(&grant));
-    record(store, AuditAction::Authorize, &grant);
     store.ring(&[grant.serial]);
     Ok(ExitCode::SUCCESS)
 }
@@ -245,31 +311,8 @@ pub fn reauthorize(
     now: Timestamp,
 ) -> anyhow::Result<ExitCode> {
     let key = key.load()?;
-    let (serial, _) = parse_device(serial)?;
-    let document = current(store, &serial)?;
-    let previous = match &document {
-        Some(AuthorizationDocument::Grant(g)) => g,
-        Some(AuthorizationDocument::Revocation(_)) => {
-            bail!(
-                "{serial} was unauthorized; authorize it again with `pcap-portal authorize {serial} --period ...`"
-            )
-        }
-        None => bail!(
-            "{serial} has no grant in the store; use `pcap-portal authorize {serial} --period ...`"
-        ),
-    };
-    let name = previous.name.clone();
-    let grant = grant(
-        store,
-        &key,
-        issued,
-        document.as_ref(),
-        (serial, name),
-        period,
-        now,
-    )?;
+    let grant = issuer(store, issued, &key).reauthorize(serial, period, now)?;
     println!("reauthorized {}", describe(&grant));
-    record(store, AuditAction::Reauthorize, &grant);
     store.ring(&[grant.serial]);
     Ok(ExitCode::SUCCESS)
 }
@@ -282,36 +325,22 @@ pub fn unauthorize(
     now: Timestamp,
 ) -> anyhow::Result<ExitCode> {
     let key = key.load()?;
+    let mut issuer = issuer(store, issued, &key);
     let mut failed = false;
     let mut written = Vec::new();
     for s in serials {
-        let result = parse_device(s).and_then(|(serial, _)| {
-            let Some(previous) = current(store, &serial)? else {
-                bail!("{serial} has no grant in the store; nothing to withdraw");
-            };
-            let sequence = next_sequence(store, &serial, Some(&previous), issued)?;
-            let revocation = Revocation::new(serial.clone(), sequence, now);
-            write(
-                store,
-                &key,
-                issued,
-                &AuthorizationDocument::Revocation(revocation.clone()),
-            )?;
-            println!("unauthorized {serial} (sequence {})", revocation.sequence);
-            audit::record(
-                store,
-                &AuditEntry {
-                    serial: Some(serial.clone()),
-                    sequence: Some(revocation.sequence),
-                    ..AuditEntry::new(&audit::cli_actor(), AuditAction::Unauthorize)
-                },
-            );
-            written.push(serial);
-            Ok(())
-        });
-        if let Err(e) = result {
-            eprintln!("pcap-portal: {e:#}");
-            failed = true;
+        match issuer.unauthorize(s, now) {
+            Ok(revocation) => {
+                println!(
+                    "unauthorized {} (sequence {})",
+                    revocation.serial, revocation.sequence
+                );
+                written.push(revocation.serial);
+            }
+            Err(e) => {
+                eprintln!("pcap-portal: {e:#}");
+                failed = true;
+            }
         }
     }
     store.ring(&written);

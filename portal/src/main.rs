@@ -132,7 +132,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// The web console (on loopback): log in, the devices list.
+    /// The web console (on loopback): log in, the devices, authorize and unauthorize.
     Serve(console::ServeArgs),
     /// The web console's accounts.
     Users {

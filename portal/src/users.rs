@@ -44,6 +44,11 @@ impl Role {
             Role::Research => "research",
         }
     }
+
+    /// Whether the role may authorize, reauthorize and unauthorize devices.
+    pub fn may_authorize(self) -> bool {
+        matches!(self, Role::Owner | Role::Admin)
+    }
 }
 
 /// One account.

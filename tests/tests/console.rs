@@ -19,24 +19,31 @@ struct Console {
 
 impl Console {
     fn start(s: &Scratch) -> Self {
+        Self::start_with(s, &[("alice", "admin")])
+    }
+
+    /// A console with the accounts `accounts` (name, role), all with [`PASSWORD`].
+    fn start_with(s: &Scratch, accounts: &[(&str, &str)]) -> Self {
         let users = s.path("users.json");
-        let mut add = s
-            .portal()
-            .args([
-                "users",
-                "add",
-                "alice",
-                "--role",
-                "admin",
-                "--password-stdin",
-                "--users",
-            ])
-            .arg(&users)
-            .stdin(Stdio::piped())
-            .spawn()
-            .unwrap();
-        writeln!(add.stdin.take().unwrap(), "{PASSWORD}").unwrap();
-        assert!(add.wait().unwrap().success());
+        for (name, role) in accounts {
+            let mut add = s
+                .portal()
+                .args([
+                    "users",
+                    "add",
+                    name,
+                    "--role",
+                    role,
+                    "--password-stdin",
+                    "--users",
+                ])
+                .arg(&users)
+                .stdin(Stdio::piped())
+                .spawn()
+                .unwrap();
+            writeln!(add.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+            assert!(add.wait().unwrap().success());
+        }
         let port = free_port();
         let child = s
             .portal()
@@ -69,16 +76,44 @@ impl Console {
     }
 
     fn login(&self, password: &str) -> String {
+        self.login_as("alice", password)
+    }
+
+    fn login_as(&self, name: &str, password: &str) -> String {
         self.curl(
             "/login",
             &[
                 "-d",
-                "name=alice",
+                &format!("name={name}"),
                 "--data-urlencode",
                 &format!("password={password}"),
             ],
         )
     }
+
+    /// The CSRF token of the logged-in session, from the devices page.
+    fn csrf(&self) -> String {
+        let page = self.curl("/devices", &[]);
+        csrf_of(&page)
+    }
+
+    /// POSTs the form `fields` (`name=value` each) to `path`.
+    fn post(&self, path: &str, fields: &[String]) -> String {
+        let args: Vec<String> = fields
+            .iter()
+            .flat_map(|f| ["--data-urlencode".to_owned(), f.clone()])
+            .collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.curl(path, &args)
+    }
+}
+
+fn csrf_of(page: &str) -> String {
+    page.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("the CSRF token in the page")
+        .to_owned()
 }
 
 fn status(response: &str) -> u16 {
@@ -146,11 +181,7 @@ fn log_in_see_the_devices_from_the_store_and_log_out() {
     // Logging out needs the form's CSRF token.
     let forged = console.curl("/logout", &["-d", "csrf=forged"]);
     assert_eq!(status(&forged), 403, "{forged}");
-    let csrf = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .expect("the CSRF token in the page");
+    let csrf = csrf_of(&page);
     let out = console.curl("/logout", &["-d", &format!("csrf={csrf}")]);
     assert_eq!(status(&out), 303, "{out}");
     assert_eq!(status(&console.curl("/devices", &[])), 303);
@@ -185,4 +216,146 @@ fn the_console_refuses_to_take_passwords_over_the_network_in_clear() {
         .arg(&users));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("has no account"));
+}
+
+/// The grant document's state for `serial`, as `devices list` reads it.
+fn state(s: &Scratch, serial: &str) -> String {
+    let out = s.portal_ok(&["devices", "list", "--json"]);
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["serial"] == serial)
+        .map_or("none".to_owned(), |r| {
+            r["state"].as_str().unwrap().to_owned()
+        })
+}
+
+#[test]
+fn an_administrator_adds_reauthorizes_and_unauthorizes_with_confirmations_and_the_agent_follows() {
+    let s = Scratch::new("");
+    let agent = s.start_agent();
+    assert!(wait_until(Duration::from_secs(10), || s
+        .path("store/devices/PA-0001/status.json")
+        .exists()));
+    s.portal_ok(&["authorize", "PA-0002", "--period", "1m", "--allow-unseen"]);
+    let console = Console::start(&s);
+    assert_eq!(status(&console.login(PASSWORD)), 303);
+    let page = console.curl("/devices", &[]);
+    assert!(page.contains("Add a device") && page.contains("Unauthorize selected"));
+    let csrf = csrf_of(&page);
+    let fields = |extra: &[&str]| -> Vec<String> {
+        let mut f = vec![format!("csrf={csrf}")];
+        f.extend(extra.iter().map(|e| (*e).to_owned()));
+        f
+    };
+
+    // Add: a confirmation first, naming the device; nothing is written until confirmed.
+    let ask = console.post(
+        "/devices/add",
+        &fields(&["device=PA-0001 e2e", "period=3m"]),
+    );
+    assert_eq!(status(&ask), 200, "{ask}");
+    assert!(
+        ask.contains("Authorize <strong>PA-0001 e2e</strong> for 3m"),
+        "{ask}"
+    );
+    assert_eq!(state(&s, "PA-0001"), "unauthorized");
+    let added = console.post(
+        "/devices/add",
+        &fields(&["device=PA-0001 e2e", "period=3m", "confirm=yes"]),
+    );
+    assert!(added.contains("Authorized PA-0001 for 3m."), "{added}");
+    assert_eq!(state(&s, "PA-0001"), "authorized");
+    agent.wait_auth("authorized");
+
+    // The CLI's checks, with its messages: a device that never reported, a wrong name.
+    let unseen = console.post(
+        "/devices/add",
+        &fields(&["device=PA-0404", "period=1m", "confirm=yes"]),
+    );
+    assert_eq!(status(&unseen), 400);
+    assert!(unseen.contains("has never reported"), "{unseen}");
+    let misnamed = console.post(
+        "/devices/add",
+        &fields(&["device=PA-0001 other-name", "period=1m", "confirm=yes"]),
+    );
+    assert!(misnamed.contains("reports the name"), "{misnamed}");
+
+    let form = console.curl("/devices/reauthorize?serial=PA-0001", &[]);
+    assert_eq!(status(&form), 200);
+    let re = console.post(
+        "/devices/reauthorize",
+        &fields(&["serial=PA-0001", "period=1m", "confirm=yes"]),
+    );
+    assert!(re.contains("Reauthorized PA-0001 until"), "{re}");
+
+    // Unauthorize two selected devices: the confirmation names both.
+    let ask = console.post(
+        "/devices/unauthorize",
+        &fields(&["serial=PA-0001", "serial=PA-0002"]),
+    );
+    assert!(ask.contains("PA-0001, PA-0002"), "{ask}");
+    let out = console.post(
+        "/devices/unauthorize",
+        &fields(&["serial=PA-0001", "serial=PA-0002", "confirm=yes"]),
+    );
+    assert!(
+        out.contains("Unauthorized PA-0001") && out.contains("Unauthorized PA-0002"),
+        "{out}"
+    );
+    assert_eq!(state(&s, "PA-0001"), "revoked");
+    assert_eq!(state(&s, "PA-0002"), "revoked");
+    agent.wait_auth("revoked");
+
+    // Every change is in the audit trail, by the account.
+    let audit = s.portal_ok(&["audit", "--json"]);
+    let entries: serde_json::Value = serde_json::from_str(&audit).unwrap();
+    let by_alice = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["actor"] == "alice")
+        .count();
+    assert_eq!(by_alice, 4, "{audit}");
+
+    // Without the CSRF token, nothing.
+    let forged = console.post(
+        "/devices/add",
+        &[
+            "device=PA-0001".to_owned(),
+            "period=1m".to_owned(),
+            "confirm=yes".to_owned(),
+        ],
+    );
+    assert_eq!(status(&forged), 403, "{forged}");
+}
+
+#[test]
+fn a_viewer_sees_the_devices_without_the_actions_and_a_forged_post_is_refused_and_audited() {
+    let s = Scratch::new("");
+    s.portal_ok(&["authorize", "PA-0002", "--period", "1m", "--allow-unseen"]);
+    let console = Console::start_with(&s, &[("victor", "viewer")]);
+    assert_eq!(status(&console.login_as("victor", PASSWORD)), 303);
+    let page = console.curl("/devices", &[]);
+    assert!(page.contains("PA-0002"), "{page}");
+    assert!(!page.contains("Add a device") && !page.contains("Unauthorize selected"));
+    let csrf = console.csrf();
+    let forged = console.post(
+        "/devices/unauthorize",
+        &[
+            format!("csrf={csrf}"),
+            "serial=PA-0002".to_owned(),
+            "confirm=yes".to_owned(),
+        ],
+    );
+    assert_eq!(status(&forged), 403, "{forged}");
+    assert_eq!(state(&s, "PA-0002"), "authorized");
+    let audit = s.portal_ok(&["audit"]);
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("victor") && l.contains("forbidden")),
+        "{audit}"
+    );
 }

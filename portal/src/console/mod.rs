@@ -4,10 +4,13 @@
 //! - [`session`]: accounts from the users file, sessions in an HttpOnly SameSite=Strict cookie
 //!   that expire, and logins that slow down after failures, per account and per address.
 //! - [`pages`]: the pages, each a short handler that calls the same functions as the CLI.
+//! - [`actions`]: authorize, reauthorize and unauthorize, each confirmed on a page of its own,
+//!   with a CSRF token and a role that allows it (else 403, and an audit entry).
 //!
 //! It listens on loopback unless given a certificate: a password must not cross a network in
 //! clear. (TLS itself is not served yet; a non-loopback address is refused.)
 
+mod actions;
 mod pages;
 mod session;
 
@@ -38,6 +41,9 @@ pub struct ServeArgs {
     /// Verify the grants shown with this public key (default: from PCAP_AUTHORIZATION_KEY).
     #[arg(long, env = "PCAP_AUTHORIZATION_PUB")]
     verify_key: Option<PathBuf>,
+    /// The authorization private key: without it, the console offers no authorization action.
+    #[arg(long = "key", env = "PCAP_AUTHORIZATION_KEY")]
+    key: Option<PathBuf>,
 }
 
 /// What every handler shares.
@@ -47,6 +53,10 @@ pub struct Console {
     sessions: session::Sessions,
     verify_keys: Option<pcap_protocol::VerifyKeys>,
     state_dir: Option<PathBuf>,
+    /// The customer's signing key, if the server was given it.
+    key: Option<pcap_protocol::SigningKey>,
+    /// The portal's record of the sequences it issued (shared with the CLI).
+    issued: std::sync::Mutex<crate::issued::Issued>,
 }
 
 pub fn serve(
@@ -68,8 +78,18 @@ pub fn serve(
             args.users.display()
         );
     }
+    let key = match &args.key {
+        Some(path) => Some(
+            pcap_protocol::SigningKey::load(path)
+                .with_context(|| format!("cannot load the authorization key {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let issued = crate::issued::Issued::open(state_dir.as_deref(), store.url().to_string())?;
     let console = Arc::new(Console {
         verify_keys: crate::devices::verify_keys(args.verify_key.as_deref())?,
+        key,
+        issued: std::sync::Mutex::new(issued),
         store,
         users,
         sessions: session::Sessions::default(),
@@ -97,6 +117,7 @@ pub fn serve(
 
 fn router(console: Arc<Console>) -> Router {
     pages::routes()
+        .merge(actions::routes())
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(console)

@@ -32,7 +32,7 @@ pub fn routes() -> Router<Arc<Console>> {
         .route("/devices", get(devices))
 }
 
-fn layout(title: &str, session: Option<&Session>, body: Markup) -> Markup {
+pub fn layout(title: &str, session: Option<&Session>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -57,7 +57,7 @@ fn layout(title: &str, session: Option<&Session>, body: Markup) -> Markup {
 }
 
 /// The session of the request's cookie, if it is live.
-fn session(console: &Console, headers: &HeaderMap) -> Option<(String, Session)> {
+pub fn session(console: &Console, headers: &HeaderMap) -> Option<(String, Session)> {
     let cookies = headers.get(header::COOKIE)?.to_str().ok()?;
     let id = cookies
         .split(';')
@@ -154,7 +154,7 @@ async fn logout(State(console): Shared, headers: HeaderMap, Form(form): Form<Csr
     ([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response()
 }
 
-fn forbidden(why: &str) -> Response {
+pub fn forbidden(why: &str) -> Response {
     (
         StatusCode::FORBIDDEN,
         layout("Forbidden", None, html! { p.error { (why) } }),
@@ -204,6 +204,7 @@ async fn devices(
     let pages = matching.len().div_ceil(PAGE_ROWS).max(1);
     let page = query.page.min(pages - 1);
     let shown = matching.iter().skip(page * PAGE_ROWS).take(PAGE_ROWS);
+    let admin = session.role.may_authorize() && console.key.is_some();
     let when = |t: Option<jiff::Timestamp>| {
         t.map_or("-".to_owned(), |t| {
             t.strftime("%Y-%m-%d %H:%M UTC").to_string()
@@ -217,15 +218,35 @@ async fn devices(
                 input name="q" value=(query.q) placeholder="serial, name or state";
                 button type="submit" { "Filter" }
             }
+            @if admin {
+                form method="post" action="/devices/add" {
+                    "Add a device: "
+                    input name="device" placeholder="SERIAL or SERIAL NAME" required;
+                    " for "
+                    select name="period" {
+                        option value="1m" { "1 month" }
+                        option value="3m" { "3 months" }
+                        option value="unlimited" { "unlimited" }
+                    }
+                    input type="hidden" name="csrf" value=(session.csrf);
+                    " "
+                    button type="submit" { "Add" }
+                }
+            }
             p { (matching.len()) " device(s), page " (page + 1) " of " (pages) }
+            form method="post" action="/devices/unauthorize" {
+            input type="hidden" name="csrf" value=(session.csrf);
             table {
                 thead { tr {
+                    @if admin { th {} }
                     th { "Serial" } th { "Name" } th { "Agent" } th { "Last seen" }
                     th { "State" } th { "Period" } th { "From" } th { "Expires" }
+                    @if admin { th {} }
                 } }
                 tbody {
                     @for r in shown {
                         tr {
+                            @if admin { td { input type="checkbox" name="serial" value=(r.serial); } }
                             td { (r.serial) }
                             td { (r.name.as_deref().unwrap_or("-")) }
                             td { (r.agent_version.as_deref().unwrap_or("-")) }
@@ -234,9 +255,14 @@ async fn devices(
                             td { (r.period.map_or("-", pcap_protocol::Period::as_str)) }
                             td { (when(r.not_before)) }
                             td { (when(r.expires_at)) }
+                            @if admin {
+                                td { a href=(format!("/devices/reauthorize?serial={}", urlencode(&r.serial))) { "Reauthorize" } }
+                            }
                         }
                     }
                 }
+            }
+            @if admin { button type="submit" { "Unauthorize selected" } }
             }
             p {
                 @if page > 0 { a href=(format!("/devices?q={}&page={}", urlencode(&query.q), page - 1)) { "Previous" } " " }

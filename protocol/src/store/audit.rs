@@ -53,6 +53,8 @@ pub enum AuditAction {
     Request,
     DeleteCapture,
     Purge,
+    /// A change the console refused: the account's role does not allow it.
+    Forbidden,
 }
 
 impl AuditAction {
@@ -64,6 +66,7 @@ impl AuditAction {
             AuditAction::Request => "request",
             AuditAction::DeleteCapture => "delete_capture",
             AuditAction::Purge => "purge",
+            AuditAction::Forbidden => "forbidden",
         }
     }
 }

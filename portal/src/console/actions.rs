@@ -1,0 +1,348 @@
+//! The administrator's actions: add (authorize), reauthorize, unauthorize selected. Each is a
+//! POST with the session's CSRF token, confirmed on a page of its own that names the devices,
+//! and done through [`crate::grants::Issuer`], exactly as the CLI does it (same checks, same
+//! messages, same audit entries, with the account as the actor). A role that may not change
+//! anything gets 403, and the attempt is audited.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use maud::{Markup, html};
+use pcap_protocol::Period;
+use pcap_protocol::store::{AuditAction, AuditEntry};
+use serde::Deserialize;
+
+use super::Console;
+use super::pages::{forbidden, layout, session};
+use super::session::Session;
+use crate::grants::Issuer;
+
+pub fn routes() -> Router<Arc<Console>> {
+    Router::new()
+        .route("/devices/add", post(add))
+        .route(
+            "/devices/reauthorize",
+            get(reauthorize_page).post(reauthorize),
+        )
+        .route("/devices/unauthorize", post(unauthorize))
+}
+
+/// The fields of a form, repeated names kept (`serial=A&serial=B`).
+struct Fields(Vec<(String, String)>);
+
+impl Fields {
+    fn parse(body: &Bytes) -> Self {
+        Fields(form_urlencoded::parse(body).into_owned().collect())
+    }
+
+    fn get(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+
+    fn all(&self, name: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    fn confirmed(&self) -> bool {
+        self.get("confirm") == "yes"
+    }
+}
+
+/// The session if it may change authorizations with this form; else the answer to give.
+async fn allowed(
+    console: &Arc<Console>,
+    headers: &HeaderMap,
+    fields: &Fields,
+) -> Result<Session, Box<Response>> {
+    let Some((_, session)) = session(console, headers) else {
+        return Err(Box::new(Redirect::to("/login").into_response()));
+    };
+    if fields.get("csrf") != session.csrf {
+        return Err(Box::new(forbidden(
+            "The form is stale or forged (no valid CSRF token): reload the page.",
+        )));
+    }
+    if !session.role.may_authorize() {
+        let entry = AuditEntry {
+            detail: Some(format!(
+                "a {} account tried to change an authorization",
+                session.role.as_str()
+            )),
+            ..AuditEntry::new(&session.user, AuditAction::Forbidden)
+        };
+        // The store client blocks: off the async workers.
+        let console = console.clone();
+        let _ =
+            tokio::task::spawn_blocking(move || crate::audit::record(&console.store, &entry)).await;
+        return Err(Box::new(forbidden(
+            "Your account may not change authorizations (owner or admin only).",
+        )));
+    }
+    if console.key.is_none() {
+        return Err(Box::new(forbidden(
+            "This console was not given the authorization key (--key), so it cannot sign.",
+        )));
+    }
+    Ok(session)
+}
+
+/// Runs `work` with an issuer acting for `session`, off the async workers.
+async fn issue<T: Send + 'static>(
+    console: &Arc<Console>,
+    session: &Session,
+    work: impl FnOnce(&mut Issuer<'_>) -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    let console = console.clone();
+    let actor = session.user.clone();
+    tokio::task::spawn_blocking(move || {
+        let key = console
+            .key
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("no key"))?;
+        let mut issued = console.issued.lock().unwrap_or_else(|p| p.into_inner());
+        let mut issuer = Issuer {
+            store: &console.store,
+            issued: &mut issued,
+            key,
+            actor,
+        };
+        work(&mut issuer)
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("the action stopped: {e}"))?
+}
+
+fn period_of(fields: &Fields) -> Result<Period, Box<Response>> {
+    fields.get("period").parse().map_err(|_| {
+        let page = layout(
+            "Bad request",
+            None,
+            html! { p.error { "Choose a period: 1m, 3m or unlimited." } },
+        );
+        Box::new((StatusCode::BAD_REQUEST, page).into_response())
+    })
+}
+
+/// A page that asks to confirm, carrying the form's fields.
+fn confirm(session: &Session, action: &str, what: Markup, fields: &[(&str, String)]) -> Response {
+    layout(
+        "Confirm",
+        Some(session),
+        html! {
+            p { (what) }
+            form method="post" action=(action) {
+                @for (k, v) in fields { input type="hidden" name=(k) value=(v); }
+                input type="hidden" name="csrf" value=(session.csrf);
+                input type="hidden" name="confirm" value="yes";
+                button type="submit" { "Confirm" }
+                " "
+                a href="/devices" { "Cancel" }
+            }
+        },
+    )
+    .into_response()
+}
+
+/// The outcome page: what was done, and what was refused with the CLI's message.
+fn done(session: &Session, done: &[String], refused: &[String]) -> Response {
+    let status = if refused.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    (
+        status,
+        layout(
+            "Devices",
+            Some(session),
+            html! {
+                @for d in done { p.done { (d) } }
+                @for r in refused { p.error { (r) } }
+                p { a href="/devices" { "Back to the devices" } }
+            },
+        ),
+    )
+        .into_response()
+}
+
+async fn add(State(console): State<Arc<Console>>, headers: HeaderMap, body: Bytes) -> Response {
+    let fields = Fields::parse(&body);
+    let session = match allowed(&console, &headers, &fields).await {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let period = match period_of(&fields) {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
+    let device = fields.get("device").trim().to_owned();
+    if !fields.confirmed() {
+        return confirm(
+            &session,
+            "/devices/add",
+            html! { "Authorize " strong { (device) } " for " (period) " from now?" },
+            &[("device", device.clone()), ("period", period.to_string())],
+        );
+    }
+    let now = jiff::Timestamp::now();
+    match issue(&console, &session, move |i| {
+        i.authorize(&device, period, false, now)
+    })
+    .await
+    {
+        Ok(grant) => {
+            ring(&console, vec![grant.serial.clone()]).await;
+            done(
+                &session,
+                &[format!("Authorized {} for {}.", grant.serial, grant.period)],
+                &[],
+            )
+        }
+        Err(e) => done(&session, &[], &[format!("{e:#}")]),
+    }
+}
+
+#[derive(Deserialize)]
+struct Serial {
+    serial: String,
+}
+
+async fn reauthorize_page(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    Query(q): Query<Serial>,
+) -> Response {
+    let Some((_, session)) = session(&console, &headers) else {
+        return Redirect::to("/login").into_response();
+    };
+    layout(
+        "Reauthorize",
+        Some(&session),
+        html! {
+            form method="post" action="/devices/reauthorize" {
+                p { "Give " strong { (q.serial) } " a new period from now: "
+                    select name="period" {
+                        option value="1m" { "1 month" }
+                        option value="3m" { "3 months" }
+                        option value="unlimited" { "unlimited" }
+                    }
+                }
+                input type="hidden" name="serial" value=(q.serial);
+                input type="hidden" name="csrf" value=(session.csrf);
+                input type="hidden" name="confirm" value="yes";
+                button type="submit" { "Reauthorize" }
+                " "
+                a href="/devices" { "Cancel" }
+            }
+        },
+    )
+    .into_response()
+}
+
+async fn reauthorize(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fields = Fields::parse(&body);
+    let session = match allowed(&console, &headers, &fields).await {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let period = match period_of(&fields) {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
+    let serial = fields.get("serial").to_owned();
+    let now = jiff::Timestamp::now();
+    match issue(&console, &session, move |i| {
+        i.reauthorize(&serial, period, now)
+    })
+    .await
+    {
+        Ok(grant) => {
+            ring(&console, vec![grant.serial.clone()]).await;
+            let until = grant
+                .expires_at
+                .map_or("without expiry".to_owned(), |t| format!("until {t}"));
+            done(
+                &session,
+                &[format!("Reauthorized {} {until}.", grant.serial)],
+                &[],
+            )
+        }
+        Err(e) => done(&session, &[], &[format!("{e:#}")]),
+    }
+}
+
+async fn unauthorize(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fields = Fields::parse(&body);
+    let session = match allowed(&console, &headers, &fields).await {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let serials = fields.all("serial");
+    if serials.is_empty() {
+        return done(&session, &[], &["Select at least one device.".to_owned()]);
+    }
+    if !fields.confirmed() {
+        let carried: Vec<(&str, String)> = serials.iter().map(|s| ("serial", s.clone())).collect();
+        return confirm(
+            &session,
+            "/devices/unauthorize",
+            html! { "Withdraw the authorization of " strong { (serials.join(", ")) } "?" },
+            &carried,
+        );
+    }
+    let now = jiff::Timestamp::now();
+    let outcome = issue(&console, &session, move |i| {
+        Ok(serials
+            .iter()
+            .map(|s| i.unauthorize(s, now).map_err(|e| format!("{e:#}")))
+            .collect::<Vec<_>>())
+    })
+    .await;
+    let results = match outcome {
+        Ok(r) => r,
+        Err(e) => return done(&session, &[], &[format!("{e:#}")]),
+    };
+    let mut ok = Vec::new();
+    let mut refused = Vec::new();
+    let mut rung = Vec::new();
+    for r in results {
+        match r {
+            Ok(rev) => {
+                ok.push(format!(
+                    "Unauthorized {} (sequence {}).",
+                    rev.serial, rev.sequence
+                ));
+                rung.push(rev.serial);
+            }
+            Err(e) => refused.push(e),
+        }
+    }
+    ring(&console, rung).await;
+    done(&session, &ok, &refused)
+}
+
+/// Rings the devices' doorbells (if the portal has one), off the async workers.
+async fn ring(console: &Arc<Console>, serials: Vec<pcap_protocol::Serial>) {
+    let console = console.clone();
+    let _ = tokio::task::spawn_blocking(move || console.store.ring(&serials)).await;
+}
