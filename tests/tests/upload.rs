@@ -484,7 +484,8 @@ fn nothing_from_a_request_becomes_part_of_a_path() {
             }
         }
     }
-    // The store holds the grant and this capture's files, nothing elsewhere.
+    // The store holds the grant, the portal's audit trail (entries named by their own ids) and
+    // this capture's files, nothing elsewhere.
     let store = s.path("store");
     let capture_dir = s.store_dir(&id(&rec));
     let mut stack = vec![store.clone()];
@@ -495,7 +496,9 @@ fn nothing_from_a_request_becomes_part_of_a_path() {
             } else {
                 let p = e.path();
                 assert!(
-                    p.starts_with(store.join("devices/PA-0001")) || p.starts_with(&capture_dir),
+                    p.starts_with(store.join("devices/PA-0001"))
+                        || p.starts_with(store.join("audit"))
+                        || p.starts_with(&capture_dir),
                     "{}",
                     p.display()
                 );
