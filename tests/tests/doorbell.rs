@@ -152,6 +152,11 @@ fn request(mut cmd: Command) -> String {
 fn setup_slow_poll() -> (Scratch, S3Server, Broker, Agent) {
     let s = Scratch::new("");
     let server = S3Server::start(&s.path("s3"));
+    slow_poll_on(s, server)
+}
+
+/// As [`setup_slow_poll`], on `server`.
+fn slow_poll_on(s: Scratch, server: S3Server) -> (Scratch, S3Server, Broker, Agent) {
     let broker = Broker::start(&s.path("mqtt"), &[SERIAL]);
     configure(&s, &server, &broker, "10m", (SERIAL, PASSWORD), None);
     let agent = s.start_agent();
@@ -222,10 +227,7 @@ fn a_revocation_stops_a_running_capture_within_two_seconds() {
 fn a_flood_of_forged_doorbell_messages_starts_nothing_and_reads_the_store_at_most_once_a_second() {
     let s = Scratch::new("");
     let server = S3Server::start_logged(&s.path("s3"));
-    let broker = Broker::start(&s.path("mqtt"), &[SERIAL]);
-    configure(&s, &server, &broker, "10m", (SERIAL, PASSWORD), None);
-    let agent = s.start_agent();
-    wait_doorbell(&agent, "connected", Duration::from_secs(10));
+    let (_s, server, broker, agent) = slow_poll_on(s, server);
     std::thread::sleep(Duration::from_secs(2));
 
     let reads = |server: &S3Server| {

@@ -18,7 +18,7 @@ use pcap_protocol::store::{AuditAction, AuditEntry};
 use serde::Deserialize;
 
 use super::Console;
-use super::pages::{forbidden, layout, session};
+use super::pages::{forbidden, layout, period_select, session};
 use super::session::Session;
 use crate::grants::Issuer;
 
@@ -135,6 +135,17 @@ fn period_of(fields: &Fields) -> Result<Period, Box<Response>> {
     })
 }
 
+/// The end of a confirming form: the CSRF token, the confirmation, the button, and Cancel.
+fn confirm_buttons(session: &Session, label: &str) -> Markup {
+    html! {
+        input type="hidden" name="csrf" value=(session.csrf);
+        input type="hidden" name="confirm" value="yes";
+        button type="submit" { (label) }
+        " "
+        a href="/devices" { "Cancel" }
+    }
+}
+
 /// A page that asks to confirm, carrying the form's fields.
 fn confirm(session: &Session, action: &str, what: Markup, fields: &[(&str, String)]) -> Response {
     layout(
@@ -144,11 +155,7 @@ fn confirm(session: &Session, action: &str, what: Markup, fields: &[(&str, Strin
             p { (what) }
             form method="post" action=(action) {
                 @for (k, v) in fields { input type="hidden" name=(k) value=(v); }
-                input type="hidden" name="csrf" value=(session.csrf);
-                input type="hidden" name="confirm" value="yes";
-                button type="submit" { "Confirm" }
-                " "
-                a href="/devices" { "Cancel" }
+                (confirm_buttons(session, "Confirm"))
             }
         },
     )
@@ -233,18 +240,10 @@ async fn reauthorize_page(
         html! {
             form method="post" action="/devices/reauthorize" {
                 p { "Give " strong { (q.serial) } " a new period from now: "
-                    select name="period" {
-                        option value="1m" { "1 month" }
-                        option value="3m" { "3 months" }
-                        option value="unlimited" { "unlimited" }
-                    }
+                    (period_select())
                 }
                 input type="hidden" name="serial" value=(q.serial);
-                input type="hidden" name="csrf" value=(session.csrf);
-                input type="hidden" name="confirm" value="yes";
-                button type="submit" { "Reauthorize" }
-                " "
-                a href="/devices" { "Cancel" }
+                (confirm_buttons(&session, "Reauthorize"))
             }
         },
     )

@@ -56,6 +56,17 @@ pub fn layout(title: &str, session: Option<&Session>, body: Markup) -> Markup {
     }
 }
 
+/// The choice of an authorization period, as the CLI's `--period` takes it.
+pub fn period_select() -> Markup {
+    html! {
+        select name="period" {
+            option value="1m" { "1 month" }
+            option value="3m" { "3 months" }
+            option value="unlimited" { "unlimited" }
+        }
+    }
+}
+
 /// The session of the request's cookie, if it is live.
 pub fn session(console: &Console, headers: &HeaderMap) -> Option<(String, Session)> {
     let cookies = headers.get(header::COOKIE)?.to_str().ok()?;
@@ -223,11 +234,7 @@ async fn devices(
                     "Add a device: "
                     input name="device" placeholder="SERIAL or SERIAL NAME" required;
                     " for "
-                    select name="period" {
-                        option value="1m" { "1 month" }
-                        option value="3m" { "3 months" }
-                        option value="unlimited" { "unlimited" }
-                    }
+                    (period_select())
                     input type="hidden" name="csrf" value=(session.csrf);
                     " "
                     button type="submit" { "Add" }
