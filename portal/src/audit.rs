@@ -36,16 +36,15 @@ pub fn record(store: &Store, entry: &AuditEntry) {
     }
 }
 
-/// Prints the newest `limit` entries (of `serial`, if given), newest first.
-pub fn list(
+/// The newest `limit` entries (of `serial`, if given), newest first; an unreadable entry is
+/// reported on stderr and skipped.
+pub fn entries(
     store: &Store,
     serial: Option<&Serial>,
     limit: usize,
-    json: bool,
-    cache: Cache,
-) -> anyhow::Result<ExitCode> {
-    let cache = Mutex::new(cache);
-    let entries = store.block_on(async {
+    cache: &Mutex<Cache>,
+) -> anyhow::Result<Vec<AuditEntry>> {
+    store.block_on(async {
         let mut objects: Vec<_> = store
             .list_stream(keys::AUDIT)
             .collect::<Vec<_>>()
@@ -54,19 +53,18 @@ pub fn list(
             .collect::<anyhow::Result<_>>()?;
         // UUIDv7 keys sort by time: newest first.
         objects.sort_by(|a: &crate::store::Object, b| b.key.cmp(&a.key));
-        let cache = &cache;
-        let read: Vec<anyhow::Result<Option<AuditEntry>>> = futures::stream::iter(objects)
-            .map(|o| async move {
-                let Some(bytes) = store.fetch(&o, cache).await? else {
-                    return Ok(None);
-                };
-                Ok(Some(pcap_protocol::schema::decode::<AuditEntry>(&bytes)?))
-            })
-            .buffered(store.concurrency())
-            .collect()
-            .await;
+        let mut read = std::pin::pin!(
+            futures::stream::iter(objects)
+                .map(|o| async move {
+                    let Some(bytes) = store.fetch(&o, cache).await? else {
+                        return Ok(None);
+                    };
+                    anyhow::Ok(Some(pcap_protocol::schema::decode::<AuditEntry>(&bytes)?))
+                })
+                .buffered(store.concurrency())
+        );
         let mut out = Vec::new();
-        for entry in read {
+        while let Some(entry) = read.next().await {
             match entry {
                 Ok(Some(e)) if serial.is_none_or(|s| e.serial.as_ref() == Some(s)) => out.push(e),
                 Ok(_) => {}
@@ -77,7 +75,34 @@ pub fn list(
             }
         }
         anyhow::Ok(out)
-    })?;
+    })
+}
+
+/// What an entry says beyond who, what and which device: period, request, reason, capture.
+pub fn detail(e: &AuditEntry) -> String {
+    [
+        e.period.map(|p| format!("period {p}")),
+        e.request_id.as_ref().map(|r| format!("request {r}")),
+        e.reason.map(|r| r.as_str().to_owned()),
+        e.capture_id.as_ref().map(|c| format!("capture {c}")),
+        e.detail.clone(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(", ")
+}
+
+/// Prints the newest `limit` entries (of `serial`, if given), newest first.
+pub fn list(
+    store: &Store,
+    serial: Option<&Serial>,
+    limit: usize,
+    json: bool,
+    cache: Cache,
+) -> anyhow::Result<ExitCode> {
+    let cache = Mutex::new(cache);
+    let entries = entries(store, serial, limit, &cache)?;
     Cache::save_shared(cache, &format!("{}/", keys::AUDIT));
     if json {
         println!("{}", serde_json::to_string_pretty(&entries)?);
@@ -88,17 +113,7 @@ pub fn list(
         "TIME", "WHO", "ACTION", "SERIAL", "SEQ"
     );
     for e in &entries {
-        let detail = [
-            e.period.map(|p| format!("period {p}")),
-            e.request_id.as_ref().map(|r| format!("request {r}")),
-            e.reason.map(|r| r.as_str().to_owned()),
-            e.capture_id.as_ref().map(|c| format!("capture {c}")),
-            e.detail.clone(),
-        ]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(", ");
+        let detail = detail(e);
         println!(
             "{:<20} {:<16} {:<14} {:<16} {:>4}  {detail}",
             e.time.strftime("%Y-%m-%d %H:%M:%S"),

@@ -7,7 +7,7 @@
 //! manifest does not change, so the cache serves it), and deletions go in batches (S3's
 //! DeleteObjects, 1,000 keys a request).
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Mutex;
@@ -259,21 +259,21 @@ pub fn fetch(
         let name = &f.name;
         bar.set_message(name.to_string());
         let rel = keys::capture_file(&capture.serial, id, name);
-        let download = out.join(format!(".{name}.download"));
+        let plain = out.join(plain_name(name));
+        let partial = plain.with_extension("partial");
         let result = (|| -> anyhow::Result<()> {
-            let mut file = std::fs::File::create(&download)
-                .with_context(|| format!("cannot create {}", download.display()))?;
-            let sha = store.download(&rel, &mut file, |n| bar.set_position(done_before + n))?;
-            let want = f.sha256.as_deref().unwrap_or_default();
-            if !sha.eq_ignore_ascii_case(want) {
-                bail!("{name} is corrupted in the store: SHA-256 {sha}, the manifest says {want}");
-            }
-            let plain = out.join(name.as_str().trim_end_matches(".age"));
-            decrypt(&download, &plain, &identities)
-                .with_context(|| format!("cannot decrypt {name}"))?;
+            let mut file = std::fs::File::create(&partial)
+                .with_context(|| format!("cannot create {}", partial.display()))?;
+            let source =
+                Source::open(store, &rel)?.with_progress(|n| bar.set_position(done_before + n));
+            decrypt_verified(source, f, &identities, &mut |b| file.write_all(b))?;
+            file.sync_all()?;
+            std::fs::rename(&partial, &plain)?;
             Ok(())
         })();
-        let _ = std::fs::remove_file(&download);
+        if result.is_err() {
+            let _ = std::fs::remove_file(&partial);
+        }
         done_before += f.size;
         bar.set_position(done_before);
         if let Err(e) = result {
@@ -305,23 +305,113 @@ pub fn fetch(
     })
 }
 
-fn decrypt(from: &Path, to: &Path, identities: &[Box<dyn age::Identity>]) -> anyhow::Result<()> {
-    let file = std::io::BufReader::new(std::fs::File::open(from)?);
-    let decryptor = age::Decryptor::new(file)?;
-    let mut reader =
-        decryptor.decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity))?;
-    let partial = to.with_extension("partial");
-    let mut out = std::fs::File::create(&partial)?;
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = reader.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        std::io::Write::write_all(&mut out, &buf[..n])?;
+/// The name a capture file has once decrypted: `000001.pcap`, `sessions.json`.
+pub fn plain_name(name: &FileName) -> &str {
+    name.as_str().trim_end_matches(".age")
+}
+
+/// A capture file in the store, read as it arrives and hashed on the way (SHA-256, to check
+/// against the manifest).
+pub struct Source<'a> {
+    store: &'a Store,
+    rel: String,
+    stream: futures::stream::BoxStream<'static, object_store::Result<bytes::Bytes>>,
+    chunk: bytes::Bytes,
+    hash: ring::digest::Context,
+    read: u64,
+    progress: Option<Box<dyn FnMut(u64) + 'a>>,
+}
+
+impl<'a> Source<'a> {
+    pub fn open(store: &'a Store, rel: &str) -> anyhow::Result<Self> {
+        Ok(Source {
+            stream: store.get_stream(rel)?,
+            store,
+            rel: rel.to_owned(),
+            chunk: bytes::Bytes::new(),
+            hash: ring::digest::Context::new(&ring::digest::SHA256),
+            read: 0,
+            progress: None,
+        })
     }
-    out.sync_all()?;
-    std::fs::rename(&partial, to)?;
+
+    /// Calls `progress` with the bytes read so far as they arrive.
+    pub fn with_progress(mut self, progress: impl FnMut(u64) + 'a) -> Self {
+        self.progress = Some(Box::new(progress));
+        self
+    }
+}
+
+impl Read for Source<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.store.block_on(self.stream.next()) {
+                None => return Ok(0),
+                Some(Ok(bytes)) => {
+                    self.hash.update(&bytes);
+                    self.read += bytes.len() as u64;
+                    if let Some(p) = &mut self.progress {
+                        p(self.read);
+                    }
+                    self.chunk = bytes;
+                }
+                Some(Err(e)) => {
+                    return Err(std::io::Error::other(format!(
+                        "cannot read {}: {e}",
+                        self.rel
+                    )));
+                }
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk[..n]);
+        bytes::Buf::advance(&mut self.chunk, n);
+        Ok(n)
+    }
+}
+
+/// Decrypts the capture file `source` (described by `file` in the manifest) with
+/// `identities`, handing the plain bytes to `out` as they come, in one pass over the store's
+/// bytes. age authenticates every 64 KiB chunk, so no altered byte reaches `out`; the size
+/// and SHA-256 of the whole encrypted file are checked against the manifest at its end
+/// (which also catches a file replaced whole by another encrypted to the same recipient), and
+/// an error then means that what `out` received must be thrown away.
+pub fn decrypt_verified(
+    mut source: Source<'_>,
+    file: &pcap_protocol::store::ManifestFile,
+    identities: &[Box<dyn age::Identity>],
+    out: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
+    let name = &file.name;
+    {
+        let decryptor =
+            age::Decryptor::new_buffered(std::io::BufReader::with_capacity(1 << 16, &mut source))
+                .with_context(|| format!("{name} is not an age file"))?;
+        let mut reader = decryptor
+            .decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
+            .with_context(|| format!("cannot decrypt {name}"))?;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = reader
+                .read(&mut buf)
+                .with_context(|| format!("cannot decrypt {name}"))?;
+            if n == 0 {
+                break;
+            }
+            out(&buf[..n])?;
+        }
+    }
+    // Whatever follows the last chunk counts too.
+    std::io::copy(&mut source, &mut std::io::sink())?;
+    let sha = pcap_protocol::keys::hex(source.hash.finish().as_ref());
+    let want = file.sha256.as_deref().unwrap_or_default();
+    if source.read != file.size || !sha.eq_ignore_ascii_case(want) {
+        bail!(
+            "{name} is corrupted in the store: {} bytes with SHA-256 {sha}, the manifest says {} bytes with {want}",
+            source.read,
+            file.size
+        );
+    }
     Ok(())
 }
 

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Mutex;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use jiff::Timestamp;
 use pcap_protocol::store::{Heartbeat, keys};
 use pcap_protocol::{
@@ -98,6 +98,28 @@ pub fn for_each_row(
             }
         }
         anyhow::Ok(())
+    })
+}
+
+/// The rows of `serials` alone (one small LIST each), read as [`for_each_row`] reads them; a
+/// serial with neither grant nor heartbeat has no row.
+pub fn rows_of(
+    store: &Store,
+    serials: &[Serial],
+    keys: Option<&VerifyKeys>,
+    cache: &Mutex<Cache>,
+    now: Timestamp,
+) -> anyhow::Result<Vec<Row>> {
+    store.block_on(async {
+        let mut rows = Vec::new();
+        for serial in serials {
+            let objects: Vec<Object> = store
+                .list_stream(&keys::device(serial))
+                .try_collect()
+                .await?;
+            rows.extend(device_row(store, cache, serial, &objects, keys, now).await);
+        }
+        Ok(rows)
     })
 }
 

@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use pcap_protocol::request::cli::CaptureFlags;
 use pcap_protocol::store::{AuditAction, AuditEntry, Heartbeat, RequestResult, ResultState, keys};
 use pcap_protocol::units::parse_duration;
-use pcap_protocol::{Envelope, RequestId, Serial, SigningKey};
+use pcap_protocol::{CaptureRequest, Envelope, RequestId, Serial, SigningKey};
 
 use crate::audit;
 use crate::grants::heartbeat;
@@ -75,33 +75,44 @@ fn obstacle(seen: Option<&Heartbeat>, serial: &Serial, now: Timestamp) -> Option
     None
 }
 
-pub fn request(store: &Store, args: &RequestArgs, now: Timestamp) -> anyhow::Result<ExitCode> {
-    let key = SigningKey::load(&args.key)
-        .with_context(|| format!("cannot load the request key {}", args.key.display()))?;
-    let serial = &args.serial;
+/// A request written to the store.
+#[derive(Debug)]
+pub struct Submitted {
+    pub id: RequestId,
+    pub not_after: Timestamp,
+    /// Why the device may not pick it up, from its heartbeat (it is written all the same).
+    pub warning: Option<String>,
+}
+
+/// Signs `request` for `serial` with `key`, valid for `valid_for` from `now`, writes it to the
+/// store, records it in the audit trail as `actor`'s, and rings the device's doorbell.
+pub fn submit(
+    store: &Store,
+    key: &SigningKey,
+    serial: &Serial,
+    mut request: CaptureRequest,
+    valid_for: Duration,
+    actor: &str,
+    now: Timestamp,
+) -> anyhow::Result<Submitted> {
     let id = RequestId::generate();
-    let not_after = now
-        .checked_add(jiff::SignedDuration::try_from(args.valid_for)?)
-        .context("--valid-for is too long")?;
-    let mut request = args.capture.request();
+    let not_after = jiff::SignedDuration::try_from(valid_for)
+        .ok()
+        .and_then(|d| now.checked_add(d).ok())
+        .context("the validity is too long (at most 30 days)")?;
     request.request_id = Some(id.clone());
     request.serial = Some(serial.clone());
     request.not_after = Some(not_after);
     request.check().map_err(anyhow::Error::msg)?;
     // Warn at once if the device will not pick it up (an unreadable heartbeat warns too).
-    let seen = heartbeat(store, serial).unwrap_or_else(|e| {
-        eprintln!("pcap-portal: warning: {e:#}");
-        None
-    });
-    if let Some(why) = obstacle(seen.as_ref(), serial, now) {
-        eprintln!("pcap-portal: warning: {why}");
-    }
+    let warning = match heartbeat(store, serial) {
+        Ok(seen) => obstacle(seen.as_ref(), serial, now),
+        Err(e) => Some(format!("{e:#}")),
+    };
     store.put(
         &keys::request(serial, &id),
-        Envelope::sign(&request, &key).to_json(),
+        Envelope::sign(&request, key).to_json(),
     )?;
-    println!("{id}");
-    eprintln!("request {id} for {serial} written; valid until {not_after}");
     let entry = AuditEntry {
         serial: Some(serial.clone()),
         request_id: Some(id.clone()),
@@ -116,14 +127,43 @@ pub fn request(store: &Store, args: &RequestArgs, now: Timestamp) -> anyhow::Res
                 .map(|s| format!(", subject {s:?}"))
                 .unwrap_or_default()
         )),
-        ..AuditEntry::new(&audit::cli_actor(), AuditAction::Request)
+        ..AuditEntry::new(actor, AuditAction::Request)
     };
     audit::record(store, &entry);
     store.ring(std::slice::from_ref(serial));
+    Ok(Submitted {
+        id,
+        not_after,
+        warning,
+    })
+}
+
+pub fn request(store: &Store, args: &RequestArgs, now: Timestamp) -> anyhow::Result<ExitCode> {
+    let key = SigningKey::load(&args.key)
+        .with_context(|| format!("cannot load the request key {}", args.key.display()))?;
+    let serial = &args.serial;
+    let submitted = submit(
+        store,
+        &key,
+        serial,
+        args.capture.request(),
+        args.valid_for,
+        &audit::cli_actor(),
+        now,
+    )?;
+    if let Some(why) = &submitted.warning {
+        eprintln!("pcap-portal: warning: {why}");
+    }
+    let id = &submitted.id;
+    println!("{id}");
+    eprintln!(
+        "request {id} for {serial} written; valid until {}",
+        submitted.not_after
+    );
     if !args.wait {
         return Ok(ExitCode::SUCCESS);
     }
-    wait(store, serial, &id, args.timeout)
+    wait(store, serial, id, args.timeout)
 }
 
 /// Follows `results/<id>.json` until the request is refused or its capture has ended.

@@ -9,7 +9,6 @@
 //! come, and [`Store::fetch`] reads a listed document through the ETag cache; the commands run
 //! up to [`Store::concurrency`] of those at once.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use std::sync::Mutex;
@@ -246,33 +245,16 @@ impl Store {
             .with_context(|| format!("cannot write {rel}"))
     }
 
-    /// Streams the object at `rel` into `out`, calling `progress` with the bytes so far;
-    /// returns the SHA-256 (hex) of what was written.
-    pub fn download(
+    /// The bytes of the object at `rel` as they arrive.
+    pub fn get_stream(
         &self,
         rel: &str,
-        out: &mut impl Write,
-        mut progress: impl FnMut(u64),
-    ) -> anyhow::Result<String> {
+    ) -> anyhow::Result<BoxStream<'static, object_store::Result<bytes::Bytes>>> {
         let key = self.key(rel);
-        self.runtime.block_on(async {
-            let result = self
-                .inner
-                .objects()
-                .get(&key)
-                .await
-                .with_context(|| format!("cannot read {rel}"))?;
-            let mut stream = result.into_stream();
-            let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
-            let mut done = 0u64;
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk.with_context(|| format!("cannot read {rel}"))?;
-                hash.update(&chunk);
-                out.write_all(&chunk)?;
-                done += chunk.len() as u64;
-                progress(done);
-            }
-            Ok(pcap_protocol::keys::hex(hash.finish().as_ref()))
-        })
+        let result = self
+            .runtime
+            .block_on(self.inner.objects().get(&key))
+            .with_context(|| format!("cannot read {rel}"))?;
+        Ok(result.into_stream())
     }
 }

@@ -340,8 +340,13 @@ async fn unauthorize(
     done(&session, &ok, &refused)
 }
 
-/// Rings the devices' doorbells (if the portal has one), off the async workers.
+/// Rings the devices' doorbells (if the portal has one), off the async workers, and reads
+/// their rows again for the devices page.
 async fn ring(console: &Arc<Console>, serials: Vec<pcap_protocol::Serial>) {
-    let console = console.clone();
-    let _ = tokio::task::spawn_blocking(move || console.store.ring(&serials)).await;
+    let rung = {
+        let (console, serials) = (console.clone(), serials.clone());
+        tokio::task::spawn_blocking(move || console.store.ring(&serials))
+    };
+    super::fleet::update(console, serials).await;
+    let _ = rung.await;
 }

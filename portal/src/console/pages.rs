@@ -2,7 +2,7 @@
 //! renders; nothing here decides anything the CLI would not.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::Form;
 use axum::Router;
@@ -15,9 +15,7 @@ use serde::Deserialize;
 
 use super::Console;
 use super::session::{COOKIE, SESSION_LIFETIME, Session};
-use crate::cache::Cache;
 use crate::devices::Row;
-use crate::listing::Progress;
 
 /// Rows on one page of the devices list.
 const PAGE_ROWS: usize = 100;
@@ -47,6 +45,11 @@ pub fn layout(title: &str, session: Option<&Session>, body: Markup) -> Markup {
                         "Signed in as " (s.user) " (" (s.role.as_str()) ") "
                         input type="hidden" name="csrf" value=(s.csrf);
                         button type="submit" { "Log out" }
+                    }
+                    nav {
+                        a href="/devices" { "Devices" } " · "
+                        @if s.role == crate::users::Role::Research { a href="/captures" { "Captures" } " · " }
+                        a href="/audit" { "Audit" }
                     }
                 }
                 h1 { (title) }
@@ -142,8 +145,9 @@ async fn login(
     console.sessions.succeeded(&form.name, &address);
     let id = console.sessions.start(&form.name, role);
     let cookie = format!(
-        "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
-        SESSION_LIFETIME.as_secs()
+        "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        SESSION_LIFETIME.as_secs(),
+        if console.tls { "; Secure" } else { "" }
     );
     ([(header::SET_COOKIE, cookie)], Redirect::to("/devices")).into_response()
 }
@@ -165,6 +169,14 @@ async fn logout(State(console): Shared, headers: HeaderMap, Form(form): Form<Csr
     ([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response()
 }
 
+pub fn bad_request(session: &Session, why: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        layout("Bad request", Some(session), html! { p.error { (why) } }),
+    )
+        .into_response()
+}
+
 pub fn forbidden(why: &str) -> Response {
     (
         StatusCode::FORBIDDEN,
@@ -179,6 +191,55 @@ struct DevicesQuery {
     q: String,
     #[serde(default)]
     page: usize,
+    #[serde(default)]
+    sort: Sort,
+    #[serde(default)]
+    desc: bool,
+}
+
+/// The columns the devices page sorts by.
+#[derive(Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum Sort {
+    #[default]
+    Serial,
+    Name,
+    Agent,
+    Seen,
+    State,
+    Expires,
+}
+
+impl Sort {
+    fn as_str(self) -> &'static str {
+        match self {
+            Sort::Serial => "serial",
+            Sort::Name => "name",
+            Sort::Agent => "agent",
+            Sort::Seen => "seen",
+            Sort::State => "state",
+            Sort::Expires => "expires",
+        }
+    }
+
+    fn order(self, a: &Row, b: &Row) -> std::cmp::Ordering {
+        let by = match self {
+            Sort::Serial => std::cmp::Ordering::Equal,
+            Sort::Name => a.name.cmp(&b.name),
+            Sort::Agent => a.agent_version.cmp(&b.agent_version),
+            Sort::Seen => a.last_seen.cmp(&b.last_seen),
+            Sort::State => a.state.cmp(&b.state),
+            Sort::Expires => a.expires_at.cmp(&b.expires_at),
+        };
+        by.then_with(|| a.serial.cmp(&b.serial))
+    }
+}
+
+/// A time as the pages show it.
+pub fn when(t: Option<jiff::Timestamp>) -> String {
+    t.map_or("-".to_owned(), |t| {
+        t.strftime("%Y-%m-%d %H:%M UTC").to_string()
+    })
 }
 
 async fn devices(
@@ -189,17 +250,15 @@ async fn devices(
     let Some((_, session)) = session(&console, &headers) else {
         return Redirect::to("/login").into_response();
     };
-    let listed = {
-        let console = console.clone();
-        tokio::task::spawn_blocking(move || all_rows(&console)).await
-    };
-    let rows = match listed {
-        Ok(Ok(rows)) => rows,
-        Ok(Err(e)) => return error_page(&session, &format!("{e:#}")),
-        Err(e) => return error_page(&session, &e.to_string()),
-    };
+    let snapshot = console.fleet.snapshot().await;
+    if snapshot.listed_at.is_none()
+        && let Some(e) = &snapshot.error
+    {
+        return error_page(&session, e);
+    }
     let needle = query.q.to_lowercase();
-    let matching: Vec<&Row> = rows
+    let mut matching: Vec<&Row> = snapshot
+        .rows
         .iter()
         .filter(|r| {
             needle.is_empty()
@@ -212,14 +271,29 @@ async fn devices(
                 || r.state.contains(&needle)
         })
         .collect();
+    matching.sort_by(|a, b| {
+        let o = query.sort.order(a, b);
+        if query.desc { o.reverse() } else { o }
+    });
     let pages = matching.len().div_ceil(PAGE_ROWS).max(1);
     let page = query.page.min(pages - 1);
     let shown = matching.iter().skip(page * PAGE_ROWS).take(PAGE_ROWS);
     let admin = session.role.may_authorize() && console.key.is_some();
-    let when = |t: Option<jiff::Timestamp>| {
-        t.map_or("-".to_owned(), |t| {
-            t.strftime("%Y-%m-%d %H:%M UTC").to_string()
-        })
+    let link = |sort: Sort, desc: bool, page: usize| {
+        format!(
+            "/devices?q={}&sort={}&desc={desc}&page={page}",
+            urlencode(&query.q),
+            sort.as_str()
+        )
+    };
+    let header = |label: &str, sort: Sort| {
+        let desc = query.sort == sort && !query.desc;
+        let mark = match (query.sort == sort, query.desc) {
+            (true, false) => " ▲",
+            (true, true) => " ▼",
+            _ => "",
+        };
+        html! { th { a href=(link(sort, desc, 0)) { (label) (mark) } } }
     };
     layout(
         "Devices",
@@ -227,10 +301,12 @@ async fn devices(
         html! {
             form method="get" action="/devices" {
                 input name="q" value=(query.q) placeholder="serial, name or state";
+                input type="hidden" name="sort" value=(query.sort.as_str());
+                input type="hidden" name="desc" value=(query.desc);
                 button type="submit" { "Filter" }
             }
             @if admin {
-                form method="post" action="/devices/add" {
+                form #add method="post" action="/devices/add" {
                     "Add a device: "
                     input name="device" placeholder="SERIAL or SERIAL NAME" required;
                     " for "
@@ -240,28 +316,34 @@ async fn devices(
                     button type="submit" { "Add" }
                 }
             }
-            p { (matching.len()) " device(s), page " (page + 1) " of " (pages) }
+            p {
+                (matching.len()) " device(s), page " (page + 1) " of " (pages)
+                @if let Some(t) = snapshot.listed_at { " · listed " (when(Some(t))) }
+                @if let Some(e) = &snapshot.error { span.error { " · the last listing failed: " (e) } }
+            }
             form method="post" action="/devices/unauthorize" {
             input type="hidden" name="csrf" value=(session.csrf);
-            table {
+            table #devices {
                 thead { tr {
                     @if admin { th {} }
-                    th { "Serial" } th { "Name" } th { "Agent" } th { "Last seen" }
-                    th { "State" } th { "Period" } th { "From" } th { "Expires" }
+                    (header("Serial", Sort::Serial)) (header("Name", Sort::Name))
+                    (header("Agent", Sort::Agent)) (header("Last seen", Sort::Seen))
+                    (header("State", Sort::State)) th { "Period" } th { "From" }
+                    (header("Expires", Sort::Expires))
                     @if admin { th {} }
                 } }
                 tbody {
                     @for r in shown {
                         tr {
                             @if admin { td { input type="checkbox" name="serial" value=(r.serial); } }
-                            td { (r.serial) }
+                            td { a href=(format!("/devices/{}", urlencode(&r.serial))) { (r.serial) } }
                             td { (r.name.as_deref().unwrap_or("-")) }
                             td { (r.agent_version.as_deref().unwrap_or("-")) }
                             td { (when(r.last_seen)) }
-                            td { (r.state) }
+                            td.state { (r.state) }
                             td { (r.period.map_or("-", pcap_protocol::Period::as_str)) }
                             td { (when(r.not_before)) }
-                            td { (when(r.expires_at)) }
+                            td.expires { (when(r.expires_at)) }
                             @if admin {
                                 td { a href=(format!("/devices/reauthorize?serial={}", urlencode(&r.serial))) { "Reauthorize" } }
                             }
@@ -269,41 +351,18 @@ async fn devices(
                     }
                 }
             }
-            @if admin { button type="submit" { "Unauthorize selected" } }
+            @if admin { button #unauthorize type="submit" { "Unauthorize selected" } }
             }
             p {
-                @if page > 0 { a href=(format!("/devices?q={}&page={}", urlencode(&query.q), page - 1)) { "Previous" } " " }
-                @if page + 1 < pages { a href=(format!("/devices?q={}&page={}", urlencode(&query.q), page + 1)) { "Next" } }
+                @if page > 0 { a href=(link(query.sort, query.desc, page - 1)) { "Previous" } " " }
+                @if page + 1 < pages { a href=(link(query.sort, query.desc, page + 1)) { "Next" } }
             }
         },
     )
     .into_response()
 }
 
-/// Every device's row, read as `devices list` reads them (through the portal's cache).
-fn all_rows(console: &Console) -> anyhow::Result<Vec<Row>> {
-    let cache = Mutex::new(Cache::open(
-        console.state_dir.as_deref(),
-        &console.store.url().to_string(),
-    ));
-    let mut rows = Vec::new();
-    let progress = Progress::hidden();
-    let result = crate::devices::for_each_row(
-        &console.store,
-        console.verify_keys.as_ref(),
-        &cache,
-        &progress,
-        jiff::Timestamp::now(),
-        |row| {
-            rows.push(row);
-            Ok(())
-        },
-    );
-    Cache::save_shared(cache, &format!("{}/", pcap_protocol::store::keys::DEVICES));
-    result.map(|()| rows)
-}
-
-fn error_page(session: &Session, message: &str) -> Response {
+pub fn error_page(session: &Session, message: &str) -> Response {
     (
         StatusCode::BAD_GATEWAY,
         layout(
@@ -316,7 +375,7 @@ fn error_page(session: &Session, message: &str) -> Response {
 }
 
 /// `text` for a query string.
-fn urlencode(text: &str) -> String {
+pub fn urlencode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
