@@ -4,6 +4,7 @@
 //! The tests run the real binaries, so `cargo build --workspace --bins` must come first (the
 //! README's test command does it).
 
+pub mod browser;
 pub mod mqtt;
 pub mod net;
 pub mod pcapgen;

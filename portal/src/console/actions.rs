@@ -140,7 +140,7 @@ fn confirm_buttons(session: &Session, label: &str) -> Markup {
     html! {
         input type="hidden" name="csrf" value=(session.csrf);
         input type="hidden" name="confirm" value="yes";
-        button type="submit" { (label) }
+        button #confirm type="submit" { (label) }
         " "
         a href="/devices" { "Cancel" }
     }

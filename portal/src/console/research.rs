@@ -271,7 +271,12 @@ async fn capture(
                                 } @else { (plain_name(&f.name)) }
                             }
                             td { (f.size) }
-                            td { (format!("{:?}", f.state).to_lowercase()) @if let Some(r) = &f.reason { ": " (r) } }
+                            td {
+                                (format!("{:?}", f.state).to_lowercase())
+                                @if f.state != pcap_protocol::store::FileState::Uploaded {
+                                    @if let Some(r) = &f.reason { ": " (r) }
+                                }
+                            }
                         }
                     }
                 }
