@@ -28,16 +28,9 @@ NS=pa-fleet-bench
 
 if [ "${PA_FLEET_IN_NS:-}" != 1 ]; then
   cargo build --release --locked --quiet --bins -p pcap-agent -p pcap-portal -p pcap-tests
-  ip netns del "$NS" 2>/dev/null || true
-  ip netns add "$NS"
+  source bench/lib.sh
+  quickack_netns "$NS"
   trap 'ip netns del "$NS"' EXIT
-  ip -n "$NS" link set lo up
-  for route in 127.0.0.0/8 127.0.0.1; do
-    ip -n "$NS" route replace local "$route" dev lo proto kernel scope host src 127.0.0.1 table local quickack 1
-  done
-  # 127.0.0.2 keeps delayed ACKs: there each small GET waits about 40 ms, as a request to a
-  # remote store waits for its round trip.
-  ip -n "$NS" route replace local 127.0.0.2 dev lo proto kernel scope host src 127.0.0.1 table local
   PA_FLEET_IN_NS=1 ip netns exec "$NS" "$0" "$@"
   exit
 fi

@@ -145,3 +145,18 @@ agent_capture_stop() {
 
 # Removes the sealed segments of capture $1 (the benchmark has no uploader to do it).
 agent_capture_purge() { rm -rf "$AGENT_DIR/spool/$1"; }
+
+# Creates the network namespace $1 whose loopback routes have `quickack`: s3s-fs does not set
+# TCP_NODELAY, so against Linux's delayed ACKs each small GET on a kept-alive connection would
+# wait 40 ms for its body, which no real S3 endpoint does. 127.0.0.2 keeps delayed ACKs: there
+# each small GET waits about 40 ms, as a request to a remote store waits for its round trip.
+quickack_netns() {
+  ip netns del "$1" 2>/dev/null || true
+  ip netns add "$1"
+  ip -n "$1" link set lo up
+  local route
+  for route in 127.0.0.0/8 127.0.0.1; do
+    ip -n "$1" route replace local "$route" dev lo proto kernel scope host src 127.0.0.1 table local quickack 1
+  done
+  ip -n "$1" route replace local 127.0.0.2 dev lo proto kernel scope host src 127.0.0.1 table local
+}

@@ -5,6 +5,7 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use pcap_tests::pcapgen;
 use pcap_tests::s3::free_port;
 use pcap_tests::{ChildGuard, Scratch, run, wait_until};
 
@@ -14,6 +15,9 @@ const PASSWORD: &str = "correct horse battery";
 struct Console {
     port: u16,
     jar: std::path::PathBuf,
+    /// `http`, or `https` with the CA file curl trusts.
+    scheme: &'static str,
+    cacert: Option<std::path::PathBuf>,
     _child: ChildGuard,
 }
 
@@ -24,6 +28,17 @@ impl Console {
 
     /// A console with the accounts `accounts` (name, role), all with [`PASSWORD`].
     fn start_with(s: &Scratch, accounts: &[(&str, &str)]) -> Self {
+        Self::start_full(s, accounts, &[], None)
+    }
+
+    /// As [`Console::start_with`], with `args` added to `serve`, served over HTTPS with the
+    /// certificate and key `tls` (whose certificate is its own CA) if given.
+    fn start_full(
+        s: &Scratch,
+        accounts: &[(&str, &str)],
+        args: &[&str],
+        tls: Option<(&std::path::Path, &std::path::Path)>,
+    ) -> Self {
         let users = s.path("users.json");
         for (name, role) in accounts {
             let mut add = s
@@ -45,10 +60,15 @@ impl Console {
             assert!(add.wait().unwrap().success());
         }
         let port = free_port();
-        let child = s
-            .portal()
+        let mut serve = s.portal();
+        serve
             .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--users"])
             .arg(&users)
+            .args(args);
+        if let Some((cert, key)) = tls {
+            serve.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key);
+        }
+        let child = serve
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -59,20 +79,31 @@ impl Console {
         Console {
             port,
             jar: s.path("cookies.txt"),
+            scheme: if tls.is_some() { "https" } else { "http" },
+            cacert: tls.map(|(cert, _)| cert.to_owned()),
             _child: ChildGuard(Some(child)),
         }
     }
 
     /// `curl -i` of `path` with the cookie jar, and `args`.
     fn curl(&self, path: &str, args: &[&str]) -> String {
-        let out: Output = run(Command::new("curl")
-            .args(["-s", "-i", "-b"])
+        let out = self.curl_output(path, args);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// curl's whole outcome for `path` (with the cookie jar, and `args`).
+    fn curl_output(&self, path: &str, args: &[&str]) -> Output {
+        let mut curl = Command::new("curl");
+        curl.args(["-s", "-i", "-b"])
             .arg(&self.jar)
             .arg("-c")
-            .arg(&self.jar)
+            .arg(&self.jar);
+        if let Some(ca) = &self.cacert {
+            curl.arg("--cacert").arg(ca);
+        }
+        run(curl
             .args(args)
-            .arg(format!("http://127.0.0.1:{}{path}", self.port)));
-        String::from_utf8_lossy(&out.stdout).into_owned()
+            .arg(format!("{}://127.0.0.1:{}{path}", self.scheme, self.port)))
     }
 
     fn login(&self, password: &str) -> String {
@@ -358,4 +389,189 @@ fn a_viewer_sees_the_devices_without_the_actions_and_a_forged_post_is_refused_an
             .any(|l| l.contains("victor") && l.contains("forbidden")),
         "{audit}"
     );
+}
+
+/// A self-signed certificate for 127.0.0.1 and its key, made with openssl.
+fn certificate(s: &Scratch) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (s.path("console.crt"), s.path("console.key"));
+    let out = run(Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=127.0.0.1"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (cert, key)
+}
+
+#[test]
+fn the_console_serves_https_with_a_secure_cookie_and_refuses_a_key_that_is_not_the_certificates() {
+    let s = Scratch::new("");
+    let (cert, key) = certificate(&s);
+    let console = Console::start_full(&s, &[("alice", "admin")], &[], Some((&cert, &key)));
+    let login = console.login(PASSWORD);
+    assert_eq!(status(&login), 303, "{login}");
+    let cookie = login
+        .lines()
+        .find(|l| l.to_lowercase().starts_with("set-cookie:"))
+        .expect("a session cookie");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Secure"] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    assert_eq!(status(&console.curl("/devices", &[])), 200);
+    // Plain HTTP on the HTTPS port gets no page.
+    let plain = run(Command::new("curl").args([
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &format!("http://127.0.0.1:{}/login", console.port),
+    ]));
+    assert_ne!(String::from_utf8_lossy(&plain.stdout), "200");
+
+    // A key of another certificate: refused at the start, saying so.
+    let other = Scratch::new("");
+    let (_, other_key) = certificate(&other);
+    let out = run(s
+        .portal()
+        .args(["serve", "--listen", "127.0.0.1:0", "--users"])
+        .arg(s.path("users.json"))
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&other_key));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does not go with the certificate"), "{err}");
+}
+
+/// Writes a capture of `PA-0001` into the scratch's file store as the uploader leaves it: the
+/// segment `000001.pcap.age` (the pcap `plain`, encrypted with the age CLI to the research
+/// recipient) and a manifest with its size and SHA-256. Returns the capture id.
+fn stored_capture(s: &Scratch, plain: &std::path::Path) -> String {
+    let id = "01930000-0000-7000-8000-000000000001";
+    let dir = s.path(&format!("store/captures/PA-0001/{id}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let segment = dir.join("000001.pcap.age");
+    encrypt(s, plain, &segment);
+    let bytes = std::fs::read(&segment).unwrap();
+    let sha = ring::digest::digest(&ring::digest::SHA256, &bytes);
+    let manifest = serde_json::json!({
+        "schema": "1.0", "capture_id": id, "serial": "PA-0001", "agent_version": "0.1.0",
+        "origin": "remote", "request": {"interface": "lo", "reason": "other"},
+        "interface": "lo", "effective_filter": "udp", "link_type": "EN10MB",
+        "limits": {"max_duration": "1m", "snaplen": 65535},
+        "started_at": "2026-12-01T00:00:00Z", "ended_at": "2026-12-01T00:01:00Z",
+        "state": "stopped", "stop_reason": "duration",
+        "stats": {"received": 3, "written": 3, "bytes_written": 300, "dropped_rate_limit": 0,
+                  "dropped_kernel": 0, "dropped_interface": 0, "segments": 1},
+        "segments": [{"seq": 1, "name": "000001.pcap.age", "packets": 3,
+                      "plaintext_bytes": std::fs::metadata(plain).unwrap().len()}],
+        "segments_lost": 0,
+        "files": [{"name": "000001.pcap.age", "state": "uploaded", "size": bytes.len(),
+                   "sha256": pcap_protocol::keys::hex(sha.as_ref())}],
+    });
+    std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
+    id.to_owned()
+}
+
+fn encrypt(s: &Scratch, plain: &std::path::Path, out: &std::path::Path) {
+    let recipient = std::fs::read_to_string(s.path("keys/research.age.pub")).unwrap();
+    let done = run(Command::new("age")
+        .args(["-r", recipient.trim(), "-o"])
+        .arg(out)
+        .arg(plain));
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+}
+
+#[test]
+fn a_download_is_decrypted_and_verified_against_the_manifest_and_a_substituted_file_fails() {
+    let s = Scratch::new("");
+    let plain = s.path("plain.pcap");
+    let frames: Vec<Vec<u8>> = (0..3)
+        .map(|i| pcapgen::udp4([10, 0, 0, 1], [10, 0, 0, 2], 4000 + i, 53, b"query"))
+        .collect();
+    std::fs::write(&plain, pcapgen::pcap(1, &frames)).unwrap();
+    let id = stored_capture(&s, &plain);
+    let identity = s.path("keys/research.age");
+    let console = Console::start_full(
+        &s,
+        &[("rita", "research"), ("victor", "viewer")],
+        &["--identity", identity.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(status(&console.login_as("rita", PASSWORD)), 303);
+    let list = console.curl("/captures", &[]);
+    assert!(list.contains(&id), "{list}");
+    let page = console.curl(&format!("/captures/PA-0001/{id}"), &[]);
+    assert!(page.contains("000001.pcap"), "{page}");
+
+    let got = s.path("got.pcap");
+    let path = format!("/captures/PA-0001/{id}/000001.pcap");
+    let out = console.curl_output(
+        &path,
+        &[
+            "--no-include",
+            "-o",
+            got.to_str().unwrap(),
+            "-w",
+            "%{http_code}",
+        ],
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
+    assert_eq!(std::fs::read(&got).unwrap(), std::fs::read(&plain).unwrap());
+
+    // A file the manifest does not list, an id that is not one.
+    assert_eq!(
+        status(&console.curl(&format!("/captures/PA-0001/{id}/000002.pcap"), &[])),
+        404
+    );
+    assert_eq!(
+        status(&console.curl("/captures/PA-0001/..%2Fx/000001.pcap", &[])),
+        400
+    );
+
+    // The segment replaced whole by another file encrypted to the same recipient: age accepts
+    // it, the manifest's SHA-256 does not, and the download fails instead of completing.
+    // It has the same length as the genuine one, so only the manifest's SHA-256 tells them apart.
+    let other = s.path("other.pcap");
+    let frames: Vec<Vec<u8>> = (0..3)
+        .map(|i| pcapgen::udp4([10, 0, 0, 9], [10, 0, 0, 2], 4000 + i, 53, b"QUERY"))
+        .collect();
+    std::fs::write(&other, pcapgen::pcap(1, &frames)).unwrap();
+    encrypt(
+        &s,
+        &other,
+        &s.path(&format!("store/captures/PA-0001/{id}/000001.pcap.age")),
+    );
+    std::fs::remove_file(&got).unwrap();
+    let out = console.curl_output(&path, &["--no-include", "-o", got.to_str().unwrap()]);
+    assert!(
+        !out.status.success(),
+        "curl completed a download that does not match the manifest"
+    );
+    let received = std::fs::metadata(&got).map_or(0, |m| m.len());
+    assert!(received < std::fs::metadata(&other).unwrap().len());
+
+    // A viewer gets no captures.
+    assert_eq!(status(&console.login_as("victor", PASSWORD)), 303);
+    assert_eq!(status(&console.curl("/captures", &[])), 403);
+    assert_eq!(status(&console.curl(&path, &[])), 403);
 }

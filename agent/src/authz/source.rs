@@ -62,7 +62,12 @@ pub fn grant_key(store: &Store, serial: &Serial) -> object_store::path::Path {
 /// Fetches and verifies `devices/<serial>/grant.json` from the store.
 pub async fn fetch_grant(store: &Store, keys: &VerifyKeys, serial: &Serial) -> Reading {
     let key = grant_key(store, serial);
-    let origin = format!("{}/{key}", store.url().trim_end_matches('/'));
+    // The URL already names the store's prefix: add the key relative to it.
+    let origin = format!(
+        "{}/{}",
+        store.url().trim_end_matches('/'),
+        pcap_protocol::store::keys::grant(serial)
+    );
     match store.get_limited(&key, MAX_ENVELOPE_LEN).await {
         Ok(Some(bytes)) => verify(&bytes, keys, serial, &format!("grant {origin}")),
         Ok(None) => Reading::Missing(format!("there is no grant at {origin}")),

@@ -353,6 +353,9 @@ async fn download(
                 .map_err(|e| {
                     anyhow::anyhow!("cannot read the age identity {}: {e}", identity.display())
                 })?;
+            // The last chunk is held back until the file it ends is verified: a client never
+            // holds every byte of a download that did not match the manifest.
+            let mut held: Option<Bytes> = None;
             for (i, f) in files.iter().enumerate() {
                 let rel = keys::capture_file(&serial, &id, &f.name);
                 let mut skip = if joined && i > 0 { PCAP_HEADER } else { 0 };
@@ -366,10 +369,18 @@ async fn download(
                         if from == b.len() {
                             return Ok(());
                         }
-                        tx.blocking_send(Ok(Bytes::copy_from_slice(&b[from..])))
-                            .map_err(|_| std::io::Error::other("the browser went away"))
+                        match held.replace(Bytes::copy_from_slice(&b[from..])) {
+                            Some(previous) => tx
+                                .blocking_send(Ok(previous))
+                                .map_err(|_| std::io::Error::other("the browser went away")),
+                            None => Ok(()),
+                        }
                     },
                 )?;
+            }
+            if let Some(last) = held {
+                tx.blocking_send(Ok(last))
+                    .map_err(|_| anyhow::anyhow!("the browser went away"))?;
             }
             Ok(())
         })();
