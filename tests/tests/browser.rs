@@ -139,7 +139,8 @@ fn an_administrator_authorizes_reauthorizes_and_unauthorizes_in_the_browser_and_
     b.select("#add select[name=period]", "3m");
     b.follow("#add button");
     assert!(
-        b.text().contains("Authorize PA-0001 e2e for 3m from now?"),
+        b.text()
+            .contains("Authorize PA-0001 e2e for 3 months from now?"),
         "{}",
         b.text()
     );

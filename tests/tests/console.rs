@@ -288,7 +288,7 @@ fn an_administrator_adds_reauthorizes_and_unauthorizes_with_confirmations_and_th
     );
     assert_eq!(status(&ask), 200, "{ask}");
     assert!(
-        ask.contains("Authorize <strong>PA-0001 e2e</strong> for 3m"),
+        ask.contains("Authorize <strong>PA-0001 e2e</strong> for 3 months"),
         "{ask}"
     );
     assert_eq!(state(&s, "PA-0001"), "unauthorized");

@@ -18,7 +18,7 @@ use pcap_protocol::store::{AuditAction, AuditEntry};
 use serde::Deserialize;
 
 use super::Console;
-use super::pages::{forbidden, layout, period_select, session};
+use super::pages::{forbidden, layout, period_select, period_words, session};
 use super::session::Session;
 use crate::grants::Issuer;
 
@@ -199,7 +199,7 @@ async fn add(State(console): State<Arc<Console>>, headers: HeaderMap, body: Byte
         return confirm(
             &session,
             "/devices/add",
-            html! { "Authorize " strong { (device) } " for " (period) " from now?" },
+            html! { "Authorize " strong { (device) } " for " (period_words(period)) " from now?" },
             &[("device", device.clone()), ("period", period.to_string())],
         );
     }

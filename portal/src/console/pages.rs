@@ -59,13 +59,26 @@ pub fn layout(title: &str, session: Option<&Session>, body: Markup) -> Markup {
     }
 }
 
-/// The choice of an authorization period, as the CLI's `--period` takes it.
+/// The authorization periods, as the CLI's `--period` takes them, and in words.
+const PERIODS: [(pcap_protocol::Period, &str); 3] = [
+    (pcap_protocol::Period::OneMonth, "1 month"),
+    (pcap_protocol::Period::ThreeMonths, "3 months"),
+    (pcap_protocol::Period::Unlimited, "unlimited"),
+];
+
+/// A period in words: "3 months".
+pub fn period_words(period: pcap_protocol::Period) -> &'static str {
+    PERIODS
+        .iter()
+        .find(|(p, _)| *p == period)
+        .map_or(period.as_str(), |(_, words)| words)
+}
+
+/// The choice of an authorization period.
 pub fn period_select() -> Markup {
     html! {
         select name="period" {
-            option value="1m" { "1 month" }
-            option value="3m" { "3 months" }
-            option value="unlimited" { "unlimited" }
+            @for (period, words) in PERIODS { option value=(period.as_str()) { (words) } }
         }
     }
 }
