@@ -384,21 +384,31 @@ pub fn decrypt_verified(
 ) -> anyhow::Result<()> {
     let name = &file.name;
     {
+        let corrupted = |what: String| anyhow::anyhow!("{name} is corrupted in the store: {what}");
         let decryptor =
             age::Decryptor::new_buffered(std::io::BufReader::with_capacity(1 << 16, &mut source))
-                .with_context(|| format!("{name} is not an age file"))?;
+                .map_err(|e| corrupted(format!("its age header does not parse ({e})")))?;
         let mut reader = decryptor
             .decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
-            .with_context(|| format!("cannot decrypt {name}"))?;
+            .map_err(|e| match e {
+                age::DecryptError::NoMatchingKeys => anyhow::anyhow!(
+                    "cannot decrypt {name}: it is not encrypted to the research identity given"
+                ),
+                e => corrupted(format!("its age header does not open ({e})")),
+            })?;
         let mut buf = vec![0u8; 1 << 16];
+        let mut offset = 0u64;
         loop {
-            let n = reader
-                .read(&mut buf)
-                .with_context(|| format!("cannot decrypt {name}"))?;
+            let n = reader.read(&mut buf).map_err(|e| {
+                corrupted(format!(
+                    "the data after plain byte {offset} fails age's authentication ({e})"
+                ))
+            })?;
             if n == 0 {
                 break;
             }
             out(&buf[..n])?;
+            offset += n as u64;
         }
     }
     // Whatever follows the last chunk counts too.
