@@ -5,6 +5,7 @@
 # veth topology as bench/capture.sh; then a perf profile of the agent at the same rate.
 #
 #   sudo bench/cost.sh [--runs N] [--secs S] [--rate PPS] [--sizes "64 512 1514"] [--no-profile]
+#   sudo bench/cost.sh --runs 0      # the profiles only
 #
 # The agent runs as in capture.sh: encryption, session extraction, sealing with direct I/O,
 # and the uploader (local store on the spool's file system) and reaper on the same CPU.
@@ -98,8 +99,9 @@ if $PROFILE; then
     blast "$SECS" "$SCRATCH/udp$size.cfg" "${RATE}pps"
     wait "$perf_pid" || true
     agent_capture_stop "$id" > /dev/null
-    perf report -i "$SCRATCH/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null |
-      grep -v '^#' | grep -v '^$' | head -40 > "$OUT/profile-$size.txt"
+    perf report -i "$SCRATCH/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null \
+      > "$SCRATCH/report.txt" || true
+    grep -v '^#' "$SCRATCH/report.txt" | grep -v '^$' | sed 's/ *$//' | head -40 > "$OUT/profile-$size.txt" || true
     agent_stop
     echo "profile of the agent at $RATE pps of $size-byte frames: bench/out/profile-$size.txt" >&2
   done
@@ -118,6 +120,8 @@ for size in sorted({k[0] for k in cells}):
         v = [float(r["us_per_packet"]) for r in cells.get((size, tool), [])]
         return statistics.median(v) if v else float("nan"), v
     a, av = med("pcap-agent"); t, tv = med("tcpdump"); s, _ = med("tcpdump-s1")
+    if not av or not tv:
+        continue
     lost = lambda tool: sum(int(r["lost"]) for r in cells.get((size, tool), []))
     print(f"| {size} B | {a:.2f} [{min(av):.2f}–{max(av):.2f}] | {t:.2f} [{min(tv):.2f}–{max(tv):.2f}] | {s:.2f} | **{a / t:.2f}x** | {lost('pcap-agent')}, {lost('tcpdump')} |")
 EOF

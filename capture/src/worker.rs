@@ -259,6 +259,20 @@ struct Batch<'a> {
     error: Option<SpoolError>,
     /// Packets captured after this time (ns) are ignored: the capture had already stopped.
     cutoff_ns: Option<u64>,
+    /// Counts not yet added to `stats`: one atomic add per counter and dispatch, not per
+    /// packet.
+    pending: Pending,
+    /// `stats.written` and `stats.bytes_written` when the pending counts started.
+    written_before: u64,
+    bytes_before: u64,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    received: u64,
+    written: u64,
+    bytes: u64,
+    dropped_rate_limit: u64,
 }
 
 /// How a capture that cannot write stops.
@@ -280,7 +294,34 @@ impl<'a> Batch<'a> {
             stop: None,
             error: None,
             cutoff_ns,
+            pending: Pending::default(),
+            written_before: run.stats.written.load(Ordering::Relaxed),
+            bytes_before: run.stats.bytes_written.load(Ordering::Relaxed),
         }
+    }
+
+    /// Packets written so far, published or not.
+    fn written(&self) -> u64 {
+        self.written_before + self.pending.written
+    }
+
+    /// Adds the pending counts to the capture's stats.
+    fn publish(&mut self) {
+        let p = std::mem::take(&mut self.pending);
+        let add = |a: &AtomicU64, n: u64| {
+            if n > 0 {
+                a.fetch_add(n, Ordering::Relaxed);
+            }
+        };
+        add(&self.stats.received, p.received);
+        add(&self.stats.written, p.written);
+        add(&self.stats.bytes_written, p.bytes);
+        add(&self.stats.dropped_rate_limit, p.dropped_rate_limit);
+        self.written_before += p.written;
+        self.bytes_before += p.bytes;
+        self.stats
+            .segments
+            .store(self.sink.writer.sealed(), Ordering::Relaxed);
     }
 
     fn packet(&mut self, header: &pcap::PacketHeader, data: &[u8]) {
@@ -298,21 +339,17 @@ impl<'a> Batch<'a> {
         if self.cutoff_ns.is_some_and(|c| ts_ns > c) {
             return;
         }
-        self.stats.received.fetch_add(1, Ordering::Relaxed);
+        self.pending.received += 1;
         if self.sink.gate.is_some() && header.caplen < header.len.min(self.limits.snaplen) {
             // Arrived through the closed gate: over the limit, and never written.
-            self.stats
-                .dropped_rate_limit
-                .fetch_add(1, Ordering::Relaxed);
+            self.pending.dropped_rate_limit += 1;
             return;
         }
         if let Some(r) = self.sink.recorder.as_mut() {
             r.packet(self.sink.linktype, ts_ns, data, header.len);
         }
         if !self.sink.rate.allow(ts_ns, data.len() as u64) {
-            self.stats
-                .dropped_rate_limit
-                .fetch_add(1, Ordering::Relaxed);
+            self.pending.dropped_rate_limit += 1;
             self.over_limit = true;
             return;
         }
@@ -325,15 +362,10 @@ impl<'a> Batch<'a> {
             self.error = Some(e);
             return;
         }
-        let written = self.stats.written.fetch_add(1, Ordering::Relaxed) + 1;
-        let bytes = self
-            .stats
-            .bytes_written
-            .fetch_add(data.len() as u64, Ordering::Relaxed)
-            + data.len() as u64;
-        self.stats
-            .segments
-            .store(self.sink.writer.sealed(), Ordering::Relaxed);
+        self.pending.written += 1;
+        self.pending.bytes += data.len() as u64;
+        let written = self.written();
+        let bytes = self.bytes_before + self.pending.bytes;
         if self.limits.max_packets.is_some_and(|max| written >= max) {
             self.stop = Some(StopReason::Packets);
         } else if self.limits.max_bytes.is_some_and(|max| bytes >= max) {
@@ -581,12 +613,14 @@ fn drain(
 ) -> Result<(), pcap::Error> {
     loop {
         // Never read more packets than the packet limit still allows.
-        let room = batch.limits.max_packets.map(|max| {
-            max.saturating_sub(batch.stats.written.load(Ordering::Relaxed))
-                .max(1) as usize
-        });
+        let room = batch
+            .limits
+            .max_packets
+            .map(|max| max.saturating_sub(batch.written()).max(1) as usize);
         let count = room.map(|r| r.min(i32::MAX as usize));
-        let n = capture.dispatch(count, |packet| batch.packet(packet.header, packet.data))?;
+        let dispatched = capture.dispatch(count, |packet| batch.packet(packet.header, packet.data));
+        batch.publish();
+        let n = dispatched?;
         if n == 0
             || batch.stop.is_some()
             || stop.is_some_and(StopHandle::is_requested)

@@ -190,6 +190,8 @@ pub struct Upload {
     pub max_bps: Option<u64>,
     /// Part size of multipart uploads; smaller files go in one request.
     pub part_size: u64,
+    /// The checksum of each sealed file (journal, upload check, manifest).
+    pub checksum: pcap_protocol::store::Checksum,
     pub s3: S3,
 }
 

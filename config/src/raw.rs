@@ -73,6 +73,7 @@ pub struct RawUpload {
     pub nice: Option<i64>,
     pub max_bps: Option<RawSize>,
     pub part_size: Option<RawSize>,
+    pub checksum: Option<String>,
     pub s3: Option<RawS3>,
 }
 

@@ -340,9 +340,21 @@ fn upload(c: &mut Checker<'_>, raw: RawUpload) -> Upload {
             "must be between 5MiB (the S3 minimum) and 512MiB",
         );
     }
+    let checksum = match raw.checksum.as_deref() {
+        None | Some("crc64nvme") => pcap_protocol::store::Checksum::Crc64Nvme,
+        Some("sha256") => pcap_protocol::store::Checksum::Sha256,
+        Some(other) => {
+            c.problem(
+                "upload.checksum",
+                format!("{other:?} is not a checksum this agent makes; use \"crc64nvme\" (the default) or \"sha256\""),
+            );
+            pcap_protocol::store::Checksum::Crc64Nvme
+        }
+    };
     Upload {
         store,
         recipients,
+        checksum,
         concurrency: c
             .count("upload.concurrency", raw.concurrency, Some(2), 16)
             .unwrap_or(2) as usize,

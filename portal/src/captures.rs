@@ -19,6 +19,8 @@ use pcap_protocol::store::{AuditAction, AuditEntry, Manifest, keys};
 use pcap_protocol::{CaptureId, FileName, Reason, Serial};
 use serde::Serialize;
 
+use pcap_spool::checksum::Hasher;
+
 use crate::audit;
 use crate::cache::Cache;
 use crate::listing::{Progress, runs};
@@ -310,14 +312,14 @@ pub fn plain_name(name: &FileName) -> &str {
     name.as_str().trim_end_matches(".age")
 }
 
-/// A capture file in the store, read as it arrives and hashed on the way (SHA-256, to check
-/// against the manifest).
+/// A capture file in the store, read as it arrives and checked on the way (with the checksum
+/// its manifest lists).
 pub struct Source<'a> {
     store: &'a Store,
     rel: String,
     stream: futures::stream::BoxStream<'static, object_store::Result<bytes::Bytes>>,
     chunk: bytes::Bytes,
-    hash: ring::digest::Context,
+    hash: Option<Hasher>,
     read: u64,
     progress: Option<Box<dyn FnMut(u64) + 'a>>,
 }
@@ -329,7 +331,7 @@ impl<'a> Source<'a> {
             store,
             rel: rel.to_owned(),
             chunk: bytes::Bytes::new(),
-            hash: ring::digest::Context::new(&ring::digest::SHA256),
+            hash: None,
             read: 0,
             progress: None,
         })
@@ -348,7 +350,9 @@ impl Read for Source<'_> {
             match self.store.block_on(self.stream.next()) {
                 None => return Ok(0),
                 Some(Ok(bytes)) => {
-                    self.hash.update(&bytes);
+                    if let Some(h) = &mut self.hash {
+                        h.update(&bytes);
+                    }
                     self.read += bytes.len() as u64;
                     if let Some(p) = &mut self.progress {
                         p(self.read);
@@ -373,15 +377,23 @@ impl Read for Source<'_> {
 /// Decrypts the capture file `source` (described by `file` in the manifest) with
 /// `identities`, handing the plain bytes to `out` as they come, in one pass over the store's
 /// bytes. age authenticates every 64 KiB chunk, so no altered byte reaches `out`; the size
-/// and SHA-256 of the whole encrypted file are checked against the manifest at its end
-/// (which also catches a file replaced whole by another encrypted to the same recipient), and
-/// an error then means that what `out` received must be thrown away.
+/// and the checksum of the whole encrypted file (CRC-64/NVME or SHA-256, whichever the
+/// manifest lists) are checked against the manifest at its end (which also catches a file
+/// swapped for another encrypted to the same recipient), and an error then means that what
+/// `out` received must be thrown away.
 pub fn decrypt_verified(
     mut source: Source<'_>,
     file: &pcap_protocol::store::ManifestFile,
     identities: &[Box<dyn age::Identity>],
     out: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
 ) -> anyhow::Result<()> {
+    let Some((kind, want)) = file.checksum() else {
+        bail!(
+            "the manifest lists no checksum for {}: it cannot be verified",
+            file.name
+        );
+    };
+    source.hash = Some(Hasher::new(kind));
     let name = &file.name;
     {
         let corrupted = |what: String| anyhow::anyhow!("{name} is corrupted in the store: {what}");
@@ -413,12 +425,12 @@ pub fn decrypt_verified(
     }
     // Whatever follows the last chunk counts too.
     std::io::copy(&mut source, &mut std::io::sink())?;
-    let sha = pcap_protocol::keys::hex(source.hash.finish().as_ref());
-    let want = file.sha256.as_deref().unwrap_or_default();
-    if source.read != file.size || !sha.eq_ignore_ascii_case(want) {
+    let got = source.hash.take().map(Hasher::finish).unwrap_or_default();
+    if source.read != file.size || !got.eq_ignore_ascii_case(want) {
         bail!(
-            "{name} is corrupted in the store: {} bytes with SHA-256 {sha}, the manifest says {} bytes with {want}",
+            "{name} is corrupted in the store: {} bytes with {} {got}, the manifest says {} bytes with {want}",
             source.read,
+            kind.as_str(),
             file.size
         );
     }

@@ -130,7 +130,7 @@ fn main() {
                         chunk,
                     )
                     .expect("seal");
-                black_box(tag);
+                let _ = black_box(tag);
             }
         },
     ));

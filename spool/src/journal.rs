@@ -14,6 +14,7 @@
 //! and passed over; the records after it still count. When the log has grown well past the
 //! number of live entries it is rewritten compactly (write beside, fsync, rename).
 
+use crate::checksum::Checksum;
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -80,6 +81,8 @@ pub struct Entry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crc64nvme: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sealed_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uploaded_at: Option<Timestamp>,
@@ -99,6 +102,23 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// The checksum recorded at sealing, if any.
+    pub fn checksum(&self) -> Option<(Checksum, &str)> {
+        match (&self.sha256, &self.crc64nvme) {
+            (Some(v), _) => Some((Checksum::Sha256, v)),
+            (None, Some(v)) => Some((Checksum::Crc64Nvme, v)),
+            (None, None) => None,
+        }
+    }
+
+    /// Records the checksum of the sealed file.
+    pub fn set_checksum(&mut self, kind: Checksum, value: String) {
+        match kind {
+            Checksum::Sha256 => self.sha256 = Some(value),
+            Checksum::Crc64Nvme => self.crc64nvme = Some(value),
+        }
+    }
+
     pub fn new(capture: &CaptureId, name: &FileName, state: State) -> Self {
         Entry {
             capture: capture.clone(),
@@ -106,6 +126,7 @@ impl Entry {
             state,
             size: 0,
             sha256: None,
+            crc64nvme: None,
             sealed_at: None,
             uploaded_at: None,
             attempts: 0,

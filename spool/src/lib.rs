@@ -71,6 +71,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod checksum;
 pub mod error;
 pub mod fsio;
 pub mod gate;

@@ -78,6 +78,7 @@ fn file_of(e: Entry) -> ManifestFile {
         state,
         size: e.size,
         sha256: e.sha256,
+        crc64nvme: e.crc64nvme,
         reason,
     }
 }

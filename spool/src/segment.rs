@@ -13,6 +13,7 @@ use pcap_protocol::{CaptureId, FileName};
 use serde::Serialize;
 
 use crate::PARTIAL;
+use crate::checksum::Checksum;
 use crate::error::SpoolError;
 use crate::journal::{Entry, Journal, State};
 use crate::sink::SpoolFile;
@@ -28,8 +29,9 @@ pub struct SealedSegment {
     pub path: PathBuf,
     /// Bytes of the encrypted file.
     pub size: u64,
-    /// SHA-256 of the encrypted file (hex), as written.
-    pub sha256: String,
+    /// The checksum of the encrypted file, as written: its kind and value (hex).
+    pub checksum: Checksum,
+    pub checksum_value: String,
     /// Bytes of the pcap inside.
     pub plaintext_bytes: u64,
     pub sealed_at: Timestamp,
@@ -46,6 +48,7 @@ pub struct SegmentWriter {
     dir: PathBuf,
     partial: PathBuf,
     plaintext_bytes: u64,
+    checksum: Checksum,
     journal: Option<Arc<Journal>>,
 }
 
@@ -65,6 +68,7 @@ impl SegmentWriter {
         name: FileName,
         seq: u32,
         recipients: &[age::x25519::Recipient],
+        checksum: Checksum,
         journal: Option<Arc<Journal>>,
     ) -> Result<Self, SpoolError> {
         fs::DirBuilder::new()
@@ -77,8 +81,8 @@ impl SegmentWriter {
             j.put(Entry::new(capture_id, &name, State::Open))
                 .map_err(|e| SpoolError::io("journal", &partial, e))?;
         }
-        let file =
-            SpoolFile::create(&partial).map_err(|e| SpoolError::io("create", &partial, e))?;
+        let file = SpoolFile::create(&partial, checksum)
+            .map_err(|e| SpoolError::io("create", &partial, e))?;
         let encryptor =
             age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
                 .map_err(|e| {
@@ -95,6 +99,7 @@ impl SegmentWriter {
             dir: dir.to_owned(),
             partial,
             plaintext_bytes: 0,
+            checksum,
             journal,
         })
     }
@@ -120,7 +125,7 @@ impl SegmentWriter {
         let partial = &self.partial;
         let step = |step: &'static str| move |e| SpoolError::io(step, partial, e);
         let sink = stream.finish().map_err(step("finish"))?;
-        let (file, size, sha256) = sink.finish().map_err(step("write"))?;
+        let (file, size, value) = sink.finish().map_err(step("write"))?;
         file.sync_all().map_err(step("fsync"))?;
         drop(file);
         let sealed = self.dir.join(self.name.as_str());
@@ -134,7 +139,7 @@ impl SegmentWriter {
                 e.state = State::Sealed;
                 e.size = size;
                 e.sealed_at = Some(sealed_at);
-                e.sha256 = Some(sha256.clone());
+                e.set_checksum(self.checksum, value.clone());
             })
             .map_err(|e| SpoolError::io("journal", &sealed, e))?;
         }
@@ -144,7 +149,8 @@ impl SegmentWriter {
             name: self.name.clone(),
             path: sealed,
             size,
-            sha256,
+            checksum: self.checksum,
+            checksum_value: value,
             plaintext_bytes: self.plaintext_bytes,
             sealed_at,
         })

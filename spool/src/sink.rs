@@ -11,6 +11,8 @@ use std::path::Path;
 
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 
+use crate::checksum::{Checksum, Hasher};
+
 /// Alignment of direct I/O buffers and sizes (covers 512-byte and 4 KiB logical blocks).
 const ALIGN: usize = 4096;
 /// Size of each write to the file.
@@ -28,8 +30,8 @@ pub struct SpoolFile {
     buf: Vec<Block>,
     len: usize,
     written: u64,
-    /// SHA-256 of every byte written, recorded at sealing and checked again at upload.
-    hash: ring::digest::Context,
+    /// The checksum of every byte written, recorded at sealing.
+    hash: Hasher,
 }
 
 impl std::fmt::Debug for SpoolFile {
@@ -42,8 +44,8 @@ impl std::fmt::Debug for SpoolFile {
 }
 
 impl SpoolFile {
-    /// Creates `path` (it must not exist) with mode 0600.
-    pub fn create(path: &Path) -> io::Result<Self> {
+    /// Creates `path` (it must not exist) with mode 0600; its bytes get a `checksum`.
+    pub fn create(path: &Path, checksum: Checksum) -> io::Result<Self> {
         let open = |flags: i32| {
             OpenOptions::new()
                 .write(true)
@@ -63,7 +65,7 @@ impl SpoolFile {
             buf: vec![Block([0; ALIGN]); WRITE_SIZE / ALIGN],
             len: 0,
             written: 0,
-            hash: ring::digest::Context::new(&ring::digest::SHA256),
+            hash: Hasher::new(checksum),
         })
     }
 
@@ -77,7 +79,7 @@ impl SpoolFile {
     }
 
     /// Writes what is buffered, the unaligned tail through the page cache, and returns the
-    /// file (not yet fsynced), the number of bytes in it and their SHA-256 (hex).
+    /// file (not yet fsynced), the number of bytes in it and their checksum (hex).
     pub fn finish(mut self) -> io::Result<(File, u64, String)> {
         let len = self.len;
         let data: &[u8] = bytemuck::cast_slice(&self.buf);
@@ -103,8 +105,7 @@ impl SpoolFile {
             let tail = data[aligned..len].to_vec();
             self.file.write_all(&tail)?;
         }
-        let sha256 = pcap_protocol::keys::hex(self.hash.finish().as_ref());
-        Ok((self.file, self.written, sha256))
+        Ok((self.file, self.written, self.hash.finish()))
     }
 }
 
@@ -154,7 +155,7 @@ mod tests {
     }
 
     fn check_round_trip(path: &Path) {
-        let mut f = SpoolFile::create(path).unwrap();
+        let mut f = SpoolFile::create(path, Checksum::Sha256).unwrap();
         let data: Vec<u8> = (0..3 * WRITE_SIZE + 12_345)
             .map(|i| (i % 253) as u8)
             .collect();

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use age::x25519::Recipient;
 use pcap_protocol::{CaptureId, FileName};
 
+use crate::checksum::Checksum;
 use crate::error::SpoolError;
 use crate::gate::SpoolGate;
 use crate::journal::Journal;
@@ -18,6 +19,7 @@ pub struct Spool {
     recipients: Vec<Recipient>,
     journal: Option<Arc<Journal>>,
     gate: Option<SpoolGate>,
+    checksum: Checksum,
 }
 
 impl std::fmt::Debug for Spool {
@@ -40,7 +42,14 @@ impl Spool {
             recipients,
             journal: None,
             gate: None,
+            checksum: Checksum::default(),
         })
+    }
+
+    /// Gives every file this checksum at sealing (CRC-64/NVME unless told otherwise).
+    pub fn with_checksum(mut self, checksum: Checksum) -> Self {
+        self.checksum = checksum;
+        self
     }
 
     /// Records every file's state in `journal` from now on.
@@ -84,6 +93,7 @@ impl Spool {
             FileName::segment(seq),
             seq,
             &self.recipients,
+            self.checksum,
             self.journal.clone(),
         )
     }
@@ -97,6 +107,7 @@ impl Spool {
             FileName::sessions(),
             0,
             &self.recipients,
+            self.checksum,
             self.journal.clone(),
         )
     }

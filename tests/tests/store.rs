@@ -138,8 +138,13 @@ impl Lab {
                 .bytes()
                 .await
                 .unwrap();
-            let sealed = self.journal.get(&capture(), &name).unwrap().sha256.unwrap();
-            assert_eq!(sha256(&bytes), sealed, "{name}: as sealed");
+            let entry = self.journal.get(&capture(), &name).unwrap();
+            let (kind, sealed) = entry.checksum().unwrap();
+            assert_eq!(
+                pcap_spool::checksum::of(kind, &bytes),
+                sealed,
+                "{name}: as sealed"
+            );
             let file = self.scratch.path(&format!("downloaded-{name}"));
             std::fs::write(&file, &bytes).unwrap();
             let plain = std::fs::read(self.scratch.decrypt(&file)).unwrap();

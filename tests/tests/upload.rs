@@ -20,13 +20,13 @@ fn id(record: &serde_json::Value) -> String {
     record["id"].as_str().expect("an id").to_owned()
 }
 
-fn sha256(path: &Path) -> String {
+fn crc64(path: &Path) -> String {
     let bytes = std::fs::read(path).unwrap();
-    pcap_protocol::keys::hex(ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref())
+    pcap_spool::checksum::of(pcap_spool::checksum::Checksum::Crc64Nvme, &bytes)
 }
 
 /// Checks every file a manifest lists against the objects in `dir`: present, same size and
-/// SHA-256 as sealed, decrypting to a pcap; returns the packets in the segments.
+/// CRC-64/NVME as sealed, decrypting to a pcap; returns the packets in the segments.
 fn check_complete(s: &Scratch, manifest: &serde_json::Value, dir: &Path) -> usize {
     let mut packets = 0;
     for f in manifest["files"].as_array().expect("files") {
@@ -34,7 +34,7 @@ fn check_complete(s: &Scratch, manifest: &serde_json::Value, dir: &Path) -> usiz
         assert_eq!(f["state"], "uploaded", "{manifest}");
         let object = dir.join(name);
         assert_eq!(std::fs::metadata(&object).unwrap().len(), f["size"]);
-        assert_eq!(sha256(&object), f["sha256"].as_str().unwrap(), "{name}");
+        assert_eq!(crc64(&object), f["crc64nvme"].as_str().unwrap(), "{name}");
         let plain = s.decrypt(&object);
         if name.ends_with(".pcap.age") {
             packets += tcpdump_count(&plain);

@@ -252,12 +252,22 @@ impl Uploader {
                     .spool_dir
                     .join(entry.capture.as_str())
                     .join(entry.name.as_str());
+                let sealed = journal
+                    .get(&entry.capture, &entry.name)
+                    .and_then(|e| e.checksum().map(|(kind, v)| (kind, v.to_owned())));
                 store
-                    .upload_file(&key, &path, settings.part_size, &bandwidth, move |id| {
-                        let _ = journal2.update(&capture, &name, |e| {
-                            e.upload_id = id.map(str::to_owned);
-                        });
-                    })
+                    .upload_file(
+                        &key,
+                        &path,
+                        settings.part_size,
+                        &bandwidth,
+                        sealed.as_ref().map(|(kind, v)| (*kind, v.as_str())),
+                        move |id| {
+                            let _ = journal2.update(&capture, &name, |e| {
+                                e.upload_id = id.map(str::to_owned);
+                            });
+                        },
+                    )
                     .await
             };
             (entry, result)
@@ -293,21 +303,6 @@ impl Uploader {
 
     fn finish(&mut self, entry: Entry, result: Result<Uploaded, UploadError>) {
         let id = (entry.capture.clone(), entry.name.clone());
-        let sealed_sha = self
-            .journal
-            .get(&entry.capture, &entry.name)
-            .and_then(|e| e.sha256);
-        let result = match (result, sealed_sha) {
-            (Ok(done), Some(sealed))
-                if !done.sha256.is_empty() && !done.sha256.eq_ignore_ascii_case(&sealed) =>
-            {
-                Err(UploadError::Corrupted(format!(
-                    "the spool file changed after it was sealed (SHA-256 {} at sealing, {} read back)",
-                    sealed, done.sha256
-                )))
-            }
-            (result, _) => result,
-        };
         if let Err(UploadError::Corrupted(why)) = &result {
             self.lose_corrupted(&entry, why);
             return;
@@ -321,9 +316,6 @@ impl Uploader {
                     e.upload_id = None;
                     e.last_error = None;
                     e.uploaded_at = Some(now);
-                    if !done.sha256.is_empty() {
-                        e.sha256 = Some(done.sha256.clone());
-                    }
                 });
                 if let Err(e) = recorded {
                     error!(capture = %entry.capture, file = %entry.name, error = %e, "Uploaded, but cannot record it in the journal.");
@@ -392,7 +384,7 @@ async fn upload_manifest(
     store.put_bytes(key, bytes).await?;
     Ok(Uploaded {
         size,
-        sha256: String::new(),
+        verified: false,
     })
 }
 

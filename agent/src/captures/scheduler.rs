@@ -291,7 +291,8 @@ impl Scheduler {
         let spool = Spool::new(&config.paths.spool_dir, config.upload.recipients.clone())
             .map_err(|e| failed(e.to_string()))?
             .with_journal(self.spool.journal.clone())
-            .with_gate(self.spool.gate.clone());
+            .with_gate(self.spool.gate.clone())
+            .with_checksum(config.upload.checksum);
         Worker::start(spec, spool, self.segments_tx.clone()).map_err(|e| failed(e.to_string()))
     }
 

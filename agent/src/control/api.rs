@@ -81,7 +81,10 @@ pub struct SpoolFile {
     pub attempts: u32,
     pub last_error: Option<String>,
     pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crc64nvme: Option<String>,
     pub uploaded_at: Option<Timestamp>,
 }
 

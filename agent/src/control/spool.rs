@@ -28,6 +28,7 @@ pub fn get(api: &Api) -> Reply {
             last_error: e.last_error,
             reason: e.reason,
             sha256: e.sha256,
+            crc64nvme: e.crc64nvme,
             uploaded_at: e.uploaded_at,
         })
         .collect();

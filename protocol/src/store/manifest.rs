@@ -63,7 +63,8 @@ pub struct Manifest {
 
 impl Document for Manifest {
     const KIND: &'static str = "manifest";
-    const SCHEMA: Schema = Schema::V1_0;
+    /// 1.1: files carry `crc64nvme` (or `sha256`).
+    const SCHEMA: Schema = Schema::V1_1;
 }
 
 impl Manifest {
@@ -103,11 +104,50 @@ pub struct ManifestFile {
     pub state: FileState,
     /// Bytes of the encrypted file.
     pub size: u64,
-    /// Lowercase hex SHA-256 of the encrypted file, recorded when it was sealed.
-    #[serde(default)]
+    /// Lowercase hex SHA-256 of the encrypted file, recorded when it was sealed (by agents
+    /// configured with `upload.checksum = "sha256"`, and by every agent before 0.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// CRC-64/NVME of the encrypted file (16 lowercase hex digits), recorded when it was
+    /// sealed (`upload.checksum = "crc64nvme"`, the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crc64nvme: Option<String>,
     #[serde(default)]
     pub reason: Option<String>,
+}
+
+impl ManifestFile {
+    /// The checksum recorded at sealing, if any: the kind and its value.
+    pub fn checksum(&self) -> Option<(Checksum, &str)> {
+        match (&self.sha256, &self.crc64nvme) {
+            (Some(v), _) => Some((Checksum::Sha256, v)),
+            (None, Some(v)) => Some((Checksum::Crc64Nvme, v)),
+            (None, None) => None,
+        }
+    }
+}
+
+/// The checksum a spool file gets when it is sealed, checked when it is uploaded (unless the
+/// upload is a hard link) and when it is fetched.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Checksum {
+    /// CRC-64/NVME: catches any accidental change; S3 verifies it natively. About a tenth of a
+    /// CPU cycle per byte with carry-less multiplication.
+    #[default]
+    Crc64Nvme,
+    /// SHA-256: a cryptographic fingerprint of each file in the manifest, at about 1.5 cycles
+    /// per byte more on every captured byte.
+    Sha256,
+}
+
+impl Checksum {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Checksum::Crc64Nvme => "crc64nvme",
+            Checksum::Sha256 => "sha256",
+        }
+    }
 }
 
 /// Session counts of a capture (the records themselves are in `sessions.json.age`).

@@ -28,5 +28,5 @@ pub use heartbeat::{
     CaptureCounts, Channel, DoorbellReport, DoorbellState, Heartbeat, HeartbeatAuthorization,
     Incident, SpoolSummary, UploadStatus,
 };
-pub use manifest::{FileState, Manifest, ManifestFile, ManifestSegment, SessionCounts};
+pub use manifest::{Checksum, FileState, Manifest, ManifestFile, ManifestSegment, SessionCounts};
 pub use result::{RequestResult, ResultState};

@@ -9,7 +9,6 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path as Key;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use pcap_config::{S3, StoreUrl};
-use pcap_protocol::keys::hex;
 use pcap_protocol::store::keys;
 use pcap_protocol::{CaptureId, Document, FileName, Serial, schema};
 use tokio::io::AsyncReadExt;
@@ -17,6 +16,7 @@ use tokio::io::AsyncReadExt;
 use super::error::{GetError, StoreError, UploadError, Uploaded, classify};
 use super::{local, s3};
 use crate::bandwidth::Bandwidth;
+use pcap_spool::checksum::{Checksum, Hasher};
 
 #[derive(Debug, Clone)]
 enum Backend {
@@ -153,41 +153,46 @@ impl Store {
 
     /// Uploads the file at `path` to `key`: one request up to `part_size`, else a multipart
     /// upload whose id is reported to `open` (to abort it after a crash; `None` once it is
-    /// closed: completed or aborted). Checks the size
-    /// the store reports afterwards.
+    /// closed: completed or aborted). The bytes read are checked against `sealed` (the
+    /// checksum recorded at sealing) before the object is completed: a file that changed on
+    /// disk is never stored as good ([`UploadError::Corrupted`]). Checks the size the store
+    /// reports afterwards. A local store on the spool's file system gets a hard link, which
+    /// reads nothing (see [`local::link`]).
     pub async fn upload_file(
         &self,
         key: &Key,
         path: &Path,
         part_size: usize,
         bandwidth: &Bandwidth,
+        sealed: Option<(Checksum, &str)>,
         open: impl FnMut(Option<&str>),
     ) -> Result<Uploaded, UploadError> {
         let io = |e: std::io::Error| {
             UploadError::Transient(format!("cannot read {}: {e}", path.display()))
         };
         if let Backend::Local { root, .. } = &self.backend
-            && let Some(uploaded) = local::link(root, key, path, bandwidth).await?
+            && let Some(uploaded) = local::link(root, key, path).await?
         {
             return Ok(uploaded);
         }
         let mut file = tokio::fs::File::open(path).await.map_err(io)?;
         let size = file.metadata().await.map_err(io)?.len();
-        let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut check = Check::new(sealed, path);
         if size <= part_size as u64 {
             let mut buf = Vec::with_capacity(size as usize);
             file.read_to_end(&mut buf).await.map_err(io)?;
-            hash.update(&buf);
+            check.update(&buf);
+            check.verify()?;
             bandwidth.take(buf.len() as u64).await;
             self.put_bytes(key, buf).await?;
         } else {
             match &self.backend {
                 Backend::S3(s3) => {
-                    s3::upload_parts(s3, key, &mut file, part_size, &mut hash, bandwidth, open)
+                    s3::upload_parts(s3, key, &mut file, part_size, &mut check, bandwidth, open)
                         .await?
                 }
                 Backend::Local { store, .. } => {
-                    local::upload_parts(store, key, &mut file, part_size, &mut hash, bandwidth)
+                    local::upload_parts(store, key, &mut file, part_size, &mut check, bandwidth)
                         .await?
                 }
             }
@@ -205,7 +210,7 @@ impl Store {
         }
         Ok(Uploaded {
             size,
-            sha256: hex(hash.finish().as_ref()),
+            verified: check.checked(),
         })
     }
 
@@ -223,5 +228,49 @@ impl Store {
             }
             (Backend::S3(_), None) => Ok(()),
         }
+    }
+}
+
+/// The bytes of a spool file as the upload reads them, against the checksum of its sealing.
+pub(super) struct Check<'a> {
+    hasher: Option<(Hasher, &'a str)>,
+    path: &'a Path,
+}
+
+impl<'a> Check<'a> {
+    fn new(sealed: Option<(Checksum, &'a str)>, path: &'a Path) -> Self {
+        Check {
+            hasher: sealed.map(|(kind, value)| (Hasher::new(kind), value)),
+            path,
+        }
+    }
+
+    pub(super) fn update(&mut self, data: &[u8]) {
+        if let Some((h, _)) = &mut self.hasher {
+            h.update(data);
+        }
+    }
+
+    fn checked(&self) -> bool {
+        self.hasher.is_some()
+    }
+
+    /// Whether what was read is what was sealed (call once, after the last byte).
+    pub(super) fn verify(&mut self) -> Result<(), UploadError> {
+        let Some((h, want)) = self.hasher.take() else {
+            return Ok(());
+        };
+        let kind = h.kind();
+        let got = h.finish();
+        if got.eq_ignore_ascii_case(want) {
+            // Checked: keep reporting it as such.
+            self.hasher = Some((Hasher::new(kind), want));
+            return Ok(());
+        }
+        Err(UploadError::Corrupted(format!(
+            "the spool file {} changed after it was sealed ({} {want} at sealing, {got} read back)",
+            self.path.display(),
+            kind.as_str(),
+        )))
     }
 }

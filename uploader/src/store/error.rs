@@ -65,6 +65,7 @@ pub enum GetError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Uploaded {
     pub size: u64,
-    /// Lowercase hex SHA-256 of the object.
-    pub sha256: String,
+    /// Whether the bytes sent were read and found to match the checksum of their sealing
+    /// (false for a hard link, which reads nothing, and for documents).
+    pub verified: bool,
 }

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use object_store::ObjectStoreExt;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as Key;
-use pcap_protocol::keys::hex;
 use tokio::io::AsyncReadExt;
 
 use super::error::{UploadError, Uploaded, classify};
@@ -25,16 +24,15 @@ pub(super) fn open(root: &Path) -> Result<Arc<LocalFileSystem>, String> {
 
 /// Puts the sealed file at `path` into a local store on the same file system as a hard link
 /// instead of a copy: a sealed file never changes, so the store's object can be the same
-/// bytes, and a capture's upload then costs the host one read (the SHA-256 check every upload
-/// makes) instead of a read and a write through the page cache. The link is made under a
-/// staging name (`<name>#0`, which listings skip and [`Store::abort`] removes), hashed, then
-/// renamed into place. `None` if the store is on another file system (or cannot hold links):
-/// the caller copies.
+/// bytes, and nothing is read or written. The link is made under a staging name (`<name>#0`,
+/// which listings skip and [`Store::abort`] removes), then renamed into place. A file damaged
+/// on disk after its sealing is the same damaged inode in the store: the checksum in the
+/// manifest and age's per-chunk authentication find it when it is fetched. `None` if the
+/// store is on another file system (or cannot hold links): the caller copies.
 pub(super) async fn link(
     root: &Path,
     key: &Key,
     path: &Path,
-    bandwidth: &Bandwidth,
 ) -> Result<Option<Uploaded>, UploadError> {
     let dest = root.join(key.as_ref());
     let (Some(dir), Some(name)) = (dest.parent(), dest.file_name()) else {
@@ -58,19 +56,21 @@ pub(super) async fn link(
         }
         Err(e) => return Err(failed("link the spool file into", e)),
     }
-    let result = async {
-        let (size, sha256) = hash_file(&staging, bandwidth)
-            .await
-            .map_err(|e| UploadError::Transient(format!("cannot read {}: {e}", path.display())))?;
+    let result = (|| {
+        let size = std::fs::metadata(&staging)
+            .map_err(|e| UploadError::Transient(format!("cannot read {}: {e}", path.display())))?
+            .len();
         std::fs::rename(&staging, &dest)
             .and_then(|()| std::fs::File::open(dir)?.sync_all())
             .map_err(|e| failed("rename the link into place at", e))?;
         // When `dest` already was a link to the same file (an upload repeated after a crash
         // between the rename and the journal), rename does nothing and the staging name stays.
         remove_if_present(&staging).map_err(|e| failed("remove the staging name of", e))?;
-        Ok(Uploaded { size, sha256 })
-    }
-    .await;
+        Ok(Uploaded {
+            size,
+            verified: false,
+        })
+    })();
     if result.is_err() {
         let _ = std::fs::remove_file(&staging);
     }
@@ -84,32 +84,14 @@ fn remove_if_present(path: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Size and lowercase hex SHA-256 of the file at `path`, read at most as fast as `bandwidth`.
-async fn hash_file(path: &Path, bandwidth: &Bandwidth) -> std::io::Result<(u64, String)> {
-    let mut file = tokio::fs::File::open(path).await?;
-    let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
-    let mut buf = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        let n = file.read(&mut buf).await?;
-        if n == 0 {
-            break;
-        }
-        hash.update(&buf[..n]);
-        bandwidth.take(n as u64).await;
-        size += n as u64;
-    }
-    Ok((size, hex(hash.finish().as_ref())))
-}
-
 /// Uploads the rest of `file` to `key` in parts of `part_size` (object_store's staged
-/// multipart upload, renamed into place when complete), hashing it on the way.
+/// multipart upload, renamed into place when complete), checking it on the way.
 pub(super) async fn upload_parts(
     store: &LocalFileSystem,
     key: &Key,
     file: &mut tokio::fs::File,
     part_size: usize,
-    hash: &mut ring::digest::Context,
+    check: &mut super::client::Check<'_>,
     bandwidth: &Bandwidth,
 ) -> Result<(), UploadError> {
     let io = |e: std::io::Error| UploadError::Transient(format!("cannot read the spool file: {e}"));
@@ -124,13 +106,17 @@ pub(super) async fn upload_parts(
         if n == 0 {
             break;
         }
-        hash.update(&buf[..n]);
+        check.update(&buf[..n]);
         bandwidth.take(n as u64).await;
         writer
             .wait_for_capacity(1)
             .await
             .map_err(|e| classify(&format!("cannot upload {key}"), e))?;
         writer.write(&buf[..n]);
+    }
+    if let Err(e) = check.verify() {
+        let _ = writer.abort().await;
+        return Err(e);
     }
     writer
         .finish()
