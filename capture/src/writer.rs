@@ -5,7 +5,7 @@
 //! arrive). A segment thread (`seal-<id>`) takes the chunks over a bounded channel and writes
 //! them through the spool's encrypting segment writer; it seals segments (fsync, rename) and
 //! announces each sealed segment on a bounded channel. While it waits on the disk, chunks
-//! queue (at most [`CHUNKS`] MiB) and the capture thread keeps draining the kernel's ring.
+//! queue (at most [`CHUNKS`] chunks of [`CHUNK`] bytes) and the capture thread keeps draining the kernel's ring.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -23,8 +23,8 @@ use tracing::{info, warn};
 use crate::pcapfile::{FILE_HEADER_LEN, RECORD_HEADER_LEN, file_header, record_header};
 
 /// Size of a chunk handed to the segment thread.
-const CHUNK: usize = 1 << 20;
-/// Chunks in flight at most: the memory bound of a capture's write queue, in MiB.
+pub const CHUNK: usize = 1 << 20;
+/// Chunks in flight at most: the memory bound of a capture's write queue (32 MiB).
 pub const CHUNKS: usize = 32;
 
 /// A sealed segment with what the capture knows about it.
@@ -75,7 +75,9 @@ pub struct RotatingWriter {
     segment_packets: u64,
     next_rotation: Instant,
     tx: Option<SyncSender<Msg>>,
-    free: Receiver<Vec<u8>>,
+    /// Chunks the segment thread is done with, the most recent last: reused first, while
+    /// they are still in cache.
+    free: Arc<Mutex<Vec<Vec<u8>>>>,
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
 }
@@ -98,14 +100,14 @@ impl RotatingWriter {
         announce: mpsc::Sender<SegmentInfo>,
     ) -> Result<Self, SpoolError> {
         let (tx, rx) = sync_channel::<Msg>(CHUNKS);
-        let (free_tx, free) = sync_channel::<Vec<u8>>(CHUNKS + 1);
+        let free = Arc::new(Mutex::new(Vec::with_capacity(CHUNKS + 1)));
         let shared = Arc::new(Shared::default());
         let segments = SegmentThread {
             spool,
             capture_id: config.capture_id.clone(),
             announce,
             shared: shared.clone(),
-            free: free_tx,
+            free: free.clone(),
             current: None,
             next_seq: 1,
         };
@@ -187,8 +189,10 @@ impl RotatingWriter {
         }
         let next = self
             .free
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(CHUNK));
         let full = std::mem::replace(&mut self.chunk, next);
         self.send(Msg::Data(full))
     }
@@ -288,7 +292,7 @@ struct SegmentThread {
     capture_id: CaptureId,
     announce: mpsc::Sender<SegmentInfo>,
     shared: Arc<Shared>,
-    free: SyncSender<Vec<u8>>,
+    free: Arc<Mutex<Vec<Vec<u8>>>>,
     current: Option<SegmentWriter>,
     next_seq: u32,
 }
@@ -334,7 +338,10 @@ impl SegmentThread {
 
     fn recycle(&self, mut buf: Vec<u8>) {
         buf.clear();
-        let _ = self.free.try_send(buf);
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        if free.len() <= CHUNKS {
+            free.push(buf);
+        }
     }
 
     fn write(&mut self, data: &[u8]) -> Result<(), SpoolError> {

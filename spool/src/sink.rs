@@ -15,7 +15,8 @@ use crate::checksum::{Checksum, Hasher};
 
 /// Alignment of direct I/O buffers and sizes (covers 512-byte and 4 KiB logical blocks).
 const ALIGN: usize = 4096;
-/// Size of each write to the file.
+/// Size of each write to the file. Each write is one request to the device (on a virtual
+/// machine, a notification that exits to the hypervisor): fewer, larger writes cost less.
 const WRITE_SIZE: usize = 1 << 20;
 
 /// One aligned block of the write buffer.

@@ -113,9 +113,9 @@ impl Session {
             .unwrap_or(app::UNKNOWN)
     }
 
-    /// Accounts a packet and inspects its payload.
-    pub fn packet(&mut self, p: &Decoded<'_>, ts_ns: u64, wire_len: u32) {
-        let dir = if (p.src, p.sport) == self.client {
+    /// Counts a packet from `src`, without looking at it further.
+    pub fn count(&mut self, src: (IpAddr, u16), ts_ns: u64, wire_len: u32) -> usize {
+        let dir = if src == self.client {
             TO_SERVER
         } else {
             TO_CLIENT
@@ -123,6 +123,12 @@ impl Session {
         self.packets[dir] += 1;
         self.bytes[dir] += u64::from(wire_len);
         self.last_seen_ns = self.last_seen_ns.max(ts_ns);
+        dir
+    }
+
+    /// Accounts a packet and inspects its payload.
+    pub fn packet(&mut self, p: &Decoded<'_>, ts_ns: u64, wire_len: u32) {
+        let dir = self.count((p.src, p.sport), ts_ns, wire_len);
         match std::mem::replace(&mut self.inspect, Inspection::Done) {
             Inspection::Done => {}
             Inspection::Udp { datagrams } => {

@@ -26,14 +26,44 @@ pub struct Key {
 
 impl Key {
     pub fn of(p: &Decoded<'_>) -> Self {
-        let (a, b) = ((p.src, p.sport), (p.dst, p.dport));
-        let (low, high) = if a <= b { (a, b) } else { (b, a) };
-        Key {
-            low,
-            high,
-            proto: p.proto,
-        }
+        Key::new((p.src, p.sport), (p.dst, p.dport), p.proto)
     }
+
+    fn new(a: (IpAddr, u16), b: (IpAddr, u16), proto: u8) -> Self {
+        let (low, high) = if a <= b { (a, b) } else { (b, a) };
+        Key { low, high, proto }
+    }
+}
+
+/// The session key and source of a frame whose session is likely known and done with: an
+/// untagged Ethernet IPv4 TCP or UDP frame that is not a fragment, read at fixed offsets.
+/// Only a hint: a frame is counted on it alone when its session exists and its inspection is
+/// over (every field known); anything else takes the full decode. Most frames of a capture
+/// belong to sessions past their first packets, and this spares them the full parse.
+fn quick_ipv4(linktype: u32, data: &[u8]) -> Option<(Key, (IpAddr, u16))> {
+    const ETH: usize = 14;
+    if linktype != packet::linktype::ETHERNET || data.get(12..14)? != [0x08, 0x00] {
+        return None;
+    }
+    let ip = data.get(ETH..ETH + 20)?;
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    let fragment = u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff;
+    let proto = ip[9];
+    if ip[0] >> 4 != 4
+        || ihl < 20
+        || total < ihl + 8
+        || fragment != 0
+        || !matches!(proto, packet::TCP | packet::UDP)
+    {
+        return None;
+    }
+    let ports = data.get(ETH + ihl..ETH + ihl + 4)?;
+    let src = IpAddr::from([ip[12], ip[13], ip[14], ip[15]]);
+    let dst = IpAddr::from([ip[16], ip[17], ip[18], ip[19]]);
+    let a = (src, u16::from_be_bytes([ports[0], ports[1]]));
+    let b = (dst, u16::from_be_bytes([ports[2], ports[3]]));
+    Some((Key::new(a, b, proto), a))
 }
 
 /// Counters of the table.
@@ -72,6 +102,14 @@ impl SessionTable {
 
     /// Accounts one captured frame of `linktype`.
     pub fn packet(&mut self, linktype: u32, ts_ns: u64, data: &[u8], wire_len: u32) {
+        if ts_ns < self.next_sweep_ns
+            && let Some((key, src)) = quick_ipv4(linktype, data)
+            && let Some(s) = self.map.get_mut(&key)
+            && !s.inspecting()
+        {
+            s.count(src, ts_ns, wire_len);
+            return;
+        }
         let Some(p) = packet::decode(linktype, data) else {
             self.stats.not_ip += 1;
             return;
@@ -146,5 +184,81 @@ impl SessionTable {
                 self.finished.push(s);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn udp(src: ([u8; 4], u16), dst: ([u8; 4], u16), payload: &[u8]) -> Vec<u8> {
+        let builder = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv4(src.0, dst.0, 64)
+            .udp(src.1, dst.1);
+        let mut frame = Vec::new();
+        builder.write(&mut frame, payload).unwrap();
+        frame
+    }
+
+    #[test]
+    fn frames_of_a_session_past_its_inspection_are_counted_as_the_full_decode_counts_them() {
+        let mut table = SessionTable::new(100, Duration::from_secs(60));
+        let client = ([10, 0, 0, 1], 40000);
+        let server = ([10, 0, 0, 2], 9999);
+        // Enough datagrams both ways for the inspection to end, then many more.
+        for i in 0..50u64 {
+            let out = udp(client, server, b"unrecognised payload");
+            let back = udp(server, client, b"reply of some length");
+            table.packet(packet::linktype::ETHERNET, i * 1000, &out, out.len() as u32);
+            table.packet(
+                packet::linktype::ETHERNET,
+                i * 1000 + 1,
+                &back,
+                back.len() as u32,
+            );
+        }
+        // A later fragment of the same addresses is no packet of the session (no ports).
+        let mut fragment = udp(client, server, b"unrecognised payload");
+        fragment[20] = 0x00;
+        fragment[21] = 0x10; // offset 16 * 8 bytes
+        table.packet(
+            packet::linktype::ETHERNET,
+            60_000,
+            &fragment,
+            fragment.len() as u32,
+        );
+        let sessions = table.finish();
+        assert_eq!(sessions.len(), 1);
+        let s = &sessions[0];
+        assert!(!s.inspecting());
+        assert_eq!(s.packets, [50, 50]);
+        let (out, back) = (
+            udp(client, server, b"unrecognised payload").len() as u64,
+            udp(server, client, b"reply of some length").len() as u64,
+        );
+        assert_eq!(s.bytes, [50 * out, 50 * back]);
+        assert_eq!(s.last_seen_ns, 49 * 1000 + 1);
+    }
+
+    #[test]
+    fn the_quick_read_takes_only_plain_ipv4_tcp_and_udp() {
+        let frame = udp(([10, 0, 0, 1], 1), ([10, 0, 0, 2], 2), b"x");
+        assert!(quick_ipv4(packet::linktype::ETHERNET, &frame).is_some());
+        assert!(quick_ipv4(packet::linktype::RAW, &frame).is_none());
+        for cut in 0..frame.len().min(14 + 20 + 4) {
+            assert!(
+                quick_ipv4(packet::linktype::ETHERNET, &frame[..cut]).is_none(),
+                "{cut}"
+            );
+        }
+        let mut more_fragments = frame.clone();
+        more_fragments[20] = 0x20;
+        assert!(quick_ipv4(packet::linktype::ETHERNET, &more_fragments).is_none());
+        let mut icmp = frame.clone();
+        icmp[23] = 1;
+        assert!(quick_ipv4(packet::linktype::ETHERNET, &icmp).is_none());
+        let mut vlan = frame;
+        vlan[12..14].copy_from_slice(&[0x81, 0x00]);
+        assert!(quick_ipv4(packet::linktype::ETHERNET, &vlan).is_none());
     }
 }
