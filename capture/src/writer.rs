@@ -5,7 +5,8 @@
 //! arrive). A segment thread (`seal-<id>`) takes the chunks over a bounded channel and writes
 //! them through the spool's encrypting segment writer; it seals segments (fsync, rename) and
 //! announces each sealed segment on a bounded channel. While it waits on the disk, chunks
-//! queue (at most [`CHUNKS`] chunks of [`CHUNK`] bytes) and the capture thread keeps draining the kernel's ring.
+//! queue (at most [`CHUNKS`] chunks of [`CHUNK`] bytes) and the capture thread keeps draining
+//! the kernel's ring.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -24,8 +25,10 @@ use crate::pcapfile::{FILE_HEADER_LEN, RECORD_HEADER_LEN, file_header, record_he
 
 /// Size of a chunk handed to the segment thread.
 pub const CHUNK: usize = 1 << 20;
-/// Chunks in flight at most: the memory bound of a capture's write queue (32 MiB).
-pub const CHUNKS: usize = 32;
+/// Chunks in flight at most: the memory bound of a capture's write queue (8 MiB). The kernel
+/// ring (`capture.buffer_size`, 64 MiB by default) is the capture's buffer; this queue only
+/// rides out a seal's fsync.
+pub const CHUNKS: usize = 8;
 
 /// A sealed segment with what the capture knows about it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
