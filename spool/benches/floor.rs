@@ -1,7 +1,7 @@
 //! What one pass over a captured byte must cost on this CPU, against what the spool's segment
 //! writer costs: memcpy, ChaCha20-Poly1305 as age does it (64 KiB chunks, encrypt then MAC),
 //! the whole age stream, SHA-256 (ring), CRC32C and CRC64-NVME (crc-fast, the checksums S3
-//! verifies), CRC32 (crc32fast), and `SegmentWriter` itself (age, SHA-256 and direct I/O to a
+//! verifies), CRC32 (crc32fast), and `SegmentWriter` itself (age, its checksum and direct I/O to a
 //! file in `FLOOR_DIR`, default /var/tmp).
 //!
 //!     cargo bench -p pcap-spool --bench floor            # FLOOR_MIB=256 FLOOR_RUNS=5
@@ -181,7 +181,7 @@ fn main() {
     let mut seq = 0;
     let mut writer = None;
     figures.push(measure(
-        "SegmentWriter (age + SHA-256 + direct I/O)",
+        "SegmentWriter (age + CRC-64/NVME + direct I/O)",
         total,
         runs,
         |piece| {
