@@ -13,10 +13,12 @@ use pcap_protocol::store::keys;
 use pcap_protocol::{CaptureId, Document, FileName, Serial, schema};
 use tokio::io::AsyncReadExt;
 
+use pcap_spool::checksum::Checksum;
+
+use super::check::Check;
 use super::error::{GetError, StoreError, UploadError, Uploaded, classify};
 use super::{local, s3};
 use crate::bandwidth::Bandwidth;
-use pcap_spool::checksum::{Checksum, Hasher};
 
 #[derive(Debug, Clone)]
 enum Backend {
@@ -228,49 +230,5 @@ impl Store {
             }
             (Backend::S3(_), None) => Ok(()),
         }
-    }
-}
-
-/// The bytes of a spool file as the upload reads them, against the checksum of its sealing.
-pub(super) struct Check<'a> {
-    hasher: Option<(Hasher, &'a str)>,
-    path: &'a Path,
-}
-
-impl<'a> Check<'a> {
-    fn new(sealed: Option<(Checksum, &'a str)>, path: &'a Path) -> Self {
-        Check {
-            hasher: sealed.map(|(kind, value)| (Hasher::new(kind), value)),
-            path,
-        }
-    }
-
-    pub(super) fn update(&mut self, data: &[u8]) {
-        if let Some((h, _)) = &mut self.hasher {
-            h.update(data);
-        }
-    }
-
-    fn checked(&self) -> bool {
-        self.hasher.is_some()
-    }
-
-    /// Whether what was read is what was sealed (call once, after the last byte).
-    pub(super) fn verify(&mut self) -> Result<(), UploadError> {
-        let Some((h, want)) = self.hasher.take() else {
-            return Ok(());
-        };
-        let kind = h.kind();
-        let got = h.finish();
-        if got.eq_ignore_ascii_case(want) {
-            // Checked: keep reporting it as such.
-            self.hasher = Some((Hasher::new(kind), want));
-            return Ok(());
-        }
-        Err(UploadError::Corrupted(format!(
-            "the spool file {} changed after it was sealed ({} {want} at sealing, {got} read back)",
-            self.path.display(),
-            kind.as_str(),
-        )))
     }
 }

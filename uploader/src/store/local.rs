@@ -91,7 +91,7 @@ pub(super) async fn upload_parts(
     key: &Key,
     file: &mut tokio::fs::File,
     part_size: usize,
-    check: &mut super::client::Check<'_>,
+    check: &mut super::check::Check<'_>,
     bandwidth: &Bandwidth,
 ) -> Result<(), UploadError> {
     let io = |e: std::io::Error| UploadError::Transient(format!("cannot read the spool file: {e}"));

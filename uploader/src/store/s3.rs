@@ -130,7 +130,7 @@ pub(super) async fn upload_parts(
     key: &Key,
     file: &mut tokio::fs::File,
     part_size: usize,
-    check: &mut super::client::Check<'_>,
+    check: &mut super::check::Check<'_>,
     bandwidth: &Bandwidth,
     mut open: impl FnMut(Option<&str>),
 ) -> Result<(), UploadError> {
