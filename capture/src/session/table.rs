@@ -16,12 +16,24 @@ use super::packet::{self, Decoded};
 /// Sessions are boxed: the table moves pointers, not sessions, when it grows or sorts.
 type Map = HashMap<Key, Box<Session>, foldhash::fast::RandomState>;
 
-/// A session's identity, the same for both directions.
+/// A session's identity, the same for both directions: both ends as 16 address bytes (IPv4
+/// mapped into IPv6) and a port, the lower end first, and the protocol. Plain bytes hash and
+/// compare faster than `IpAddr`s, and the key is smaller in the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Key {
-    low: (IpAddr, u16),
-    high: (IpAddr, u16),
+    low: ([u8; 16], u16),
+    high: ([u8; 16], u16),
     proto: u8,
+    /// IPv6 (an IPv4-mapped IPv6 address on the wire is not the IPv4 one).
+    v6: bool,
+}
+
+/// An address as the key holds it.
+fn bytes(addr: IpAddr) -> [u8; 16] {
+    match addr {
+        IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+        IpAddr::V6(a) => a.octets(),
+    }
 }
 
 impl Key {
@@ -30,8 +42,15 @@ impl Key {
     }
 
     fn new(a: (IpAddr, u16), b: (IpAddr, u16), proto: u8) -> Self {
+        let v6 = a.0.is_ipv6();
+        let (a, b) = ((bytes(a.0), a.1), (bytes(b.0), b.1));
         let (low, high) = if a <= b { (a, b) } else { (b, a) };
-        Key { low, high, proto }
+        Key {
+            low,
+            high,
+            proto,
+            v6,
+        }
     }
 }
 
