@@ -518,6 +518,12 @@ fn a_download_is_decrypted_and_verified_against_the_manifest_and_a_substituted_f
         None,
     );
     assert_eq!(status(&console.login_as("rita", PASSWORD)), 303);
+    // A request without the CSRF token is forged, whatever else it holds.
+    let forged = console.post(
+        "/captures/request",
+        &["serial=PA-0001".to_owned(), "interface=lo".to_owned()],
+    );
+    assert_eq!(status(&forged), 403, "{forged}");
     let list = console.curl("/captures", &[]);
     assert!(list.contains(&id), "{list}");
     let page = console.curl(&format!("/captures/PA-0001/{id}"), &[]);

@@ -375,6 +375,18 @@ async fn devices(
     .into_response()
 }
 
+/// Runs `work` (the store client blocks) off the async workers; a failure is the error page.
+pub async fn read_blocking<T: Send + 'static>(
+    session: &Session,
+    work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> Result<T, Response> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(error_page(session, &format!("{e:#}"))),
+        Err(e) => Err(error_page(session, &e.to_string())),
+    }
+}
+
 pub fn error_page(session: &Session, message: &str) -> Response {
     (
         StatusCode::BAD_GATEWAY,

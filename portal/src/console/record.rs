@@ -17,7 +17,7 @@ use pcap_protocol::{RequestId, Serial};
 use serde::Deserialize;
 
 use super::Console;
-use super::pages::{error_page, layout, session, urlencode, when};
+use super::pages::{layout, read_blocking, session, urlencode, when};
 use crate::captures::Capture;
 
 /// Audit entries read for one device's page (its history and who asked for its captures).
@@ -70,12 +70,11 @@ async fn device(
     };
     let read = {
         let (console, serial) = (console.clone(), serial.clone());
-        tokio::task::spawn_blocking(move || read_device(&console, &serial)).await
+        read_blocking(&session, move || read_device(&console, &serial)).await
     };
     let record = match read {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => return error_page(&session, &format!("{e:#}")),
-        Err(e) => return error_page(&session, &e.to_string()),
+        Ok(r) => r,
+        Err(page) => return page,
     };
     let snapshot = console.fleet.snapshot().await;
     let row = snapshot.rows.iter().find(|r| r.serial == serial.as_str());
@@ -257,15 +256,14 @@ async fn audit(
     let limit = q.limit.clamp(1, 10_000);
     let read = {
         let (console, serial) = (console.clone(), serial.clone());
-        tokio::task::spawn_blocking(move || {
+        read_blocking(&session, move || {
             crate::audit::entries(&console.store, serial.as_ref(), limit, &console.documents)
         })
         .await
     };
     let entries = match read {
-        Ok(Ok(e)) => e,
-        Ok(Err(e)) => return error_page(&session, &format!("{e:#}")),
-        Err(e) => return error_page(&session, &e.to_string()),
+        Ok(e) => e,
+        Err(page) => return page,
     };
     layout(
         "Audit",

@@ -22,7 +22,9 @@ use pcap_protocol::{CaptureId, FileName, Reason, RequestId, Serial};
 use serde::Deserialize;
 
 use super::Console;
-use super::pages::{bad_request, error_page, forbidden, layout, session, urlencode, when};
+use super::pages::{
+    bad_request, error_page, forbidden, layout, read_blocking, session, urlencode, when,
+};
 use super::session::Session;
 use crate::captures::{Capture, Source, decrypt_verified, plain_name};
 
@@ -116,7 +118,7 @@ async fn list(
     };
     let read = {
         let console = console.clone();
-        tokio::task::spawn_blocking(move || {
+        read_blocking(&session, move || {
             console.store.block_on(
                 crate::captures::stream(&console.store, serial.as_ref(), true, &console.documents)
                     .try_collect::<Vec<Capture>>(),
@@ -125,9 +127,8 @@ async fn list(
         .await
     };
     let mut captures = match read {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => return error_page(&session, &format!("{e:#}")),
-        Err(e) => return error_page(&session, &e.to_string()),
+        Ok(c) => c,
+        Err(page) => return page,
     };
     captures.retain(|c| {
         let t = c.started_at.unwrap_or(c.uploaded_at);
@@ -477,7 +478,6 @@ async fn request_form(
 /// The form's fields as the CLI's flags.
 #[derive(Deserialize)]
 struct RequestForm {
-    csrf: String,
     serial: String,
     interface: String,
     #[serde(default)]
@@ -550,13 +550,18 @@ async fn request(State(console): State<Arc<Console>>, headers: HeaderMap, body: 
         Ok(s) => s,
         Err(r) => return *r,
     };
-    let form: RequestForm = match serde_urlencoded_form(&body) {
+    // The token first: a form without it is forged (403), whatever else it lacks.
+    let token = form_urlencoded::parse(&body)
+        .find(|(k, _)| k == "csrf")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    if token != session.csrf {
+        return forbidden("The form is stale or forged (no valid CSRF token): reload the page.");
+    }
+    let form: RequestForm = match parse_form(&body) {
         Ok(f) => f,
         Err(e) => return bad_request(&session, &e),
     };
-    if form.csrf != session.csrf {
-        return forbidden("The form is stale or forged (no valid CSRF token): reload the page.");
-    }
     if console.request_key.is_none() {
         return forbidden(
             "This console was not given the request key (PCAP_REQUEST_KEY), so it cannot sign requests.",
@@ -601,11 +606,8 @@ async fn request(State(console): State<Arc<Console>>, headers: HeaderMap, body: 
 }
 
 /// A form body as `T`; the error says which field is missing or wrong.
-fn serde_urlencoded_form<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, String> {
-    let fields: serde_json::Map<String, serde_json::Value> = form_urlencoded::parse(body)
-        .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
-        .collect();
-    serde_json::from_value(serde_json::Value::Object(fields)).map_err(|e| e.to_string())
+fn parse_form<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, String> {
+    serde_urlencoded::from_bytes(body).map_err(|e| format!("the form is incomplete: {e}"))
 }
 
 #[derive(Deserialize, Default)]
@@ -632,7 +634,7 @@ async fn result(
     };
     let read = {
         let (console, serial, id) = (console.clone(), serial.clone(), id.clone());
-        tokio::task::spawn_blocking(move || {
+        read_blocking(&session, move || {
             console
                 .store
                 .document::<RequestResult>(&keys::result(&serial, &id))
@@ -640,9 +642,8 @@ async fn result(
         .await
     };
     let result = match read {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => return error_page(&session, &format!("{e:#}")),
-        Err(e) => return error_page(&session, &e.to_string()),
+        Ok(r) => r,
+        Err(page) => return page,
     };
     let serial_link = urlencode(serial.as_str());
     layout(
