@@ -25,7 +25,7 @@ impl Default for ReadBuffer {
     /// 4 MiB to start (big reads for throughput), blocks up to 64 MiB.
     fn default() -> Self {
         ReadBuffer {
-            initial: 4 << 20,
+            initial: 256 << 10,
             max_block: 64 << 20,
         }
     }
@@ -204,11 +204,10 @@ fn emit(
     ctx: &RecordContext<'_>,
     out: &mut impl Write,
 ) -> Result<u64, AnalyzeError> {
+    let failed = |e: &dyn std::fmt::Display| fail(0, format!("cannot write the output: {e}"));
     for s in &sessions {
-        let mut line = serde_json::to_vec(&record(s, ctx)).unwrap_or_default();
-        line.push(b'\n');
-        out.write_all(&line)
-            .map_err(|e| fail(0, format!("cannot write the output: {e}")))?;
+        serde_json::to_writer(&mut *out, &record(s, ctx)).map_err(|e| failed(&e))?;
+        out.write_all(b"\n").map_err(|e| failed(&e))?;
     }
     Ok(sessions.len() as u64)
 }

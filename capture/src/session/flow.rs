@@ -34,7 +34,8 @@ pub struct Session {
     pub packets: [u64; 2],
     pub bytes: [u64; 2],
     pub app: Option<&'static str>,
-    pub found: Found,
+    /// The fields found so far; most sessions have none, and keep no room for them.
+    found: Option<Box<Found>>,
     inspect: Inspection,
 }
 
@@ -96,9 +97,19 @@ impl Session {
             packets: [0; 2],
             bytes: [0; 2],
             app,
-            found: Found::default(),
+            found: None,
             inspect,
         }
+    }
+
+    /// The fields found in the session.
+    pub fn found(&self) -> &Found {
+        static NONE: Found = Found::EMPTY;
+        self.found.as_deref().unwrap_or(&NONE)
+    }
+
+    fn found_mut(&mut self) -> &mut Found {
+        self.found.get_or_insert_default()
     }
 
     /// Whether the session's fields are still being looked for.
@@ -207,13 +218,13 @@ impl Session {
             }
             Some(app::MQTT) => {
                 if let Some(Some(user)) = binary::mqtt_connect(&ins.head[TO_SERVER]) {
-                    push_unique(&mut self.found.users, user);
+                    push_unique(&mut self.found_mut().users, user);
                 }
                 ins.head[TO_SERVER].len() >= 2
             }
             Some(app::DNS) => {
                 if let Some(name) = dns::question_name_tcp(&ins.head[TO_SERVER]) {
-                    self.found.url = Some(format!("dns://{name}"));
+                    self.found_mut().url = Some(format!("dns://{name}"));
                     return true;
                 }
                 ins.head[TO_SERVER].len() >= HEADER_LIMIT
@@ -248,7 +259,7 @@ impl Session {
 
     /// Client lines of SMTP or FTP; true once the budget is spent.
     fn lines(&mut self, ins: &mut Inspect, bytes: &[u8]) -> bool {
-        let found = &mut self.found;
+        let found = self.found_mut();
         let (smtp, ftp) = (&mut ins.smtp, &mut ins.ftp);
         ins.lines.feed(bytes, |line| {
             if let Some(s) = smtp.as_mut() {
@@ -269,7 +280,7 @@ impl Session {
         match self.app {
             Some(a @ (app::DNS | app::MDNS)) => {
                 if let Some(name) = dns::question_name(p.payload) {
-                    self.found.url = Some(format!("{a}://{name}"));
+                    self.found_mut().url = Some(format!("{a}://{name}"));
                     return true;
                 }
                 false
@@ -286,7 +297,7 @@ impl Session {
     }
 
     fn merge(&mut self, found: Found) {
-        let f = &mut self.found;
+        let f = self.found_mut();
         if f.url.is_none() {
             f.url = found.url;
         }

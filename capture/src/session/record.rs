@@ -107,15 +107,15 @@ impl Serialize for Record<'_> {
         if on.application {
             m.serialize_entry("application", s.application())?;
             // ALPN tells the application inside TLS; it goes with the application switch.
-            if !s.found.alpn.is_empty() {
-                m.serialize_entry("alpn", &s.found.alpn)?;
+            if !s.found().alpn.is_empty() {
+                m.serialize_entry("alpn", &s.found().alpn)?;
             }
         }
         if on.user {
             let mapped = self.ctx.users.and_then(|u| u.get(&s.client.0));
             let mut users: Vec<&str> = mapped.into_iter().collect();
             users.extend(
-                s.found
+                s.found()
                     .users
                     .iter()
                     .map(String::as_str)
@@ -124,19 +124,19 @@ impl Serialize for Record<'_> {
             m.serialize_entry("user", &users)?;
         }
         if on.url {
-            m.serialize_entry("url", &s.found.url)?;
+            m.serialize_entry("url", &s.found().url)?;
         }
         if on.filename {
-            m.serialize_entry("filename", &s.found.filenames)?;
+            m.serialize_entry("filename", &s.found().filenames)?;
         }
         if on.email_sender {
-            m.serialize_entry("email_sender", &s.found.email_sender)?;
+            m.serialize_entry("email_sender", &s.found().email_sender)?;
         }
         if on.email_recipient {
-            m.serialize_entry("email_recipient", &s.found.email_recipients)?;
+            m.serialize_entry("email_recipient", &s.found().email_recipients)?;
         }
         if on.email_subject {
-            m.serialize_entry("email_subject", &s.found.email_subject)?;
+            m.serialize_entry("email_subject", &s.found().email_subject)?;
         }
         m.end()
     }

@@ -119,28 +119,41 @@ impl SessionTable {
         }
     }
 
-    /// Accounts one captured frame of `linktype`.
+    /// Accounts one captured frame of `linktype`. A plain IPv4 TCP/UDP frame is looked up once,
+    /// by the key read at fixed offsets; the full decode runs only while its session is
+    /// inspected, or for a new session.
     pub fn packet(&mut self, linktype: u32, ts_ns: u64, data: &[u8], wire_len: u32) {
-        if ts_ns < self.next_sweep_ns
-            && let Some((key, src)) = quick_ipv4(linktype, data)
-            && let Some(s) = self.map.get_mut(&key)
-            && !s.inspecting()
+        if ts_ns >= self.next_sweep_ns {
+            self.sweep(ts_ns);
+        }
+        let quick = quick_ipv4(linktype, data);
+        if let Some((key, src)) = &quick
+            && let Some(s) = self.map.get_mut(key)
         {
-            s.count(src, ts_ns, wire_len);
+            if !s.inspecting() {
+                s.count(*src, ts_ns, wire_len);
+            } else if let Some(p) = packet::decode(linktype, data) {
+                s.packet(&p, ts_ns, wire_len);
+            } else {
+                self.stats.not_ip += 1;
+            }
             return;
         }
         let Some(p) = packet::decode(linktype, data) else {
             self.stats.not_ip += 1;
             return;
         };
-        if ts_ns >= self.next_sweep_ns {
-            self.sweep(ts_ns);
-        }
-        let key = Key::of(&p);
-        if let Some(s) = self.map.get_mut(&key) {
-            s.packet(&p, ts_ns, wire_len);
-            return;
-        }
+        let key = match quick {
+            Some((key, _)) => key,
+            None => {
+                let key = Key::of(&p);
+                if let Some(s) = self.map.get_mut(&key) {
+                    s.packet(&p, ts_ns, wire_len);
+                    return;
+                }
+                key
+            }
+        };
         if self.map.len() >= self.max {
             self.evict_oldest();
         }
@@ -167,7 +180,8 @@ impl SessionTable {
     /// Every session: those that left the table, then those still in it, oldest first.
     pub fn finish(mut self) -> Vec<Box<Session>> {
         let mut rest: Vec<Box<Session>> = self.map.into_values().collect();
-        rest.sort_by_key(|s| s.first_seen_ns);
+        // Sessions with the same first packet time come out of the map in no set order anyway.
+        rest.sort_unstable_by_key(|s| s.first_seen_ns);
         self.finished.extend(rest);
         self.finished
     }

@@ -19,6 +19,19 @@ pub struct Found {
     pub email_subject: Option<String>,
 }
 
+impl Found {
+    /// Nothing found.
+    pub const EMPTY: Found = Found {
+        url: None,
+        filenames: Vec::new(),
+        users: Vec::new(),
+        alpn: Vec::new(),
+        email_sender: None,
+        email_recipients: Vec::new(),
+        email_subject: None,
+    };
+}
+
 /// Longest text value kept from a packet (URLs, names, subjects).
 pub const MAX_VALUE_LEN: usize = 2048;
 /// Most values kept in one list field.
