@@ -52,6 +52,15 @@ pub async fn run(
     let incidents = Incidents::default();
     prepare_dirs(&config)?;
     let mut signals = Signals::new()?;
+    let metrics_listener = match config.control.metrics_listen {
+        Some(addr) => Some((
+            addr,
+            control::metrics::bind(addr)
+                .await
+                .map_err(|e| DaemonError::Startup(e.to_string()))?,
+        )),
+        None => None,
+    };
 
     let cancel = CancellationToken::new();
     let (config_tx, config_rx) = watch::channel(Arc::new(config.clone()));
@@ -134,6 +143,14 @@ pub async fn run(
     let (listener, socket_gid, socket_file) = (socket.listener, socket.gid, socket.file);
     let socket_path = socket.path;
     tasks.spawn(control::serve(listener, api.clone(), cancel.child_token()));
+    if let Some((addr, listener)) = metrics_listener {
+        info!(address = %addr, "Serving GET /metrics over TCP.");
+        tasks.spawn(control::metrics::serve(
+            listener,
+            api.clone(),
+            cancel.child_token(),
+        ));
+    }
     systemd::spawn_watchdog(cancel.child_token());
     systemd::ready();
     info!(

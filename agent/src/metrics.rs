@@ -12,7 +12,10 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use pcap_protocol::StopReason;
+
 use crate::authz::{AuthState, AuthStatus};
+use crate::captures::{CaptureRecord, CaptureState};
 use crate::spool::SpoolApi;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -37,6 +40,11 @@ pub struct ReasonLabel {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct VersionLabel {
     pub version: &'static str,
 }
@@ -52,6 +60,8 @@ pub struct Metrics {
     pub config_reloads: Family<ResultLabel, Counter>,
     pub captures_started: Counter,
     pub captures_stopped: Family<ReasonLabel, Counter>,
+    captures_running: Gauge,
+    capture_packets: Family<OutcomeLabel, Counter>,
     spool: SpoolMetrics,
 }
 
@@ -186,6 +196,29 @@ impl Metrics {
             "Captures stopped, by stop reason",
             captures_stopped.clone(),
         );
+        // Every label value a counter can take is there from the start at 0, so that a rule's
+        // increase() sees the first event as one (a series that appears at 1 shows none).
+        for result in ["applied", "rejected"] {
+            let _ = config_reloads.get_or_create(&ResultLabel { result });
+        }
+        for reason in StopReason::ALL {
+            let _ = captures_stopped.get_or_create(&ReasonLabel {
+                reason: reason.as_str(),
+            });
+        }
+        let captures_running = Gauge::default();
+        registry.register(
+            "captures_running",
+            "Captures running now",
+            captures_running.clone(),
+        );
+        let capture_packets = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "capture_packets",
+            "Packets of every capture the agent has a record of, by outcome (written, \
+             dropped_rate_limit, dropped_kernel: the capture buffer was full, dropped_interface)",
+            capture_packets.clone(),
+        );
         let spool = SpoolMetrics::default();
         spool.register(&mut registry);
         Metrics {
@@ -198,6 +231,8 @@ impl Metrics {
             config_reloads,
             captures_started,
             captures_stopped,
+            captures_running,
+            capture_packets,
         }
     }
 
@@ -219,6 +254,28 @@ impl Metrics {
     }
 
     /// Mirrors the uploader's and the reaper's counters and the spool's state.
+    /// The capture gauges and packet totals, from the capture records (running ones live).
+    pub fn observe_captures(&self, captures: &[CaptureRecord]) {
+        let running = captures
+            .iter()
+            .filter(|c| c.state == CaptureState::Running)
+            .count();
+        self.captures_running
+            .set(i64::try_from(running).unwrap_or(i64::MAX));
+        let sum = |f: fn(&CaptureRecord) -> u64| captures.iter().map(f).sum::<u64>();
+        for (outcome, n) in [
+            ("written", sum(|c| c.stats.written)),
+            ("dropped_rate_limit", sum(|c| c.stats.dropped_rate_limit)),
+            ("dropped_kernel", sum(|c| c.stats.dropped_kernel)),
+            ("dropped_interface", sum(|c| c.stats.dropped_interface)),
+        ] {
+            self.capture_packets
+                .get_or_create(&OutcomeLabel { outcome })
+                .inner()
+                .store(n, Ordering::Relaxed);
+        }
+    }
+
     pub fn observe_spool(&self, spool: &SpoolApi) {
         let m = &self.spool;
         let uploads = spool.uploads.status();

@@ -248,6 +248,8 @@ pub struct Control {
     pub allowed_uids: Vec<Principal>,
     /// Groups whose members are allowed; `None`: the socket's group.
     pub allowed_gids: Option<Vec<Principal>>,
+    /// Where `GET /metrics` is also served over TCP for Prometheus (nothing else is).
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

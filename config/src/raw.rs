@@ -107,6 +107,7 @@ pub struct RawControl {
     pub group: Option<String>,
     pub allowed_uids: Option<Vec<Principal>>,
     pub allowed_gids: Option<Vec<Principal>>,
+    pub metrics_listen: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -412,6 +412,16 @@ fn control(c: &mut Checker<'_>, raw: RawControl) -> Control {
         group: raw.group,
         allowed_uids: raw.allowed_uids.unwrap_or_default(),
         allowed_gids: raw.allowed_gids,
+        metrics_listen: raw.metrics_listen.and_then(|a| match a.parse() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                c.problem(
+                    "control.metrics_listen",
+                    format!("{a:?} is not an address and port; write e.g. \"127.0.0.1:9465\""),
+                );
+                None
+            }
+        }),
     }
 }
 

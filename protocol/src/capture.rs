@@ -52,6 +52,17 @@ pub enum StopReason {
 }
 
 impl StopReason {
+    pub const ALL: [StopReason; 8] = [
+        StopReason::Duration,
+        StopReason::Packets,
+        StopReason::Bytes,
+        StopReason::Stopped,
+        StopReason::AuthorizationEnded,
+        StopReason::Shutdown,
+        StopReason::DiskFull,
+        StopReason::Error,
+    ];
+
     /// The reason as it appears in JSON and metrics.
     pub fn as_str(self) -> &'static str {
         match self {

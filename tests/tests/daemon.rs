@@ -406,3 +406,88 @@ fn with_a_thousand_idle_connections_open_an_allowed_client_still_gets_answers() 
     );
     drop(idle);
 }
+
+/// A loopback port nothing listens on (bound, then released).
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+fn write_config_with_metrics(s: &Scratch, listen: &str) {
+    let text = s.config_text("").replace(
+        "[control]\n",
+        &format!("[control]\nmetrics_listen = \"{listen}\"\n"),
+    );
+    std::fs::write(s.config_path(), text).unwrap();
+}
+
+fn curl_status(url: &str, extra: &[&str]) -> (String, String) {
+    let out = run(Command::new("curl")
+        .args(["-sS", "-o", "-", "-w", "\n%{http_code}"])
+        .args(extra)
+        .arg(url));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", ""));
+    (code.to_owned(), body.to_owned())
+}
+
+#[test]
+fn metrics_are_served_over_tcp_when_configured_and_nothing_else_is() {
+    let s = Scratch::new("");
+    authorize(&s);
+    let port = free_port();
+    write_config_with_metrics(&s, &format!("127.0.0.1:{port}"));
+    let _agent = s.start_agent();
+
+    let (code, body) = curl_status(&format!("http://127.0.0.1:{port}/metrics"), &[]);
+    assert_eq!(code, "200", "{body}");
+    for line in [
+        "pcap_agent_authorization_state{state=\"authorized\"} 1",
+        "pcap_agent_captures_running 0",
+        "pcap_agent_capture_packets_total{outcome=\"dropped_kernel\"} 0",
+        // Counters of events that have not happened yet are there at 0, for increase().
+        "pcap_agent_config_reloads_total{result=\"rejected\"} 0",
+        "pcap_agent_captures_stopped_total{reason=\"disk_full\"} 0",
+    ] {
+        assert!(
+            body.lines().any(|l| l == line),
+            "{line} missing from\n{body}"
+        );
+    }
+    // Only /metrics: the control API is not reachable over TCP.
+    let (code, body) = curl_status(&format!("http://127.0.0.1:{port}/v1/status"), &[]);
+    assert_eq!(code, "404", "{body}");
+    assert!(!body.contains("PA-0001"), "{body}");
+    let (code, _) = curl_status(&format!("http://127.0.0.1:{port}/metrics"), &["-X", "POST"]);
+    assert_eq!(code, "405");
+}
+
+#[test]
+fn a_metrics_address_that_is_taken_or_malformed_is_refused_with_what_to_do() {
+    let s = Scratch::new("");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    write_config_with_metrics(&s, &addr);
+    let out = run(Command::new(bin("pcap-agent"))
+        .args(["run", "--config"])
+        .arg(s.config_path()));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen for metrics on {addr}"))
+            && stderr.contains("choose a free address and port in control.metrics_listen"),
+        "{stderr}"
+    );
+
+    write_config_with_metrics(&s, "localhost");
+    let out = run(Command::new(bin("pcap-agent"))
+        .arg("check-config")
+        .arg("--config")
+        .arg(s.config_path()));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{stderr}");
+    assert!(
+        stderr.contains(r#"control.metrics_listen: "localhost" is not an address and port"#),
+        "{stderr}"
+    );
+}

@@ -168,7 +168,7 @@ async fn route(api: &Api, req: Request<Incoming>) -> (&'static str, Reply) {
         ("capture", _) => captures::get(api, id).await,
         ("spool", _) => spool::get(api),
         ("reap", _) => spool::reap(api).await,
-        _ => metrics::get(api),
+        _ => metrics::get(api).await,
     };
     (endpoint, reply)
 }
