@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use pcap_agent::{daemon, logging};
 use pcap_config::{DEFAULT_CONFIG_PATH, LogFormat};
 
@@ -16,7 +16,7 @@ const EX_USAGE: u8 = 64;
 #[derive(Debug, Parser)]
 #[command(
     name = "pcap-agent",
-    version,
+    version = pcap_manual::VERSION,
     about = "On-demand packet capture agent, under the customer's authorization"
 )]
 struct Cli {
@@ -26,6 +26,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Write the man pages or the shell completions (for packaging).
+    #[command(hide = true)]
+    Generate(pcap_manual::GenerateArgs),
     /// Run the daemon (what the systemd unit starts).
     Run {
         #[arg(long, env = "PCAP_AGENT_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
             sharing_from,
             interface,
         } => analyze(&file, sharing_from.as_deref(), interface.as_deref()),
+        Command::Generate(args) => pcap_manual::run(Cli::command(), &args, true),
     }
 }
 

@@ -38,14 +38,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use pcap_protocol::units::parse_duration;
 use pcap_protocol::{CaptureId, Period, Serial};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "pcap-portal",
-    version,
+    version = pcap_manual::VERSION,
     about = "Authorize devices, request captures and manage them, all through the store"
 )]
 struct Cli {
@@ -73,6 +73,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Write the man pages or the shell completions (for packaging).
+    #[command(hide = true)]
+    Generate(pcap_manual::GenerateArgs),
     /// Create the authorization and request key pairs and the research team's age identity.
     Keygen {
         #[arg(long)]
@@ -201,6 +204,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         Command::Users { command } => return users::run(command),
+        Command::Generate(args) => {
+            return Ok(pcap_manual::run(Cli::command(), &args, false));
+        }
         command => Cli { command, ..cli },
     };
     let bell = bell::Bell::from_args(&cli.doorbell)?;
@@ -214,7 +220,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         false => cache::Cache::open(state_dir.as_deref(), &store.url().to_string()),
     };
     match cli.command {
-        Command::Keygen { .. } | Command::Users { .. } => Ok(ExitCode::SUCCESS),
+        Command::Keygen { .. } | Command::Users { .. } | Command::Generate(_) => {
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Audit {
             serial,
             limit,

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use jiff::Timestamp;
 use pcap_agent::authz::AuthStatus;
 use pcap_agent::captures::CaptureRecord;
@@ -24,7 +24,7 @@ const EX_NOPERM: u8 = 77;
 #[derive(Debug, Parser)]
 #[command(
     name = "pcapctl",
-    version,
+    version = pcap_manual::VERSION,
     about = "Talk to the pcap-agent daemon on its control socket"
 )]
 struct Cli {
@@ -35,7 +35,16 @@ struct Cli {
     #[arg(long, global = true)]
     json: bool,
     #[command(subcommand)]
-    command: Command,
+    command: Top,
+}
+
+#[derive(Debug, Subcommand)]
+enum Top {
+    #[command(flatten)]
+    Api(Command),
+    /// Write the man pages or the shell completions (for packaging).
+    #[command(hide = true)]
+    Generate(pcap_manual::GenerateArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,6 +80,10 @@ enum CaptureAction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let command = match cli.command {
+        Top::Api(command) => command,
+        Top::Generate(args) => return pcap_manual::run(Cli::command(), &args, false),
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -82,7 +95,7 @@ fn main() -> ExitCode {
         }
     };
     let client = Client::new(&cli.socket);
-    let answer = match runtime.block_on(ask(&client, &cli.command)) {
+    let answer = match runtime.block_on(ask(&client, &command)) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("pcapctl: {e}");
@@ -100,7 +113,7 @@ fn main() -> ExitCode {
         println!("{}", String::from_utf8_lossy(&answer.body).trim_end());
         return ExitCode::SUCCESS;
     }
-    match show(&cli.command, &answer) {
+    match show(&command, &answer) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("pcapctl: {e}");
