@@ -1,22 +1,26 @@
 #!/usr/bin/env python3
 """Writes a pcap of mixed traffic for the session benchmarks.
 
-    bench/mkpcap.py OUT.pcap [--packets N] [--sessions N] [--udp-flows N]
+    bench/mkpcap.py OUT.pcap [--packets N] [--sessions N] [--udp-flows N] [--vxlan VNI]
 
 The composition of BASELINE.md's big.pcap: half the packets are full-size TCP segments (here of
 HTTP and TLS sessions: each opens with a handshake, a request line with Host or a ClientHello
 with SNI, then bulk data), the other half 512-byte UDP datagrams with varying ports (a quarter
-of them DNS queries). Deterministic: the same arguments give the same file.
+of them DNS queries). Deterministic: the same arguments give the same file. With --vxlan, every
+frame is carried in VXLAN (UDP 4789, the given VNI) between two sensor addresses, as cloud
+traffic mirroring delivers it: the same sessions inside a tunnel.
 """
 import argparse
 import random
 import struct
+import zlib
 
 p = argparse.ArgumentParser()
 p.add_argument("out")
 p.add_argument("--packets", type=int, default=1_000_000)
 p.add_argument("--sessions", type=int, default=1_000, help="TCP sessions")
 p.add_argument("--udp-flows", type=int, default=65_536, help="distinct UDP 5-tuples besides DNS")
+p.add_argument("--vxlan", type=int, help="carry every frame in VXLAN with this VNI")
 args = p.parse_args()
 rng = random.Random(42)
 
@@ -62,7 +66,20 @@ out.write(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 262144, 1))
 ts = [1_700_000_000, 0]
 
 
+VXLAN_ETH = bytes.fromhex("0200000000c2020000000c01") + b"\x08\x00"
+
+
+def vxlan(frame):
+    """The frame inside VXLAN: the outer UDP source port from the inner addresses and ports,
+    as a VTEP picks it per flow."""
+    sport = 49152 + zlib.crc32(frame[26:38]) % 16384
+    inner = struct.pack("!II", 0x08000000, args.vxlan << 8) + frame
+    return VXLAN_ETH + ipv4(bytes([10, 200, 0, 1]), bytes([10, 200, 0, 2]), 17, udp(sport, 4789, inner))
+
+
 def write(frame):
+    if args.vxlan is not None:
+        frame = vxlan(frame)
     ts[1] += 2000
     if ts[1] >= 1_000_000_000:
         ts[0] += 1

@@ -48,4 +48,11 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 # A small mix of HTTP, TLS, DNS, mail and UDP sessions, as the analyze benchmark makes them.
 python3 bench/mkpcap.py "$c/sessions/mixed.pcap" --packets 40 --sessions 4 --udp-flows 4 >/dev/null
+# The same mix inside each tunnel the agent takes off, and truncated and corrupted variants of
+# each (scapy builds them: Debian's python3-scapy).
+python3 bench/mkpcap.py "$tmp/small.pcap" --packets 24 --sessions 2 --udp-flows 2 >/dev/null
+/usr/bin/python3 tests/fixtures/encapsulate.py "$tmp/small.pcap" "$tmp/tunnels" --malformed >/dev/null
+for f in "$tmp"/tunnels/*.pcap; do
+  cp "$f" "$c/sessions/tunnel-$(basename "$f")"
+done
 echo "seeds in $c:"; find "$c" -type f | sort

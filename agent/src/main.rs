@@ -143,6 +143,7 @@ fn analyze(file: &Path, sharing_from: Option<&Path>, interface: Option<&str>) ->
                 idle_timeout: std::time::Duration::from_secs(120),
                 users: None,
                 virtual_systems: Default::default(),
+                tunnels: Default::default(),
             },
         ),
     };
@@ -163,6 +164,7 @@ fn analyze(file: &Path, sharing_from: Option<&Path>, interface: Option<&str>) ->
         virtual_system: interface
             .and_then(|i| sessions.virtual_systems.get(i))
             .map(String::as_str),
+        virtual_systems: Some(&sessions.virtual_systems),
         users: users.as_ref(),
     };
     let stdout = std::io::stdout();
@@ -170,8 +172,11 @@ fn analyze(file: &Path, sharing_from: Option<&Path>, interface: Option<&str>) ->
     let result = pcap_capture::analyze::analyze(
         input,
         &ctx,
-        sessions.max.max(ANALYZE_MAX_SESSIONS),
-        sessions.idle_timeout,
+        pcap_capture::session::SessionTable::new(
+            sessions.max.max(ANALYZE_MAX_SESSIONS),
+            sessions.idle_timeout,
+        )
+        .with_tunnels(&sessions.tunnels),
         &mut out,
     );
     let _ = out.flush();
@@ -183,6 +188,13 @@ fn analyze(file: &Path, sharing_from: Option<&Path>, interface: Option<&str>) ->
                 summary.packets,
                 summary.sessions
             );
+            if summary.unknown_link > 0 {
+                eprintln!(
+                    "{}: {} packets of a link type pcap-agent does not read (not in any session)",
+                    file.display(),
+                    summary.unknown_link
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

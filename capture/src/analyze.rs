@@ -22,7 +22,7 @@ pub struct ReadBuffer {
 }
 
 impl Default for ReadBuffer {
-    /// 4 MiB to start (big reads for throughput), blocks up to 64 MiB.
+    /// 256 KiB to start (refilled while it is still in the CPU cache), blocks up to 64 MiB.
     fn default() -> Self {
         ReadBuffer {
             initial: 256 << 10,
@@ -53,25 +53,25 @@ fn fail(offset: u64, message: impl Into<String>) -> AnalyzeError {
 pub struct Summary {
     pub packets: u64,
     pub sessions: u64,
+    /// Packets of a link type the decoder does not read.
+    pub unknown_link: u64,
 }
 
-/// Reads packets from `input`, writes one JSON record per session to `out`.
+/// Reads packets from `input` into `table`, writes one JSON record per session to `out`.
 pub fn analyze(
     input: impl Read,
     ctx: &RecordContext<'_>,
-    max_sessions: usize,
-    idle: std::time::Duration,
+    table: SessionTable,
     out: &mut impl Write,
 ) -> Result<Summary, AnalyzeError> {
-    analyze_with(input, ctx, max_sessions, idle, out, ReadBuffer::default())
+    analyze_with(input, ctx, table, out, ReadBuffer::default())
 }
 
 /// [`analyze`] with a given read buffer.
 pub fn analyze_with(
     input: impl Read,
     ctx: &RecordContext<'_>,
-    max_sessions: usize,
-    idle: std::time::Duration,
+    mut table: SessionTable,
     out: &mut impl Write,
     buffer: ReadBuffer,
 ) -> Result<Summary, AnalyzeError> {
@@ -81,10 +81,10 @@ pub fn analyze_with(
         }
         other => fail(0, format!("cannot read the file header: {other:?}")),
     })?;
-    let mut table = SessionTable::new(max_sessions, idle);
     let mut summary = Summary::default();
     let read = read_all(reader.as_mut(), &mut table, &mut summary, ctx, out, buffer);
     // What was read before an error is still reported.
+    summary.unknown_link = table.stats.unknown_link;
     let written = emit(table.take_finished(), ctx, out).and_then(|n| {
         summary.sessions += n;
         emit(table.finish(), ctx, out)

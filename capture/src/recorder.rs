@@ -31,8 +31,12 @@ pub struct SessionSpec {
     pub sharing: SharedSharing,
     /// The virtual system of the capture's interface.
     pub virtual_system: Option<String>,
+    /// The config's map, for sessions inside tunnels (`vni:N`, `gre:N` keys).
+    pub virtual_systems: std::collections::BTreeMap<String, String>,
     /// The IP-to-user map file.
     pub users: Option<PathBuf>,
+    /// Which sessions tunnelled traffic gives.
+    pub tunnels: pcap_config::TunnelSettings,
 }
 
 /// Sharing switches that the agent updates on reload while captures read them.
@@ -65,7 +69,7 @@ pub struct Recorder {
 impl Recorder {
     pub fn new(spec: SessionSpec, spool: Spool, capture_id: &CaptureId) -> Self {
         Recorder {
-            table: SessionTable::new(spec.max, spec.idle),
+            table: SessionTable::new(spec.max, spec.idle).with_tunnels(&spec.tunnels),
             users: spec.users.as_deref().map(UserMapFile::new),
             spec,
             spool,
@@ -138,6 +142,7 @@ impl Recorder {
         let ctx = RecordContext {
             sharing: &sharing,
             virtual_system: self.spec.virtual_system.as_deref(),
+            virtual_systems: Some(&self.spec.virtual_systems),
             users: users.as_ref(),
         };
         let mut text = Vec::with_capacity(sessions.len() * 256);

@@ -56,6 +56,7 @@ fn records_of(table: SessionTable) -> usize {
     let ctx = RecordContext {
         sharing: &sharing,
         virtual_system: None,
+        virtual_systems: None,
         users: None,
     };
     let sessions = table.finish();

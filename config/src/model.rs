@@ -38,6 +38,39 @@ pub struct Sessions {
     pub users: Option<PathBuf>,
     /// Interface name to virtual system name.
     pub virtual_systems: std::collections::BTreeMap<String, String>,
+    /// Which sessions tunnelled traffic gives.
+    pub tunnels: TunnelSettings,
+}
+
+/// The sessions of tunnelled and mirrored traffic (VXLAN, GENEVE, GRE, ERSPAN, MPLS, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TunnelSettings {
+    pub mode: TunnelMode,
+    /// Encapsulation layers taken off at most.
+    pub max_depth: u8,
+    /// UDP destination ports of VXLAN and GENEVE.
+    pub vxlan_ports: Vec<u16>,
+    pub geneve_ports: Vec<u16>,
+}
+
+impl Default for TunnelSettings {
+    fn default() -> Self {
+        TunnelSettings {
+            mode: TunnelMode::Inner,
+            max_depth: 4,
+            vxlan_ports: vec![4789],
+            geneve_ports: vec![6081],
+        }
+    }
+}
+
+/// Sessions of the packets inside a recognised tunnel (`inner`, the default), of the carrier
+/// only (`outer`: no decapsulation), or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TunnelMode {
+    Inner,
+    Outer,
+    Both,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

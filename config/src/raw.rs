@@ -152,6 +152,10 @@ pub struct RawSessions {
     pub idle_timeout: Option<String>,
     pub users: Option<String>,
     pub virtual_systems: Option<std::collections::BTreeMap<String, String>>,
+    pub tunnels: Option<String>,
+    pub tunnel_depth: Option<i64>,
+    pub vxlan_ports: Option<Vec<i64>>,
+    pub geneve_ports: Option<Vec<i64>>,
 }
 
 /// The twelve session metadata switches; a missing switch is on.

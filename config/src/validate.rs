@@ -667,6 +667,65 @@ fn sessions(c: &mut Checker<'_>, raw: RawSessions) -> Sessions {
             .unwrap_or(Duration::from_secs(120)),
         users,
         virtual_systems: raw.virtual_systems.unwrap_or_default(),
+        tunnels: tunnels(
+            c,
+            raw.tunnels,
+            raw.tunnel_depth,
+            raw.vxlan_ports,
+            raw.geneve_ports,
+        ),
+    }
+}
+
+/// Most encapsulation layers `sessions.tunnel_depth` may ask to take off.
+const MAX_TUNNEL_DEPTH: u64 = 8;
+
+fn tunnels(
+    c: &mut Checker<'_>,
+    mode: Option<String>,
+    depth: Option<i64>,
+    vxlan: Option<Vec<i64>>,
+    geneve: Option<Vec<i64>>,
+) -> TunnelSettings {
+    let standard = TunnelSettings::default();
+    let mode = match mode.as_deref() {
+        None | Some("inner") => TunnelMode::Inner,
+        Some("outer") => TunnelMode::Outer,
+        Some("both") => TunnelMode::Both,
+        Some(other) => {
+            c.problem(
+                "sessions.tunnels",
+                format!("{other:?} is not a choice; use \"inner\", \"outer\" or \"both\""),
+            );
+            TunnelMode::Inner
+        }
+    };
+    let max_depth = c
+        .count(
+            "sessions.tunnel_depth",
+            depth,
+            Some(u64::from(standard.max_depth)),
+            MAX_TUNNEL_DEPTH,
+        )
+        .unwrap_or(u64::from(standard.max_depth)) as u8;
+    let mut ports = |key: &str, raw: Option<Vec<i64>>, default: Vec<u16>| match raw {
+        None => default,
+        Some(list) => list
+            .into_iter()
+            .filter_map(|p| match u16::try_from(p) {
+                Ok(port) if port != 0 => Some(port),
+                _ => {
+                    c.problem(key, format!("{p} is not a UDP port; use 1 to 65535"));
+                    None
+                }
+            })
+            .collect(),
+    };
+    TunnelSettings {
+        mode,
+        max_depth,
+        vxlan_ports: ports("sessions.vxlan_ports", vxlan, standard.vxlan_ports),
+        geneve_ports: ports("sessions.geneve_ports", geneve, standard.geneve_ports),
     }
 }
 

@@ -105,11 +105,12 @@ pub fn sessions(data: &[u8]) {
     let ctx = pcap_capture::session::RecordContext {
         sharing: &sharing,
         virtual_system: None,
+        virtual_systems: None,
         users: None,
     };
     let mut out = Vec::new();
     // A small buffer that must grow for larger blocks: the same code paths as the daemon's
-    // 4 MiB, without setting up megabytes for every input.
+    // 256 KiB, without setting up that much for every input.
     let buffer = pcap_capture::analyze::ReadBuffer {
         initial: 4 << 10,
         max_block: 256 << 10,
@@ -117,8 +118,7 @@ pub fn sessions(data: &[u8]) {
     let result = pcap_capture::analyze::analyze_with(
         data,
         &ctx,
-        1000,
-        std::time::Duration::from_secs(60),
+        pcap_capture::session::SessionTable::new(1000, std::time::Duration::from_secs(60)),
         &mut out,
         buffer,
     );

@@ -5,6 +5,7 @@
 //! README's test command does it).
 
 pub mod browser;
+pub mod clients;
 pub mod mqtt;
 pub mod net;
 pub mod pcapgen;

@@ -55,10 +55,11 @@ fn readable_odd_captures_give_their_sessions() {
             pcap(1, &udp4_fragments()),
             ("10.1.0.1", 5000, "10.1.0.2", 6000),
         ),
+        // The session inside the tunnel, not the tunnel's.
         (
             "vxlan.pcap",
             pcap(1, &[vxlan()]),
-            ("10.3.0.1", 49152, "10.3.0.2", 4789),
+            ("192.168.8.1", 8000, "192.168.8.2", 8001),
         ),
         (
             "sll2.pcap",
@@ -81,11 +82,24 @@ fn readable_odd_captures_give_their_sessions() {
         );
     }
 
-    // GRE on a raw-IP link: one session between the tunnel endpoints, without ports.
+    // GRE on a raw-IP link: the session inside, and where it was found.
     let (out, records) = analyze(dir.path(), "gre.pcap", &pcap(101, &[gre_raw()]));
     assert!(out.status.success());
-    assert_eq!(records[0]["protocol"], 47);
-    assert_eq!(records[0]["source_port"], Value::Null);
+    assert_eq!(
+        tuple(&records[0]),
+        (
+            "192.168.9.1".to_owned(),
+            7000.into(),
+            "192.168.9.2".to_owned(),
+            7001.into()
+        )
+    );
+    assert_eq!(records[0]["tunnel"]["layers"][0]["kind"], "gre");
+    assert_eq!(records[0]["tunnel"]["outer"]["source_ip"], "10.2.0.1");
+    assert_eq!(records[0]["tunnel"]["outer"]["protocol"], 47);
+    assert_eq!(records[0]["tunnel"]["outer"].get("source_port"), None);
+    let (_, records) = analyze(dir.path(), "vxlan.pcap", &pcap(1, &[vxlan()]));
+    assert_eq!(records[0]["tunnel"]["layers"][0]["id"], 0x64);
 
     // pcapng with two interfaces of different link types.
     let frames = vec![

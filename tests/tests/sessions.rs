@@ -3,29 +3,13 @@
 //! field of every session is compared with what tshark dissects from the same decrypted pcap.
 
 use std::collections::BTreeSet;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
+use pcap_tests::clients::{DECODE_AS, Servers, port_open, run_clients, spawn};
 use pcap_tests::net::VethPair;
-use pcap_tests::{ChildGuard, Scratch, fixture, require_root, run, tshark_query, wait_until};
+use pcap_tests::{Scratch, fixture, require_root, run, tshark_query, wait_until};
 use serde_json::{Value, json};
-
-fn spawn(cmd: &mut Command) -> ChildGuard {
-    ChildGuard(Some(
-        cmd.stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn a test server"),
-    ))
-}
-
-fn port_open(ip: &str, port: u16) -> bool {
-    std::net::TcpStream::connect_timeout(
-        &format!("{ip}:{port}").parse().unwrap(),
-        Duration::from_millis(200),
-    )
-    .is_ok()
-}
 
 fn find<'a>(records: &'a [Value], src: &str, sport: &str, dst: &str, dport: &str) -> &'a Value {
     records
@@ -62,124 +46,12 @@ fn fields_of_real_sessions_agree_with_tshark() {
     let agent = s.start_agent();
     let ns_ip = pair.ns_ip.clone();
 
-    // Servers in the namespace.
-    let cert = s.path("tls");
-    std::fs::create_dir_all(&cert).unwrap();
-    let out = run(Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-subj",
-            "/CN=device.example",
-            "-days",
-            "1",
-            "-keyout",
-        ])
-        .arg(cert.join("k.pem"))
-        .arg("-out")
-        .arg(cert.join("c.pem")));
-    assert!(out.status.success());
-    let _http = spawn(
-        pair.in_ns("python3")
-            .arg(fixture("http_server.py"))
-            .args([&ns_ip, "8081"]),
-    );
-    let _smtp = spawn(
-        pair.in_ns("python3")
-            .arg(fixture("smtp_server.py"))
-            .args([&ns_ip, "2525"]),
-    );
-    let _tls = spawn(
-        pair.in_ns("openssl")
-            .args([
-                "s_server",
-                "-quiet",
-                "-accept",
-                &format!("{ns_ip}:8443"),
-                "-alpn",
-                "h2,http/1.1",
-                "-cert",
-            ])
-            .arg(cert.join("c.pem"))
-            .arg("-key")
-            .arg(cert.join("k.pem")),
-    );
-    let _dns = spawn(pair.in_ns("dnsmasq").args([
-        "--no-daemon",
-        "--port=53",
-        &format!("--listen-address={ns_ip}"),
-        "--bind-interfaces",
-        "--no-resolv",
-        "--no-hosts",
-        "--address=/device.example/10.9.9.9",
-        "--pid-file=",
-    ]));
-    for port in [8081, 2525, 8443, 53] {
-        assert!(
-            wait_until(Duration::from_secs(10), || port_open(&ns_ip, port)),
-            "server on {port}"
-        );
-    }
+    let _servers = Servers::start(|p| pair.in_ns(p), &ns_ip, &s.path("tls"));
 
     let capture = agent.start_capture_ok(&json!({"interface": pair.host_if, "filter": "", "reason": "unknown_application", "limits": {"max_duration": "60s"}}));
     let id = capture["id"].as_str().unwrap().to_owned();
 
-    // The clients.
-    let base = format!("http://{ns_ip}:8081");
-    assert!(
-        run(Command::new("curl").args([
-            "-sSf",
-            "-o",
-            "/dev/null",
-            &format!("{base}/download/fw.bin?v=2")
-        ]))
-        .status
-        .success()
-    );
-    assert!(
-        run(Command::new("curl").args([
-            "-sSf",
-            "-o",
-            "/dev/null",
-            "-u",
-            "alice:secret",
-            &format!("{base}/private/status")
-        ]))
-        .status
-        .success()
-    );
-    let tls = run(Command::new("openssl")
-        .args([
-            "s_client",
-            "-connect",
-            &format!("{ns_ip}:8443"),
-            "-servername",
-            "device.example",
-            "-alpn",
-            "h2,http/1.1",
-        ])
-        .stdin(Stdio::null()));
-    assert!(String::from_utf8_lossy(&tls.stdout).contains("CONNECTED"));
-    let mail = run(Command::new("python3")
-        .arg(fixture("smtp_client.py"))
-        .args([&ns_ip, "2525"]));
-    assert!(
-        mail.status.success(),
-        "smtplib: {}",
-        String::from_utf8_lossy(&mail.stderr)
-    );
-    let dig = run(Command::new("dig").args([
-        &format!("@{ns_ip}"),
-        "device.example",
-        "+short",
-        "+tries=1",
-    ]));
-    assert_eq!(String::from_utf8_lossy(&dig.stdout).trim(), "10.9.9.9");
+    run_clients(&ns_ip);
 
     let stopped = agent.post_delete(&id);
     let by_app = &stopped["sessions"]["by_application"];
@@ -193,11 +65,7 @@ fn fields_of_real_sessions_agree_with_tshark() {
 
     let records = s.session_records(&id);
     let pcap = s.decrypt(&s.segments(&id)[0]);
-    let decode = [
-        "tcp.port==8081,http",
-        "tcp.port==2525,smtp",
-        "tcp.port==8443,tls",
-    ];
+    let decode = DECODE_AS;
 
     // HTTP: URL from Host and the request target, the Basic user, the file names.
     let http = tshark_query(

@@ -276,7 +276,9 @@ impl Scheduler {
                 idle: config.sessions.idle_timeout,
                 sharing: self.sharing.clone(),
                 virtual_system: config.sessions.virtual_systems.get(interface).cloned(),
+                virtual_systems: config.sessions.virtual_systems.clone(),
                 users: config.sessions.users.clone(),
+                tunnels: config.sessions.tunnels.clone(),
             }),
         }
     }

@@ -8,6 +8,7 @@ use super::packet::{ACK, Decoded, ICMP, ICMPV6, SYN, TCP, UDP};
 use super::proto::mail::{FtpClient, Lines, SmtpClient};
 use super::proto::{Found, binary, dns, http, push_unique, tls};
 use super::stream::Stream;
+use super::tunnel::Tunnels;
 
 /// Bytes of a direction kept to parse a header block (HTTP headers, a ClientHello).
 pub const HEADER_LIMIT: usize = 8 * 1024;
@@ -36,6 +37,8 @@ pub struct Session {
     pub app: Option<&'static str>,
     /// The fields found so far; most sessions have none, and keep no room for them.
     found: Option<Box<Found>>,
+    /// The tunnel the session's first packet was found in, if any.
+    tunnels: Option<Box<Tunnels>>,
     inspect: Inspection,
 }
 
@@ -98,8 +101,14 @@ impl Session {
             bytes: [0; 2],
             app,
             found: None,
+            tunnels: (!p.tunnels.is_empty()).then(|| Box::new(p.tunnels)),
             inspect,
         }
+    }
+
+    /// The tunnel the session was found in (its first packet's), if any.
+    pub fn tunnels(&self) -> Option<&Tunnels> {
+        self.tunnels.as_deref()
     }
 
     /// The fields found in the session.

@@ -5,6 +5,8 @@
 //!
 //! - [`packet`]: a frame down to addresses, ports, TCP flags and payload, for Ethernet (with
 //!   VLAN tags), Linux cooked capture v1/v2 and raw IP; truncated frames decode as far as they go.
+//! - [`tunnel`]: the encapsulations taken off first (VXLAN, GENEVE, GRE, ERSPAN, MPLS, IP in IP,
+//!   L2TP, PPPoE), bounded in depth; the session keeps where it was found.
 //! - [`table`]: the bounded flow table (bidirectional 5-tuples, idle and overflow eviction).
 //! - [`flow`]: one session: initiator, counters, and inspection of the first bytes of each
 //!   direction ([`stream`]: bounded in-order reassembly) until its fields are known.
@@ -27,6 +29,7 @@ pub mod proto;
 pub mod record;
 pub mod stream;
 pub mod table;
+pub mod tunnel;
 pub mod users;
 
 pub use flow::Session;

@@ -1,11 +1,14 @@
 //! Decoding a captured frame down to what the session table needs: addresses, protocol, ports,
-//! TCP flags and sequence, and the transport payload. Link types: Ethernet (with 802.1Q and
-//! QinQ tags), Linux cooked capture v1 and v2, and raw IP. Truncated frames (snaplen) decode as
-//! far as their bytes go; nothing here can panic on input.
+//! TCP flags and sequence, and the transport payload, inside any tunnels ([`super::tunnel`]).
+//! Link types: Ethernet (with 802.1Q and QinQ tags), Linux cooked capture v1 and v2, raw IP,
+//! BSD and OpenBSD loopback, NFLOG, and IEEE 802.11 data frames (with or without radiotap).
+//! Truncated frames (snaplen) decode as far as their bytes go; nothing here can panic on input.
 
 use std::net::IpAddr;
 
 use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket};
+
+use super::tunnel::{self, Decap, Frame, Outer, Tunnels};
 
 /// Link types the decoder understands (the pcap LINKTYPE_ values).
 pub mod linktype {
@@ -17,6 +20,33 @@ pub mod linktype {
     pub const LINUX_SLL2: u32 = 276;
     /// DLT_RAW on some platforms.
     pub const RAW_ALT: u32 = 12;
+    /// BSD loopback: the address family in host byte order, then the packet.
+    pub const NULL: u32 = 0;
+    /// OpenBSD loopback: the address family in network byte order.
+    pub const LOOP: u32 = 108;
+    pub const IEEE802_11: u32 = 105;
+    pub const IEEE802_11_RADIOTAP: u32 = 127;
+    /// Linux NFLOG (iptables/nftables `log group`): TLVs, the packet in NFULA_PAYLOAD.
+    pub const NFLOG: u32 = 239;
+
+    /// Whether the decoder reads frames of `linktype` (others are counted apart).
+    pub fn known(linktype: u32) -> bool {
+        matches!(
+            linktype,
+            ETHERNET
+                | RAW
+                | RAW_ALT
+                | IPV4
+                | IPV6
+                | LINUX_SLL
+                | LINUX_SLL2
+                | NULL
+                | LOOP
+                | IEEE802_11
+                | IEEE802_11_RADIOTAP
+                | NFLOG
+        )
+    }
 }
 
 /// IP protocol numbers the table distinguishes.
@@ -44,31 +74,169 @@ pub struct Decoded<'a> {
     pub tcp: Option<(u8, u32)>,
     /// The transport payload present in the capture (possibly cut by the snaplen).
     pub payload: &'a [u8],
+    /// The encapsulations the packet was found inside, outermost first (none for most).
+    pub tunnels: Tunnels,
 }
 
-/// Decodes `data` of link type `linktype`; `None` for non-IP frames, unknown link types and
-/// frames too short to hold an IP header, and for IP fragments other than an IPv4 first
-/// fragment (no ports in them).
+/// Decodes `data` of link type `linktype`, taking off the tunnels [`Decap::standard`] knows;
+/// see [`decode_with`].
 pub fn decode(linktype: u32, data: &[u8]) -> Option<Decoded<'_>> {
-    let sliced = match linktype {
-        linktype::ETHERNET => LaxSlicedPacket::from_ethernet(data).ok()?,
-        linktype::RAW | linktype::RAW_ALT | linktype::IPV4 | linktype::IPV6 => {
-            LaxSlicedPacket::from_ip(data).ok()?
+    decode_with(linktype, data, &Decap::standard())
+}
+
+/// Decodes `data` of link type `linktype` down to its innermost IP packet, taking off at most
+/// `decap.max_depth` encapsulations. `None` for non-IP frames (also inside a tunnel: ARP in
+/// VXLAN is no session), unknown link types, frames too short to hold an IP header, and IP
+/// fragments other than an IPv4 first fragment (no ports in them). A tunnel header that is not
+/// what its layer says leaves the packet in the session of its outer headers.
+pub fn decode_with<'a>(linktype: u32, data: &'a [u8], decap: &Decap) -> Option<Decoded<'a>> {
+    let mut frame = link_frame(linktype, data)?;
+    let mut tunnels = Tunnels::default();
+    for depth in 0..=decap.max_depth {
+        let may_decap = depth < decap.max_depth;
+        let mut inner = tunnels;
+        match step(frame, may_decap, &mut inner) {
+            Some(Step::Inner(next)) => {
+                tunnels = inner;
+                frame = next;
+            }
+            Some(Step::Packet(mut d, ip_payload)) => {
+                d.tunnels = tunnels;
+                if !may_decap {
+                    return Some(d);
+                }
+                let mut inner = tunnels;
+                match tunnel::ip_inner(d.proto, d.dport, d.sport, ip_payload, decap, &mut inner) {
+                    Some(next) => {
+                        tunnel::carrier(
+                            &mut inner,
+                            Outer {
+                                src: d.src,
+                                dst: d.dst,
+                                proto: d.proto,
+                                sport: d.sport,
+                                dport: d.dport,
+                            },
+                        );
+                        tunnels = inner;
+                        frame = next;
+                    }
+                    None => return Some(d),
+                }
+            }
+            None => return None,
         }
+    }
+    None
+}
+
+/// Where the network layer of a frame of `linktype` starts.
+fn link_frame(linktype: u32, data: &[u8]) -> Option<Frame<'_>> {
+    Some(match linktype {
+        linktype::ETHERNET => Frame::Ethernet(data),
+        linktype::RAW | linktype::RAW_ALT | linktype::IPV4 | linktype::IPV6 => Frame::Ip(data),
         linktype::LINUX_SLL => {
             // packet type (2), ARPHRD (2), address length (2), address (8), protocol (2)
             let proto = u16::from_be_bytes([*data.get(14)?, *data.get(15)?]);
-            LaxSlicedPacket::from_ether_type(EtherType(proto), data.get(16..)?)
+            Frame::EtherType(proto, data.get(16..)?)
         }
         linktype::LINUX_SLL2 => {
             // protocol (2), reserved (2), ifindex (4), ARPHRD (2), packet type (1),
             // address length (1), address (8)
             let proto = u16::from_be_bytes([*data.first()?, *data.get(1)?]);
-            LaxSlicedPacket::from_ether_type(EtherType(proto), data.get(20..)?)
+            Frame::EtherType(proto, data.get(20..)?)
         }
+        linktype::NULL | linktype::LOOP => {
+            let family: [u8; 4] = data.get(..4)?.try_into().ok()?;
+            // NULL is in the capturing host's byte order: either.
+            let ip = [u32::from_be_bytes(family), u32::from_le_bytes(family)]
+                .iter()
+                .any(|f| matches!(f, 2 | 10 | 24 | 28 | 30));
+            if !ip {
+                return None;
+            }
+            Frame::Ip(data.get(4..)?)
+        }
+        linktype::NFLOG => nflog(data)?,
+        linktype::IEEE802_11_RADIOTAP => {
+            let len = usize::from(u16::from_le_bytes([*data.get(2)?, *data.get(3)?]));
+            dot11(data.get(len..)?)?
+        }
+        linktype::IEEE802_11 => dot11(data)?,
         _ => return None,
+    })
+}
+
+/// The packet of an NFLOG record: family (1), version (1), resource id (2), then TLVs of a
+/// length and type in host byte order (little-endian here), padded to 4 bytes; the payload
+/// is type 9.
+fn nflog(data: &[u8]) -> Option<Frame<'_>> {
+    let mut at = 4;
+    loop {
+        let len = usize::from(u16::from_le_bytes([*data.get(at)?, *data.get(at + 1)?]));
+        let kind = u16::from_le_bytes([*data.get(at + 2)?, *data.get(at + 3)?]);
+        if len < 4 {
+            return None;
+        }
+        if kind == 9 {
+            return Some(Frame::Ip(data.get(at + 4..at + len)?));
+        }
+        at += len.div_ceil(4) * 4;
+    }
+}
+
+/// The payload of an IEEE 802.11 data frame (not protected, not null data) with an LLC/SNAP
+/// header, by its EtherType.
+fn dot11(f: &[u8]) -> Option<Frame<'_>> {
+    let (fc, flags) = (*f.first()?, *f.get(1)?);
+    let (kind, subtype) = ((fc >> 2) & 0x3, fc >> 4);
+    if kind != 2 || subtype & 0x4 != 0 || flags & 0x40 != 0 {
+        return None;
+    }
+    let mut len = 24;
+    if flags & 0x03 == 0x03 {
+        len += 6; // the fourth address
+    }
+    if subtype & 0x8 != 0 {
+        len += 2; // QoS control
+        if flags & 0x80 != 0 {
+            len += 4; // HT control
+        }
+    }
+    let llc = f.get(len..len + 8)?;
+    if llc[..3] != [0xaa, 0xaa, 0x03] {
+        return None;
+    }
+    Some(Frame::EtherType(
+        u16::from_be_bytes([llc[6], llc[7]]),
+        f.get(len + 8..)?,
+    ))
+}
+
+/// What one header layer gave: an IP packet (with its IP payload, transport header included),
+/// or the frame inside a link-level encapsulation (MPLS, PPPoE).
+enum Step<'a> {
+    Packet(Decoded<'a>, &'a [u8]),
+    Inner(Frame<'a>),
+}
+
+fn step<'a>(frame: Frame<'a>, may_decap: bool, tunnels: &mut Tunnels) -> Option<Step<'a>> {
+    let sliced = match frame {
+        Frame::Ethernet(b) => LaxSlicedPacket::from_ethernet(b).ok()?,
+        Frame::EtherType(ether_type, b) => {
+            if may_decap && let Some(inner) = tunnel::link_inner(ether_type, b, tunnels) {
+                return Some(Step::Inner(inner));
+            }
+            LaxSlicedPacket::from_ether_type(EtherType(ether_type), b)
+        }
+        Frame::Ip(b) => LaxSlicedPacket::from_ip(b).ok()?,
     };
-    let (src, dst, payload) = match sliced.net.as_ref()? {
+    let Some(net) = sliced.net.as_ref() else {
+        // Ethernet (after any VLAN tags) carrying MPLS or PPPoE.
+        let ether = sliced.ether_payload().filter(|_| may_decap)?;
+        return tunnel::link_inner(ether.ether_type.0, ether.payload, tunnels).map(Step::Inner);
+    };
+    let (src, dst, payload) = match net {
         LaxNetSlice::Ipv4(v4) => {
             let h = v4.header();
             (
@@ -100,6 +268,7 @@ pub fn decode(linktype: u32, data: &[u8]) -> Option<Decoded<'_>> {
         dport: 0,
         tcp: None,
         payload: &[],
+        tunnels: Tunnels::default(),
     };
     match proto {
         TCP | UDP if bytes.len() >= 4 => {
@@ -120,7 +289,7 @@ pub fn decode(linktype: u32, data: &[u8]) -> Option<Decoded<'_>> {
         }
         _ => {}
     }
-    Some(decoded)
+    Some(Step::Packet(decoded, bytes))
 }
 
 /// Whether a fragmented packet is the first fragment (offset 0), the one with the ports.
@@ -129,5 +298,87 @@ fn is_first_fragment(sliced: &LaxSlicedPacket<'_>) -> bool {
         Some(LaxNetSlice::Ipv4(v4)) => v4.header().fragments_offset().value() == 0,
         // IPv6 fragments are rare in captures; none is assigned to a session.
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An IPv4 UDP packet 10.0.0.1:1111 -> 10.0.0.2:53.
+    fn ip_packet() -> Vec<u8> {
+        let mut out = Vec::new();
+        etherparse::PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .udp(1111, 53)
+            .write(&mut out, b"query")
+            .unwrap();
+        out
+    }
+
+    fn ends(d: &Decoded<'_>) -> (String, u16, String, u16) {
+        (d.src.to_string(), d.sport, d.dst.to_string(), d.dport)
+    }
+
+    fn want() -> (String, u16, String, u16) {
+        ("10.0.0.1".into(), 1111, "10.0.0.2".into(), 53)
+    }
+
+    #[test]
+    fn loopback_links_in_either_byte_order() {
+        for (linktype, family) in [
+            (linktype::NULL, 2u32.to_le_bytes()),
+            (linktype::NULL, 2u32.to_be_bytes()),
+            (linktype::LOOP, 2u32.to_be_bytes()),
+            (linktype::NULL, 30u32.to_le_bytes()),
+        ] {
+            let frame = [&family[..], &ip_packet()].concat();
+            let d = decode(linktype, &frame).expect("decoded");
+            assert_eq!(ends(&d), want());
+        }
+        // An address family that is not IP is no session.
+        let frame = [&7u32.to_le_bytes()[..], &ip_packet()].concat();
+        assert!(decode(linktype::NULL, &frame).is_none());
+    }
+
+    #[test]
+    fn nflog_records_give_their_payload_tlv() {
+        let ip = ip_packet();
+        let mut frame = vec![2, 0, 0, 1];
+        // NFULA_PREFIX "x\0" (type 10), padded to 8 bytes; then the payload (type 9).
+        frame.extend_from_slice(&6u16.to_le_bytes());
+        frame.extend_from_slice(&10u16.to_le_bytes());
+        frame.extend_from_slice(b"x\0\0\0");
+        frame.extend_from_slice(&((ip.len() + 4) as u16).to_le_bytes());
+        frame.extend_from_slice(&9u16.to_le_bytes());
+        frame.extend_from_slice(&ip);
+        assert_eq!(ends(&decode(linktype::NFLOG, &frame).unwrap()), want());
+        for cut in 0..frame.len() - ip.len() {
+            assert!(decode(linktype::NFLOG, &frame[..cut]).is_none(), "{cut}");
+        }
+    }
+
+    #[test]
+    fn wifi_data_frames_under_radiotap_give_their_ip_packet() {
+        // A QoS data frame from the distribution system, LLC/SNAP, IPv4.
+        let mut dot11 = vec![0x88, 0x02, 0, 0];
+        dot11.extend_from_slice(&[0x11; 18]); // three addresses
+        dot11.extend_from_slice(&[0, 0]); // sequence control
+        dot11.extend_from_slice(&[0, 0]); // QoS control
+        dot11.extend_from_slice(&[0xaa, 0xaa, 0x03, 0, 0, 0, 0x08, 0x00]);
+        dot11.extend_from_slice(&ip_packet());
+        let radiotap = [0u8, 0, 8, 0, 0, 0, 0, 0];
+        let frame = [&radiotap[..], &dot11].concat();
+        assert_eq!(
+            ends(&decode(linktype::IEEE802_11_RADIOTAP, &frame).unwrap()),
+            want()
+        );
+        assert_eq!(ends(&decode(linktype::IEEE802_11, &dot11).unwrap()), want());
+        // Protected (encrypted) and management frames carry nothing readable.
+        let mut protected = dot11.clone();
+        protected[1] |= 0x40;
+        assert!(decode(linktype::IEEE802_11, &protected).is_none());
+        let mut beacon = dot11;
+        beacon[0] = 0x80;
+        assert!(decode(linktype::IEEE802_11, &beacon).is_none());
     }
 }

@@ -16,6 +16,7 @@ use serde::ser::{SerializeMap, Serializer};
 
 use super::flow::{Session, TO_CLIENT, TO_SERVER};
 use super::packet::{ICMP, ICMPV6, TCP, UDP};
+use super::tunnel::{Kind, Tunnels};
 use super::users::UserMap;
 
 /// What a record needs besides the session.
@@ -24,6 +25,9 @@ pub struct RecordContext<'a> {
     pub sharing: &'a Sharing,
     /// The virtual system of the capture's interface, from the config's map.
     pub virtual_system: Option<&'a str>,
+    /// The config's whole map, whose `vni:N` and `gre:N` keys name the virtual system of
+    /// sessions inside a VXLAN or GENEVE segment or a GRE tunnel with that key.
+    pub virtual_systems: Option<&'a std::collections::BTreeMap<String, String>>,
     pub users: Option<&'a UserMap>,
 }
 
@@ -51,6 +55,64 @@ fn time(ns: u64) -> Option<String> {
         .map(|t| t.to_string())
 }
 
+/// Where a tunnelled session was found: its layers, outermost first, and the carrier's
+/// addresses and ports (the addresses under the source_ip and destination_ip switches).
+struct TunnelRecord<'a> {
+    t: &'a Tunnels,
+    on: &'a Sharing,
+}
+
+#[derive(Serialize)]
+struct LayerRecord {
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<u8>,
+}
+
+/// The carrier's 5-tuple; an address whose sharing switch is off is absent.
+#[derive(Serialize)]
+struct OuterRecord {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source_ip: Option<std::net::IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    destination_ip: Option<std::net::IpAddr>,
+    protocol: Protocol,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source_port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    destination_port: Option<u16>,
+}
+
+impl Serialize for TunnelRecord<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let mut m = ser.serialize_map(None)?;
+        let layers: Vec<LayerRecord> = self
+            .t
+            .layers()
+            .map(|l| LayerRecord {
+                kind: l.kind.as_str(),
+                id: l.id,
+                version: (l.version != 0).then_some(l.version),
+            })
+            .collect();
+        m.serialize_entry("layers", &layers)?;
+        if let Some(o) = &self.t.outer {
+            let ported = matches!(o.proto, TCP | UDP);
+            let outer = OuterRecord {
+                source_ip: self.on.source_ip.then_some(o.src),
+                destination_ip: self.on.destination_ip.then_some(o.dst),
+                protocol: Protocol::of(o.proto),
+                source_port: ported.then_some(o.sport),
+                destination_port: ported.then_some(o.dport),
+            };
+            m.serialize_entry("outer", &outer)?;
+        }
+        m.end()
+    }
+}
+
 #[derive(Serialize)]
 #[serde(untagged)]
 enum Protocol {
@@ -58,19 +120,24 @@ enum Protocol {
     Number(u8),
 }
 
-impl Serialize for Record<'_> {
-    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
-        let s = self.session;
-        let on = self.ctx.sharing;
-        let mut m = ser.serialize_map(None)?;
-        let protocol = match s.proto {
+impl Protocol {
+    fn of(proto: u8) -> Self {
+        match proto {
             TCP => Protocol::Name("tcp"),
             UDP => Protocol::Name("udp"),
             ICMP => Protocol::Name("icmp"),
             ICMPV6 => Protocol::Name("icmpv6"),
             other => Protocol::Number(other),
-        };
-        m.serialize_entry("protocol", &protocol)?;
+        }
+    }
+}
+
+impl Serialize for Record<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let s = self.session;
+        let on = self.ctx.sharing;
+        let mut m = ser.serialize_map(None)?;
+        m.serialize_entry("protocol", &Protocol::of(s.proto))?;
         m.serialize_entry("first_seen", &time(s.first_seen_ns))?;
         m.serialize_entry("last_seen", &time(s.last_seen_ns))?;
         m.serialize_entry(
@@ -102,7 +169,23 @@ impl Serialize for Record<'_> {
             m.serialize_entry("destination_port", &port(s.server.1))?;
         }
         if on.virtual_system {
-            m.serialize_entry("virtual_system", &self.ctx.virtual_system)?;
+            let by_tunnel = s
+                .tunnels()
+                .zip(self.ctx.virtual_systems)
+                .and_then(|(t, map)| {
+                    t.layers().find_map(|l| {
+                        let key = match (l.kind, l.id) {
+                            (Kind::Vxlan | Kind::Geneve, Some(vni)) => format!("vni:{vni}"),
+                            (Kind::Gre, Some(key)) => format!("gre:{key}"),
+                            _ => return None,
+                        };
+                        map.get(&key).map(String::as_str)
+                    })
+                });
+            m.serialize_entry("virtual_system", &by_tunnel.or(self.ctx.virtual_system))?;
+        }
+        if let Some(t) = s.tunnels() {
+            m.serialize_entry("tunnel", &TunnelRecord { t, on })?;
         }
         if on.application {
             m.serialize_entry("application", s.application())?;

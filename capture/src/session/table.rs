@@ -11,7 +11,10 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use super::flow::Session;
+use pcap_config::{TunnelMode, TunnelSettings};
+
 use super::packet::{self, Decoded};
+use super::tunnel::Decap;
 
 /// Sessions are boxed: the table moves pointers, not sessions, when it grows or sorts.
 type Map = HashMap<Key, Box<Session>, foldhash::fast::RandomState>;
@@ -26,6 +29,9 @@ pub struct Key {
     proto: u8,
     /// IPv6 (an IPv4-mapped IPv6 address on the wire is not the IPv4 one).
     v6: bool,
+    /// The network segment of tunnelled traffic (its VNIs), 0 outside tunnels: overlapping
+    /// address spaces of two segments are two sessions.
+    segment: u32,
 }
 
 /// An address as the key holds it.
@@ -38,7 +44,9 @@ fn bytes(addr: IpAddr) -> [u8; 16] {
 
 impl Key {
     pub fn of(p: &Decoded<'_>) -> Self {
-        Key::new((p.src, p.sport), (p.dst, p.dport), p.proto)
+        let mut key = Key::new((p.src, p.sport), (p.dst, p.dport), p.proto);
+        key.segment = p.tunnels.segment();
+        key
     }
 
     fn new(a: (IpAddr, u16), b: (IpAddr, u16), proto: u8) -> Self {
@@ -50,6 +58,7 @@ impl Key {
             high,
             proto,
             v6,
+            segment: 0,
         }
     }
 }
@@ -59,7 +68,7 @@ impl Key {
 /// Only a hint: a frame is counted on it alone when its session exists and its inspection is
 /// over (every field known); anything else takes the full decode. Most frames of a capture
 /// belong to sessions past their first packets, and this spares them the full parse.
-fn quick_ipv4(linktype: u32, data: &[u8]) -> Option<(Key, (IpAddr, u16))> {
+fn quick_ipv4(linktype: u32, data: &[u8], decap: &Decap) -> Option<(Key, (IpAddr, u16))> {
     const ETH: usize = 14;
     if linktype != packet::linktype::ETHERNET || data.get(12..14)? != [0x08, 0x00] {
         return None;
@@ -82,6 +91,10 @@ fn quick_ipv4(linktype: u32, data: &[u8]) -> Option<(Key, (IpAddr, u16))> {
     let dst = IpAddr::from([ip[16], ip[17], ip[18], ip[19]]);
     let a = (src, u16::from_be_bytes([ports[0], ports[1]]));
     let b = (dst, u16::from_be_bytes([ports[2], ports[3]]));
+    // A datagram that may carry a tunnel always takes the full decode.
+    if proto == packet::UDP && decap.may_carry(a.1, b.1) {
+        return None;
+    }
     Some((Key::new(a, b, proto), a))
 }
 
@@ -93,6 +106,8 @@ pub struct TableStats {
     pub evicted_full: u64,
     /// Packets that carried no IP session (ARP, other link protocols, fragments, runts).
     pub not_ip: u64,
+    /// Packets of a link type the decoder does not read (counted, never misread).
+    pub unknown_link: u64,
 }
 
 /// The flow table of one capture.
@@ -103,6 +118,9 @@ pub struct SessionTable {
     idle_ns: u64,
     next_sweep_ns: u64,
     finished: Vec<Box<Session>>,
+    decap: Decap,
+    /// `[sessions] tunnels = "both"`: a tunnelled packet also counts in its carrier's session.
+    both: bool,
     pub stats: TableStats,
 }
 
@@ -115,8 +133,17 @@ impl SessionTable {
             idle_ns: idle.as_nanos().min(u128::from(u64::MAX)) as u64,
             next_sweep_ns: 0,
             finished: Vec::new(),
+            decap: Decap::standard(),
+            both: false,
             stats: TableStats::default(),
         }
+    }
+
+    /// The table with the `[sessions]` tunnel settings (the default: inner sessions, 4 layers).
+    pub fn with_tunnels(mut self, settings: &TunnelSettings) -> Self {
+        self.decap = Decap::from(settings);
+        self.both = settings.mode == TunnelMode::Both && self.decap.max_depth > 0;
+        self
     }
 
     /// Accounts one captured frame of `linktype`. A plain IPv4 TCP/UDP frame is looked up once,
@@ -126,39 +153,52 @@ impl SessionTable {
         if ts_ns >= self.next_sweep_ns {
             self.sweep(ts_ns);
         }
-        let quick = quick_ipv4(linktype, data);
+        let quick = quick_ipv4(linktype, data, &self.decap);
         if let Some((key, src)) = &quick
             && let Some(s) = self.map.get_mut(key)
         {
             if !s.inspecting() {
                 s.count(*src, ts_ns, wire_len);
-            } else if let Some(p) = packet::decode(linktype, data) {
+            } else if let Some(p) = packet::decode_with(linktype, data, &self.decap) {
                 s.packet(&p, ts_ns, wire_len);
             } else {
                 self.stats.not_ip += 1;
             }
             return;
         }
-        let Some(p) = packet::decode(linktype, data) else {
-            self.stats.not_ip += 1;
+        let Some(p) = packet::decode_with(linktype, data, &self.decap) else {
+            if packet::linktype::known(linktype) {
+                self.stats.not_ip += 1;
+            } else {
+                self.stats.unknown_link += 1;
+            }
             return;
         };
+        if self.both
+            && !p.tunnels.is_empty()
+            && let Some(carrier) = packet::decode_with(linktype, data, &Decap::off())
+        {
+            self.account(Key::of(&carrier), &carrier, ts_ns, wire_len);
+        }
         let key = match quick {
-            Some((key, _)) => key,
-            None => {
-                let key = Key::of(&p);
-                if let Some(s) = self.map.get_mut(&key) {
-                    s.packet(&p, ts_ns, wire_len);
-                    return;
-                }
-                key
-            }
+            // Only a plain frame has a quick key, and its decode is the same packet.
+            Some((key, _)) if p.tunnels.is_empty() => key,
+            _ => Key::of(&p),
         };
+        self.account(key, &p, ts_ns, wire_len);
+    }
+
+    /// Counts `p` in the session of `key`, starting it if there is none.
+    fn account(&mut self, key: Key, p: &Decoded<'_>, ts_ns: u64, wire_len: u32) {
+        if let Some(s) = self.map.get_mut(&key) {
+            s.packet(p, ts_ns, wire_len);
+            return;
+        }
         if self.map.len() >= self.max {
             self.evict_oldest();
         }
-        let mut session = Box::new(Session::new(&p, ts_ns));
-        session.packet(&p, ts_ns, wire_len);
+        let mut session = Box::new(Session::new(p, ts_ns));
+        session.packet(p, ts_ns, wire_len);
         self.stats.sessions += 1;
         self.map.insert(key, session);
     }
@@ -274,24 +314,47 @@ mod tests {
     }
 
     #[test]
+    fn frames_of_unknown_link_types_are_counted_apart() {
+        let mut table = SessionTable::new(10, Duration::from_secs(60));
+        let frame = udp(([10, 0, 0, 1], 1), ([10, 0, 0, 2], 2), b"x");
+        table.packet(147, 0, &frame, frame.len() as u32);
+        table.packet(packet::linktype::ETHERNET, 1, &frame[..20], 20);
+        assert_eq!(table.stats.unknown_link, 1);
+        assert_eq!(table.stats.not_ip, 1);
+        assert!(table.is_empty());
+    }
+
+    #[test]
     fn the_quick_read_takes_only_plain_ipv4_tcp_and_udp() {
         let frame = udp(([10, 0, 0, 1], 1), ([10, 0, 0, 2], 2), b"x");
-        assert!(quick_ipv4(packet::linktype::ETHERNET, &frame).is_some());
-        assert!(quick_ipv4(packet::linktype::RAW, &frame).is_none());
+        assert!(quick_ipv4(packet::linktype::ETHERNET, &frame, &Decap::standard()).is_some());
+        assert!(quick_ipv4(packet::linktype::RAW, &frame, &Decap::standard()).is_none());
         for cut in 0..frame.len().min(14 + 20 + 4) {
             assert!(
-                quick_ipv4(packet::linktype::ETHERNET, &frame[..cut]).is_none(),
+                quick_ipv4(
+                    packet::linktype::ETHERNET,
+                    &frame[..cut],
+                    &Decap::standard()
+                )
+                .is_none(),
                 "{cut}"
             );
         }
         let mut more_fragments = frame.clone();
         more_fragments[20] = 0x20;
-        assert!(quick_ipv4(packet::linktype::ETHERNET, &more_fragments).is_none());
+        assert!(
+            quick_ipv4(
+                packet::linktype::ETHERNET,
+                &more_fragments,
+                &Decap::standard()
+            )
+            .is_none()
+        );
         let mut icmp = frame.clone();
         icmp[23] = 1;
-        assert!(quick_ipv4(packet::linktype::ETHERNET, &icmp).is_none());
+        assert!(quick_ipv4(packet::linktype::ETHERNET, &icmp, &Decap::standard()).is_none());
         let mut vlan = frame;
         vlan[12..14].copy_from_slice(&[0x81, 0x00]);
-        assert!(quick_ipv4(packet::linktype::ETHERNET, &vlan).is_none());
+        assert!(quick_ipv4(packet::linktype::ETHERNET, &vlan, &Decap::standard()).is_none());
     }
 }

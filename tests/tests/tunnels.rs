@@ -1,0 +1,543 @@
+//! Sessions inside tunnels, as root: the real clients of the session tests talk to real servers
+//! across a VXLAN overlay the kernel builds between two namespaces; the carrier link is captured
+//! (by the agent live, and by tcpdump for `pcap-agent analyze`), and every session's inner
+//! 5-tuple and fields are compared with tshark's innermost dissection of the same packets.
+//!
+//! The kernel here builds VXLAN (and 802.1Q/802.1ad) but not GENEVE, GRE, ERSPAN, IP in IP,
+//! MPLS routing, L2TP or PPPoE, so for those the same clients' packets (captured on the
+//! overlay's device) are wrapped in each encapsulation by scapy (tests/fixtures/encapsulate.py,
+//! an implementation independent of the agent's) and tshark's dissection of the result is the
+//! reference.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use pcap_tests::clients::{DECODE_AS, Servers, run_clients};
+use pcap_tests::net::VethPair;
+use pcap_tests::{Scratch, bin, fixture, require_root, run, wait_until};
+use serde_json::{Value, json};
+
+/// The kernel overlay's VNI in each test (two overlays on one host need two).
+const VNI: u32 = 5001;
+const VNI_SETTINGS: u32 = 5002;
+
+/// A kernel VXLAN overlay across a veth pair: `vxh<tag>` on the host, `vxn<tag>` in the
+/// namespace, carried as UDP 4789 between the pair's addresses.
+struct Overlay {
+    host_if: String,
+    host_ip: String,
+    ns_ip: String,
+}
+
+fn ip(args: &[&str]) {
+    let out = run(Command::new("ip").args(args));
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Overlay {
+    fn vxlan(pair: &VethPair, vni: u32) -> Self {
+        let tag = pair.host_if.trim_start_matches("pah");
+        // The overlay's subnet follows the pair's (10.<200+n>.<pid>.0/24 -> 10.<100+n>.<pid>.0/24),
+        // so that overlays of tests running at once do not overlap.
+        let octets: Vec<u16> = pair
+            .host_ip
+            .split('.')
+            .map(|o| o.parse().unwrap_or(0))
+            .collect();
+        let (second, third) = (octets[1].saturating_sub(100), octets[2]);
+        let o = Overlay {
+            host_if: format!("vxh{tag}"),
+            host_ip: format!("10.{second}.{third}.1"),
+            ns_ip: format!("10.{second}.{third}.2"),
+        };
+        let vni = vni.to_string();
+        ip(&[
+            "link",
+            "add",
+            &o.host_if,
+            "type",
+            "vxlan",
+            "id",
+            &vni,
+            "local",
+            &pair.host_ip,
+            "remote",
+            &pair.ns_ip,
+            "dstport",
+            "4789",
+            "dev",
+            &pair.host_if,
+        ]);
+        ip(&[
+            "addr",
+            "add",
+            &format!("{}/24", o.host_ip),
+            "dev",
+            &o.host_if,
+        ]);
+        ip(&["link", "set", &o.host_if, "up"]);
+        let ns_if = format!("vxn{tag}");
+        ip(&[
+            "-n",
+            &pair.ns,
+            "link",
+            "add",
+            &ns_if,
+            "type",
+            "vxlan",
+            "id",
+            &vni,
+            "local",
+            &pair.ns_ip,
+            "remote",
+            &pair.host_ip,
+            "dstport",
+            "4789",
+            "dev",
+            &pair.ns_if,
+        ]);
+        ip(&[
+            "-n",
+            &pair.ns,
+            "addr",
+            "add",
+            &format!("{}/24", o.ns_ip),
+            "dev",
+            &ns_if,
+        ]);
+        ip(&["-n", &pair.ns, "link", "set", &ns_if, "up"]);
+        ip(&["-n", &pair.ns, "link", "set", "lo", "up"]);
+        o
+    }
+}
+
+impl Drop for Overlay {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host_if])
+            .output();
+    }
+}
+
+/// tcpdump writing `interface`'s packets to `file` until stopped.
+struct Tcpdump {
+    child: Option<Child>,
+    file: PathBuf,
+}
+
+impl Tcpdump {
+    fn start(interface: &str, file: PathBuf) -> Self {
+        let child = Command::new("tcpdump")
+            .args(["-i", interface, "-n", "-U", "--immediate-mode", "-w"])
+            .arg(&file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tcpdump");
+        assert!(
+            wait_until(Duration::from_secs(10), || file.exists()),
+            "tcpdump on {interface} did not start"
+        );
+        // The file is created before the socket is ready to deliver.
+        std::thread::sleep(Duration::from_millis(300));
+        Tcpdump {
+            child: Some(child),
+            file,
+        }
+    }
+
+    fn stop(mut self) -> PathBuf {
+        if let Some(mut child) = self.child.take() {
+            std::thread::sleep(Duration::from_millis(300));
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGINT);
+            let _ = child.wait();
+        }
+        self.file.clone()
+    }
+}
+
+impl Drop for Tcpdump {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The layers a session was found inside: kind and id, outermost first.
+type Layers<'a> = &'a [(&'a str, Option<u64>)];
+
+/// A session: protocol and both ends, the lower end first.
+type Tuple = (String, (String, u16), (String, u16));
+
+fn tuple(proto: &str, a: (String, u16), b: (String, u16)) -> Tuple {
+    if a <= b {
+        (proto.to_owned(), a, b)
+    } else {
+        (proto.to_owned(), b, a)
+    }
+}
+
+/// What tshark finds innermost in each packet of `pcap`: the sessions and, per session, the
+/// fields the agent's records carry (HTTP URL, TLS SNI, DNS name, mail sender).
+#[derive(Debug, Default)]
+struct Reference {
+    sessions: BTreeSet<Tuple>,
+    urls: BTreeMap<Tuple, BTreeSet<String>>,
+    senders: BTreeMap<Tuple, String>,
+}
+
+fn reference(pcap: &Path, decode_as: &[&str]) -> Reference {
+    let fields = [
+        "frame.protocols",
+        "ip.src",
+        "ip.dst",
+        "ipv6.src",
+        "ipv6.dst",
+        "tcp.srcport",
+        "tcp.dstport",
+        "udp.srcport",
+        "udp.dstport",
+        "http.host",
+        "http.request.uri",
+        "tls.handshake.extensions_server_name",
+        "dns.qry.name",
+        "dns.flags.response",
+        "smtp.req.command",
+        "smtp.req.parameter",
+    ];
+    let mut cmd = Command::new("tshark");
+    cmd.args(["-n", "-r"]).arg(pcap);
+    for d in DECODE_AS.iter().chain(decode_as) {
+        cmd.args(["-d", d]);
+    }
+    // The last occurrence of a field is the innermost layer's.
+    cmd.args(["-T", "fields", "-E", "separator=|", "-E", "occurrence=l"]);
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    let out = run(&mut cmd);
+    assert!(
+        out.status.success(),
+        "tshark: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut r = Reference::default();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let c: Vec<&str> = line.split('|').collect();
+        let chain: Vec<&str> = c[0].split(':').collect();
+        // ICMP errors quote another packet's headers: not a packet of that session.
+        if chain.iter().any(|p| p.starts_with("icmp")) {
+            continue;
+        }
+        let last = |name: &str| chain.iter().rposition(|p| *p == name);
+        // A frame whose innermost layer is not IP (ARP inside VXLAN) is no session.
+        if last("eth") > last("ip").max(last("ipv6")) {
+            continue;
+        }
+        let (src, dst) = match (last("ip"), last("ipv6")) {
+            (Some(v4), Some(v6)) if v6 > v4 => (c[3], c[4]),
+            (Some(_), _) => (c[1], c[2]),
+            (None, Some(_)) => (c[3], c[4]),
+            (None, None) => continue,
+        };
+        let (proto, sport, dport) = match (last("tcp"), last("udp")) {
+            (Some(t), Some(u)) if u > t => ("udp", c[7], c[8]),
+            (Some(_), _) => ("tcp", c[5], c[6]),
+            (None, Some(_)) => ("udp", c[7], c[8]),
+            (None, None) => continue,
+        };
+        let (Ok(sport), Ok(dport)) = (sport.parse::<u16>(), dport.parse::<u16>()) else {
+            continue;
+        };
+        let t = tuple(proto, (src.to_owned(), sport), (dst.to_owned(), dport));
+        r.sessions.insert(t.clone());
+        if !c[9].is_empty() {
+            r.urls
+                .entry(t.clone())
+                .or_default()
+                .insert(format!("http://{}{}", c[9], c[10]));
+        }
+        if !c[11].is_empty() {
+            r.urls
+                .entry(t.clone())
+                .or_default()
+                .insert(format!("tls://{}", c[11]));
+        }
+        if !c[12].is_empty() && c[13] == "0" {
+            r.urls
+                .entry(t.clone())
+                .or_default()
+                .insert(format!("dns://{}", c[12]));
+        }
+        if c[14].eq_ignore_ascii_case("MAIL") {
+            let sender = c[15]
+                .split_once(':')
+                .map(|(_, a)| {
+                    a.trim()
+                        .trim_start_matches('<')
+                        .split('>')
+                        .next()
+                        .unwrap_or("")
+                })
+                .unwrap_or_default();
+            r.senders.insert(t, sender.to_owned());
+        }
+    }
+    r
+}
+
+fn record_tuple(r: &Value) -> Tuple {
+    let end = |ip: &str, port: &str| {
+        (
+            r[ip].as_str().unwrap_or_default().to_owned(),
+            r[port].as_u64().unwrap_or_default() as u16,
+        )
+    };
+    tuple(
+        r["protocol"].as_str().unwrap_or_default(),
+        end("source_ip", "source_port"),
+        end("destination_ip", "destination_port"),
+    )
+}
+
+/// Every TCP and UDP session of `records` is one tshark finds, and the other way round; each
+/// carries the fields tshark shows for it, and was found inside `layers`.
+fn assert_agrees(what: &str, records: &[Value], pcap: &Path, layers: Layers) {
+    // What tshark cannot know without the tunnel's signalling: the MPLS pseudowire carries
+    // Ethernet after a control word, the L2TPv3 session carries Ethernet.
+    let decode_as: &[&str] = match what {
+        "mpls_pw" => &["mpls.label==300,pwethcw"],
+        "l2tpv3" => &["l2tp.pw_type==0,eth"],
+        _ => &[],
+    };
+    let want = reference(pcap, decode_as);
+    assert!(
+        want.sessions.len() >= 5,
+        "{what}: tshark finds only {:?}",
+        want.sessions
+    );
+    let got: BTreeMap<Tuple, &Value> = records
+        .iter()
+        .filter(|r| matches!(r["protocol"].as_str(), Some("tcp" | "udp")))
+        .map(|r| (record_tuple(r), r))
+        .collect();
+    let got_set: BTreeSet<Tuple> = got.keys().cloned().collect();
+    assert_eq!(
+        got_set, want.sessions,
+        "{what}: sessions differ from tshark's"
+    );
+    for (t, urls) in &want.urls {
+        let r = got[t];
+        assert!(
+            urls.contains(r["url"].as_str().unwrap_or_default()),
+            "{what}: {t:?} has url {} where tshark shows {urls:?}",
+            r["url"]
+        );
+    }
+    for (t, sender) in &want.senders {
+        assert_eq!(got[t]["email_sender"], sender.as_str(), "{what}: {t:?}");
+    }
+    assert!(
+        want.urls.len() >= 4 && !want.senders.is_empty(),
+        "{what}: tshark shows too few fields to compare: {want:?}"
+    );
+    for r in got.values() {
+        let found: Vec<(&str, Option<u64>)> = r["tunnel"]["layers"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|l| (l["kind"].as_str().unwrap_or_default(), l["id"].as_u64()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(found, layers, "{what}: the layers of {r}");
+    }
+}
+
+fn analyze(pcap: &Path) -> Vec<Value> {
+    let out = run(Command::new(bin("pcap-agent")).arg("analyze").arg(pcap));
+    assert!(
+        out.status.success(),
+        "analyze {}: {}",
+        pcap.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON record"))
+        .collect()
+}
+
+#[test]
+fn sessions_inside_tunnels_agree_with_tshark() {
+    require_root!("a VXLAN overlay between network namespaces and live captures");
+    let pair = VethPair::create();
+    let overlay = Overlay::vxlan(&pair, VNI);
+    let s = Scratch::with_interfaces(&[&pair.host_if], "");
+    s.authorize();
+    let agent = s.start_agent();
+    let _servers = Servers::start(|p| pair.in_ns(p), &overlay.ns_ip, &s.path("tls"));
+
+    let carrier = Tcpdump::start(&pair.host_if, s.path("carrier.pcap"));
+    let inner = Tcpdump::start(&overlay.host_if, s.path("inner.pcap"));
+    let capture = agent.start_capture_ok(&json!({
+        "interface": pair.host_if,
+        "filter": "udp port 4789",
+        "reason": "unknown_application",
+        "limits": {"max_duration": "60s"}
+    }));
+    let id = capture["id"].as_str().unwrap().to_owned();
+    run_clients(&overlay.ns_ip);
+    let carrier = carrier.stop();
+    let inner = inner.stop();
+    agent.post_delete(&id);
+
+    // VXLAN, live: the agent's own records of the carrier it captured.
+    let live = s.session_records(&id);
+    let pcap = s.decrypt(&s.segments(&id)[0]);
+
+    assert_agrees(
+        "live vxlan",
+        &live,
+        &pcap,
+        &[("vxlan", Some(u64::from(VNI)))],
+    );
+    for r in &live {
+        let outer = &r["tunnel"]["outer"];
+        let ends = BTreeSet::from([
+            outer["source_ip"].as_str().unwrap_or_default(),
+            outer["destination_ip"].as_str().unwrap_or_default(),
+        ]);
+        assert_eq!(
+            ends,
+            BTreeSet::from([pair.host_ip.as_str(), pair.ns_ip.as_str()]),
+            "{r}"
+        );
+        assert_eq!(outer["destination_port"], 4789, "{r}");
+    }
+    // VXLAN, from the file tcpdump wrote of the same carrier.
+    assert_agrees(
+        "analyze vxlan",
+        &analyze(&carrier),
+        &carrier,
+        &[("vxlan", Some(u64::from(VNI)))],
+    );
+
+    // Everything else, from the same clients' packets wrapped by scapy.
+    let wrapped = s.path("wrapped");
+    let out = run(Command::new("/usr/bin/python3")
+        .arg(fixture("encapsulate.py"))
+        .arg(&inner)
+        .arg(&wrapped));
+    assert!(
+        out.status.success(),
+        "encapsulate.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cases: [(&str, Layers); 17] = [
+        ("vxlan", &[("vxlan", Some(5001))]),
+        ("geneve", &[("geneve", Some(7002))]),
+        ("gretap", &[("gre", Some(42))]),
+        ("ip6gretap", &[("gre", Some(43))]),
+        ("gre_ip", &[("gre", None)]),
+        ("erspan1", &[("erspan", None)]),
+        ("erspan2", &[("erspan", Some(300))]),
+        ("erspan3", &[("erspan", Some(301))]),
+        ("ip6erspan", &[("erspan", Some(302))]),
+        ("mpls", &[("mpls", Some(100)), ("mpls", Some(200))]),
+        ("mpls_pw", &[("mpls", Some(300))]),
+        ("ipip", &[("ipip", None)]),
+        ("ip6tnl", &[("ipip", None)]),
+        ("l2tpv2", &[("l2tp", Some(7))]),
+        ("l2tpv3", &[("l2tp", Some(0x1001))]),
+        ("pppoe", &[("pppoe", Some(0x1234))]),
+        // VLAN tags are no tunnel: the sessions carry no tunnel.
+        ("qinq", &[]),
+    ];
+    for (kind, layers) in cases {
+        let file = wrapped.join(format!("{kind}.pcap"));
+        assert_agrees(kind, &analyze(&file), &file, layers);
+    }
+}
+
+#[test]
+fn tunnel_settings_choose_inner_outer_or_both_sessions() {
+    require_root!("a VXLAN overlay between network namespaces");
+    let pair = VethPair::create();
+    let overlay = Overlay::vxlan(&pair, VNI_SETTINGS);
+    let s = Scratch::new("");
+    let _servers = Servers::start(|p| pair.in_ns(p), &overlay.ns_ip, &s.path("tls"));
+    let carrier = Tcpdump::start(&pair.host_if, s.path("carrier.pcap"));
+    run_clients(&overlay.ns_ip);
+    let carrier = carrier.stop();
+
+    let with = |setting: &str| -> Vec<Value> {
+        let config = s.path(&format!("{setting}.toml"));
+        std::fs::write(
+            &config,
+            s.config_text("")
+                + &format!(
+                    "\n[sessions]\ntunnels = \"{setting}\"\n\n[sessions.virtual_systems]\n\"vni:{VNI_SETTINGS}\" = \"tenant-a\"\n"
+                ),
+        )
+        .unwrap();
+        let out = run(Command::new(bin("pcap-agent"))
+            .arg("analyze")
+            .arg(&carrier)
+            .arg("--sharing-from")
+            .arg(&config));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let is_carrier = |r: &Value| r["destination_port"] == 4789 || r["source_port"] == 4789;
+    // The sessions of TCP and UDP (the underlay's own neighbour discovery is ICMPv6).
+    let ported = |records: Vec<Value>| -> Vec<Value> {
+        records
+            .into_iter()
+            .filter(|r| matches!(r["protocol"].as_str(), Some("tcp" | "udp")))
+            .collect()
+    };
+    let inner = ported(with("inner"));
+    let outer = ported(with("outer"));
+    let both = ported(with("both"));
+    assert!(
+        inner.len() >= 5 && !inner.iter().any(is_carrier),
+        "{inner:#?}"
+    );
+    // The VNI names the virtual system of the sessions inside it; the carrier's have none.
+    assert!(
+        inner.iter().all(|r| r["virtual_system"] == "tenant-a"),
+        "{inner:#?}"
+    );
+    assert!(
+        !outer.is_empty()
+            && outer.iter().all(|r| is_carrier(r)
+                && r.get("tunnel").is_none()
+                && r["virtual_system"].is_null()),
+        "{outer:#?}"
+    );
+    let sessions = |records: &[Value]| records.iter().map(record_tuple).collect::<BTreeSet<_>>();
+    assert_eq!(
+        sessions(&both),
+        sessions(&inner).union(&sessions(&outer)).cloned().collect(),
+        "both is inner and outer together"
+    );
+}
