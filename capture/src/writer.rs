@@ -25,10 +25,10 @@ use crate::pcapfile::{FILE_HEADER_LEN, RECORD_HEADER_LEN, file_header, record_he
 
 /// Size of a chunk handed to the segment thread.
 pub const CHUNK: usize = 1 << 20;
-/// Chunks in flight at most: the memory bound of a capture's write queue (8 MiB). The kernel
-/// ring (`capture.buffer_size`, 64 MiB by default) is the capture's buffer; this queue only
-/// rides out a seal's fsync.
-pub const CHUNKS: usize = 8;
+/// Chunks queued at most: with the one the capture fills and the one being written, the memory
+/// bound of a capture's write queue (6 MiB). The kernel ring (`capture.buffer_size`, 64 MiB by
+/// default) is the capture's buffer; this queue only rides out a seal's fsync.
+pub const CHUNKS: usize = 4;
 
 /// A sealed segment with what the capture knows about it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

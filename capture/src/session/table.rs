@@ -14,7 +14,7 @@ use super::flow::Session;
 use pcap_config::{TunnelMode, TunnelSettings};
 
 use super::packet::{self, Decoded};
-use super::tunnel::Decap;
+use super::tunnel::{self, Decap};
 
 /// Sessions are boxed: the table moves pointers, not sessions, when it grows or sorts.
 type Map = HashMap<Key, Box<Session>, foldhash::fast::RandomState>;
@@ -64,13 +64,31 @@ impl Key {
 }
 
 /// The session key and source of a frame whose session is likely known and done with: an
-/// untagged Ethernet IPv4 TCP or UDP frame that is not a fragment, read at fixed offsets.
-/// Only a hint: a frame is counted on it alone when its session exists and its inspection is
-/// over (every field known); anything else takes the full decode. Most frames of a capture
-/// belong to sessions past their first packets, and this spares them the full parse.
-fn quick_ipv4(linktype: u32, data: &[u8], decap: &Decap) -> Option<(Key, (IpAddr, u16))> {
+/// untagged Ethernet IPv4 TCP or UDP frame that is not a fragment, read at fixed offsets, also
+/// inside one VXLAN header (traffic mirroring's usual carrier) when `tunnels` is set. Only a
+/// hint: a frame is counted on it alone when its session exists and its inspection is over
+/// (every field known); anything else takes the full decode. Most frames of a capture belong
+/// to sessions past their first packets, and this spares them the full parse.
+fn quick_ipv4(
+    linktype: u32,
+    data: &[u8],
+    decap: &Decap,
+    tunnels: bool,
+) -> Option<(Key, (IpAddr, u16))> {
+    if linktype != packet::linktype::ETHERNET {
+        return None;
+    }
+    quick_frame(data, decap, tunnels, 0)
+}
+
+fn quick_frame(
+    data: &[u8],
+    decap: &Decap,
+    tunnels: bool,
+    segment: u32,
+) -> Option<(Key, (IpAddr, u16))> {
     const ETH: usize = 14;
-    if linktype != packet::linktype::ETHERNET || data.get(12..14)? != [0x08, 0x00] {
+    if data.get(12..14)? != [0x08, 0x00] {
         return None;
     }
     let ip = data.get(ETH..ETH + 20)?;
@@ -91,11 +109,28 @@ fn quick_ipv4(linktype: u32, data: &[u8], decap: &Decap) -> Option<(Key, (IpAddr
     let dst = IpAddr::from([ip[16], ip[17], ip[18], ip[19]]);
     let a = (src, u16::from_be_bytes([ports[0], ports[1]]));
     let b = (dst, u16::from_be_bytes([ports[2], ports[3]]));
-    // A datagram that may carry a tunnel always takes the full decode.
+    // A datagram that may carry a tunnel: the frame inside one VXLAN header is read the same
+    // way; anything else takes the full decode.
     if proto == packet::UDP && decap.may_carry(a.1, b.1) {
-        return None;
+        if !tunnels || segment != 0 || !decap.vxlan_ports.contains(&b.1) {
+            return None;
+        }
+        let at = ETH + ihl + 8;
+        let vxlan = data.get(at..at + 8)?;
+        if vxlan[0] & 0x08 == 0 {
+            return None;
+        }
+        let vni = u32::from_be_bytes([0, vxlan[4], vxlan[5], vxlan[6]]);
+        return quick_frame(
+            data.get(at + 8..)?,
+            decap,
+            tunnels,
+            tunnel::vni_segment(vni),
+        );
     }
-    Some((Key::new(a, b, proto), a))
+    let mut key = Key::new(a, b, proto);
+    key.segment = segment;
+    Some((key, a))
 }
 
 /// Counters of the table.
@@ -153,7 +188,8 @@ impl SessionTable {
         if ts_ns >= self.next_sweep_ns {
             self.sweep(ts_ns);
         }
-        let quick = quick_ipv4(linktype, data, &self.decap);
+        // In "both" mode a tunnelled frame also counts in its carrier's session: no shortcut.
+        let quick = quick_ipv4(linktype, data, &self.decap, !self.both);
         if let Some((key, src)) = &quick
             && let Some(s) = self.map.get_mut(key)
         {
@@ -313,6 +349,59 @@ mod tests {
         assert_eq!(s.last_seen_ns, 49 * 1000 + 1);
     }
 
+    fn in_vxlan(vni: u32, inner: &[u8]) -> Vec<u8> {
+        let mut payload = vec![0x08, 0, 0, 0];
+        payload.extend_from_slice(&(vni << 8).to_be_bytes());
+        payload.extend_from_slice(inner);
+        udp(([192, 0, 2, 1], 50000), ([192, 0, 2, 2], 4789), &payload)
+    }
+
+    #[test]
+    fn vxlan_frames_take_the_quick_read_to_the_same_session_as_the_full_decode() {
+        let client = ([10, 0, 0, 1], 40000);
+        let server = ([10, 0, 0, 2], 9999);
+        let frame = in_vxlan(77, &udp(client, server, b"unrecognised payload"));
+        let (quick, _) =
+            quick_ipv4(packet::linktype::ETHERNET, &frame, &Decap::standard(), true).unwrap();
+        let full = packet::decode(packet::linktype::ETHERNET, &frame).unwrap();
+        assert_eq!(quick, Key::of(&full));
+        // Not in "both" mode, where the carrier counts too; not another VNI's session.
+        assert!(
+            quick_ipv4(
+                packet::linktype::ETHERNET,
+                &frame,
+                &Decap::standard(),
+                false
+            )
+            .is_none()
+        );
+        let other = in_vxlan(78, &udp(client, server, b"unrecognised payload"));
+        let (other, _) =
+            quick_ipv4(packet::linktype::ETHERNET, &other, &Decap::standard(), true).unwrap();
+        assert_ne!(quick, other);
+
+        // Counted on the quick read past the inspection, as the full decode counts.
+        let mut table = SessionTable::new(100, Duration::from_secs(60));
+        for i in 0..50u64 {
+            let out = in_vxlan(77, &udp(client, server, b"unrecognised payload"));
+            let back = in_vxlan(77, &udp(server, client, b"reply of some length"));
+            table.packet(packet::linktype::ETHERNET, i * 1000, &out, out.len() as u32);
+            table.packet(
+                packet::linktype::ETHERNET,
+                i * 1000 + 1,
+                &back,
+                back.len() as u32,
+            );
+        }
+        let sessions = table.finish();
+        assert_eq!(sessions.len(), 1);
+        assert_eq!(sessions[0].packets, [50, 50]);
+        assert_eq!(
+            sessions[0].tunnels().unwrap().segment(),
+            tunnel::vni_segment(77)
+        );
+    }
+
     #[test]
     fn frames_of_unknown_link_types_are_counted_apart() {
         let mut table = SessionTable::new(10, Duration::from_secs(60));
@@ -327,14 +416,15 @@ mod tests {
     #[test]
     fn the_quick_read_takes_only_plain_ipv4_tcp_and_udp() {
         let frame = udp(([10, 0, 0, 1], 1), ([10, 0, 0, 2], 2), b"x");
-        assert!(quick_ipv4(packet::linktype::ETHERNET, &frame, &Decap::standard()).is_some());
-        assert!(quick_ipv4(packet::linktype::RAW, &frame, &Decap::standard()).is_none());
+        assert!(quick_ipv4(packet::linktype::ETHERNET, &frame, &Decap::standard(), true).is_some());
+        assert!(quick_ipv4(packet::linktype::RAW, &frame, &Decap::standard(), true).is_none());
         for cut in 0..frame.len().min(14 + 20 + 4) {
             assert!(
                 quick_ipv4(
                     packet::linktype::ETHERNET,
                     &frame[..cut],
-                    &Decap::standard()
+                    &Decap::standard(),
+                    true
                 )
                 .is_none(),
                 "{cut}"
@@ -346,15 +436,16 @@ mod tests {
             quick_ipv4(
                 packet::linktype::ETHERNET,
                 &more_fragments,
-                &Decap::standard()
+                &Decap::standard(),
+                true
             )
             .is_none()
         );
         let mut icmp = frame.clone();
         icmp[23] = 1;
-        assert!(quick_ipv4(packet::linktype::ETHERNET, &icmp, &Decap::standard()).is_none());
+        assert!(quick_ipv4(packet::linktype::ETHERNET, &icmp, &Decap::standard(), true).is_none());
         let mut vlan = frame;
         vlan[12..14].copy_from_slice(&[0x81, 0x00]);
-        assert!(quick_ipv4(packet::linktype::ETHERNET, &vlan, &Decap::standard()).is_none());
+        assert!(quick_ipv4(packet::linktype::ETHERNET, &vlan, &Decap::standard(), true).is_none());
     }
 }

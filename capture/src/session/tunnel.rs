@@ -94,8 +94,13 @@ impl Tunnels {
             .filter(|l| matches!(l.kind, Kind::Vxlan | Kind::Geneve))
             .filter_map(|l| l.id)
             // 24-bit VNIs; a second one (nested segments) folds in.
-            .fold(0, |acc, vni| acc.rotate_left(11) ^ (vni + 1))
+            .fold(0, |acc, vni| acc.rotate_left(11) ^ vni_segment(vni))
     }
+}
+
+/// The segment of one VXLAN or GENEVE VNI (never 0, the segment outside tunnels).
+pub fn vni_segment(vni: u32) -> u32 {
+    vni + 1
 }
 
 /// What is decapsulated, from the `[sessions]` settings.
