@@ -92,7 +92,17 @@ pub fn decode(linktype: u32, data: &[u8]) -> Option<Decoded<'_>> {
 pub fn decode_with<'a>(linktype: u32, data: &'a [u8], decap: &Decap) -> Option<Decoded<'a>> {
     let mut frame = link_frame(linktype, data)?;
     let mut tunnels = Tunnels::default();
-    for depth in 0..=decap.max_depth {
+    let mut first = 0;
+    // Traffic mirroring's usual carrier, read at fixed offsets; the inner frame then takes the
+    // general path.
+    if decap.max_depth > 0
+        && let Frame::Ethernet(bytes) = frame
+        && let Some(inner) = tunnel::plain_vxlan(bytes, decap, &mut tunnels)
+    {
+        frame = inner;
+        first = 1;
+    }
+    for depth in first..=decap.max_depth {
         let may_decap = depth < decap.max_depth;
         let mut inner = tunnels;
         match step(frame, may_decap, &mut inner) {

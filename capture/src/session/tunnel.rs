@@ -320,6 +320,42 @@ pub fn ip_inner<'a>(
     Some(inner)
 }
 
+/// The frame inside VXLAN carried by an untagged Ethernet IPv4 UDP datagram that is not a
+/// fragment, read at fixed offsets (the layer and the carrier go into `t`); `None` for anything
+/// else, which the general path reads.
+pub fn plain_vxlan<'a>(data: &'a [u8], decap: &Decap, t: &mut Tunnels) -> Option<Frame<'a>> {
+    const ETH: usize = 14;
+    if data.get(12..14)? != [0x08, 0x00] {
+        return None;
+    }
+    let ip = data.get(ETH..ETH + 20)?;
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    let total = usize::from(be16(ip, 2)?);
+    if ip[0] >> 4 != 4 || ihl < 20 || ip[9] != PROTO_UDP || be16(ip, 6)? & 0x3fff != 0 {
+        return None;
+    }
+    let udp = data.get(ETH + ihl..ETH + ihl + 8)?;
+    let (sport, dport) = (be16(udp, 0)?, be16(udp, 2)?);
+    if !decap.vxlan_ports.contains(&dport) {
+        return None;
+    }
+    // The IP total length bounds the datagram (Ethernet padding is not part of it).
+    let end = (ETH + total).min(data.len());
+    let (layer, inner) = vxlan(data.get(ETH + ihl + 8..end)?)?;
+    t.push(layer);
+    carrier(
+        t,
+        Outer {
+            src: IpAddr::from([ip[12], ip[13], ip[14], ip[15]]),
+            dst: IpAddr::from([ip[16], ip[17], ip[18], ip[19]]),
+            proto: PROTO_UDP,
+            sport,
+            dport,
+        },
+    );
+    Some(inner)
+}
+
 /// VXLAN (RFC 7348): flags with the I bit, 24-bit VNI, then Ethernet.
 fn vxlan(b: &[u8]) -> Option<(Layer, Frame<'_>)> {
     if b.first()? & 0x08 == 0 {
@@ -559,6 +595,47 @@ mod tests {
         assert_eq!(labels, [100, 200]);
         // A stack that never ends is refused.
         assert!(mpls(&[0u8; 64], &mut Tunnels::default()).is_none());
+    }
+
+    #[test]
+    fn the_fixed_offset_vxlan_read_is_the_general_one() {
+        let mut inner = Vec::new();
+        etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .tcp(40000, 80, 1, 1000)
+            .write(&mut inner, b"GET / HTTP/1.1")
+            .unwrap();
+        let mut payload = vec![0x08, 0, 0, 0, 0, 0, 0x2a, 0];
+        payload.extend_from_slice(&inner);
+        let mut frame = Vec::new();
+        etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 3], [2, 0, 0, 0, 0, 4])
+            .ipv4([192, 0, 2, 1], [192, 0, 2, 2], 64)
+            .udp(50000, 4789)
+            .write(&mut frame, &payload)
+            .unwrap();
+        let mut quick = Tunnels::default();
+        let fast = plain_vxlan(&frame, &Decap::standard(), &mut quick).unwrap();
+        // The general path, from the outer IP packet.
+        let mut general = Tunnels::default();
+        let slow = ip_inner(
+            17,
+            4789,
+            50000,
+            &frame[34..],
+            &Decap::standard(),
+            &mut general,
+        );
+        assert_eq!(Some(fast), slow);
+        assert_eq!(
+            quick.layers().collect::<Vec<_>>(),
+            general.layers().collect::<Vec<_>>()
+        );
+        assert_eq!(quick.outer.unwrap().sport, 50000);
+        for cut in 0..50 {
+            assert!(
+                plain_vxlan(&frame[..cut], &Decap::standard(), &mut Tunnels::default()).is_none()
+            );
+        }
     }
 
     #[test]
