@@ -542,6 +542,27 @@ pub fn tshark_fields(pcap: &Path, fields: &[&str]) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// The session records `pcap-agent analyze` writes for `pcap` (with the `[sharing]` and
+/// `[sessions]` settings of `config`, if given); fails the test if it fails.
+pub fn analyze_records(pcap: &Path, config: Option<&Path>) -> Vec<serde_json::Value> {
+    let mut cmd = Command::new(bin("pcap-agent"));
+    cmd.arg("analyze").arg(pcap);
+    if let Some(config) = config {
+        cmd.arg("--sharing-from").arg(config);
+    }
+    let out = run(&mut cmd);
+    assert!(
+        out.status.success(),
+        "analyze {}: {}",
+        pcap.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
 /// How many packets `tcpdump -r` reads from a pcap file.
 pub fn tcpdump_count(pcap: &Path) -> usize {
     let out = run(Command::new("tcpdump").args(["-nn", "-r"]).arg(pcap));

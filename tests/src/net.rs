@@ -25,7 +25,8 @@ pub struct VethPair {
     pub ns_ip: String,
 }
 
-fn ip(args: &[&str]) {
+/// Runs `ip` with `args`; fails the test with its error if it fails.
+pub fn ip(args: &[&str]) {
     let out = run(Command::new("ip").args(args));
     assert!(
         out.status.success(),

@@ -8,7 +8,7 @@ use pcap_tests::pcapgen::{
     self, gre_raw, pcap, pcapng, sll2_udp, tcp4, udp4, udp4_fragments, udp4_qinq,
     udp6_with_extension, vxlan,
 };
-use pcap_tests::{bin, run};
+use pcap_tests::{analyze_records, bin, run};
 use serde_json::Value;
 
 /// Source address and port, destination address and port.
@@ -232,17 +232,9 @@ fn sharing_from_a_config_removes_switched_off_fields() {
     .unwrap();
     let config = dir.path().join("agent.toml");
     std::fs::write(&config, "[sharing]\nurl = false\nsource_ip = false\n").unwrap();
-    let out = run(Command::new(bin("pcap-agent"))
-        .arg("analyze")
-        .arg(&file)
-        .arg("--sharing-from")
-        .arg(&config));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let records = analyze_records(&file, Some(&config));
+    assert_eq!(records.len(), 1, "{records:?}");
+    let r = &records[0];
     assert!(
         r.get("url").is_none() && r.get("source_ip").is_none(),
         "{r}"

@@ -17,8 +17,8 @@ use std::time::Duration;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use pcap_tests::clients::{DECODE_AS, Servers, run_clients};
-use pcap_tests::net::VethPair;
-use pcap_tests::{Scratch, bin, fixture, require_root, run, wait_until};
+use pcap_tests::net::{VethPair, ip};
+use pcap_tests::{Scratch, analyze_records, fixture, require_root, run, wait_until};
 use serde_json::{Value, json};
 
 /// The kernel overlay's VNI in each test (two overlays on one host need two).
@@ -31,16 +31,6 @@ struct Overlay {
     host_if: String,
     host_ip: String,
     ns_ip: String,
-}
-
-fn ip(args: &[&str]) {
-    let out = run(Command::new("ip").args(args));
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 impl Overlay {
@@ -366,17 +356,7 @@ fn assert_agrees(what: &str, records: &[Value], pcap: &Path, layers: Layers) {
 }
 
 fn analyze(pcap: &Path) -> Vec<Value> {
-    let out = run(Command::new(bin("pcap-agent")).arg("analyze").arg(pcap));
-    assert!(
-        out.status.success(),
-        "analyze {}: {}",
-        pcap.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON record"))
-        .collect()
+    analyze_records(pcap, None)
 }
 
 #[test]
@@ -492,20 +472,7 @@ fn tunnel_settings_choose_inner_outer_or_both_sessions() {
                 ),
         )
         .unwrap();
-        let out = run(Command::new(bin("pcap-agent"))
-            .arg("analyze")
-            .arg(&carrier)
-            .arg("--sharing-from")
-            .arg(&config));
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        analyze_records(&carrier, Some(&config))
     };
     let is_carrier = |r: &Value| r["destination_port"] == 4789 || r["source_port"] == 4789;
     // The sessions of TCP and UDP (the underlay's own neighbour discovery is ICMPv6).
