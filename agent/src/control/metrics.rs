@@ -14,9 +14,10 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::Api;
+use super::accept::next_connection;
 use super::response::{ApiError, Reply, text_reply};
 use crate::captures::SchedulerCommand;
 
@@ -52,18 +53,11 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// Serves `GET /metrics` on `listener` until `cancel`; every other request gets 404.
 pub async fn serve(listener: TcpListener, api: Arc<Api>, cancel: CancellationToken) {
-    loop {
-        let stream = tokio::select! {
-            _ = cancel.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    warn!(error = %e, "Cannot accept a metrics connection.");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
+    while let Some(stream) = next_connection(&cancel, "metrics", || async {
+        listener.accept().await.map(|(stream, _)| stream)
+    })
+    .await
+    {
         let api = api.clone();
         let service = service_fn(move |req: Request<Incoming>| {
             let api = api.clone();

@@ -5,6 +5,7 @@
 //! shared state from watch channels and send anything that changes the daemon to its core as a
 //! [`Command`] with a oneshot reply.
 
+pub mod accept;
 pub mod api;
 pub mod authorization;
 pub mod captures;

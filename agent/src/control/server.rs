@@ -20,6 +20,7 @@ use tokio::net::UnixListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use super::accept::next_connection;
 use super::linger::Lingering;
 use super::response::{ApiError, Reply};
 use super::{Api, MAX_BODY, Peer, authorization, captures, metrics, reload, spool, status};
@@ -33,19 +34,11 @@ const DRAIN: Duration = Duration::from_secs(5);
 /// Serves the control API on `listener` until `cancel`, then lets open requests finish.
 pub async fn serve(listener: UnixListener, api: Arc<Api>, cancel: CancellationToken) {
     let graceful = GracefulShutdown::new();
-    loop {
-        let stream = tokio::select! {
-            _ = cancel.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    // Usually EMFILE: back off instead of spinning.
-                    warn!(error = %e, "Cannot accept a control connection.");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
+    while let Some(stream) = next_connection(&cancel, "control", || async {
+        listener.accept().await.map(|(stream, _)| stream)
+    })
+    .await
+    {
         let peer = match Peer::of(&stream) {
             Ok(p) => p,
             Err(e) => {
