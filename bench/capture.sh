@@ -2,7 +2,12 @@
 # Capture benchmark: pcap-agent against tcpdump -w and dumpcap -w on the same veth traffic
 # (trafgen, 64/512/1514-byte UDP frames). Needs root. The iperf3 disturbance is bench/iperf.sh.
 #
-#   bench/capture.sh [--runs N] [--secs S] [--sizes "64 512 1514"] [--quick]
+#   bench/capture.sh [--runs N] [--secs S] [--sizes "64 512 1514"] [--quick] [--vxlan]
+#
+# --vxlan: the agent on VXLAN carrier frames (UDP 4789, VNI 5001, around the plain frames 50 bytes
+# shorter) against the agent on plain frames of the same size on the wire, with tcpdump on the
+# carrier beside them; also the CPU cost of each at a paced 100 kpps. Into the capture-vxlan
+# section and bench/out/capture-vxlan.csv.
 #
 # Zero-drop rate: each tool first takes the unpaced generator; if it loses packets, the offered
 # rate steps down LADDER until a run loses none.
@@ -19,6 +24,9 @@ SECS=10
 # After a run at full speed with drops, the rate steps down this ladder until nothing is lost.
 LADDER=(250000 225000 200000 175000 150000 125000 100000 75000 50000)
 SIZES=(64 512 1514)
+VXLAN=0
+# The paced rate of the CPU-cost rows in --vxlan mode.
+PACED=100000
 ARGS="$*"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -26,14 +34,23 @@ while [ $# -gt 0 ]; do
     --secs) SECS=$2; shift 2 ;;
     --sizes) read -r -a SIZES <<<"$2"; shift 2 ;;
     --quick) RUNS=1; SECS=4; LADDER=(250000 200000 150000 100000); shift ;;
-    *) echo "usage: $0 [--runs N] [--secs S] [--sizes \"64 512 1514\"] [--quick]" >&2; exit 64 ;;
+    --vxlan) VXLAN=1; shift ;;
+    *) echo "usage: $0 [--runs N] [--secs S] [--sizes \"64 512 1514\"] [--quick] [--vxlan]" >&2; exit 64 ;;
   esac
 done
 [ "$(id -u)" -eq 0 ] || { echo "bench/capture.sh needs root (network namespaces, raw capture)" >&2; exit 1; }
 
 bench_prepare trafgen=netsniff-ng tcpdump dumpcap=tshark jq curl
 SCRATCH=$(mktemp -d /var/tmp/pa-bench-files.XXXXXX)
-CSV="$OUT/capture.csv"
+TOOLS=(pcap-agent tcpdump dumpcap)
+SECTION=capture
+if [ "$VXLAN" -eq 1 ]; then
+  # The smallest carrier holds a 64-byte frame.
+  [[ "$ARGS" == *--sizes* ]] || SIZES=(114 512 1514)
+  TOOLS=(pcap-agent pcap-agent-vxlan tcpdump-vxlan)
+  SECTION=capture-vxlan
+fi
+CSV="$OUT/$SECTION.csv"
 echo "tool,size,rate,run,delivered,captured,kernel_drops,cpu_ticks,secs,rss_kib" > "$CSV"
 cleanup() { agent_stop; pkill -P $$ 2>/dev/null || true; net_down; rm -rf "$SCRATCH"; }
 trap cleanup EXIT
@@ -43,7 +60,8 @@ net_up
 measure() {
   local tool=$1 size=$2 rate=$3 run=$4 pid id="" err="$SCRATCH/err"
   local cfg="$SCRATCH/udp$size.cfg"
-  case "$tool" in
+  [[ "$tool" == *-vxlan ]] && cfg="$SCRATCH/vxlan$size.cfg"
+  case "${tool%-vxlan}" in
     tcpdump)
       ip netns exec "$NS_B" taskset -c 1 tcpdump -i vB -w "$SCRATCH/x.pcap" -B 65536 -s 0 -n udp 2>"$err" &
       pid=$! ;;
@@ -61,11 +79,11 @@ measure() {
   sleep 0.5
   b=$(rx_packets); t1=$(cpu_ticks "$pid")
   local captured drops rss
-  case "$tool" in
+  case "${tool%-vxlan}" in
     tcpdump|dumpcap)
       rss=$(peak_rss_kib "$pid")
       kill -INT "$pid"; wait "$pid" 2>/dev/null || true
-      if [ "$tool" = tcpdump ]; then
+      if [ "${tool%-vxlan}" = tcpdump ]; then
         captured=$(awk '/packets captured/ {print $1}' "$err")
         drops=$(awk '/dropped by kernel/ {print $1}' "$err")
       else
@@ -90,9 +108,10 @@ measure() {
 
 for size in "${SIZES[@]}"; do
   trafgen_cfg "$size" "$SCRATCH/udp$size.cfg"
+  trafgen_cfg_vxlan "$size" "$SCRATCH/vxlan$size.cfg"
   for run in $(seq "$RUNS"); do
-    for tool in pcap-agent tcpdump dumpcap; do
-      [ "$tool" = pcap-agent ] && agent_start
+    for tool in "${TOOLS[@]}"; do
+      [[ "$tool" == pcap-agent* ]] && agent_start
       echo "capture: size $size run $run $tool unpaced" >&2
       measure "$tool" "$size" 0 "$run"
       for rate in "${LADDER[@]}"; do
@@ -100,13 +119,22 @@ for size in "${SIZES[@]}"; do
         echo "capture: size $size run $run $tool at $rate pps" >&2
         measure "$tool" "$size" "$rate" "$run"
       done
-      [ "$tool" = pcap-agent ] && agent_stop
+      if [ "$VXLAN" -eq 1 ]; then
+        echo "capture: size $size run $run $tool at $PACED pps (CPU cost)" >&2
+        measure "$tool" "$size" "$PACED" "$run"
+      fi
+      [[ "$tool" == pcap-agent* ]] && agent_stop
     done
   done
 done
 
-"$ROOT/bench/report-capture.py" "$CSV" "$RUNS" "$SECS" |
-  "$ROOT/bench/section.py" capture "$ROOT/bench/README.md" "sudo bench/capture.sh${ARGS:+ $ARGS}"
-python3 -c "import matplotlib" 2>/dev/null || pip install -q matplotlib
-python3 "$ROOT/bench/plot-capture.py" "$CSV" "$ROOT/bench/capture-rate.png"
+if [ "$VXLAN" -eq 1 ]; then
+  "$ROOT/bench/report-capture.py" "$CSV" "$RUNS" "$SECS" --vxlan "$PACED" |
+    "$ROOT/bench/section.py" "$SECTION" "$ROOT/bench/README.md" "sudo bench/capture.sh${ARGS:+ $ARGS}"
+else
+  "$ROOT/bench/report-capture.py" "$CSV" "$RUNS" "$SECS" |
+    "$ROOT/bench/section.py" "$SECTION" "$ROOT/bench/README.md" "sudo bench/capture.sh${ARGS:+ $ARGS}"
+  python3 -c "import matplotlib" 2>/dev/null || pip install -q matplotlib
+  python3 "$ROOT/bench/plot-capture.py" "$CSV" "$ROOT/bench/capture-rate.png"
+fi
 echo "bench/README.md updated" >&2

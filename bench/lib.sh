@@ -61,6 +61,33 @@ trafgen_cfg() {
 CFG
 }
 
+# trafgen config for VXLAN carrier frames of $1 bytes in file $2: UDP to 4789, VNI 5001, around
+# an Ethernet/IPv4/UDP frame of $1 - 50 bytes (the frames of trafgen_cfg, 50 bytes shorter).
+trafgen_cfg_vxlan() {
+  local size=$1 out=$2
+  local inner=$((size - 50))
+  local fill=$((inner - 42))
+  local ip_len=$((inner - 14)) udp_len=$((inner - 34))
+  # The inner IPv4 header's checksum: 10.88.0.1 -> 10.88.0.2, UDP, TTL 64, id 0, DF clear.
+  local sum=$((0x4500 + ip_len + 0x4011 + 0x0a58 + 0x0001 + 0x0a58 + 0x0002))
+  sum=$(( (sum & 0xffff) + (sum >> 16) )); sum=$(( (sum & 0xffff) + (sum >> 16) ))
+  local csum=$(( ~sum & 0xffff ))
+  b16() { printf '0x%02x, 0x%02x' $(($1 >> 8)) $(($1 & 0xff)); }
+  cat > "$out" <<CFG
+{
+  eth(da=00:00:00:00:00:02, sa=00:00:00:00:00:01, type=0x0800),
+  ipv4(saddr=10.77.0.1, daddr=10.77.0.2, ttl=64, proto=17),
+  udp(sp=4000, dp=4789),
+  0x08, 0x00, 0x00, 0x00, 0x00, 0x13, 0x89, 0x00,
+  0x00, 0x00, 0x00, 0x00, 0x00, 0x12, 0x00, 0x00, 0x00, 0x00, 0x00, 0x11, 0x08, 0x00,
+  0x45, 0x00, $(b16 $ip_len), 0x00, 0x00, 0x00, 0x00, 0x40, 0x11, $(b16 $csum),
+  0x0a, 0x58, 0x00, 0x01, 0x0a, 0x58, 0x00, 0x02,
+  0x0f, 0xa0, 0x00, 0x09, $(b16 $udp_len), 0x00, 0x00,
+  fill(0x41, $fill),
+}
+CFG
+}
+
 rx_packets() { ip netns exec "$NS_B" cat /sys/class/net/vB/statistics/rx_packets; }
 
 # CPU ticks (user+system, all threads) of process $1.

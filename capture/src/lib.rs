@@ -44,5 +44,5 @@ pub mod writer;
 
 pub use error::CaptureError;
 pub use recorder::{SessionSpec, SessionsSummary, SharedSharing};
-pub use worker::{CaptureSpec, Outcome, Worker};
+pub use worker::{CaptureSpec, InnerSpec, Outcome, Worker};
 pub use writer::SegmentInfo;

@@ -25,6 +25,7 @@ use tracing::{info, warn};
 
 use crate::device::{self, DeviceOptions, Opened};
 use crate::error::CaptureError;
+use crate::filter::InnerFilter;
 use crate::gate::Gate;
 use crate::rate::RateLimiter;
 use crate::recorder::{Recorder, SessionSpec, SessionsSummary};
@@ -43,6 +44,9 @@ pub struct CaptureSpec {
     pub interface: String,
     /// The effective filter (exclusions already applied).
     pub filter: String,
+    /// A request scoped to a tunnel: its filter, applied to the frames inside the carrier
+    /// packets `filter` selects.
+    pub inner: Option<InnerSpec>,
     pub limits: EffectiveLimits,
     pub promiscuous: bool,
     pub immediate: bool,
@@ -51,6 +55,15 @@ pub struct CaptureSpec {
     pub rotate_interval: Duration,
     /// Session extraction, if on.
     pub sessions: Option<SessionSpec>,
+}
+
+/// The inner filter of a capture scoped to a tunnel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InnerSpec {
+    pub scope: pcap_protocol::TunnelScope,
+    pub filter: String,
+    /// The UDP ports of VXLAN and GENEVE.
+    pub decap: crate::session::tunnel::Decap,
 }
 
 /// Counters of one capture.
@@ -147,6 +160,10 @@ impl Worker {
             immediate: spec.immediate,
             filter: &spec.filter,
         })?;
+        let inner = match &spec.inner {
+            Some(i) => Some(InnerFilter::new(i.scope, &i.filter, i.decap.clone())?),
+            None => None,
+        };
         let (wake_tx, wake_rx) = UnixStream::pair().map_err(CaptureError::Thread)?;
         wake_rx
             .set_nonblocking(true)
@@ -181,6 +198,7 @@ impl Worker {
         let (done_tx, done_rx) = oneshot::channel();
         let run = Run {
             spec,
+            inner,
             recorder,
             stop: stop.clone(),
             stats: stats.clone(),
@@ -229,6 +247,7 @@ fn short(id: &CaptureId) -> &str {
 
 struct Run {
     spec: CaptureSpec,
+    inner: Option<InnerFilter>,
     recorder: Option<Recorder>,
     stop: StopHandle,
     stats: Arc<Stats>,
@@ -243,6 +262,8 @@ struct Sink {
     /// The kernel side of the rate limit, while the capture has one and the kernel takes it.
     gate: Option<Gate>,
     recorder: Option<Recorder>,
+    /// The request's filter inside its tunnel: carrier packets it refuses are not received.
+    inner: Option<InnerFilter>,
     linktype: u32,
     /// Whether timestamps come in nanoseconds (else microseconds).
     nanos: bool,
@@ -339,6 +360,11 @@ impl<'a> Batch<'a> {
         if self.cutoff_ns.is_some_and(|c| ts_ns > c) {
             return;
         }
+        if let Some(inner) = &self.sink.inner
+            && !inner.matches(self.sink.linktype, data)
+        {
+            return;
+        }
         self.pending.received += 1;
         if self.sink.gate.is_some() && header.caplen < header.len.min(self.limits.snaplen) {
             // Arrived through the closed gate: over the limit, and never written.
@@ -385,7 +411,8 @@ impl Run {
         } = opened;
         let limits = self.spec.limits;
         let rate = RateLimiter::new(limits.max_pps, limits.max_bps, limits.snaplen);
-        let gate = if rate.is_unlimited() {
+        // The gated program keeps one byte of a packet, too few for the inner filter to read.
+        let gate = if rate.is_unlimited() || self.inner.is_some() {
             None
         } else {
             Gate::new(&capture, &self.spec.filter, linktype)
@@ -395,6 +422,7 @@ impl Run {
             rate,
             gate,
             recorder: self.recorder.take(),
+            inner: self.inner.take(),
             linktype: linktype.0 as u32,
             nanos,
         };

@@ -47,6 +47,7 @@ fn spec(id: &str, filter: &str, limits: EffectiveLimits) -> CaptureSpec {
         id: CaptureId::parse(id).unwrap(),
         interface: "lo".to_owned(),
         filter: filter.to_owned(),
+        inner: None,
         limits,
         promiscuous: false,
         immediate: false,

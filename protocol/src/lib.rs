@@ -48,5 +48,5 @@ pub use error::{KeyError, VerifyError};
 pub use ids::{CaptureId, FileName, IdError, RequestId, Serial};
 pub use keys::{KeyId, SigningKey, VerifyKey, VerifyKeys};
 pub use refusal::{Refusal, RefusalCode};
-pub use request::{CaptureRequest, Reason, RequestLimits};
+pub use request::{CaptureRequest, Reason, RequestLimits, TunnelKind, TunnelScope};
 pub use schema::{Document, DocumentError, Schema};

@@ -56,6 +56,89 @@ pub struct RequestLimits {
     pub max_bps: Option<Size>,
 }
 
+/// An encapsulation a capture can be scoped to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TunnelKind {
+    /// VXLAN (the destination ports of `[sessions] vxlan_ports`); the id is the VNI.
+    Vxlan,
+    /// GENEVE (the destination ports of `[sessions] geneve_ports`); the id is the VNI.
+    Geneve,
+    /// GRE version 0 with a key; the id is the key.
+    Gre,
+}
+
+impl TunnelKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TunnelKind::Vxlan => "vxlan",
+            TunnelKind::Geneve => "geneve",
+            TunnelKind::Gre => "gre",
+        }
+    }
+
+    /// The largest id of this kind (VNIs have 24 bits, GRE keys 32).
+    pub fn max_id(self) -> u32 {
+        match self {
+            TunnelKind::Vxlan | TunnelKind::Geneve => 0x00ff_ffff,
+            TunnelKind::Gre => u32::MAX,
+        }
+    }
+}
+
+/// The tunnel a capture is scoped to: the carrier packets of one VXLAN or GENEVE network (VNI)
+/// or one GRE key. The request's filter then applies to the frame inside that tunnel, not to
+/// the carrier. Written `{"kind": "vxlan", "id": 5001}`, and `vxlan:5001` on command lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TunnelScope {
+    pub kind: TunnelKind,
+    pub id: u32,
+}
+
+impl TunnelScope {
+    /// Whether the id fits its kind.
+    pub fn check(&self) -> Result<(), String> {
+        if self.id > self.kind.max_id() {
+            return Err(format!(
+                "tunnel id {} is too large for {}: at most {} (a VNI has 24 bits)",
+                self.id,
+                self.kind.as_str(),
+                self.kind.max_id()
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for TunnelScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.kind.as_str(), self.id)
+    }
+}
+
+impl std::str::FromStr for TunnelScope {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "{s:?} is not a tunnel: write KIND:ID with KIND vxlan, geneve or gre (e.g. vxlan:5001, gre:42)"
+            )
+        };
+        let (kind, id) = s.split_once(':').ok_or_else(bad)?;
+        let kind = match kind.trim() {
+            "vxlan" => TunnelKind::Vxlan,
+            "geneve" => TunnelKind::Geneve,
+            "gre" => TunnelKind::Gre,
+            _ => return Err(bad()),
+        };
+        let id = id.trim().parse().map_err(|_| bad())?;
+        let scope = TunnelScope { kind, id };
+        scope.check()?;
+        Ok(scope)
+    }
+}
+
 /// A request to capture.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -69,9 +152,13 @@ pub struct CaptureRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serial: Option<Serial>,
     pub interface: String,
-    /// A BPF filter expression; empty captures everything (but the agent's own traffic).
+    /// A BPF filter expression; empty captures everything (but the agent's own traffic). With
+    /// `tunnel`, it applies to the frames inside the tunnel.
     #[serde(default)]
     pub filter: String,
+    /// Capture only the carrier packets of this tunnel (schema 1.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel: Option<TunnelScope>,
     pub reason: Reason,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
@@ -84,7 +171,9 @@ pub struct CaptureRequest {
 
 impl Document for CaptureRequest {
     const KIND: &'static str = "capture request";
-    const SCHEMA: Schema = Schema::V1_0;
+    /// 1.1: `tunnel`. An agent before 1.1 refuses a request that has one (an unknown field),
+    /// rather than capture the whole carrier.
+    const SCHEMA: Schema = Schema::V1_1;
 }
 
 impl CaptureRequest {
@@ -111,6 +200,9 @@ impl CaptureRequest {
                 "subject must be at most {MAX_SUBJECT_LEN} printable characters"
             ));
         }
+        if let Some(tunnel) = &self.tunnel {
+            tunnel.check()?;
+        }
         Ok(())
     }
 }
@@ -121,7 +213,7 @@ impl CaptureRequest {
 pub mod cli {
     use std::time::Duration;
 
-    use super::{CaptureRequest, Reason, RequestLimits};
+    use super::{CaptureRequest, Reason, RequestLimits, TunnelScope};
     use crate::schema::Document;
     use crate::units::{Size, TextDuration, parse_duration, parse_size};
 
@@ -136,6 +228,11 @@ pub mod cli {
         /// everything but the agent's own traffic.
         #[arg(long, default_value = "")]
         pub filter: String,
+        /// Capture only the carrier packets of one tunnel: vxlan:VNI, geneve:VNI or gre:KEY.
+        /// The filter then applies to the frames inside it (e.g. --tunnel vxlan:5001 --filter
+        /// "host 10.1.2.3").
+        #[arg(long, value_name = "KIND:ID")]
+        pub tunnel: Option<TunnelScope>,
         /// Why the capture is wanted.
         #[arg(long, value_enum, default_value_t = Reason::Other)]
         pub reason: Reason,
@@ -172,6 +269,7 @@ pub mod cli {
                 serial: None,
                 interface: self.interface.clone(),
                 filter: self.filter.clone(),
+                tunnel: self.tunnel,
                 reason: self.reason,
                 subject: self.subject.clone(),
                 limits: RequestLimits {
@@ -211,10 +309,42 @@ mod tests {
     }
 
     #[test]
+    fn a_tunnel_scope_reads_as_json_and_as_kind_colon_id() {
+        let req: CaptureRequest = serde_json::from_str(
+            r#"{"interface":"eth0","reason":"other","filter":"tcp port 80",
+                "tunnel":{"kind":"gre","id":4294967295}}"#,
+        )
+        .unwrap();
+        let scope = req.tunnel.unwrap();
+        assert_eq!((scope.kind, scope.id), (TunnelKind::Gre, u32::MAX));
+        assert!(req.check().is_ok());
+        assert_eq!(
+            "vxlan:5001".parse::<TunnelScope>().unwrap().to_string(),
+            "vxlan:5001"
+        );
+        assert_eq!(
+            "geneve:7".parse::<TunnelScope>().unwrap().kind,
+            TunnelKind::Geneve
+        );
+        for bad in ["vxlan", "ipip:4", "vxlan:x", "gre:-1", "vxlan:16777216"] {
+            assert!(bad.parse::<TunnelScope>().is_err(), "{bad}");
+        }
+        let unknown = serde_json::from_str::<CaptureRequest>(
+            r#"{"interface":"eth0","reason":"other","tunnel":{"kind":"vxlan","id":1,"port":4789}}"#,
+        );
+        assert!(unknown.is_err());
+    }
+
+    #[test]
     fn interface_names_and_ids_are_checked() {
         let req: CaptureRequest =
             serde_json::from_str(r#"{"interface":"../../etc","reason":"other"}"#).unwrap();
         assert!(req.check().is_err());
+        let big_vni: CaptureRequest = serde_json::from_str(
+            r#"{"interface":"eth0","reason":"other","tunnel":{"kind":"vxlan","id":16777216}}"#,
+        )
+        .unwrap();
+        assert!(big_vni.check().unwrap_err().contains("24 bits"));
         let bad_id = serde_json::from_str::<CaptureRequest>(
             r#"{"interface":"eth0","reason":"other","request_id":"../x"}"#,
         );

@@ -3,11 +3,12 @@
 //! (by the agent live, and by tcpdump for `pcap-agent analyze`), and every session's inner
 //! 5-tuple and fields are compared with tshark's innermost dissection of the same packets.
 //!
-//! The kernel here builds VXLAN (and 802.1Q/802.1ad) but not GENEVE, GRE, ERSPAN, IP in IP,
-//! MPLS routing, L2TP or PPPoE, so for those the same clients' packets (captured on the
-//! overlay's device) are wrapped in each encapsulation by scapy (tests/fixtures/encapsulate.py,
-//! an implementation independent of the agent's) and tshark's dissection of the result is the
-//! reference.
+//! The kernel here builds VXLAN but not GENEVE, GRE, ERSPAN, IP in IP, MPLS routing, L2TP,
+//! PPPoE or VLAN devices (its /proc/config.gz: CONFIG_GENEVE, CONFIG_NET_IPGRE_DEMUX,
+//! CONFIG_MPLS_ROUTING and CONFIG_VLAN_8021Q are not set), so for those and for QinQ the same
+//! clients' packets (captured on the overlay's device) are wrapped in each encapsulation by
+//! scapy (tests/fixtures/encapsulate.py, an implementation independent of the agent's) and
+//! tshark's dissection of the result is the reference.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -16,14 +17,17 @@ use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use pcap_tests::clients::{DECODE_AS, Servers, run_clients};
-use pcap_tests::net::{VethPair, ip};
-use pcap_tests::{Scratch, analyze_records, fixture, require_root, run, wait_until};
+use pcap_tests::clients::{DECODE_AS, Servers, TLS_PORT, port_open, run_clients};
+use pcap_tests::net::{VethPair, ip, send_udp};
+use pcap_tests::{Scratch, analyze_records, fixture, require_root, run, tshark_query, wait_until};
 use serde_json::{Value, json};
 
 /// The kernel overlay's VNI in each test (two overlays on one host need two).
 const VNI: u32 = 5001;
 const VNI_SETTINGS: u32 = 5002;
+/// The scoped capture's test: the VNI it asks for and a second one beside it.
+const VNI_SCOPED: u32 = 5003;
+const VNI_BESIDE: u32 = 5004;
 
 /// A kernel VXLAN overlay across a veth pair: `vxh<tag>` on the host, `vxn<tag>` in the
 /// namespace, carried as UDP 4789 between the pair's addresses.
@@ -35,17 +39,24 @@ struct Overlay {
 
 impl Overlay {
     fn vxlan(pair: &VethPair, vni: u32) -> Self {
+        Overlay::nth(pair, vni, 0)
+    }
+
+    /// The `n`th overlay (0 or 1) across `pair`, with its own devices and subnet.
+    fn nth(pair: &VethPair, vni: u32, n: usize) -> Self {
         let tag = pair.host_if.trim_start_matches("pah");
-        // The overlay's subnet follows the pair's (10.<200+n>.<pid>.0/24 -> 10.<100+n>.<pid>.0/24),
-        // so that overlays of tests running at once do not overlap.
+        // The overlay's subnet follows the pair's (10.<200+k>.<pid>.0/24 -> 10.<100+k>.<pid>.0/24
+        // for the first, 10.<50+k> for the second), so that overlays of tests running at once
+        // do not overlap.
         let octets: Vec<u16> = pair
             .host_ip
             .split('.')
             .map(|o| o.parse().unwrap_or(0))
             .collect();
-        let (second, third) = (octets[1].saturating_sub(100), octets[2]);
+        let (second, third) = (octets[1].saturating_sub([100, 150][n]), octets[2]);
+        let letter = ["x", "y"][n];
         let o = Overlay {
-            host_if: format!("vxh{tag}"),
+            host_if: format!("v{letter}h{tag}"),
             host_ip: format!("10.{second}.{third}.1"),
             ns_ip: format!("10.{second}.{third}.2"),
         };
@@ -75,7 +86,7 @@ impl Overlay {
             &o.host_if,
         ]);
         ip(&["link", "set", &o.host_if, "up"]);
-        let ns_if = format!("vxn{tag}");
+        let ns_if = format!("v{letter}n{tag}");
         ip(&[
             "-n",
             &pair.ns,
@@ -507,4 +518,97 @@ fn tunnel_settings_choose_inner_outer_or_both_sessions() {
         sessions(&inner).union(&sessions(&outer)).cloned().collect(),
         "both is inner and outer together"
     );
+}
+
+/// Packets of `pcap` that tshark shows with the display filter `filter`.
+fn count(pcap: &Path, filter: &str) -> usize {
+    tshark_query(pcap, &[], filter, &["frame.number"]).len()
+}
+
+#[test]
+fn a_capture_scoped_to_a_vni_keeps_what_its_filter_names_inside_it() {
+    require_root!("two VXLAN overlays between network namespaces and a live capture");
+    let pair = VethPair::create();
+    let scoped = Overlay::nth(&pair, VNI_SCOPED, 0);
+    let beside = Overlay::nth(&pair, VNI_BESIDE, 1);
+    let s = Scratch::with_interfaces(&[&pair.host_if], "");
+    s.authorize();
+    let agent = s.start_agent();
+    let _servers = Servers::start(|p| pair.in_ns(p), &scoped.ns_ip, &s.path("tls"));
+    let request = |filter: &str, vni: u32| {
+        json!({
+            "interface": pair.host_if,
+            "tunnel": {"kind": "vxlan", "id": vni},
+            "filter": filter,
+            "reason": "unknown_application",
+            "limits": {"max_duration": "60s"}
+        })
+    };
+
+    // A filter that does not compile for the frames inside is refused, naming the tunnel; a
+    // VNI needs at most 24 bits.
+    let bad = agent.start_capture(&request("tcp prot 1", VNI_SCOPED));
+    let body = String::from_utf8_lossy(&bad.body).into_owned();
+    assert_eq!(bad.status, 400, "{body}");
+    assert!(
+        body.contains("filter_invalid") && body.contains(&format!("inside vxlan:{VNI_SCOPED}")),
+        "{body}"
+    );
+    let big = agent.start_capture(&request("", 1 << 24));
+    let body = String::from_utf8_lossy(&big.body).into_owned();
+    assert!(big.status == 400 && body.contains("24 bits"), "{body}");
+
+    let carrier = Tcpdump::start(&pair.host_if, s.path("carrier.pcap"));
+    let inside = format!("tcp port {TLS_PORT}");
+    let capture = agent.start_capture_ok(&request(&inside, VNI_SCOPED));
+    let id = capture["id"].as_str().unwrap().to_owned();
+    let effective = capture["effective_filter"].as_str().unwrap_or_default();
+    assert!(
+        effective.contains(&format!("udp[12:4] >> 8 = {VNI_SCOPED}")),
+        "{capture}"
+    );
+    assert_eq!(capture["inner_filter"], inside.as_str(), "{capture}");
+    run_clients(&scoped.ns_ip);
+    // The same port inside the other VNI (nothing listens there), and UDP inside both.
+    for _ in 0..3 {
+        let _ = port_open(&beside.ns_ip, TLS_PORT);
+    }
+    send_udp(&beside.ns_ip, 9999, 20, 64, 200);
+    send_udp(&scoped.ns_ip, 9999, 20, 64, 200);
+    let carrier = carrier.stop();
+    let ended = agent.post_delete(&id);
+
+    let wanted = format!("vxlan.vni == {VNI_SCOPED} && tcp.port == {TLS_PORT}");
+    assert!(
+        count(
+            &carrier,
+            &format!("vxlan.vni == {VNI_BESIDE} && tcp.port == {TLS_PORT}")
+        ) > 0
+            && count(
+                &carrier,
+                &format!("vxlan.vni == {VNI_SCOPED} && !({wanted})")
+            ) > 0,
+        "the carrier also held other traffic, inside the VNI and beside it"
+    );
+    let want = count(&carrier, &wanted);
+    assert!(want >= 10, "only {want} packets of the TLS session");
+    let pcap = s.decrypt(&s.segments(&id)[0]);
+    assert_eq!(count(&pcap, &wanted), want, "every packet the filter names");
+    assert_eq!(count(&pcap, &format!("!({wanted})")), 0, "and nothing else");
+    assert_eq!(ended["stats"]["written"], want as u64, "{ended}");
+    assert_eq!(ended["stats"]["received"], want as u64, "{ended}");
+
+    let live = s.session_records(&id);
+    assert!(!live.is_empty());
+    for r in &live {
+        assert_eq!(
+            r["tunnel"]["layers"],
+            json!([{"kind": "vxlan", "id": VNI_SCOPED}]),
+            "{r}"
+        );
+        assert!(
+            r["destination_port"] == TLS_PORT || r["source_port"] == TLS_PORT,
+            "{r}"
+        );
+    }
 }

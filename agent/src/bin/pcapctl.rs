@@ -407,7 +407,13 @@ fn print_capture(c: &CaptureRecord) {
         &c.request.filter
     };
     println!("requested filter: {requested}");
+    if let Some(tunnel) = &c.request.tunnel {
+        println!("tunnel:           {tunnel} (the requested filter applies inside it)");
+    }
     println!("effective filter: {}", c.effective_filter);
+    if let Some(inner) = &c.inner_filter {
+        println!("inner filter:     {inner} (on the frames inside the tunnel, in the agent)");
+    }
     println!("limits:           {}", limits_line(&c.limits));
     println!("started:          {}", at(Some(c.started_at)));
     if c.ended_at.is_some() {

@@ -8,9 +8,12 @@
 //! the request feed into a result document.
 
 use jiff::Timestamp;
-use pcap_capture::{device, filter, limits};
+use pcap_capture::session::tunnel::Decap;
+use pcap_capture::{InnerSpec, device, filter, limits};
 use pcap_config::Config;
-use pcap_protocol::{AuthState, CaptureRequest, EffectiveLimits, Refusal, RefusalCode, Serial};
+use pcap_protocol::{
+    AuthState, CaptureRequest, EffectiveLimits, Refusal, RefusalCode, Serial, TunnelKind,
+};
 use pcap_spool::{Journal, SpoolGate};
 
 use super::exclusions::exclusions;
@@ -87,8 +90,12 @@ impl StartRefused {
 /// What admission settled: the filter to install and the limits to run with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Admitted {
-    /// The request's filter with the agent's exclusions.
+    /// The request's filter with the agent's exclusions; for a request scoped to a tunnel,
+    /// the tunnel's carrier packets with the exclusions.
     pub effective_filter: String,
+    /// For a request scoped to a tunnel with a filter: that filter, applied by the agent to the
+    /// frames inside.
+    pub inner: Option<InnerSpec>,
     pub limits: EffectiveLimits,
 }
 
@@ -111,7 +118,7 @@ pub fn admit(
     authorized(auth)?;
     well_formed(config, request, now)?;
     interface(config, &request.interface)?;
-    let effective_filter = compile(config, request)?;
+    let (effective_filter, inner) = compile(config, request)?;
     let limits = limits::resolve(
         &request.limits,
         &config.capture.defaults,
@@ -121,6 +128,7 @@ pub fn admit(
     room(config, capacity)?;
     Ok(Admitted {
         effective_filter,
+        inner,
         limits,
     })
 }
@@ -171,19 +179,50 @@ fn interface(config: &Config, interface: &str) -> Result<(), StartRefused> {
 }
 
 /// Compiles the requested filter alone (so that its own mistakes are reported as such), then
-/// with the exclusions; returns the effective filter.
-fn compile(config: &Config, request: &CaptureRequest) -> Result<String, StartRefused> {
+/// with the exclusions; returns the effective filter. A request scoped to a tunnel installs the
+/// tunnel's carrier filter instead, and its own filter (compiled for the frames inside) becomes
+/// the inner filter.
+fn compile(
+    config: &Config,
+    request: &CaptureRequest,
+) -> Result<(String, Option<InnerSpec>), StartRefused> {
+    let invalid = |message: String| StartRefused::FilterInvalid { message };
     let linktype = device::linktype_of(&request.interface);
-    filter::validate(&request.filter, linktype).map_err(|e| StartRefused::FilterInvalid {
-        message: e.to_string(),
-    })?;
-    let effective = filter::effective(&request.filter, &exclusions(config));
-    filter::compile(&effective, linktype).map_err(|e| StartRefused::FilterInvalid {
-        message: format!(
+    let (kernel, inner) = match &request.tunnel {
+        None => {
+            filter::validate(&request.filter, linktype).map_err(|e| invalid(e.to_string()))?;
+            (request.filter.clone(), None)
+        }
+        Some(scope) => {
+            let tunnels = &config.sessions.tunnels;
+            let ports = match scope.kind {
+                TunnelKind::Vxlan => &tunnels.vxlan_ports,
+                TunnelKind::Geneve => &tunnels.geneve_ports,
+                TunnelKind::Gre => &[][..],
+            };
+            let carrier = filter::carrier(scope, ports, linktype).map_err(invalid)?;
+            let inner = (!request.filter.trim().is_empty()).then(|| InnerSpec {
+                scope: *scope,
+                filter: request.filter.clone(),
+                decap: Decap::from(tunnels),
+            });
+            if let Some(i) = &inner {
+                filter::InnerFilter::new(i.scope, &i.filter, i.decap.clone()).map_err(|e| {
+                    invalid(format!(
+                        "the filter for the traffic inside {scope} does not compile: {e}"
+                    ))
+                })?;
+            }
+            (carrier, inner)
+        }
+    };
+    let effective = filter::effective(&kernel, &exclusions(config));
+    filter::compile(&effective, linktype).map_err(|e| {
+        invalid(format!(
             "the filter with the agent's exclusions (capture.exclude, the store) does not compile: {e}"
-        ),
+        ))
     })?;
-    Ok(effective)
+    Ok((effective, inner))
 }
 
 fn room(config: &Config, capacity: Capacity<'_>) -> Result<(), StartRefused> {

@@ -26,6 +26,7 @@ pub fn base(device: &Device, record: &CaptureRecord) -> Manifest {
         grant_id: record.grant_id,
         interface: record.interface.clone(),
         effective_filter: record.effective_filter.clone(),
+        inner_filter: record.inner_filter.clone(),
         limits: record.limits,
         link_type: record.link_type.clone(),
         started_at: record.started_at,

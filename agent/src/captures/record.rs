@@ -52,6 +52,10 @@ pub struct CaptureRecord {
     pub interface: String,
     /// The filter installed: the request's, minus the agent's own traffic.
     pub effective_filter: String,
+    /// A request scoped to a tunnel: its filter, applied to the frames inside the carrier
+    /// packets `effective_filter` selects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inner_filter: Option<String>,
     pub limits: EffectiveLimits,
     pub link_type: String,
     pub grant_id: Option<Uuid>,

@@ -227,6 +227,7 @@ impl Remote {
                     config.device.serial.clone(),
                     record.id,
                     record.effective_filter,
+                    record.inner_filter,
                     self.api.clock.now(),
                 );
                 self.write_result(&result).await;
@@ -338,6 +339,7 @@ fn final_result(
     RequestResult {
         capture_id: Some(record.id.clone()),
         effective_filter: Some(record.effective_filter.clone()),
+        inner_filter: record.inner_filter.clone(),
         started_at: Some(record.started_at),
         ended_at: record.ended_at,
         stop_reason: record.stop_reason,

@@ -140,6 +140,30 @@ pub fn decode_with<'a>(linktype: u32, data: &'a [u8], decap: &Decap) -> Option<D
     None
 }
 
+/// The first tunnel at the IP level of `data` (beneath any VLAN tags, MPLS or PPPoE): its layer
+/// and the frame inside it. `None` when the frame carries no tunnel `decap` takes off.
+pub fn first_tunnel<'a>(
+    linktype: u32,
+    data: &'a [u8],
+    decap: &Decap,
+) -> Option<(tunnel::Layer, Frame<'a>)> {
+    let mut frame = link_frame(linktype, data)?;
+    // Link-level layers (an MPLS stack counts one per label) before the IP header.
+    for _ in 0..tunnel::MAX_LAYERS {
+        let mut link = Tunnels::default();
+        match step(frame, true, &mut link)? {
+            Step::Inner(next) => frame = next,
+            Step::Packet(d, ip_payload) => {
+                let mut inside = Tunnels::default();
+                let inner =
+                    tunnel::ip_inner(d.proto, d.dport, d.sport, ip_payload, decap, &mut inside)?;
+                return Some((*inside.layers().next()?, inner));
+            }
+        }
+    }
+    None
+}
+
 /// Where the network layer of a frame of `linktype` starts.
 fn link_frame(linktype: u32, data: &[u8]) -> Option<Frame<'_>> {
     Some(match linktype {

@@ -251,6 +251,10 @@ async fn capture(
                 @if let Some(s) = &m.request.subject { ": " (s) }
             }
             p { "Interface " (m.interface) ", filter " code { (m.effective_filter) } }
+            @if let Some(inner) = &m.inner_filter {
+                p { "Inside " (m.request.tunnel.map(|t| t.to_string()).unwrap_or_default())
+                    ", filter " code { (inner) } }
+            }
             p {
                 "From " (when(Some(m.started_at))) " to " (when(m.ended_at)) ", "
                 (m.stats.written) " packets written, "
@@ -452,6 +456,8 @@ async fn request_form(
                 p { label { "Device (serial) " input name="serial" value=(q.serial) required; } }
                 p { label { "Interface " input name="interface" required; } }
                 p { label { "Filter (BPF) " input name="filter" size="60" placeholder="host 10.1.2.3 and tcp"; } }
+                p { label { "Inside tunnel " input name="tunnel" size="16" placeholder="vxlan:5001"; }
+                    " (optional: vxlan:VNI, geneve:VNI or gre:KEY; the filter then applies inside it)" }
                 p { label { "Reason " select name="reason" {
                     @for r in REASONS { option value=(r.as_str()) { (r.as_str().replace('_', " ")) } }
                 } } }
@@ -482,6 +488,8 @@ struct RequestForm {
     interface: String,
     #[serde(default)]
     filter: String,
+    #[serde(default)]
+    tunnel: String,
     reason: String,
     #[serde(default)]
     subject: String,
@@ -528,6 +536,7 @@ impl RequestForm {
         let flags = CaptureFlags {
             interface: self.interface.trim().to_owned(),
             filter: self.filter.trim().to_owned(),
+            tunnel: optional("inside tunnel", &self.tunnel, str::parse)?,
             reason,
             subject: Some(self.subject.trim().to_owned()).filter(|s| !s.is_empty()),
             duration: optional("stop after", &self.duration, parse_duration)?,
@@ -660,6 +669,7 @@ async fn result(
                         @if let Some(e) = &r.error { ": " (e) }
                     }
                     @if let Some(f) = &r.effective_filter { p { "Effective filter " code { (f) } } }
+                    @if let Some(f) = &r.inner_filter { p { "Inner filter " code { (f) } } }
                     @if let Some(stats) = &r.stats { p { (stats.written) " packets written" } }
                     @if let Some(c) = &r.capture_id {
                         p { a #capture href=(format!("/captures/{serial_link}/{c}")) { "Capture " (c) } }

@@ -36,6 +36,10 @@ pub struct Manifest {
     pub interface: String,
     /// The filter installed: the request's, minus the agent's own traffic.
     pub effective_filter: String,
+    /// A request scoped to a tunnel: its filter, applied by the agent to the frames inside the
+    /// carrier packets `effective_filter` selects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inner_filter: Option<String>,
     pub limits: EffectiveLimits,
     pub link_type: String,
     pub started_at: Timestamp,

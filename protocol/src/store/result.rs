@@ -48,6 +48,9 @@ pub struct RequestResult {
     pub capture_id: Option<CaptureId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub effective_filter: Option<String>,
+    /// A request scoped to a tunnel: its filter, applied to the frames inside.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inner_filter: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -82,6 +85,7 @@ impl RequestResult {
             reason: None,
             capture_id: None,
             effective_filter: None,
+            inner_filter: None,
             started_at: None,
             ended_at: None,
             stop_reason: None,
@@ -99,11 +103,13 @@ impl RequestResult {
         serial: Serial,
         capture_id: CaptureId,
         effective_filter: String,
+        inner_filter: Option<String>,
         now: Timestamp,
     ) -> Self {
         RequestResult {
             capture_id: Some(capture_id),
             effective_filter: Some(effective_filter),
+            inner_filter,
             ..Self::new(request_id, serial, ResultState::Accepted, now)
         }
     }

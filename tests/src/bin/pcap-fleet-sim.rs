@@ -330,6 +330,7 @@ fn record(request: CaptureRequest) -> CaptureRecord {
         origin: Origin::Remote,
         interface: request.interface.clone(),
         effective_filter: request.filter.clone(),
+        inner_filter: None,
         limits: pcap_protocol::EffectiveLimits {
             max_duration: Duration::from_secs(60),
             max_packets: None,
