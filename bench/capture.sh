@@ -6,7 +6,9 @@
 #
 # --vxlan: the agent on VXLAN carrier frames (UDP 4789, VNI 5001, around the plain frames 50 bytes
 # shorter) against the agent on plain frames of the same size on the wire, with tcpdump on the
-# carrier beside them; also the CPU cost of each at a paced 100 kpps. Into the capture-vxlan
+# carrier beside them, and the agent scoped to the VNI with a filter on the frames inside
+# (`"tunnel": {"kind": "vxlan", "id": 5001}, "filter": "udp dst port 9"`); also the CPU cost of
+# each at a paced 100 kpps. Into the capture-vxlan
 # section and bench/out/capture-vxlan.csv.
 #
 # Zero-drop rate: each tool first takes the unpaced generator; if it loses packets, the offered
@@ -47,7 +49,7 @@ SECTION=capture
 if [ "$VXLAN" -eq 1 ]; then
   # The smallest carrier holds a 64-byte frame.
   [[ "$ARGS" == *--sizes* ]] || SIZES=(114 512 1514)
-  TOOLS=(pcap-agent pcap-agent-vxlan tcpdump-vxlan)
+  TOOLS=(pcap-agent pcap-agent-vxlan pcap-agent-scoped-vxlan tcpdump-vxlan)
   SECTION=capture-vxlan
 fi
 CSV="$OUT/$SECTION.csv"
@@ -71,6 +73,10 @@ measure() {
     pcap-agent)
       pid=$AGENT_PID
       id=$(agent_capture '{"interface":"vB","filter":"udp","reason":"other","subject":"benchmark","limits":{"max_duration":"10m","max_bytes":"90GiB"}}') ;;
+    pcap-agent-scoped)
+      # Scoped to the VNI, with a filter on the frames inside it (run in the agent).
+      pid=$AGENT_PID
+      id=$(agent_capture '{"interface":"vB","tunnel":{"kind":"vxlan","id":5001},"filter":"udp dst port 9","reason":"other","subject":"benchmark","limits":{"max_duration":"10m","max_bytes":"90GiB"}}') ;;
   esac
   sleep 1
   local a t0 b t1
@@ -91,7 +97,7 @@ measure() {
         drops=$(sed -n "s/.*Packets received\/dropped on interface '[^']*': [0-9]*\/\([0-9]*\).*/\1/p" "$err" | tail -1)
       fi
       rm -f "$SCRATCH"/x.pcap* ;;
-    pcap-agent)
+    pcap-agent|pcap-agent-scoped)
       local record
       record=$(agent_capture_stop "$id")
       captured=$(jq .stats.written <<<"$record")
