@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use pcap_tests::net::send_udp;
 use pcap_tests::s3::S3Server;
-use pcap_tests::{Agent, Scratch, require_root, run, tshark_fields, wait_until};
+use pcap_tests::{Agent, Scratch, pcapgen, require_root, run, tshark_fields, wait_until};
 
 /// The JSON result of request `id`, if the agent wrote one.
 fn result(server: &S3Server, id: &str) -> Option<serde_json::Value> {
@@ -249,6 +249,101 @@ fn written_at(server: &S3Server, rel: &str) -> jiff::Timestamp {
     let path = server.object(&format!("pa/devices/PA-0001/{rel}"));
     let modified = std::fs::metadata(path).unwrap().modified().unwrap();
     jiff::Timestamp::try_from(modified).unwrap()
+}
+
+/// Sends `count` VXLAN datagrams of VNI `vni` to 127.0.0.1:4789, each around an Ethernet frame
+/// of UDP from 10.66.0.1 to 10.66.0.2:`inner_port`.
+fn send_vxlan(vni: u32, inner_port: u16, count: usize) {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let v = (vni << 8).to_be_bytes();
+    let mut datagram = vec![0x08, 0, 0, 0, v[0], v[1], v[2], 0];
+    datagram.extend(pcapgen::udp4(
+        [10, 66, 0, 1],
+        [10, 66, 0, 2],
+        5000,
+        inner_port,
+        b"inner",
+    ));
+    for _ in 0..count {
+        sock.send_to(&datagram, "127.0.0.1:4789").unwrap();
+    }
+}
+
+#[test]
+fn a_request_scoped_to_a_vni_captures_what_its_filter_names_inside_it() {
+    require_root!("live capture on the loopback interface");
+    let (s, server, _agent) = setup_authorized();
+    let id = s
+        .portal_s3_ok(
+            &server,
+            &[
+                "request",
+                "PA-0001",
+                "--interface",
+                "lo",
+                "--tunnel",
+                "vxlan:5001",
+                "--filter",
+                "udp dst port 7390",
+                "--packets",
+                "10",
+                "--duration",
+                "30s",
+            ],
+        )
+        .trim()
+        .to_owned();
+    let end = Instant::now() + Duration::from_secs(30);
+    let done = loop {
+        if let Some(r) = result(&server, &id)
+            && r["state"] != "accepted"
+        {
+            break r;
+        }
+        assert!(
+            Instant::now() < end,
+            "no result: {:?}",
+            result(&server, &id)
+        );
+        // The other VNI with the same inner port, and the VNI with another port: neither is
+        // captured.
+        send_vxlan(5002, 7390, 3);
+        send_vxlan(5001, 7391, 3);
+        send_vxlan(5001, 7390, 2);
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(done["state"], "stopped", "{done}");
+    assert_eq!(done["stop_reason"], "packets");
+    assert_eq!(done["inner_filter"], "udp dst port 7390", "{done}");
+    let effective = done["effective_filter"].as_str().unwrap_or_default();
+    assert!(effective.contains("udp[12:4] >> 8 = 5001"), "{done}");
+    let capture = done["capture_id"].as_str().unwrap().to_owned();
+    assert!(wait_until(Duration::from_secs(30), || s
+        .s3_dir(&server, &capture)
+        .join("manifest.json")
+        .exists()));
+    let out = s.path("fetched");
+    s.portal_s3_ok(
+        &server,
+        &[
+            "captures",
+            "fetch",
+            &capture,
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["request"]["tunnel"]["id"], 5001, "{manifest}");
+    assert_eq!(manifest["inner_filter"], "udp dst port 7390");
+    // tshark reads the carrier's VXLAN: every packet is the VNI's, to the inner port.
+    let rows = tshark_fields(&out.join("000001.pcap"), &["vxlan.vni", "udp.dstport"]);
+    assert_eq!(rows.len(), 10, "{rows:?}");
+    assert!(
+        rows.iter().all(|r| r[0] == "5001" && r[1] == "4789,7390"),
+        "{rows:?}"
+    );
 }
 
 #[test]
