@@ -3,6 +3,7 @@
 # (trafgen, 64/512/1514-byte UDP frames). Needs root. The iperf3 disturbance is bench/iperf.sh.
 #
 #   bench/capture.sh [--runs N] [--secs S] [--sizes "64 512 1514"] [--quick] [--vxlan]
+#                    [--ladder "150000 140000 ..."] [--tools "pcap-agent pcap-agent-vxlan"]
 #
 # --vxlan: the agent on VXLAN carrier frames (UDP 4789, VNI 5001, around the plain frames 50 bytes
 # shorter) against the agent on plain frames of the same size on the wire, with tcpdump on the
@@ -37,7 +38,9 @@ while [ $# -gt 0 ]; do
     --sizes) read -r -a SIZES <<<"$2"; shift 2 ;;
     --quick) RUNS=1; SECS=4; LADDER=(250000 200000 150000 100000); shift ;;
     --vxlan) VXLAN=1; shift ;;
-    *) echo "usage: $0 [--runs N] [--secs S] [--sizes \"64 512 1514\"] [--quick] [--vxlan]" >&2; exit 64 ;;
+    --ladder) read -r -a LADDER <<<"$2"; shift 2 ;;
+    --tools) read -r -a ONLY <<<"$2"; shift 2 ;;
+    *) echo "usage: $0 [--runs N] [--secs S] [--sizes \"64 512 1514\"] [--quick] [--vxlan] [--ladder \"RATES\"] [--tools \"TOOLS\"]" >&2; exit 64 ;;
   esac
 done
 [ "$(id -u)" -eq 0 ] || { echo "bench/capture.sh needs root (network namespaces, raw capture)" >&2; exit 1; }
@@ -52,7 +55,10 @@ if [ "$VXLAN" -eq 1 ]; then
   TOOLS=(pcap-agent pcap-agent-vxlan pcap-agent-scoped-vxlan tcpdump-vxlan)
   SECTION=capture-vxlan
 fi
+[ -n "${ONLY[*]:-}" ] && TOOLS=("${ONLY[@]}")
 CSV="$OUT/$SECTION.csv"
+# A run of some tools keeps its figures apart from the full run's.
+[[ "$ARGS" == *--tools* ]] && CSV="$OUT/$SECTION-partial.csv" && SECTION="$SECTION-partial"
 echo "tool,size,rate,run,delivered,captured,kernel_drops,cpu_ticks,secs,rss_kib" > "$CSV"
 cleanup() { agent_stop; pkill -P $$ 2>/dev/null || true; net_down; rm -rf "$SCRATCH"; }
 trap cleanup EXIT
