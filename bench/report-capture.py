@@ -50,6 +50,10 @@ def vxlan_report():
     def med(values):
         return statistics.median(values) if values else float("nan")
 
+    def ratio(a, b):
+        r = med(a) / med(b) if med(b) else float("nan")
+        return "–" if r != r else f"**{r:.2f}x**"
+
     def per_packet(tool, size):
         return [1e6 * r["cpu_ticks"] / HZ / r["captured"] for r in by.get((tool, size), [])
                 if r["rate"] == vxlan_paced and r["captured"] and r["kernel_drops"] == 0]
@@ -71,9 +75,9 @@ def vxlan_report():
         zt = zero_drop.get(("tcpdump-vxlan", size), [])
         cp, cv, cs, ct = (per_packet(t, size) for t in
                           ("pcap-agent", "pcap-agent-vxlan", "pcap-agent-scoped-vxlan", "tcpdump-vxlan"))
-        out.append(f"| {size} B | {fmt(zp, '', 0)} | {fmt(zv, '', 0)} | **{med(zv) / med(zp):.2f}x** | "
+        out.append(f"| {size} B | {fmt(zp, '', 0)} | {fmt(zv, '', 0)} | {ratio(zv, zp)} | "
                    f"{fmt(zs, '', 0)} | {fmt(zt, '', 0)} | {fmt(cp, '', 2)} | {fmt(cv, '', 2)} | "
-                   f"**{med(cv) / med(cp):.2f}x** | {fmt(cs, '', 2)} | {fmt(ct, '', 2)} |")
+                   f"{ratio(cv, cp)} | {fmt(cs, '', 2)} | {fmt(ct, '', 2)} |")
     out.append("")
     out.append("Zero-drop as in the capture table: the unpaced generator first, then 250k, 225k, ... pps "
                "until a run loses nothing; a tool that loses nothing unpaced is credited with the "
