@@ -681,3 +681,43 @@ async fn result(
     )
     .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(tunnel: &str) -> RequestForm {
+        RequestForm {
+            serial: "PA-0001".to_owned(),
+            interface: "eth1".to_owned(),
+            filter: "host 10.1.2.3".to_owned(),
+            tunnel: tunnel.to_owned(),
+            reason: "unknown_device".to_owned(),
+            subject: String::new(),
+            duration: "10m".to_owned(),
+            packets: String::new(),
+            bytes: String::new(),
+            snaplen: String::new(),
+            max_pps: String::new(),
+            max_bps: String::new(),
+            valid_for: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_form_takes_an_optional_tunnel_and_names_the_field_when_it_is_wrong() {
+        let (_, flags, _) = form(" vxlan:5001 ").flags().unwrap();
+        let request = flags.request();
+        assert_eq!(
+            request.tunnel.map(|t| t.to_string()).as_deref(),
+            Some("vxlan:5001")
+        );
+        assert_eq!(request.filter, "host 10.1.2.3");
+        assert!(form("").flags().unwrap().1.request().tunnel.is_none());
+        let err = form("vxlan:99999999").flags().err().unwrap();
+        assert!(
+            err.starts_with("inside tunnel:") && err.contains("24 bits"),
+            "{err}"
+        );
+    }
+}
