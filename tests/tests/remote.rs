@@ -50,6 +50,15 @@ fn drive(server: &S3Server, id: &str, port: u16) -> serde_json::Value {
     panic!("request {id} did not end: {:?}", result(server, id));
 }
 
+/// `pcap-portal captures fetch` of `capture` into `fetched/`; returns that directory.
+fn fetch(s: &Scratch, server: &S3Server, capture: &str) -> std::path::PathBuf {
+    let out = s.path("fetched");
+    let args = ["captures", "fetch", capture, "--out", out.to_str().unwrap()];
+    let fetched = s.portal_s3_ok(server, &args);
+    assert!(fetched.contains("file(s)"), "{fetched}");
+    out
+}
+
 fn setup(extra: &str) -> (Scratch, S3Server, Agent) {
     let s = Scratch::new("");
     let server = S3Server::start(&s.path("s3"));
@@ -122,18 +131,7 @@ fn authorize_request_fetch_unauthorize_reauthorize_and_delete_through_the_store(
         "{line}"
     );
 
-    let out = s.path("fetched");
-    let fetched = s.portal_s3_ok(
-        &server,
-        &[
-            "captures",
-            "fetch",
-            &capture,
-            "--out",
-            out.to_str().unwrap(),
-        ],
-    );
-    assert!(fetched.contains("file(s)"), "{fetched}");
+    let out = fetch(&s, &server, &capture);
     let rows = tshark_fields(&out.join("000001.pcap"), &["udp.dstport"]);
     assert_eq!(rows.len(), 20);
     assert!(rows.iter().all(|r| r[0] == "7301"));
@@ -322,17 +320,7 @@ fn a_request_scoped_to_a_vni_captures_what_its_filter_names_inside_it() {
         .s3_dir(&server, &capture)
         .join("manifest.json")
         .exists()));
-    let out = s.path("fetched");
-    s.portal_s3_ok(
-        &server,
-        &[
-            "captures",
-            "fetch",
-            &capture,
-            "--out",
-            out.to_str().unwrap(),
-        ],
-    );
+    let out = fetch(&s, &server, &capture);
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["request"]["tunnel"]["id"], 5001, "{manifest}");
