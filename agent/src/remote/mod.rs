@@ -7,7 +7,7 @@
 //!   ([`verify`]) if its signature does not verify under a request key (an authorization key
 //!   does not count), it names another serial, its id differs from its key, it has no
 //!   `not_after` or that time has passed (or lies more than [`MAX_REQUEST_LIFETIME`] ahead), or
-//!   its id was seen before (the ids seen are kept in `<state_dir>/requests-seen.json` until
+//!   its id was seen before (the ids seen are kept in `<state_dir>/requests-seen.jsonl` until
 //!   their `not_after` is long past, across restarts: [`seen`]). A valid request goes to the
 //!   scheduler with exactly the checks of a local one.
 //! - **Results** (`devices/<serial>/results/<request_id>.json`): `accepted` with the capture
