@@ -12,6 +12,7 @@ use pcap_protocol::store::{AuditEntry, keys};
 
 use crate::cache::Cache;
 use crate::store::Store;
+use crate::text::clean;
 
 /// Who the CLI acts for: `cli:` and the local user (the one behind sudo, if any).
 pub fn cli_actor() -> String {
@@ -27,9 +28,9 @@ fn nix_uid() -> u32 {
 }
 
 /// Writes `entry` to the store; a failure is reported, not fatal.
-pub fn record(store: &Store, entry: &AuditEntry) {
+pub async fn record(store: &Store, entry: &AuditEntry) {
     let key = keys::audit(&entry.entry_id);
-    if let Err(e) = store.put(&key, pcap_protocol::schema::encode(entry)) {
+    if let Err(e) = store.put(&key, pcap_protocol::schema::encode(entry)).await {
         eprintln!(
             "pcap-portal: the change was made but could not be recorded in the audit trail ({e:#}); note it by hand"
         );
@@ -38,44 +39,46 @@ pub fn record(store: &Store, entry: &AuditEntry) {
 
 /// The newest `limit` entries (of `serial`, if given), newest first; an unreadable entry is
 /// reported on stderr and skipped.
-pub fn entries(
+pub async fn entries(
     store: &Store,
     serial: Option<&Serial>,
     limit: usize,
     cache: &Mutex<Cache>,
 ) -> anyhow::Result<Vec<AuditEntry>> {
-    store.block_on(async {
-        let mut objects: Vec<_> = store
-            .list_stream(keys::AUDIT)
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<anyhow::Result<_>>()?;
-        // UUIDv7 keys sort by time: newest first.
-        objects.sort_by(|a: &crate::store::Object, b| b.key.cmp(&a.key));
-        let mut read = std::pin::pin!(
-            futures::stream::iter(objects)
-                .map(|o| async move {
-                    let Some(bytes) = store.fetch(&o, cache).await? else {
-                        return Ok(None);
-                    };
-                    anyhow::Ok(Some(pcap_protocol::schema::decode::<AuditEntry>(&bytes)?))
-                })
-                .buffered(store.concurrency())
-        );
-        let mut out = Vec::new();
-        while let Some(entry) = read.next().await {
-            match entry {
-                Ok(Some(e)) if serial.is_none_or(|s| e.serial.as_ref() == Some(s)) => out.push(e),
-                Ok(_) => {}
-                Err(e) => eprintln!("pcap-portal: an audit entry is unreadable: {e:#}"),
-            }
-            if out.len() >= limit {
-                break;
-            }
+    let mut objects: Vec<_> = store
+        .list_stream(keys::AUDIT)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<_>>()?;
+    // UUIDv7 keys sort by time: newest first.
+    objects.sort_by(|a: &crate::store::Object, b| b.key.cmp(&a.key));
+    let mut read = std::pin::pin!(
+        futures::stream::iter(objects)
+            .map(|o| async move {
+                store
+                    .fetch(&o, cache, |b| {
+                        Ok(pcap_protocol::schema::decode::<AuditEntry>(b)?)
+                    })
+                    .await
+            })
+            .buffered(store.concurrency())
+    );
+    let mut out = Vec::new();
+    while let Some(entry) = read.next().await {
+        match entry {
+            Ok(Some(e)) if serial.is_none_or(|s| e.serial.as_ref() == Some(s)) => out.push(e),
+            Ok(_) => {}
+            Err(e) => eprintln!(
+                "pcap-portal: an audit entry is unreadable: {}",
+                clean(&format!("{e:#}"))
+            ),
         }
-        anyhow::Ok(out)
-    })
+        if out.len() >= limit {
+            break;
+        }
+    }
+    anyhow::Ok(out)
 }
 
 /// What an entry says beyond who, what and which device: period, request, reason, capture.
@@ -94,7 +97,7 @@ pub fn detail(e: &AuditEntry) -> String {
 }
 
 /// Prints the newest `limit` entries (of `serial`, if given), newest first.
-pub fn list(
+pub async fn list(
     store: &Store,
     serial: Option<&Serial>,
     limit: usize,
@@ -102,10 +105,13 @@ pub fn list(
     cache: Cache,
 ) -> anyhow::Result<ExitCode> {
     let cache = Mutex::new(cache);
-    let entries = entries(store, serial, limit, &cache)?;
+    let entries = entries(store, serial, limit, &cache).await?;
     Cache::save_shared(cache, &format!("{}/", keys::AUDIT));
     if json {
-        println!("{}", serde_json::to_string_pretty(&entries)?);
+        println!(
+            "{}",
+            crate::text::json(&serde_json::to_string_pretty(&entries)?)
+        );
         return Ok(ExitCode::SUCCESS);
     }
     println!(
@@ -115,14 +121,15 @@ pub fn list(
     for e in &entries {
         let detail = detail(e);
         println!(
-            "{:<20} {:<16} {:<14} {:<16} {:>4}  {detail}",
+            "{:<20} {:<16} {:<14} {:<16} {:>4}  {}",
             e.time.strftime("%Y-%m-%d %H:%M:%S"),
-            e.actor,
+            clean(&e.actor),
             e.action.as_str(),
             e.serial
                 .as_ref()
                 .map_or("-".to_owned(), ToString::to_string),
             e.sequence.map_or("-".to_owned(), |s| s.to_string()),
+            clean(&detail),
         );
     }
     Ok(ExitCode::SUCCESS)

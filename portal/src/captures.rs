@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 
 use anyhow::{Context, bail};
+use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use jiff::{SignedDuration, Timestamp};
 use pcap_protocol::store::{AuditAction, AuditEntry, Manifest, keys};
@@ -75,9 +76,9 @@ pub fn stream<'a>(
 }
 
 /// Every capture (or of `serial`), without reading manifests.
-fn all(store: &Store, serial: Option<&Serial>) -> anyhow::Result<Vec<Capture>> {
+async fn all(store: &Store, serial: Option<&Serial>) -> anyhow::Result<Vec<Capture>> {
     let cache = Mutex::new(Cache::default());
-    store.block_on(stream(store, serial, false, &cache).try_collect())
+    stream(store, serial, false, &cache).try_collect().await
 }
 
 /// A capture from its objects; a manifest that cannot be read is reported, not fatal (the
@@ -94,11 +95,14 @@ async fn describe(
         .iter()
         .find(|o| keys::parse_capture_file(&o.key).is_some_and(|(_, _, n)| n.is_manifest()));
     let (manifest, problem) = match manifest_obj.filter(|_| read_manifest) {
-        Some(o) => match read_manifest_of(store, cache, o).await {
+        Some(o) => match read_manifest_of(store, cache, o).await.and_then(|m| {
+            m.map(|m| check_manifest(&serial, &id, &m).map(|()| m))
+                .transpose()
+        }) {
             Ok(m) => (m, None),
             Err(e) => {
                 let problem = format!("{e:#}");
-                eprintln!("pcap-portal: {problem}");
+                eprintln!("pcap-portal: {}", crate::text::clean(&problem));
                 (None, Some(problem))
             }
         },
@@ -130,23 +134,113 @@ async fn read_manifest_of(
     cache: &Mutex<Cache>,
     o: &Object,
 ) -> anyhow::Result<Option<Manifest>> {
-    let Some(bytes) = store.fetch(o, cache).await? else {
-        return Ok(None);
-    };
-    let manifest = pcap_protocol::schema::decode::<Manifest>(&bytes)
-        .with_context(|| format!("cannot read {}", o.key))?;
-    Ok(Some(manifest))
+    store
+        .fetch(o, cache, |b| {
+            Ok(pcap_protocol::schema::decode::<Manifest>(b)?)
+        })
+        .await
 }
 
-/// The capture `id` with its manifest read.
-fn find(store: &Store, id: &CaptureId) -> anyhow::Result<Capture> {
-    let found = all(store, None)?.into_iter().find(|c| &c.id == id);
-    let Some(mut capture) = found else {
-        bail!("no capture {id} in the store (see `pcap-portal captures list`)");
-    };
-    let manifest_key = keys::capture_file(&capture.serial, id, &FileName::manifest());
+/// A capture as the CLI names it: `SERIAL/ID`, or its id alone (`--serial` may give the
+/// serial). Captures are known by both: a device uploads under any id it likes, so an id alone
+/// may name captures of several devices.
+#[derive(Debug, Clone)]
+pub struct CaptureRef {
+    pub serial: Option<Serial>,
+    pub id: CaptureId,
+}
+
+impl std::str::FromStr for CaptureRef {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (serial, id) = match text.split_once('/') {
+            Some((serial, id)) => (Some(Serial::parse(serial).map_err(|e| e.to_string())?), id),
+            None => (None, text),
+        };
+        let id = CaptureId::parse(id).map_err(|e| e.to_string())?;
+        Ok(CaptureRef { serial, id })
+    }
+}
+
+impl CaptureRef {
+    /// The same capture with `serial` if it names none of its own (a serial of its own that
+    /// differs is an error).
+    pub fn on(self, serial: Option<&Serial>) -> anyhow::Result<Self> {
+        match (&self.serial, serial) {
+            (Some(own), Some(given)) if own != given => bail!(
+                "{own}/{} names device {own}, but --serial says {given}",
+                self.id
+            ),
+            (None, Some(given)) => Ok(CaptureRef {
+                serial: Some(given.clone()),
+                ..self
+            }),
+            _ => Ok(self),
+        }
+    }
+}
+
+/// The one capture `r` names, without its manifest: refused, with the list, when its id alone
+/// matches captures of several devices.
+async fn resolve(store: &Store, r: &CaptureRef) -> anyhow::Result<Capture> {
+    let mut found: Vec<Capture> = all(store, r.serial.as_ref())
+        .await?
+        .into_iter()
+        .filter(|c| c.id == r.id)
+        .collect();
+    match found.len() {
+        0 => match &r.serial {
+            Some(serial) => bail!(
+                "no capture {serial}/{} in the store (see `pcap-portal captures list`)",
+                r.id
+            ),
+            None => bail!(
+                "no capture {} in the store (see `pcap-portal captures list`)",
+                r.id
+            ),
+        },
+        1 => Ok(found.remove(0)),
+        _ => {
+            let names: Vec<String> = found
+                .iter()
+                .map(|c| format!("{}/{}", c.serial, c.id))
+                .collect();
+            bail!(
+                "capture id {} is in the store for {} devices ({}): name the one meant as SERIAL/ID",
+                r.id,
+                found.len(),
+                names.join(", ")
+            )
+        }
+    }
+}
+
+/// Checks that `m`, read from the folder of `serial`'s capture `id`, describes that capture: a
+/// manifest that names another device or capture is not trusted.
+pub fn check_manifest(serial: &Serial, id: &CaptureId, m: &Manifest) -> anyhow::Result<()> {
+    if &m.serial != serial || &m.capture_id != id {
+        bail!(
+            "the manifest of {serial}/{id} names capture {}/{}: it is not trusted (the device that uploaded it may be compromised)",
+            m.serial,
+            m.capture_id
+        );
+    }
+    Ok(())
+}
+
+/// The capture `r` names, with its manifest read (and checked against where it lies).
+async fn find(store: &Store, r: &CaptureRef) -> anyhow::Result<Capture> {
+    let mut capture = resolve(store, r).await?;
+    let manifest_key = keys::capture_file(&capture.serial, &capture.id, &FileName::manifest());
     if capture.keys.contains(&manifest_key) {
-        match store.document::<Manifest>(&manifest_key) {
+        match store
+            .document::<Manifest>(&manifest_key)
+            .await
+            .and_then(|m| {
+                m.map(|m| check_manifest(&capture.serial, &capture.id, &m).map(|()| m))
+                    .transpose()
+            }) {
             Ok(m) => capture.manifest = m,
             Err(e) => capture.problem = Some(format!("{e:#}")),
         }
@@ -163,7 +257,7 @@ fn age_of(t: Timestamp, now: Timestamp) -> String {
     }
 }
 
-pub fn list(
+pub async fn list(
     store: &Store,
     serial: Option<&Serial>,
     json: bool,
@@ -180,7 +274,7 @@ pub fn list(
             "ID", "SERIAL", "REASON", "START", "DURATION", "PACKETS", "BYTES", "COMPLETE"
         ));
     }
-    let result = store.block_on(async {
+    let result = async {
         let mut captures = std::pin::pin!(stream(store, serial, true, &cache));
         let mut first = true;
         while let Some(c) = captures.next().await {
@@ -188,13 +282,15 @@ pub fn list(
             progress.inc();
             if json {
                 let comma = if std::mem::take(&mut first) { "" } else { "," };
-                progress.println(&format!("{comma}{}", serde_json::to_string_pretty(&c)?));
+                let text = serde_json::to_string_pretty(&c)?;
+                progress.println(&format!("{comma}{}", crate::text::json(&text)));
             } else {
-                progress.println(&line(&c, now));
+                progress.println(&crate::text::clean(&line(&c, now)));
             }
         }
         anyhow::Ok(())
-    });
+    }
+    .await;
     progress.finish();
     if json {
         println!("]");
@@ -227,13 +323,14 @@ fn line(c: &Capture, now: Timestamp) -> String {
 
 /// Downloads a complete capture into `out`: every file verified against the manifest, then
 /// decrypted (`000001.pcap`, ..., `sessions.json`); `manifest.json` beside them.
-pub fn fetch(
+pub async fn fetch(
     store: &Store,
-    id: &CaptureId,
+    capture: &CaptureRef,
     out: &Path,
     identity: &Path,
 ) -> anyhow::Result<ExitCode> {
-    let capture = find(store, id)?;
+    let capture = find(store, capture).await?;
+    let id = &capture.id;
     let Some(manifest) = &capture.manifest else {
         match &capture.problem {
             Some(problem) => bail!("capture {id} cannot be fetched: {problem}"),
@@ -242,9 +339,8 @@ pub fn fetch(
             ),
         }
     };
-    let identities = age::IdentityFile::from_file(identity.to_string_lossy().into_owned())
-        .and_then(|f| f.into_identities().map_err(std::io::Error::other))
-        .map_err(|e| anyhow::anyhow!("cannot read the age identity {}: {e}", identity.display()))?;
+    // Checked once here, read again by each file's decryption (off the async workers).
+    identities(identity)?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let files: Vec<_> = manifest.uploaded().collect();
     let total: u64 = files.iter().map(|f| f.size).sum();
@@ -263,16 +359,30 @@ pub fn fetch(
         let rel = keys::capture_file(&capture.serial, id, name);
         let plain = out.join(plain_name(name));
         let partial = plain.with_extension("partial");
-        let result = (|| -> anyhow::Result<()> {
-            let mut file = std::fs::File::create(&partial)
-                .with_context(|| format!("cannot create {}", partial.display()))?;
-            let source =
-                Source::open(store, &rel)?.with_progress(|n| bar.set_position(done_before + n));
-            decrypt_verified(source, f, &identities, &mut |b| file.write_all(b))?;
-            file.sync_all()?;
-            std::fs::rename(&partial, &plain)?;
-            Ok(())
-        })();
+        let result = match Source::open(store, &rel).await {
+            Err(e) => Err(e),
+            Ok(source) => {
+                let (bar, file, partial, identity) = (
+                    bar.clone(),
+                    (*f).clone(),
+                    partial.clone(),
+                    identity.to_owned(),
+                );
+                tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+                    let mut out = std::fs::File::create(&partial)
+                        .with_context(|| format!("cannot create {}", partial.display()))?;
+                    let source = source.with_progress(move |n| bar.set_position(done_before + n));
+                    decrypt_verified(source, &file, &identities(&identity)?, &mut |b| {
+                        out.write_all(b)
+                    })?;
+                    out.sync_all()?;
+                    std::fs::rename(&partial, &plain)?;
+                    Ok(())
+                })
+                .await
+                .unwrap_or_else(|e| Err(anyhow::anyhow!("the decryption stopped: {e}")))
+            }
+        };
         if result.is_err() {
             let _ = std::fs::remove_file(&partial);
         }
@@ -298,7 +408,7 @@ pub fn fetch(
         println!("lost on the device, never uploaded: {}", lost.join(", "));
     }
     for f in &failures {
-        eprintln!("pcap-portal: {f}");
+        eprintln!("pcap-portal: {}", crate::text::clean(f));
     }
     Ok(if failures.is_empty() {
         ExitCode::SUCCESS
@@ -312,25 +422,41 @@ pub fn plain_name(name: &FileName) -> &str {
     name.as_str().trim_end_matches(".age")
 }
 
-/// A capture file in the store, read as it arrives and checked on the way (with the checksum
-/// its manifest lists).
-pub struct Source<'a> {
-    store: &'a Store,
-    rel: String,
-    stream: futures::stream::BoxStream<'static, object_store::Result<bytes::Bytes>>,
-    chunk: bytes::Bytes,
-    hash: Option<Hasher>,
-    read: u64,
-    progress: Option<Box<dyn FnMut(u64) + 'a>>,
+/// The age identities of the file `path` (the research team's `research.age`).
+pub fn identities(path: &Path) -> anyhow::Result<Vec<Box<dyn age::Identity>>> {
+    age::IdentityFile::from_file(path.to_string_lossy().into_owned())
+        .and_then(|f| f.into_identities().map_err(std::io::Error::other))
+        .map_err(|e| anyhow::anyhow!("cannot read the age identity {}: {e}", path.display()))
 }
 
-impl<'a> Source<'a> {
-    pub fn open(store: &'a Store, rel: &str) -> anyhow::Result<Self> {
+/// The bytes of a capture file in the store as a blocking reader.
+type Bridge = tokio_util::io::SyncIoBridge<
+    tokio_util::io::StreamReader<BoxStream<'static, std::io::Result<bytes::Bytes>>, bytes::Bytes>,
+>;
+
+/// A capture file in the store, read as it arrives and checked on the way (with the checksum
+/// its manifest lists). It is opened on the runtime and read on a blocking thread (age
+/// decrypts through [`Read`]): the bridge waits for the store's bytes there.
+pub struct Source {
+    rel: String,
+    reader: Bridge,
+    hash: Option<Hasher>,
+    read: u64,
+    progress: Option<Box<dyn FnMut(u64) + Send>>,
+}
+
+impl Source {
+    /// Opens `rel` in `store`; called on the runtime (the reader remembers it).
+    pub async fn open(store: &Store, rel: &str) -> anyhow::Result<Self> {
+        let what = rel.to_owned();
+        let stream = store
+            .get_stream(rel)
+            .await?
+            .map_err(move |e| std::io::Error::other(format!("cannot read {what}: {e}")))
+            .boxed();
         Ok(Source {
-            stream: store.get_stream(rel)?,
-            store,
             rel: rel.to_owned(),
-            chunk: bytes::Bytes::new(),
+            reader: tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream)),
             hash: None,
             read: 0,
             progress: None,
@@ -338,38 +464,25 @@ impl<'a> Source<'a> {
     }
 
     /// Calls `progress` with the bytes read so far as they arrive.
-    pub fn with_progress(mut self, progress: impl FnMut(u64) + 'a) -> Self {
+    pub fn with_progress(mut self, progress: impl FnMut(u64) + Send + 'static) -> Self {
         self.progress = Some(Box::new(progress));
         self
     }
 }
 
-impl Read for Source<'_> {
+impl Read for Source {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.chunk.is_empty() {
-            match self.store.block_on(self.stream.next()) {
-                None => return Ok(0),
-                Some(Ok(bytes)) => {
-                    if let Some(h) = &mut self.hash {
-                        h.update(&bytes);
-                    }
-                    self.read += bytes.len() as u64;
-                    if let Some(p) = &mut self.progress {
-                        p(self.read);
-                    }
-                    self.chunk = bytes;
-                }
-                Some(Err(e)) => {
-                    return Err(std::io::Error::other(format!(
-                        "cannot read {}: {e}",
-                        self.rel
-                    )));
-                }
-            }
+        let n = self.reader.read(buf).map_err(|e| match e.kind() {
+            std::io::ErrorKind::Other => e,
+            _ => std::io::Error::other(format!("cannot read {}: {e}", self.rel)),
+        })?;
+        if let Some(h) = &mut self.hash {
+            h.update(&buf[..n]);
         }
-        let n = buf.len().min(self.chunk.len());
-        buf[..n].copy_from_slice(&self.chunk[..n]);
-        bytes::Buf::advance(&mut self.chunk, n);
+        self.read += n as u64;
+        if let Some(p) = &mut self.progress {
+            p(self.read);
+        }
         Ok(n)
     }
 }
@@ -382,7 +495,7 @@ impl Read for Source<'_> {
 /// swapped for another encrypted to the same recipient), and an error then means that what
 /// `out` received must be thrown away.
 pub fn decrypt_verified(
-    mut source: Source<'_>,
+    mut source: Source,
     file: &pcap_protocol::store::ManifestFile,
     identities: &[Box<dyn age::Identity>],
     out: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
@@ -439,28 +552,24 @@ pub fn decrypt_verified(
 
 /// Deletes every object of `captures`: their manifests first, so that a capture half
 /// deleted never looks complete; returns the objects deleted.
-fn remove(store: &Store, captures: &[&Capture]) -> anyhow::Result<usize> {
+async fn remove(store: &Store, captures: &[&Capture]) -> anyhow::Result<usize> {
     let (manifests, rest): (Vec<String>, Vec<String>) = captures
         .iter()
         .flat_map(|c| c.keys.iter().cloned())
         .partition(|k| k.ends_with("/manifest.json"));
-    store.block_on(async {
-        Ok(store.delete_many(manifests).await? + store.delete_many(rest).await?)
-    })
+    Ok(store.delete_many(manifests).await? + store.delete_many(rest).await?)
 }
 
-pub fn delete(store: &Store, ids: &[CaptureId]) -> anyhow::Result<ExitCode> {
-    let captures = all(store, None)?;
+pub async fn delete(store: &Store, captures: &[CaptureRef]) -> anyhow::Result<ExitCode> {
     let mut failed = false;
-    for id in ids {
-        let result = match captures.iter().find(|c| &c.id == id) {
-            Some(c) => remove(store, &[c]).map(|n| (c, n)),
-            None => Err(anyhow::anyhow!(
-                "no capture {id} in the store (see `pcap-portal captures list`)"
-            )),
+    for r in captures {
+        let result = match resolve(store, r).await {
+            Ok(c) => remove(store, &[&c]).await.map(|n| (c, n)),
+            Err(e) => Err(e),
         };
         match result {
             Ok((c, n)) => {
+                let id = &c.id;
                 println!("deleted capture {id} of {} ({n} objects)", c.serial);
                 let entry = AuditEntry {
                     serial: Some(c.serial.clone()),
@@ -468,10 +577,10 @@ pub fn delete(store: &Store, ids: &[CaptureId]) -> anyhow::Result<ExitCode> {
                     detail: Some(format!("{n} objects")),
                     ..AuditEntry::new(&audit::cli_actor(), AuditAction::DeleteCapture)
                 };
-                audit::record(store, &entry);
+                audit::record(store, &entry).await;
             }
             Err(e) => {
-                eprintln!("pcap-portal: {e:#}");
+                eprintln!("pcap-portal: {}", crate::text::clean(&format!("{e:#}")));
                 failed = true;
             }
         }
@@ -483,20 +592,20 @@ pub fn delete(store: &Store, ids: &[CaptureId]) -> anyhow::Result<ExitCode> {
     })
 }
 
-pub fn purge(
+pub async fn purge(
     store: &Store,
     older_than: std::time::Duration,
     dry_run: bool,
     now: Timestamp,
 ) -> anyhow::Result<ExitCode> {
     let limit = now - SignedDuration::try_from(older_than)?;
-    let captures = all(store, None)?;
+    let captures = all(store, None).await?;
     let old: Vec<&Capture> = captures.iter().filter(|c| c.uploaded_at < limit).collect();
     let verb = if dry_run { "would delete" } else { "deleted" };
     let objects = if dry_run {
         old.iter().map(|c| c.objects).sum()
     } else {
-        remove(store, &old)?
+        remove(store, &old).await?
     };
     for c in &old {
         println!(
@@ -516,7 +625,7 @@ pub fn purge(
             )),
             ..AuditEntry::new(&audit::cli_actor(), AuditAction::Purge)
         };
-        audit::record(store, &entry);
+        audit::record(store, &entry).await;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -45,8 +45,12 @@ pub struct Row {
     pub not_before: Option<Timestamp>,
     pub expires_at: Option<Timestamp>,
     pub sequence: Option<u64>,
-    /// What the grant document says.
+    /// What the grant document says, verified: `authorized`, `expired`, `revoked`, ...;
+    /// `unverified` when there is no key to verify it with, `invalid: ...` when it fails.
     pub state: String,
+    /// What an unverified document claims its state is (shown as a claim, never as fact).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claimed: Option<String>,
     /// What the device says, from its heartbeat.
     pub device_state: Option<AuthState>,
     /// Why the device is not authorized, or why it refused the last document.
@@ -55,6 +59,9 @@ pub struct Row {
     pub takes_requests: Option<bool>,
     /// The device's doorbell: connected, connecting, down (none without one).
     pub doorbell: Option<String>,
+    /// Why the device's heartbeat is not trusted (it names another device).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub untrusted: Option<String>,
 }
 
 /// The serial of a key under `devices/`.
@@ -75,7 +82,7 @@ pub fn verify_keys(verify_key: Option<&Path>) -> anyhow::Result<Option<VerifyKey
 
 /// Every device's row in listing order, handed to `each` as soon as it is ready, with the
 /// store's documents read through `cache`; `progress` counts them.
-pub fn for_each_row(
+pub async fn for_each_row(
     store: &Store,
     keys: Option<&VerifyKeys>,
     cache: &Mutex<Cache>,
@@ -83,47 +90,43 @@ pub fn for_each_row(
     now: Timestamp,
     mut each: impl FnMut(Row) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    store.block_on(async {
-        let mut rows = runs(store.list_stream(keys::DEVICES), serial_of)
-            .map(|run| async move {
-                let (serial, objects) = run?;
-                let row = device_row(store, cache, &serial, &objects, keys, now).await;
-                progress.inc();
-                anyhow::Ok(row)
-            })
-            .buffered(store.concurrency());
-        while let Some(row) = rows.next().await {
-            if let Some(row) = row? {
-                each(row)?;
-            }
+    let mut rows = runs(store.list_stream(keys::DEVICES), serial_of)
+        .map(|run| async move {
+            let (serial, objects) = run?;
+            let row = device_row(store, cache, &serial, &objects, keys, now).await;
+            progress.inc();
+            anyhow::Ok(row)
+        })
+        .buffered(store.concurrency());
+    while let Some(row) = rows.next().await {
+        if let Some(row) = row? {
+            each(row)?;
         }
-        anyhow::Ok(())
-    })
+    }
+    anyhow::Ok(())
 }
 
 /// The rows of `serials` alone (one small LIST each), read as [`for_each_row`] reads them; a
 /// serial with neither grant nor heartbeat has no row.
-pub fn rows_of(
+pub async fn rows_of(
     store: &Store,
     serials: &[Serial],
     keys: Option<&VerifyKeys>,
     cache: &Mutex<Cache>,
     now: Timestamp,
 ) -> anyhow::Result<Vec<Row>> {
-    store.block_on(async {
-        let mut rows = Vec::new();
-        for serial in serials {
-            let objects: Vec<Object> = store
-                .list_stream(&keys::device(serial))
-                .try_collect()
-                .await?;
-            rows.extend(device_row(store, cache, serial, &objects, keys, now).await);
-        }
-        Ok(rows)
-    })
+    let mut rows = Vec::new();
+    for serial in serials {
+        let objects: Vec<Object> = store
+            .list_stream(&keys::device(serial))
+            .try_collect()
+            .await?;
+        rows.extend(device_row(store, cache, serial, &objects, keys, now).await);
+    }
+    Ok(rows)
 }
 
-pub fn list(
+pub async fn list(
     store: &Store,
     args: &ListArgs,
     cache: Cache,
@@ -135,7 +138,8 @@ pub fn list(
     let printer = Printer::new(args.json, &progress);
     let result = for_each_row(store, keys.as_ref(), &cache, &progress, now, |row| {
         printer.row(&row)
-    });
+    })
+    .await;
     progress.finish();
     printer.end();
     Cache::save_shared(cache, &format!("{}/", keys::DEVICES));
@@ -154,17 +158,19 @@ async fn device_row(
 ) -> Option<Row> {
     let find = |rel: String| objects.iter().find(|o| o.key == rel);
     let (grant, status) = futures::join!(
-        read(store, cache, find(keys::grant(serial))),
-        read(store, cache, find(keys::status(serial)))
+        read(store, cache, find(keys::grant(serial)), |b| {
+            Envelope::parse(b)?;
+            Ok(b.to_vec())
+        }),
+        read(store, cache, find(keys::status(serial)), |b| {
+            Ok(pcap_protocol::schema::decode::<Heartbeat>(b)?)
+        })
     );
     // An unreadable heartbeat is reported; the device is still listed from its grant.
     let seen = match status {
-        Ok(Some(bytes)) => pcap_protocol::schema::decode::<Heartbeat>(&bytes)
-            .map_err(|e| eprintln!("pcap-portal: {}: {e}", keys::status(serial)))
-            .ok(),
-        Ok(None) => None,
+        Ok(seen) => seen,
         Err(e) => {
-            eprintln!("pcap-portal: {e:#}");
+            eprintln!("pcap-portal: {}", crate::text::clean(&format!("{e:#}")));
             None
         }
     };
@@ -180,6 +186,13 @@ async fn device_row(
             ..row(serial, b"", None, now)
         },
     };
+    let seen = seen.and_then(|h| match crate::grants::trusted_heartbeat(serial, &h) {
+        Ok(()) => Some(h),
+        Err(why) => {
+            r.untrusted = Some(why);
+            None
+        }
+    });
     if let Some(seen) = seen {
         r.agent_version = Some(seen.agent_version);
         r.last_seen = Some(seen.time);
@@ -195,13 +208,14 @@ async fn device_row(
     Some(r)
 }
 
-async fn read(
+async fn read<T>(
     store: &Store,
     cache: &Mutex<Cache>,
     o: Option<&Object>,
-) -> anyhow::Result<Option<Vec<u8>>> {
+    parse: impl Fn(&[u8]) -> anyhow::Result<T>,
+) -> anyhow::Result<Option<T>> {
     match o {
-        Some(o) => store.fetch(o, cache).await,
+        Some(o) => store.fetch(o, cache, parse).await,
         None => Ok(None),
     }
 }
@@ -234,7 +248,8 @@ impl<'a> Printer<'a> {
         if self.json {
             let comma = if self.first.replace(false) { "" } else { "," };
             let text = serde_json::to_string_pretty(r)?;
-            self.progress.println(&format!("{comma}{text}"));
+            self.progress
+                .println(&format!("{comma}{}", crate::text::json(&text)));
             return Ok(());
         }
         let show = |t: Option<Timestamp>| {
@@ -242,7 +257,7 @@ impl<'a> Printer<'a> {
                 t.strftime("%Y-%m-%d %H:%M UTC").to_string()
             })
         };
-        self.progress.println(&format!(
+        let line = format!(
             "{:<20} {:<20} {:<8} {:<20} {:<9} {:<20} {:<20} {:>4}  {}",
             r.serial,
             r.name.as_deref().unwrap_or("-"),
@@ -257,7 +272,8 @@ impl<'a> Printer<'a> {
             },
             r.sequence.map_or("-".to_owned(), |s| s.to_string()),
             state_text(r)
-        ));
+        );
+        self.progress.println(&crate::text::clean(&line));
         Ok(())
     }
 
@@ -268,19 +284,29 @@ impl<'a> Printer<'a> {
     }
 }
 
-/// The grant's state, and the device's own when it differs (with its reason).
-fn state_text(r: &Row) -> String {
-    match r.device_state {
-        Some(device) if device.as_str() != r.state => format!(
-            "{} (device: {device}{})",
-            r.state,
-            r.device_reason
-                .as_deref()
-                .map(|why| format!(": {why}"))
-                .unwrap_or_default()
-        ),
-        _ => r.state.clone(),
+/// The grant's state (an unverified one with what it claims), and the device's own when it
+/// differs (with its reason), or why its heartbeat is not trusted.
+pub fn state_text(r: &Row) -> String {
+    let mut text = match &r.claimed {
+        Some(claim) => format!("{} (claims {claim})", r.state),
+        None => r.state.clone(),
+    };
+    if let Some(why) = &r.untrusted {
+        text.push_str(&format!(" ({why})"));
+        return text;
     }
+    let grant = r.claimed.as_deref().unwrap_or(&r.state);
+    if let Some(device) = r.device_state
+        && device.as_str() != grant
+    {
+        let why = r
+            .device_reason
+            .as_deref()
+            .map(|why| format!(": {why}"))
+            .unwrap_or_default();
+        text.push_str(&format!(" (device: {device}{why})"));
+    }
+    text
 }
 
 fn row(serial: &Serial, bytes: &[u8], keys: Option<&VerifyKeys>, now: Timestamp) -> Row {
@@ -294,10 +320,12 @@ fn row(serial: &Serial, bytes: &[u8], keys: Option<&VerifyKeys>, now: Timestamp)
         expires_at: None,
         sequence: None,
         state: "unreadable".to_owned(),
+        claimed: None,
         device_state: None,
         device_reason: None,
         takes_requests: None,
         doorbell: None,
+        untrusted: None,
     };
     let doc = match keys {
         Some(k) => {
@@ -326,6 +354,9 @@ fn row(serial: &Serial, bytes: &[u8], keys: Option<&VerifyKeys>, now: Timestamp)
             row.expires_at = g.expires_at;
             row.sequence = Some(g.sequence);
         }
+    }
+    if keys.is_none() && !row.state.starts_with("unreadable") {
+        row.claimed = Some(std::mem::replace(&mut row.state, "unverified".to_owned()));
     }
     row
 }

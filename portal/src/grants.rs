@@ -6,12 +6,12 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use jiff::Timestamp;
 use pcap_protocol::authorization::is_valid_name;
 use pcap_protocol::store::{Heartbeat, keys};
 use pcap_protocol::{
-    AuthorizationDocument, Envelope, Grant, Period, Revocation, Serial, SigningKey,
+    AuthorizationDocument, Envelope, Grant, Period, Revocation, Serial, SigningKey, VerifyKeys,
 };
 
 use pcap_protocol::store::{AuditAction, AuditEntry};
@@ -34,41 +34,87 @@ impl KeyArg {
     }
 }
 
-/// The document in the store for `serial`, read without trusting it (only to continue its
-/// sequence and keep its name).
-fn current(store: &Store, serial: &Serial) -> anyhow::Result<Option<AuthorizationDocument>> {
-    let key = keys::grant(serial);
-    let Some(bytes) = store.get(&key)? else {
-        return Ok(None);
-    };
-    let doc = Envelope::parse(&bytes)
-        .and_then(|e| e.peek::<AuthorizationDocument>())
-        .with_context(|| {
-            format!("{key} in the store is not a readable grant; move it away and authorize again")
-        })?;
-    Ok(Some(doc))
+/// Highest sequence the portal issues. It issues them one by one from 1, so no honest store or
+/// device gets near: a higher one claimed is tampering, refused rather than continued (and
+/// 2^53 is also the largest integer every JSON reader keeps exactly).
+pub const MAX_SEQUENCE: u64 = 1 << 53;
+
+/// The document in the store for a device, as far as the issuer can trust it.
+#[derive(Debug)]
+enum Stored {
+    None,
+    /// Verified under the issuer's own key: its sequence continues and its name carries over.
+    Verified(AuthorizationDocument),
+    /// Not verifiable under the issuer's key (forged, damaged, or signed with another key):
+    /// nothing of it goes into a signed document.
+    Unverified(String),
 }
 
-/// The sequence of the next document for `serial`: above the document in the store, the
-/// highest the device reports having accepted, and the highest this portal issued (see
-/// [`crate::issued`]).
-fn next_sequence(
+impl Stored {
+    fn verified(&self) -> Option<&AuthorizationDocument> {
+        match self {
+            Stored::Verified(doc) => Some(doc),
+            Stored::None | Stored::Unverified(_) => None,
+        }
+    }
+}
+
+/// The document in the store for `serial`, verified under `key`'s public half.
+async fn current(store: &Store, serial: &Serial, key: &SigningKey) -> anyhow::Result<Stored> {
+    let rel = keys::grant(serial);
+    let Some(bytes) = store.get(&rel).await? else {
+        return Ok(Stored::None);
+    };
+    let keys = VerifyKeys::new(vec![key.verify_key()]);
+    Ok(match AuthorizationDocument::verify(&bytes, &keys, serial) {
+        Ok(doc) => Stored::Verified(doc),
+        Err(e) => {
+            let why = format!(
+                "{rel} in the store does not verify under this authorization key ({e}); nothing of it is used"
+            );
+            eprintln!("pcap-portal: warning: {}", crate::text::clean(&why));
+            Stored::Unverified(why)
+        }
+    })
+}
+
+/// The sequence of the next document for `serial`: above the verified document in the store,
+/// the highest the device reports having accepted, and the highest this portal issued (see
+/// [`crate::issued`]). A claim above [`MAX_SEQUENCE`] is refused, naming who makes it.
+async fn next_sequence(
     store: &Store,
     serial: &Serial,
     previous: Option<&AuthorizationDocument>,
     issued: &Issued,
 ) -> anyhow::Result<u64> {
-    let reported = heartbeat(store, serial)?.and_then(|h| h.authorization.sequence);
-    let highest = [
-        previous.map(AuthorizationDocument::sequence),
-        reported,
-        issued.highest(serial),
-    ]
-    .into_iter()
-    .flatten()
-    .max()
-    .unwrap_or(0);
-    Ok(highest + 1)
+    let reported = heartbeat(store, serial)
+        .await?
+        .and_then(|h| h.authorization.sequence);
+    let claims = [
+        (
+            previous.map(AuthorizationDocument::sequence),
+            format!("the grant in the store ({})", keys::grant(serial)),
+        ),
+        (
+            reported,
+            format!("the device's heartbeat ({})", keys::status(serial)),
+        ),
+        (
+            issued.highest(serial),
+            "this portal's record of issued sequences".to_owned(),
+        ),
+    ];
+    let (highest, who) = claims
+        .iter()
+        .filter_map(|(n, who)| n.map(|n| (n, who.as_str())))
+        .max_by_key(|(n, _)| *n)
+        .unwrap_or((0, ""));
+    match highest.checked_add(1).filter(|n| *n <= MAX_SEQUENCE) {
+        Some(next) => Ok(next),
+        None => bail!(
+            "{who} claims sequence {highest} for {serial}, beyond any this portal issues (at most {MAX_SEQUENCE}): the store or the device was tampered with; check the device before authorizing it again"
+        ),
+    }
 }
 
 /// Issues grants and revocations: writes the signed document, records its sequence in the
@@ -84,11 +130,17 @@ pub struct Issuer<'a> {
 impl Issuer<'_> {
     /// Signs `doc`, writes it as the device's grant document, records its sequence, and
     /// audits it as `action`.
-    fn write(&mut self, doc: &AuthorizationDocument, action: AuditAction) -> anyhow::Result<()> {
-        self.store.put(
-            &keys::grant(doc.serial()),
-            Envelope::sign(doc, self.key).to_json(),
-        )?;
+    async fn write(
+        &mut self,
+        doc: &AuthorizationDocument,
+        action: AuditAction,
+    ) -> anyhow::Result<()> {
+        self.store
+            .put(
+                &keys::grant(doc.serial()),
+                Envelope::sign(doc, self.key).to_json(),
+            )
+            .await?;
         self.issued.record(doc.serial(), doc.sequence())?;
         let (period, detail) = match doc {
             AuthorizationDocument::Grant(g) => (
@@ -104,27 +156,28 @@ impl Issuer<'_> {
             detail,
             ..AuditEntry::new(&self.actor, action)
         };
-        audit::record(self.store, &entry);
+        audit::record(self.store, &entry).await;
         Ok(())
     }
 
     /// Issues a grant for `device` (serial and name) for `period` from `now`, above `previous`.
-    fn grant(
+    async fn grant(
         &mut self,
         previous: Option<&AuthorizationDocument>,
         (serial, name): (Serial, Option<String>),
         (period, now): (Period, Timestamp),
         action: AuditAction,
     ) -> anyhow::Result<Grant> {
-        let sequence = next_sequence(self.store, &serial, previous, self.issued)?;
+        let sequence = next_sequence(self.store, &serial, previous, self.issued).await?;
         let grant = Grant::new(serial, name, period, sequence, now);
-        self.write(&AuthorizationDocument::Grant(grant.clone()), action)?;
+        self.write(&AuthorizationDocument::Grant(grant.clone()), action)
+            .await?;
         Ok(grant)
     }
 
     /// Authorizes `device` ("SERIAL" or "SERIAL NAME") for `period` from `now`, after the
     /// device checks (it reported under that name, its agent is new enough).
-    pub fn authorize(
+    pub async fn authorize(
         &mut self,
         device: &str,
         period: Period,
@@ -132,67 +185,82 @@ impl Issuer<'_> {
         now: Timestamp,
     ) -> anyhow::Result<Grant> {
         let (serial, name) = parse_device(device)?;
-        let previous = current(self.store, &serial)?;
+        let stored = current(self.store, &serial, self.key).await?;
+        let previous = stored.verified();
         check_device(
             self.store,
             &serial,
             name.as_deref(),
             previous.is_some(),
             allow_unseen,
-        )?;
-        let name = name.or_else(|| match &previous {
+        )
+        .await?;
+        let name = name.or_else(|| match previous {
             Some(AuthorizationDocument::Grant(g)) => g.name.clone(),
             _ => None,
         });
         self.grant(
-            previous.as_ref(),
+            previous,
             (serial, name),
             (period, now),
             AuditAction::Authorize,
         )
+        .await
     }
 
     /// Gives an authorized device a new period from `now`.
-    pub fn reauthorize(
+    pub async fn reauthorize(
         &mut self,
         serial: &str,
         period: Period,
         now: Timestamp,
     ) -> anyhow::Result<Grant> {
         let (serial, _) = parse_device(serial)?;
-        let document = current(self.store, &serial)?;
-        let previous = match &document {
-            Some(AuthorizationDocument::Grant(g)) => g,
-            Some(AuthorizationDocument::Revocation(_)) => {
+        let stored = current(self.store, &serial, self.key).await?;
+        let previous = match &stored {
+            Stored::Verified(AuthorizationDocument::Grant(g)) => g,
+            Stored::Verified(AuthorizationDocument::Revocation(_)) => {
                 bail!(
                     "{serial} was unauthorized; authorize it again with `pcap-portal authorize {serial} --period ...`"
                 )
             }
-            None => bail!(
+            Stored::Unverified(why) => bail!(
+                "{why}: there is no grant of yours to renew; authorize {serial} again with `pcap-portal authorize {serial} --period ...`"
+            ),
+            Stored::None => bail!(
                 "{serial} has no grant in the store; use `pcap-portal authorize {serial} --period ...`"
             ),
         };
         let name = previous.name.clone();
         self.grant(
-            document.as_ref(),
+            stored.verified(),
             (serial, name),
             (period, now),
             AuditAction::Reauthorize,
         )
+        .await
     }
 
     /// Withdraws the authorization of `serial`.
-    pub fn unauthorize(&mut self, serial: &str, now: Timestamp) -> anyhow::Result<Revocation> {
+    pub async fn unauthorize(
+        &mut self,
+        serial: &str,
+        now: Timestamp,
+    ) -> anyhow::Result<Revocation> {
         let (serial, _) = parse_device(serial)?;
-        let Some(previous) = current(self.store, &serial)? else {
+        // Withdrawing is always safe: a document in the store that is not this key's is
+        // replaced too, its sequence not continued.
+        let stored = current(self.store, &serial, self.key).await?;
+        if matches!(stored, Stored::None) {
             bail!("{serial} has no grant in the store; nothing to withdraw");
-        };
-        let sequence = next_sequence(self.store, &serial, Some(&previous), self.issued)?;
+        }
+        let sequence = next_sequence(self.store, &serial, stored.verified(), self.issued).await?;
         let revocation = Revocation::new(serial, sequence, now);
         self.write(
             &AuthorizationDocument::Revocation(revocation.clone()),
             AuditAction::Unauthorize,
-        )?;
+        )
+        .await?;
         Ok(revocation)
     }
 }
@@ -236,20 +304,37 @@ fn version_tuple(v: &str) -> Option<(u64, u64, u64)> {
     ))
 }
 
-/// A device's heartbeat (`devices/<serial>/status.json`), if it has reported.
-pub fn heartbeat(store: &Store, serial: &Serial) -> anyhow::Result<Option<Heartbeat>> {
-    store.document(&keys::status(serial))
+/// A device's heartbeat (`devices/<serial>/status.json`), if it has reported. A heartbeat that
+/// names another device is an error: it is not trusted for anything.
+pub async fn heartbeat(store: &Store, serial: &Serial) -> anyhow::Result<Option<Heartbeat>> {
+    let seen: Option<Heartbeat> = store.document(&keys::status(serial)).await?;
+    if let Some(h) = &seen {
+        trusted_heartbeat(serial, h).map_err(anyhow::Error::msg)?;
+    }
+    Ok(seen)
+}
+
+/// Checks that the heartbeat found under `serial`'s folder is `serial`'s own.
+pub fn trusted_heartbeat(serial: &Serial, h: &Heartbeat) -> Result<(), String> {
+    if &h.serial == serial {
+        return Ok(());
+    }
+    Err(format!(
+        "{} names the device {}, not {serial}: it is not trusted (check device {serial})",
+        keys::status(serial),
+        crate::text::clean(h.serial.as_str())
+    ))
 }
 
 /// Checks that the device exists as named and runs an agent new enough.
-fn check_device(
+async fn check_device(
     store: &Store,
     serial: &Serial,
     name: Option<&str>,
     has_grant: bool,
     allow_unseen: bool,
 ) -> anyhow::Result<()> {
-    let Some(seen) = heartbeat(store, serial)? else {
+    let Some(seen) = heartbeat(store, serial).await? else {
         if has_grant || allow_unseen {
             return Ok(());
         }
@@ -286,7 +371,7 @@ fn issuer<'a>(store: &'a Store, issued: &'a mut Issued, key: &'a SigningKey) -> 
     }
 }
 
-pub fn authorize(
+pub async fn authorize(
     store: &Store,
     issued: &mut Issued,
     key: &KeyArg,
@@ -296,13 +381,15 @@ pub fn authorize(
     now: Timestamp,
 ) -> anyhow::Result<ExitCode> {
     let key = key.load()?;
-    let grant = issuer(store, issued, &key).authorize(device, period, allow_unseen, now)?;
-    println!("authorized {}", describe(&grant));
-    store.ring(&[grant.serial]);
+    let grant = issuer(store, issued, &key)
+        .authorize(device, period, allow_unseen, now)
+        .await?;
+    println!("authorized {}", crate::text::clean(&describe(&grant)));
+    store.ring(&[grant.serial]).await;
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn reauthorize(
+pub async fn reauthorize(
     store: &Store,
     issued: &mut Issued,
     key: &KeyArg,
@@ -311,13 +398,15 @@ pub fn reauthorize(
     now: Timestamp,
 ) -> anyhow::Result<ExitCode> {
     let key = key.load()?;
-    let grant = issuer(store, issued, &key).reauthorize(serial, period, now)?;
-    println!("reauthorized {}", describe(&grant));
-    store.ring(&[grant.serial]);
+    let grant = issuer(store, issued, &key)
+        .reauthorize(serial, period, now)
+        .await?;
+    println!("reauthorized {}", crate::text::clean(&describe(&grant)));
+    store.ring(&[grant.serial]).await;
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn unauthorize(
+pub async fn unauthorize(
     store: &Store,
     issued: &mut Issued,
     key: &KeyArg,
@@ -329,7 +418,7 @@ pub fn unauthorize(
     let mut failed = false;
     let mut written = Vec::new();
     for s in serials {
-        match issuer.unauthorize(s, now) {
+        match issuer.unauthorize(s, now).await {
             Ok(revocation) => {
                 println!(
                     "unauthorized {} (sequence {})",
@@ -338,12 +427,12 @@ pub fn unauthorize(
                 written.push(revocation.serial);
             }
             Err(e) => {
-                eprintln!("pcap-portal: {e:#}");
+                eprintln!("pcap-portal: {}", crate::text::clean(&format!("{e:#}")));
                 failed = true;
             }
         }
     }
-    store.ring(&written);
+    store.ring(&written).await;
     Ok(if failed {
         ExitCode::FAILURE
     } else {

@@ -70,7 +70,8 @@ impl Progress {
         self.0.inc(1);
     }
 
-    /// Prints a line on stdout without tearing the spinner.
+    /// Prints a line on stdout without tearing the spinner. Store text in it must have been
+    /// made safe ([`crate::text::clean`], [`crate::text::json`]).
     pub fn println(&self, line: &str) {
         self.0.suspend(|| println!("{line}"));
     }

@@ -15,6 +15,7 @@
 //! - `requests`: signed capture requests and their results.
 //! - `captures`: list, fetch (verify and decrypt), delete, purge.
 //! - `audit`: the trail of every change under `audit/` in the store.
+//! - `text`: store-supplied text made safe for a terminal.
 //! - `users`: the web console's accounts (Argon2id hashes in a 0600 file).
 //! - `console`: `serve`, the web console on the same functions.
 
@@ -32,6 +33,7 @@ mod keygen;
 mod listing;
 mod requests;
 mod store;
+mod text;
 mod users;
 
 use std::path::PathBuf;
@@ -40,7 +42,7 @@ use std::time::Duration;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use pcap_protocol::units::parse_duration;
-use pcap_protocol::{CaptureId, Period, Serial};
+use pcap_protocol::{Period, Serial};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -172,7 +174,11 @@ enum CapturesCommand {
     },
     /// Download, verify and decrypt a capture into plain .pcap files and sessions.json.
     Fetch {
-        id: CaptureId,
+        /// SERIAL/ID, or the id alone if only one device has a capture with it.
+        capture: captures::CaptureRef,
+        /// The device whose capture it is (instead of SERIAL/ID).
+        #[arg(long)]
+        serial: Option<Serial>,
         #[arg(long)]
         out: PathBuf,
         /// The research team's age identity (research.age from keygen).
@@ -181,8 +187,12 @@ enum CapturesCommand {
     },
     /// Remove every object of the captures (after analysis).
     Delete {
+        /// SERIAL/ID each, or ids alone if only one device has a capture with each.
         #[arg(required = true)]
-        ids: Vec<CaptureId>,
+        captures: Vec<captures::CaptureRef>,
+        /// The device whose captures they are (instead of SERIAL/ID).
+        #[arg(long)]
+        serial: Option<Serial>,
     },
 }
 
@@ -191,7 +201,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("pcap-portal: {e:#}");
+            eprintln!("pcap-portal: {}", text::clean(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }
@@ -209,6 +219,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         command => Cli { command, ..cli },
     };
+    // The store client is async: every command that reads it runs on one runtime, here.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot start the I/O runtime: {e}"))?;
+    runtime.block_on(run_with_store(cli))
+}
+
+async fn run_with_store(cli: Cli) -> anyhow::Result<ExitCode> {
     let bell = bell::Bell::from_args(&cli.doorbell)?;
     let store =
         store::Store::open(cli.store.as_deref(), &cli.s3, cli.concurrency.into())?.with_bell(bell);
@@ -217,7 +237,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let issued = || issued::Issued::open(state_dir.as_deref(), store.url().to_string());
     let cache = || match cli.no_cache {
         true => cache::Cache::default(),
-        false => cache::Cache::open(state_dir.as_deref(), &store.url().to_string()),
+        false => cache::Cache::open(
+            state_dir.as_deref(),
+            &store.url().to_string(),
+            cache::DEFAULT_BUDGET,
+        ),
     };
     match cli.command {
         Command::Keygen { .. } | Command::Users { .. } | Command::Generate(_) => {
@@ -227,47 +251,59 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             serial,
             limit,
             json,
-        } => audit::list(&store, serial.as_ref(), limit, json, cache()),
-        Command::Serve(args) => console::serve(store, &args, state_dir),
+        } => audit::list(&store, serial.as_ref(), limit, json, cache()).await,
+        Command::Serve(args) => console::serve(store, &args, state_dir).await,
         Command::Devices {
             command: DevicesCommand::List { args },
         }
-        | Command::List { args } => devices::list(&store, &args, cache(), now),
+        | Command::List { args } => devices::list(&store, &args, cache(), now).await,
         Command::Authorize {
             device,
             period,
             allow_unseen,
             key,
-        } => grants::authorize(
-            &store,
-            &mut issued()?,
-            &key,
-            &device,
-            period,
-            allow_unseen,
-            now,
-        ),
+        } => {
+            grants::authorize(
+                &store,
+                &mut issued()?,
+                &key,
+                &device,
+                period,
+                allow_unseen,
+                now,
+            )
+            .await
+        }
         Command::Reauthorize {
             serial,
             period,
             key,
-        } => grants::reauthorize(&store, &mut issued()?, &key, &serial, period, now),
+        } => grants::reauthorize(&store, &mut issued()?, &key, &serial, period, now).await,
         Command::Unauthorize { serials, key } => {
-            grants::unauthorize(&store, &mut issued()?, &key, &serials, now)
+            grants::unauthorize(&store, &mut issued()?, &key, &serials, now).await
         }
-        Command::Request(args) => requests::request(&store, &args, now),
+        Command::Request(args) => requests::request(&store, &args, now).await,
         Command::Captures { command } => match command {
             CapturesCommand::List { serial, json } => {
-                captures::list(&store, serial.as_ref(), json, cache(), now)
+                captures::list(&store, serial.as_ref(), json, cache(), now).await
             }
-            CapturesCommand::Fetch { id, out, identity } => {
-                captures::fetch(&store, &id, &out, &identity)
+            CapturesCommand::Fetch {
+                capture,
+                serial,
+                out,
+                identity,
+            } => captures::fetch(&store, &capture.on(serial.as_ref())?, &out, &identity).await,
+            CapturesCommand::Delete { captures, serial } => {
+                let refs = captures
+                    .into_iter()
+                    .map(|c| c.on(serial.as_ref()))
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                captures::delete(&store, &refs).await
             }
-            CapturesCommand::Delete { ids } => captures::delete(&store, &ids),
         },
         Command::Purge {
             older_than,
             dry_run,
-        } => captures::purge(&store, older_than, dry_run, now),
+        } => captures::purge(&store, older_than, dry_run, now).await,
     }
 }

@@ -16,6 +16,7 @@ use pcap_protocol::{CaptureRequest, Envelope, RequestId, Serial, SigningKey};
 use crate::audit;
 use crate::grants::heartbeat;
 use crate::store::Store;
+use crate::text::clean;
 
 /// A device that has not written a heartbeat for this many of its heartbeat intervals is
 /// reported as silent.
@@ -86,7 +87,7 @@ pub struct Submitted {
 
 /// Signs `request` for `serial` with `key`, valid for `valid_for` from `now`, writes it to the
 /// store, records it in the audit trail as `actor`'s, and rings the device's doorbell.
-pub fn submit(
+pub async fn submit(
     store: &Store,
     key: &SigningKey,
     serial: &Serial,
@@ -105,14 +106,16 @@ pub fn submit(
     request.not_after = Some(not_after);
     request.check().map_err(anyhow::Error::msg)?;
     // Warn at once if the device will not pick it up (an unreadable heartbeat warns too).
-    let warning = match heartbeat(store, serial) {
+    let warning = match heartbeat(store, serial).await {
         Ok(seen) => obstacle(seen.as_ref(), serial, now),
         Err(e) => Some(format!("{e:#}")),
     };
-    store.put(
-        &keys::request(serial, &id),
-        Envelope::sign(&request, key).to_json(),
-    )?;
+    store
+        .put(
+            &keys::request(serial, &id),
+            Envelope::sign(&request, key).to_json(),
+        )
+        .await?;
     let entry = AuditEntry {
         serial: Some(serial.clone()),
         request_id: Some(id.clone()),
@@ -129,8 +132,8 @@ pub fn submit(
         )),
         ..AuditEntry::new(actor, AuditAction::Request)
     };
-    audit::record(store, &entry);
-    store.ring(std::slice::from_ref(serial));
+    audit::record(store, &entry).await;
+    store.ring(std::slice::from_ref(serial)).await;
     Ok(Submitted {
         id,
         not_after,
@@ -138,7 +141,11 @@ pub fn submit(
     })
 }
 
-pub fn request(store: &Store, args: &RequestArgs, now: Timestamp) -> anyhow::Result<ExitCode> {
+pub async fn request(
+    store: &Store,
+    args: &RequestArgs,
+    now: Timestamp,
+) -> anyhow::Result<ExitCode> {
     let key = SigningKey::load(&args.key)
         .with_context(|| format!("cannot load the request key {}", args.key.display()))?;
     let serial = &args.serial;
@@ -150,9 +157,10 @@ pub fn request(store: &Store, args: &RequestArgs, now: Timestamp) -> anyhow::Res
         args.valid_for,
         &audit::cli_actor(),
         now,
-    )?;
+    )
+    .await?;
     if let Some(why) = &submitted.warning {
-        eprintln!("pcap-portal: warning: {why}");
+        eprintln!("pcap-portal: warning: {}", clean(why));
     }
     let id = &submitted.id;
     println!("{id}");
@@ -163,11 +171,11 @@ pub fn request(store: &Store, args: &RequestArgs, now: Timestamp) -> anyhow::Res
     if !args.wait {
         return Ok(ExitCode::SUCCESS);
     }
-    wait(store, serial, id, args.timeout)
+    wait(store, serial, id, args.timeout).await
 }
 
 /// Follows `results/<id>.json` until the request is refused or its capture has ended.
-fn wait(
+async fn wait(
     store: &Store,
     serial: &Serial,
     id: &RequestId,
@@ -177,13 +185,13 @@ fn wait(
     let end = Instant::now() + timeout;
     let mut last_state = None;
     while Instant::now() < end {
-        if let Some(result) = store.document::<RequestResult>(&key)?
+        if let Some(result) = store.document::<RequestResult>(&key).await?
             && last_state != Some(result.state)
         {
             last_state = Some(result.state);
             report(&result);
             if result.state.is_final() {
-                println!("{}", serde_json::to_string(&result)?);
+                println!("{}", crate::text::json(&serde_json::to_string(&result)?));
                 return Ok(if result.state == ResultState::Stopped {
                     ExitCode::SUCCESS
                 } else {
@@ -191,10 +199,10 @@ fn wait(
                 });
             }
         }
-        std::thread::sleep(Duration::from_millis(500));
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let waited = pcap_protocol::units::format_duration(timeout);
-    let seen = heartbeat(store, serial)?;
+    let seen = heartbeat(store, serial).await?;
     let why = obstacle(seen.as_ref(), serial, Timestamp::now()).unwrap_or_else(|| match last_state {
         Some(_) => "the capture may still run".to_owned(),
         None => format!(
@@ -218,7 +226,7 @@ fn report(result: &RequestResult) {
         ResultState::Refused => eprintln!(
             "refused ({}): {}",
             result.code.map_or("?", |c| c.as_str()),
-            result.reason.as_deref().unwrap_or("?")
+            clean(result.reason.as_deref().unwrap_or("?"))
         ),
         ResultState::Stopped | ResultState::Failed => eprintln!(
             "{}: capture {capture} ended ({}), {} packets written",

@@ -4,13 +4,13 @@
 //! `--s3-credentials` (or `PCAP_S3_ENDPOINT`, `PCAP_S3_REGION`, `PCAP_S3_PATH_STYLE`,
 //! `PCAP_S3_CREDENTIALS`), else the standard AWS environment.
 //!
-//! Single documents are read and written one call at a time (the wrapper blocks on each).
-//! Listings stream: [`Store::list_stream`] pages through the store's LIST results as they
-//! come, and [`Store::fetch`] reads a listed document through the ETag cache; the commands run
-//! up to [`Store::concurrency`] of those at once.
+//! Every call is async: the CLI runs each command on one runtime at its edge (`main.rs`), the
+//! console calls the same functions from its handlers. Listings stream: [`Store::list_stream`]
+//! pages through the store's LIST results as they come, and [`Store::fetch`] reads a listed
+//! document through a [`Cache`] of parsed documents; the commands run up to
+//! [`Store::concurrency`] of those at once.
 
 use std::path::PathBuf;
-
 use std::sync::Mutex;
 
 use anyhow::{Context, bail};
@@ -26,7 +26,7 @@ use crate::bell::Bell;
 use crate::cache::Cache;
 
 /// Largest document (grant, heartbeat, result, manifest) read from the store.
-const MAX_DOCUMENT: usize = 1 << 20;
+pub const MAX_DOCUMENT: usize = 1 << 20;
 
 /// How to reach an S3 store (ignored for file://).
 #[derive(Debug, Clone, clap::Args)]
@@ -73,7 +73,6 @@ impl Object {
 pub struct Store {
     inner: pcap_uploader::store::Store,
     url: StoreUrl,
-    runtime: tokio::runtime::Runtime,
     concurrency: usize,
     /// The devices' doorbell, rung after a document for them is written.
     bell: Bell,
@@ -102,14 +101,9 @@ impl Store {
             ca_bundle: None,
         };
         let inner = pcap_uploader::store::Store::open(&url, &settings)?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the I/O runtime")?;
         Ok(Store {
             inner,
             url,
-            runtime,
             concurrency: concurrency.max(1),
             bell: Bell::default(),
         })
@@ -122,18 +116,13 @@ impl Store {
     }
 
     /// Tells `serials` to read the store now (if a doorbell is configured).
-    pub fn ring(&self, serials: &[pcap_protocol::Serial]) {
-        self.block_on(self.bell.ring(serials));
+    pub async fn ring(&self, serials: &[pcap_protocol::Serial]) {
+        self.bell.ring(serials).await;
     }
 
     /// Store requests a listing keeps in flight at once.
     pub fn concurrency(&self) -> usize {
         self.concurrency
-    }
-
-    /// Runs `work` (a listing, concurrent reads) to its end.
-    pub fn block_on<F: Future>(&self, work: F) -> F::Output {
-        self.runtime.block_on(work)
     }
 
     /// Every object under `rel/`, streamed as the store's LIST pages arrive. The objects of one
@@ -167,28 +156,36 @@ impl Store {
             .boxed()
     }
 
-    /// The listed document `o` (at most 1 MiB): from `cache` if it holds `o`'s version, else
-    /// from the store. `None` if it is gone since it was listed.
-    pub async fn fetch(&self, o: &Object, cache: &Mutex<Cache>) -> anyhow::Result<Option<Vec<u8>>> {
+    /// The listed document `o` (at most [`MAX_DOCUMENT`]) as `parse` reads it: from `cache`
+    /// if it holds `o`'s version, else from the store. Only a document that `parse` accepts
+    /// is cached. `None` if it is gone since it was listed.
+    pub async fn fetch<T>(
+        &self,
+        o: &Object,
+        cache: &Mutex<Cache>,
+        parse: impl Fn(&[u8]) -> anyhow::Result<T>,
+    ) -> anyhow::Result<Option<T>> {
         let cached = cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&o.key, &o.version);
-        if let Some(bytes) = cached {
-            return Ok(Some(bytes));
+        if let Some(parsed) = cached.and_then(|bytes| parse(&bytes).ok()) {
+            return Ok(Some(parsed));
         }
-        let bytes = self
+        let Some(bytes) = self
             .inner
             .get_limited(&self.key(&o.key), MAX_DOCUMENT)
             .await
-            .with_context(|| format!("cannot read {}", o.key))?;
-        if let Some(b) = &bytes {
-            cache
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .put(&o.key, &o.version, b);
-        }
-        Ok(bytes)
+            .with_context(|| format!("cannot read {}", o.key))?
+        else {
+            return Ok(None);
+        };
+        let parsed = parse(&bytes).with_context(|| format!("cannot read {}", o.key))?;
+        cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .put(&o.key, &o.version, &bytes);
+        Ok(Some(parsed))
     }
 
     /// Deletes every object of `keys` (S3 deletes up to 1,000 in one request); returns how
@@ -217,43 +214,44 @@ impl Store {
     }
 
     /// The object at `rel`, or `None` if there is none (at most `max` bytes).
-    pub fn get_limited(&self, rel: &str, max: usize) -> anyhow::Result<Option<Vec<u8>>> {
-        let key = self.key(rel);
-        self.runtime
-            .block_on(self.inner.get_limited(&key, max))
+    pub async fn get_limited(&self, rel: &str, max: usize) -> anyhow::Result<Option<Vec<u8>>> {
+        self.inner
+            .get_limited(&self.key(rel), max)
+            .await
             .with_context(|| format!("cannot read {rel}"))
     }
 
-    /// The raw bytes of a document (a signed envelope): at most 1 MiB.
-    pub fn get(&self, rel: &str) -> anyhow::Result<Option<Vec<u8>>> {
-        self.get_limited(rel, MAX_DOCUMENT)
+    /// The raw bytes of a document (a signed envelope): at most [`MAX_DOCUMENT`].
+    pub async fn get(&self, rel: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        self.get_limited(rel, MAX_DOCUMENT).await
     }
 
     /// The document at `rel` as `T` (refusing a newer major schema version), if there is one.
-    pub fn document<T: Document>(&self, rel: &str) -> anyhow::Result<Option<T>> {
-        let key = self.key(rel);
-        self.runtime
-            .block_on(self.inner.get_document(&key, MAX_DOCUMENT))
+    pub async fn document<T: Document>(&self, rel: &str) -> anyhow::Result<Option<T>> {
+        self.inner
+            .get_document(&self.key(rel), MAX_DOCUMENT)
+            .await
             .with_context(|| format!("cannot read {rel}"))
     }
 
     /// Writes the object at `rel` (a reader sees the old or the new document).
-    pub fn put(&self, rel: &str, bytes: Vec<u8>) -> anyhow::Result<()> {
-        let key = self.key(rel);
-        self.runtime
-            .block_on(self.inner.put_bytes(&key, bytes))
+    pub async fn put(&self, rel: &str, bytes: Vec<u8>) -> anyhow::Result<()> {
+        self.inner
+            .put_bytes(&self.key(rel), bytes)
+            .await
             .with_context(|| format!("cannot write {rel}"))
     }
 
     /// The bytes of the object at `rel` as they arrive.
-    pub fn get_stream(
+    pub async fn get_stream(
         &self,
         rel: &str,
     ) -> anyhow::Result<BoxStream<'static, object_store::Result<bytes::Bytes>>> {
-        let key = self.key(rel);
         let result = self
-            .runtime
-            .block_on(self.inner.objects().get(&key))
+            .inner
+            .objects()
+            .get(&self.key(rel))
+            .await
             .with_context(|| format!("cannot read {rel}"))?;
         Ok(result.into_stream())
     }

@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -154,19 +154,121 @@ impl Users {
         self.save()
     }
 
-    /// The account `name` if `password` is its password. An unknown name costs the same
-    /// hashing as a known one, so timing does not tell which names exist.
-    pub fn verify(&self, name: &str, password: &str) -> Option<&User> {
+    /// The account `name` if `password` is its password, hashing in `memory` (grown to the
+    /// hash's size if it is smaller, and kept by the caller for the next login: Argon2's
+    /// memory is the whole cost of a login, and memory freed is not given back to the
+    /// system). An unknown name costs the same hashing as a known one, so timing does not
+    /// tell which names exist.
+    pub fn verify(&self, name: &str, password: &str, memory: &mut Vec<Block>) -> Option<&User> {
         let user = self.find(name).map(|i| &self.file.users[i]);
         let stored = user.map_or(DUMMY_HASH, |u| u.password.as_str());
-        let ok = PasswordHash::new(stored)
-            .map(|h| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &h)
-                    .is_ok()
-            })
-            .unwrap_or(false);
-        user.filter(|_| ok)
+        user.filter(|_| verify_password(stored, password.as_bytes(), memory))
+    }
+
+    /// The account `name`, if there is one.
+    pub fn get(&self, name: &str) -> Option<&User> {
+        self.find(name).map(|i| &self.file.users[i])
+    }
+}
+
+impl User {
+    /// What a session of this account depends on: its role and its password hash. A session
+    /// whose stamp differs from its account's (the password changed, the account was removed
+    /// and added again) ends.
+    pub fn stamp(&self) -> String {
+        let digest = ring::digest::digest(&ring::digest::SHA256, self.password.as_bytes());
+        format!(
+            "{}:{}",
+            self.role.as_str(),
+            pcap_protocol::keys::hex(&digest.as_ref()[..16])
+        )
+    }
+}
+
+/// Largest Argon2 memory a stored hash may ask for (in 1 KiB blocks): 256 MiB.
+const MAX_BLOCKS: usize = 256 * 1024;
+
+/// Whether `password` hashes to the PHC string `stored`, hashing in `memory`.
+fn verify_password(stored: &str, password: &[u8], memory: &mut Vec<Block>) -> bool {
+    use subtle::ConstantTimeEq;
+    let Ok(hash) = PasswordHash::new(stored) else {
+        return false;
+    };
+    let (Ok(params), Ok(algorithm)) =
+        (Params::try_from(&hash), Algorithm::try_from(hash.algorithm))
+    else {
+        return false;
+    };
+    let version = match hash.version.map(Version::try_from) {
+        None => Version::default(),
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return false,
+    };
+    let (Some(salt), Some(expected)) = (hash.salt, hash.hash) else {
+        return false;
+    };
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let blocks = params.block_count();
+    if blocks > MAX_BLOCKS {
+        return false;
+    }
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::default());
+    }
+    let mut out = [0u8; 64];
+    let Some(out) = out.get_mut(..expected.len()) else {
+        return false;
+    };
+    Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(password, salt, out, &mut memory[..blocks])
+        .is_ok()
+        && bool::from(out.ct_eq(expected.as_bytes()))
+}
+
+/// The users file as a running console reads it: read again whenever it changes (its device,
+/// inode, size or modification time), so an account removed or a password changed takes
+/// effect at the next request, without a restart. A file that cannot be read as it is now
+/// keeps the accounts last read, and says so once.
+#[derive(Debug)]
+pub struct WatchedUsers {
+    path: PathBuf,
+    current: std::sync::Mutex<(Option<FileId>, std::sync::Arc<Users>)>,
+}
+
+/// What identifies a version of a file.
+type FileId = (u64, u64, u64, i64, i64);
+
+fn file_id(path: &Path) -> Option<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.dev(), m.ino(), m.len(), m.mtime(), m.mtime_nsec()))
+}
+
+impl WatchedUsers {
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let id = file_id(path);
+        let users = Users::load(path)?;
+        Ok(WatchedUsers {
+            path: path.to_owned(),
+            current: std::sync::Mutex::new((id, std::sync::Arc::new(users))),
+        })
+    }
+
+    /// The accounts as the file holds them now.
+    pub fn current(&self) -> std::sync::Arc<Users> {
+        let id = file_id(&self.path);
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        if current.0 != id {
+            current.0 = id;
+            match Users::load(&self.path) {
+                Ok(users) => current.1 = std::sync::Arc::new(users),
+                Err(e) => eprintln!("pcap-portal: {e:#}; the accounts read before stay in force"),
+            }
+        }
+        current.1.clone()
     }
 }
 
@@ -184,13 +286,17 @@ fn hash(password: &str) -> anyhow::Result<String> {
         .to_string())
 }
 
-fn check_name(name: &str) -> anyhow::Result<()> {
-    let ok = !name.is_empty()
+/// Whether `name` can be an account's name: 1 to 64 letters, digits, '.', '_', '-' or '@'.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
         && name.len() <= MAX_NAME_LEN
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
-    if !ok {
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
+}
+
+fn check_name(name: &str) -> anyhow::Result<()> {
+    if !is_valid_name(name) {
         bail!(
             "user name {name:?} must be 1 to {MAX_NAME_LEN} letters, digits, '.', '_', '-' or '@'"
         );
@@ -271,7 +377,7 @@ pub fn run(command: UsersCommand) -> anyhow::Result<ExitCode> {
         }
         UsersCommand::Remove { name, file } => {
             Users::load(&file.path)?.remove(&name)?;
-            println!("removed {name}");
+            println!("removed {name}; a running console ends its sessions at their next request");
         }
         UsersCommand::Check {
             name,
@@ -280,7 +386,7 @@ pub fn run(command: UsersCommand) -> anyhow::Result<ExitCode> {
         } => {
             let users = Users::load(&file.path)?;
             let password = read_secret(password_stdin, false)?;
-            return Ok(match users.verify(&name, &password) {
+            return Ok(match users.verify(&name, &password, &mut Vec::new()) {
                 Some(u) => {
                     println!("{name} ({}): password correct", u.role.as_str());
                     ExitCode::SUCCESS
@@ -299,7 +405,9 @@ pub fn run(command: UsersCommand) -> anyhow::Result<ExitCode> {
             let mut users = Users::load(&file.path)?;
             let password = read_secret(password_stdin, true)?;
             users.passwd(&name, &password)?;
-            println!("password of {name} changed");
+            println!(
+                "password of {name} changed; a running console ends its sessions at their next request"
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -347,14 +455,25 @@ mod tests {
         assert!(text.contains("$argon2id$") && !text.contains("correct horse"));
 
         let users = Users::load(&path).unwrap();
+        let mut memory = Vec::new();
         assert_eq!(
             users
-                .verify("alice", "correct horse battery")
+                .verify("alice", "correct horse battery", &mut memory)
                 .map(|u| u.role),
             Some(Role::Admin)
         );
-        assert!(users.verify("alice", "wrong horse battery").is_none());
-        assert!(users.verify("mallory", "correct horse battery").is_none());
+        assert!(
+            users
+                .verify("alice", "wrong horse battery", &mut memory)
+                .is_none()
+        );
+        assert!(
+            users
+                .verify("mallory", "correct horse battery", &mut memory)
+                .is_none()
+        );
+        // The memory is kept for the next login: the default parameters' 19 MiB.
+        assert_eq!(memory.len(), Params::DEFAULT_M_COST as usize);
 
         let mut users = Users::load(&path).unwrap();
         let e = users
@@ -362,7 +481,11 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("already"), "{e}");
         users.passwd("alice", "a brand new password").unwrap();
-        assert!(users.verify("alice", "a brand new password").is_some());
+        assert!(
+            users
+                .verify("alice", "a brand new password", &mut Vec::new())
+                .is_some()
+        );
         users.remove("alice").unwrap();
         assert!(Users::load(&path).unwrap().list().is_empty());
     }

@@ -110,7 +110,11 @@ impl Console {
         self.login_as("alice", password)
     }
 
+    /// Logs in as a browser does: the login form first (its token, and the cookie that goes
+    /// with it), then the form posted.
     fn login_as(&self, name: &str, password: &str) -> String {
+        let form = self.curl("/login", &[]);
+        let token = field_of(&form, "token");
         self.curl(
             "/login",
             &[
@@ -118,6 +122,8 @@ impl Console {
                 &format!("name={name}"),
                 "--data-urlencode",
                 &format!("password={password}"),
+                "-d",
+                &format!("token={token}"),
             ],
         )
     }
@@ -140,10 +146,15 @@ impl Console {
 }
 
 fn csrf_of(page: &str) -> String {
-    page.split("name=\"csrf\" value=\"")
+    field_of(page, "csrf")
+}
+
+/// The value of the hidden field `name` in `page`.
+fn field_of(page: &str, name: &str) -> String {
+    page.split(&format!("name=\"{name}\" value=\""))
         .nth(1)
         .and_then(|r| r.split('"').next())
-        .expect("the CSRF token in the page")
+        .unwrap_or_else(|| panic!("no field {name} in the page: {page}"))
         .to_owned()
 }
 

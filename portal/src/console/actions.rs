@@ -7,18 +7,17 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use maud::{Markup, html};
 use pcap_protocol::Period;
-use pcap_protocol::store::{AuditAction, AuditEntry};
 use serde::Deserialize;
 
 use super::Console;
-use super::pages::{forbidden, layout, period_select, period_words, session};
+use super::auth::{Admin, Fields, Posted};
+use super::pages::{layout, period_select, period_words};
 use super::session::Session;
 use crate::grants::Issuer;
 
@@ -32,96 +31,25 @@ pub fn routes() -> Router<Arc<Console>> {
         .route("/devices/unauthorize", post(unauthorize))
 }
 
-/// The fields of a form, repeated names kept (`serial=A&serial=B`).
-struct Fields(Vec<(String, String)>);
-
-impl Fields {
-    fn parse(body: &Bytes) -> Self {
-        Fields(form_urlencoded::parse(body).into_owned().collect())
-    }
-
-    fn get(&self, name: &str) -> &str {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map_or("", |(_, v)| v.as_str())
-    }
-
-    fn all(&self, name: &str) -> Vec<String> {
-        self.0
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .collect()
-    }
-
-    fn confirmed(&self) -> bool {
-        self.get("confirm") == "yes"
-    }
-}
-
-/// The session if it may change authorizations with this form; else the answer to give.
-async fn allowed(
-    console: &Arc<Console>,
-    headers: &HeaderMap,
-    fields: &Fields,
-) -> Result<Session, Box<Response>> {
-    let Some((_, session)) = session(console, headers) else {
-        return Err(Box::new(Redirect::to("/login").into_response()));
-    };
-    if fields.get("csrf") != session.csrf {
-        return Err(Box::new(forbidden(
-            "The form is stale or forged (no valid CSRF token): reload the page.",
-        )));
-    }
-    if !session.role.may_authorize() {
-        let entry = AuditEntry {
-            detail: Some(format!(
-                "a {} account tried to change an authorization",
-                session.role.as_str()
-            )),
-            ..AuditEntry::new(&session.user, AuditAction::Forbidden)
-        };
-        // The store client blocks: off the async workers.
-        let console = console.clone();
-        let _ =
-            tokio::task::spawn_blocking(move || crate::audit::record(&console.store, &entry)).await;
-        return Err(Box::new(forbidden(
-            "Your account may not change authorizations (owner or admin only).",
-        )));
-    }
-    if console.key.is_none() {
-        return Err(Box::new(forbidden(
-            "This console was not given the authorization key (--key), so it cannot sign.",
-        )));
-    }
-    Ok(session)
-}
-
-/// Runs `work` with an issuer acting for `session`, off the async workers.
-async fn issue<T: Send + 'static>(
-    console: &Arc<Console>,
+/// Runs `work` with an issuer acting for `session`; the portal's record of issued sequences
+/// is held meanwhile, so two actions never issue the same sequence.
+async fn issue<T>(
+    console: &Console,
     session: &Session,
-    work: impl FnOnce(&mut Issuer<'_>) -> anyhow::Result<T> + Send + 'static,
+    work: impl AsyncFnOnce(&mut Issuer<'_>) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    let console = console.clone();
-    let actor = session.user.clone();
-    tokio::task::spawn_blocking(move || {
-        let key = console
-            .key
-            .as_ref()
-            .ok_or_else(|| anyhow::anyhow!("no key"))?;
-        let mut issued = console.issued.lock().unwrap_or_else(|p| p.into_inner());
-        let mut issuer = Issuer {
-            store: &console.store,
-            issued: &mut issued,
-            key,
-            actor,
-        };
-        work(&mut issuer)
-    })
-    .await
-    .map_err(|e| anyhow::anyhow!("the action stopped: {e}"))?
+    let key = console
+        .key
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("no key"))?;
+    let mut issued = console.issued.lock().await;
+    let mut issuer = Issuer {
+        store: &console.store,
+        issued: &mut issued,
+        key,
+        actor: session.user.clone(),
+    };
+    work(&mut issuer).await
 }
 
 fn period_of(fields: &Fields) -> Result<Period, Box<Response>> {
@@ -184,12 +112,11 @@ fn done(session: &Session, done: &[String], refused: &[String]) -> Response {
         .into_response()
 }
 
-async fn add(State(console): State<Arc<Console>>, headers: HeaderMap, body: Bytes) -> Response {
-    let fields = Fields::parse(&body);
-    let session = match allowed(&console, &headers, &fields).await {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+async fn add(
+    State(console): State<Arc<Console>>,
+    Admin(session): Admin,
+    Posted(fields): Posted,
+) -> Response {
     let period = match period_of(&fields) {
         Ok(p) => p,
         Err(r) => return *r,
@@ -204,8 +131,8 @@ async fn add(State(console): State<Arc<Console>>, headers: HeaderMap, body: Byte
         );
     }
     let now = jiff::Timestamp::now();
-    match issue(&console, &session, move |i| {
-        i.authorize(&device, period, false, now)
+    match issue(&console, &session, async |i| {
+        i.authorize(&device, period, false, now).await
     })
     .await
     {
@@ -226,14 +153,7 @@ struct Serial {
     serial: String,
 }
 
-async fn reauthorize_page(
-    State(console): State<Arc<Console>>,
-    headers: HeaderMap,
-    Query(q): Query<Serial>,
-) -> Response {
-    let Some((_, session)) = session(&console, &headers) else {
-        return Redirect::to("/login").into_response();
-    };
+async fn reauthorize_page(Admin(session): Admin, Query(q): Query<Serial>) -> Response {
     layout(
         "Reauthorize",
         Some(&session),
@@ -252,22 +172,25 @@ async fn reauthorize_page(
 
 async fn reauthorize(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
-    body: Bytes,
+    Admin(session): Admin,
+    Posted(fields): Posted,
 ) -> Response {
-    let fields = Fields::parse(&body);
-    let session = match allowed(&console, &headers, &fields).await {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
     let period = match period_of(&fields) {
         Ok(p) => p,
         Err(r) => return *r,
     };
     let serial = fields.get("serial").to_owned();
+    if !fields.confirmed() {
+        return confirm(
+            &session,
+            "/devices/reauthorize",
+            html! { "Give " strong { (serial) } " a new period of " (period_words(period)) " from now?" },
+            &[("serial", serial.clone()), ("period", period.to_string())],
+        );
+    }
     let now = jiff::Timestamp::now();
-    match issue(&console, &session, move |i| {
-        i.reauthorize(&serial, period, now)
+    match issue(&console, &session, async |i| {
+        i.reauthorize(&serial, period, now).await
     })
     .await
     {
@@ -288,14 +211,9 @@ async fn reauthorize(
 
 async fn unauthorize(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
-    body: Bytes,
+    Admin(session): Admin,
+    Posted(fields): Posted,
 ) -> Response {
-    let fields = Fields::parse(&body);
-    let session = match allowed(&console, &headers, &fields).await {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
     let serials = fields.all("serial");
     if serials.is_empty() {
         return done(&session, &[], &["Select at least one device.".to_owned()]);
@@ -310,11 +228,12 @@ async fn unauthorize(
         );
     }
     let now = jiff::Timestamp::now();
-    let outcome = issue(&console, &session, move |i| {
-        Ok(serials
-            .iter()
-            .map(|s| i.unauthorize(s, now).map_err(|e| format!("{e:#}")))
-            .collect::<Vec<_>>())
+    let outcome = issue(&console, &session, async |i| {
+        let mut results = Vec::new();
+        for s in &serials {
+            results.push(i.unauthorize(s, now).await.map_err(|e| format!("{e:#}")));
+        }
+        Ok(results)
     })
     .await;
     let results = match outcome {
@@ -340,13 +259,11 @@ async fn unauthorize(
     done(&session, &ok, &refused)
 }
 
-/// Rings the devices' doorbells (if the portal has one), off the async workers, and reads
-/// their rows again for the devices page.
+/// Rings the devices' doorbells (if the portal has one) and reads their rows again for the
+/// devices page.
 async fn ring(console: &Arc<Console>, serials: Vec<pcap_protocol::Serial>) {
-    let rung = {
-        let (console, serials) = (console.clone(), serials.clone());
-        tokio::task::spawn_blocking(move || console.store.ring(&serials))
-    };
-    super::fleet::update(console, serials).await;
-    let _ = rung.await;
+    futures::join!(
+        console.store.ring(&serials),
+        super::fleet::update(console, serials.clone())
+    );
 }

@@ -82,14 +82,7 @@ impl Fleet {
 pub async fn keep_listing(console: Arc<Console>, every: Duration) {
     loop {
         let started = Timestamp::now();
-        let listed = {
-            let console = console.clone();
-            tokio::task::spawn_blocking(move || all_rows(&console)).await
-        };
-        let outcome = match listed {
-            Ok(r) => r,
-            Err(e) => Err(anyhow::anyhow!("the listing stopped: {e}")),
-        };
+        let outcome = all_rows(&console).await;
         console.fleet.current.send_modify(|current| {
             let old = current.take().unwrap_or_default();
             *current = Some(Arc::new(match outcome {
@@ -114,34 +107,31 @@ pub async fn keep_listing(console: Arc<Console>, every: Duration) {
 
 /// Reads again the rows of `serials` (after the console changed them) into the snapshot.
 pub async fn update(console: &Arc<Console>, serials: Vec<Serial>) {
-    let reread = {
-        let console = console.clone();
-        let serials = serials.clone();
-        tokio::task::spawn_blocking(move || {
-            let cache = Mutex::new(Cache::default());
-            crate::devices::rows_of(
-                &console.store,
-                &serials,
-                console.verify_keys.as_ref(),
-                &cache,
-                Timestamp::now(),
-            )
-        })
-        .await
-    };
+    let cache = Mutex::new(Cache::default());
+    let reread = crate::devices::rows_of(
+        &console.store,
+        &serials,
+        console.verify_keys.as_ref(),
+        &cache,
+        Timestamp::now(),
+    )
+    .await;
     match reread {
-        Ok(Ok(rows)) => console.fleet.replace(&serials, rows),
+        Ok(rows) => console.fleet.replace(&serials, rows),
         // The next listing shows them.
         _ => console.fleet.refresh_soon(),
     }
 }
 
-/// Every device's row, read as `devices list` reads them (through the portal's cache).
-fn all_rows(console: &Console) -> anyhow::Result<Vec<Row>> {
-    let cache = Mutex::new(Cache::open(
-        console.state_dir.as_deref(),
-        &console.store.url().to_string(),
-    ));
+/// Every device's row, read as `devices list` reads them (through the portal's cache, which
+/// is read and written off the async workers).
+async fn all_rows(console: &Arc<Console>) -> anyhow::Result<Vec<Row>> {
+    let (dir, url) = (console.state_dir.clone(), console.store.url().to_string());
+    let budget = console.cache_budget;
+    let cache = tokio::task::spawn_blocking(move || Cache::open(dir.as_deref(), &url, budget))
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot read the cache: {e}"))?;
+    let cache = Mutex::new(cache);
     let mut rows = Vec::new();
     let result = crate::devices::for_each_row(
         &console.store,
@@ -153,7 +143,9 @@ fn all_rows(console: &Console) -> anyhow::Result<Vec<Row>> {
             rows.push(row);
             Ok(())
         },
-    );
-    Cache::save_shared(cache, &format!("{}/", pcap_protocol::store::keys::DEVICES));
+    )
+    .await;
+    let prefix = format!("{}/", pcap_protocol::store::keys::DEVICES);
+    let _ = tokio::task::spawn_blocking(move || Cache::save_shared(cache, &prefix)).await;
     result.map(|()| rows)
 }

@@ -1,12 +1,16 @@
 //! `pcap-portal serve`: the web console. Server-rendered HTML (maud) on axum; every page works
 //! without JavaScript, and the Content-Security-Policy allows no script at all.
 //!
-//! - [`session`]: accounts from the users file, sessions in an HttpOnly SameSite=Strict cookie
-//!   that expire, and logins that slow down after failures, per account and per address.
+//! - [`session`]: sessions in an HttpOnly SameSite=Strict cookie that expire, and end when
+//!   their account is removed or its password changes (the users file is read again when it
+//!   changes).
+//! - [`login`]: logins counted before the hash, per account and address; few hashers with
+//!   their memory kept; the login form's own token.
+//! - [`auth`]: who is asking, as an extractor per role, and forms with their CSRF token.
+//! - [`listen`]: the connections, plain or TLS, with timeouts and caps.
 //! - [`pages`]: the pages, each a short handler that calls the same functions as the CLI.
 //! - [`actions`]: authorize, reauthorize and unauthorize, each confirmed on a page of its own,
 //!   with a CSRF token and a role that allows it (else 403, and an audit entry).
-//!
 //! - [`record`]: one device's page and the audit trail, the customer's record.
 //! - [`research`]: the research team's captures, requests and decrypted downloads.
 //! - [`fleet`]: the devices listed in the background, so a page never waits for the store.
@@ -15,7 +19,10 @@
 //! rustls): a password must not cross a network in clear.
 
 mod actions;
+mod auth;
 mod fleet;
+mod listen;
+mod login;
 mod pages;
 mod record;
 mod research;
@@ -25,16 +32,20 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use axum::Router;
-use axum::extract::Request;
-use axum::http::HeaderValue;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
 use crate::store::Store;
-use crate::users::Users;
+use crate::users::WatchedUsers;
+
+/// How long one request may take, its body included.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Options of `serve`.
 #[derive(Debug, clap::Args)]
@@ -42,10 +53,11 @@ pub struct ServeArgs {
     /// Where to listen.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// The console's accounts (`pcap-portal users add`).
+    /// The console's accounts (`pcap-portal users add`); read again when it changes.
     #[arg(long = "users", env = "PCAP_PORTAL_USERS")]
     users: PathBuf,
-    /// Verify the grants shown with this public key (default: from PCAP_AUTHORIZATION_KEY).
+    /// Verify the grants shown with this public key (default: derived from the authorization
+    /// key). Without either, every grant is shown as unverified.
     #[arg(long, env = "PCAP_AUTHORIZATION_PUB")]
     verify_key: Option<PathBuf>,
     /// The authorization private key: without it, the console offers no authorization action.
@@ -66,33 +78,62 @@ pub struct ServeArgs {
     /// How often the devices are listed again in the background.
     #[arg(long, value_parser = pcap_protocol::units::parse_duration, default_value = "30s")]
     refresh: std::time::Duration,
+    /// Memory for the store documents the console keeps (manifests and audit entries; the
+    /// devices' grants and heartbeats have a cache of the same size): past it, the least
+    /// recently used are read again from the store.
+    #[arg(long, value_parser = pcap_protocol::units::parse_size, default_value = "64MiB")]
+    cache_budget: u64,
 }
 
 /// What every handler shares.
 pub struct Console {
     store: Store,
-    users: Users,
+    users: WatchedUsers,
     sessions: session::Sessions,
+    /// Failed logins, counted before their passwords are checked.
+    throttle: login::Throttle,
+    /// The password hashers, few and with their memory kept.
+    hashers: login::Hashers,
+    /// The login form's tokens.
+    form_tokens: login::FormTokens,
+    /// What grants are verified with; `None`: every grant is shown unverified.
     verify_keys: Option<pcap_protocol::VerifyKeys>,
     state_dir: Option<PathBuf>,
     /// The customer's signing key, if the server was given it.
     key: Option<pcap_protocol::SigningKey>,
-    /// The portal's record of the sequences it issued (shared with the CLI).
-    issued: std::sync::Mutex<crate::issued::Issued>,
+    /// Held while a document is issued, so that two actions never take the same sequence.
+    issued: tokio::sync::Mutex<crate::issued::Issued>,
     /// The research team's request signing key, if the server was given it.
     request_key: Option<pcap_protocol::SigningKey>,
     /// The research team's age identity file, if the server was given it.
     identity: Option<PathBuf>,
     /// The devices page's rows.
     fleet: fleet::Fleet,
-    /// Documents that never change once written (manifests, audit entries), kept while the
-    /// console runs.
+    /// Documents that never change once written (manifests, audit entries), within
+    /// `--cache-budget`.
     documents: std::sync::Mutex<crate::cache::Cache>,
-    /// Whether the console serves HTTPS (its cookie is then Secure).
+    cache_budget: u64,
+    /// Whether the console serves HTTPS (its cookies are then Secure, and HSTS is sent).
     tls: bool,
 }
 
-pub fn serve(
+impl Console {
+    /// The live session `id`, if its account still stands as it was at login: a session of
+    /// an account removed from the users file, or whose password or role changed, ends here.
+    pub fn session(&self, id: &str) -> Option<session::Session> {
+        let session = self.sessions.get(id)?;
+        let users = self.users.current();
+        match users.get(&session.user) {
+            Some(user) if user.stamp() == session.stamp => Some(session),
+            _ => {
+                self.sessions.end(id);
+                None
+            }
+        }
+    }
+}
+
+pub async fn serve(
     store: Store,
     args: &ServeArgs,
     state_dir: Option<PathBuf>,
@@ -107,8 +148,8 @@ pub fn serve(
             args.listen
         );
     }
-    let users = Users::load(&args.users)?;
-    if users.list().is_empty() {
+    let users = WatchedUsers::load(&args.users)?;
+    if users.current().list().is_empty() {
         bail!(
             "the users file {} has no account; add one with `pcap-portal users add NAME --role admin --users {}`",
             args.users.display(),
@@ -124,50 +165,45 @@ pub fn serve(
             .transpose()
     };
     if let Some(identity) = &args.identity {
-        age::IdentityFile::from_file(identity.to_string_lossy().into_owned())
-            .and_then(|f| f.into_identities().map_err(std::io::Error::other))
-            .map_err(|e| {
-                anyhow::anyhow!("cannot read the age identity {}: {e}", identity.display())
-            })?;
+        crate::captures::identities(identity)?;
+    }
+    let key = load_key(&args.key, "authorization")?;
+    let verify_keys = match (&args.verify_key, &key) {
+        (Some(path), _) => crate::devices::verify_keys(Some(path))?,
+        (None, Some(key)) => Some(pcap_protocol::VerifyKeys::new(vec![key.verify_key()])),
+        (None, None) => None,
+    };
+    if verify_keys.is_none() {
+        eprintln!(
+            "pcap-portal: no authorization key or --verify-key given: grants are shown as unverified"
+        );
     }
     let issued = crate::issued::Issued::open(state_dir.as_deref(), store.url().to_string())?;
     let console = Arc::new(Console {
-        verify_keys: crate::devices::verify_keys(args.verify_key.as_deref())?,
-        key: load_key(&args.key, "authorization")?,
+        verify_keys,
+        key,
         request_key: load_key(&args.request_key, "request")?,
         identity: args.identity.clone(),
-        issued: std::sync::Mutex::new(issued),
+        issued: tokio::sync::Mutex::new(issued),
         store,
         users,
         sessions: session::Sessions::default(),
+        throttle: login::Throttle::default(),
+        hashers: login::Hashers::default(),
+        form_tokens: login::FormTokens::default(),
         state_dir,
         fleet: fleet::Fleet::default(),
-        documents: std::sync::Mutex::default(),
+        documents: std::sync::Mutex::new(crate::cache::Cache::in_memory(args.cache_budget)),
+        cache_budget: args.cache_budget,
         tls: tls.is_some(),
     });
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the console's runtime")?;
-    runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", args.listen))?;
-        let scheme = if tls.is_some() { "https" } else { "http" };
-        eprintln!("console on {scheme}://{}/", listener.local_addr()?);
-        tokio::spawn(fleet::keep_listing(console.clone(), args.refresh));
-        let app = router(console);
-        match tls {
-            None => axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-            .context("the console stopped"),
-            Some(config) => serve_tls(listener, app, config).await,
-        }
-    })?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    eprintln!("console on {scheme}://{}/", listener.local_addr()?);
+    tokio::spawn(fleet::keep_listing(console.clone(), args.refresh));
+    listen::serve(listener, router(console), tls).await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -200,58 +236,40 @@ fn tls_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<rustls::ServerConfi
     Ok(Arc::new(config))
 }
 
-/// Serves `app` over TLS: each connection's handshake, then HTTP/1.1 with the peer's address
-/// for the login throttle.
-async fn serve_tls(
-    listener: tokio::net::TcpListener,
-    app: Router,
-    config: Arc<rustls::ServerConfig>,
-) -> anyhow::Result<()> {
-    let acceptor = tokio_rustls::TlsAcceptor::from(config);
-    loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                // Out of descriptors, most likely: wait rather than spin.
-                eprintln!("pcap-portal: cannot accept a connection: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let (acceptor, app) = (acceptor.clone(), app.clone());
-        tokio::spawn(async move {
-            let handshake =
-                tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp));
-            let stream = match handshake.await {
-                Ok(Ok(s)) => s,
-                // A client that does not finish its handshake is no one's concern.
-                _ => return,
-            };
-            let service = hyper::service::service_fn(move |mut request: Request<_>| {
-                request
-                    .extensions_mut()
-                    .insert(axum::extract::ConnectInfo(peer));
-                tower::ServiceExt::oneshot(app.clone(), request)
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await;
-        });
-    }
-}
-
 fn router(console: Arc<Console>) -> Router {
     pages::routes()
         .merge(actions::routes())
         .merge(record::routes())
         .merge(research::routes())
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
-        .layer(axum::middleware::from_fn(security_headers))
+        .layer(axum::middleware::from_fn(deadline))
+        .layer(axum::middleware::from_fn_with_state(
+            console.clone(),
+            security_headers,
+        ))
         .with_state(console)
 }
 
-/// Headers on every answer: no script, no framing, no referrer, no sniffing, no caching.
-async fn security_headers(request: Request, next: Next) -> Response {
+/// Ends a request that takes longer than [`REQUEST_TIMEOUT`] (a body sent slowly, most
+/// likely) with 408.
+async fn deadline(request: Request, next: Next) -> Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => (
+            StatusCode::REQUEST_TIMEOUT,
+            "The request took too long to arrive or to answer.",
+        )
+            .into_response(),
+    }
+}
+
+/// Headers on every answer: no script, no framing, no referrer, no sniffing, no caching; and
+/// under TLS, HSTS (a browser that saw the console over HTTPS never tries it in clear).
+async fn security_headers(
+    State(console): State<Arc<Console>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     for (name, value) in [
@@ -265,6 +283,12 @@ async fn security_headers(request: Request, next: Next) -> Response {
         ("cache-control", "no-store"),
     ] {
         headers.insert(name, HeaderValue::from_static(value));
+    }
+    if console.tls {
+        headers.insert(
+            "strict-transport-security",
+            HeaderValue::from_static("max-age=31536000"),
+        );
     }
     response
 }

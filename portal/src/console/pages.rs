@@ -3,17 +3,20 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::Form;
 use axum::Router;
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
 
 use super::Console;
+use super::auth::{Posted, Viewer, cookie, session};
+use super::login::{Busy, FORM_COOKIE, FORM_LIFETIME};
 use super::session::{COOKIE, SESSION_LIFETIME, Session};
 use crate::devices::Row;
 
@@ -83,80 +86,125 @@ pub fn period_select() -> Markup {
     }
 }
 
-/// The session of the request's cookie, if it is live.
-pub fn session(console: &Console, headers: &HeaderMap) -> Option<(String, Session)> {
-    let cookies = headers.get(header::COOKIE)?.to_str().ok()?;
-    let id = cookies
-        .split(';')
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, v)| v.to_owned())?;
-    console.sessions.get(&id).map(|s| (id, s))
+async fn login_page(State(console): Shared, headers: HeaderMap) -> Response {
+    // A token still good (a reload) is kept, so two open login tabs both work.
+    let token = cookie(&headers, FORM_COOKIE)
+        .filter(|t| console.form_tokens.check(t, Some(t)))
+        .unwrap_or_else(|| console.form_tokens.issue());
+    login_form(&console, StatusCode::OK, &token, None)
 }
 
-async fn login_page() -> Markup {
-    login_form(None)
-}
-
-fn login_form(error: Option<&str>) -> Markup {
-    layout(
+/// The login page, with `token` in the form and in its cookie.
+fn login_form(console: &Console, status: StatusCode, token: &str, error: Option<&str>) -> Response {
+    let page = layout(
         "Log in",
         None,
         html! {
             @if let Some(e) = error { p.error { (e) } }
             form method="post" action="/login" {
+                input type="hidden" name="token" value=(token);
                 p { label { "User " input name="name" autocomplete="username" required; } }
                 p { label { "Password " input name="password" type="password" autocomplete="current-password" required; } }
                 button type="submit" { "Log in" }
             }
         },
-    )
+    );
+    let cookie = format!(
+        "{FORM_COOKIE}={token}; Path=/login; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        FORM_LIFETIME.as_secs(),
+        if console.tls { "; Secure" } else { "" }
+    );
+    (status, [(header::SET_COOKIE, cookie)], page).into_response()
 }
 
 #[derive(Deserialize)]
 struct Login {
     name: String,
     password: String,
+    /// The login form's token.
+    #[serde(default)]
+    token: String,
 }
 
 async fn login(
     State(console): Shared,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Form(form): Form<Login>,
 ) -> Response {
-    let address = peer.ip().to_string();
-    let wait = console.sessions.wait(&form.name, &address);
-    if !wait.is_zero() {
-        let secs = wait.as_secs().max(1);
-        let page = login_form(Some(&format!(
-            "Too many failed logins: try again in {secs} s."
-        )));
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            [(header::RETRY_AFTER, secs.to_string())],
-            page,
-        )
-            .into_response();
+    // A login posted from elsewhere than this console's own form (login CSRF) is refused.
+    if !console
+        .form_tokens
+        .check(&form.token, cookie(&headers, FORM_COOKIE).as_deref())
+    {
+        let fresh = console.form_tokens.issue();
+        return login_form(
+            &console,
+            StatusCode::FORBIDDEN,
+            &fresh,
+            Some("The login form had expired or was not this console's: log in again."),
+        );
     }
-    // Argon2 is slow on purpose: off the async workers.
-    let checked = {
-        let console = console.clone();
-        let (name, password) = (form.name.clone(), form.password);
-        tokio::task::spawn_blocking(move || console.users.verify(&name, &password).map(|u| u.role))
-            .await
-            .ok()
-            .flatten()
-    };
-    let Some(role) = checked else {
-        console.sessions.failed(&form.name, &address);
-        return (
+    let wrong = |console: &Console| {
+        login_form(
+            console,
             StatusCode::UNAUTHORIZED,
-            login_form(Some("Wrong user name or password.")),
+            &form.token,
+            Some("Wrong user name or password."),
         )
-            .into_response();
     };
-    console.sessions.succeeded(&form.name, &address);
-    let id = console.sessions.start(&form.name, role);
+    // A name no account can have is wrong at once: nothing to hash, nothing to remember.
+    if !crate::users::is_valid_name(&form.name) {
+        return wrong(&console);
+    }
+    // Counted before the hash runs: a burst of guesses gets only the free ones.
+    let attempt = match console
+        .throttle
+        .admit(&form.name, peer.ip(), Instant::now())
+    {
+        Ok(a) => a,
+        Err(wait) => {
+            let secs = wait.as_secs().max(1);
+            let mut page = login_form(
+                &console,
+                StatusCode::TOO_MANY_REQUESTS,
+                &form.token,
+                Some(&format!("Too many failed logins: try again in {secs} s.")),
+            );
+            if let Ok(v) = secs.to_string().parse() {
+                page.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return page;
+        }
+    };
+    let users = console.users.current();
+    let (name, password) = (form.name.clone(), form.password);
+    let checked = console
+        .hashers
+        .run(move |memory| {
+            users
+                .verify(&name, &password, memory)
+                .map(|u| (u.role, u.stamp()))
+        })
+        .await;
+    let (role, stamp) = match checked {
+        Ok(Some(found)) => found,
+        Ok(None) => return wrong(&console),
+        Err(Busy) => {
+            console.throttle.not_checked(attempt);
+            let mut page = login_form(
+                &console,
+                StatusCode::SERVICE_UNAVAILABLE,
+                &form.token,
+                Some("The console is busy checking other logins: try again in a moment."),
+            );
+            page.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return page;
+        }
+    };
+    console.throttle.succeeded(attempt);
+    let id = console.sessions.start(&form.name, role, stamp);
     let cookie = format!(
         "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
         SESSION_LIFETIME.as_secs(),
@@ -165,19 +213,10 @@ async fn login(
     ([(header::SET_COOKIE, cookie)], Redirect::to("/devices")).into_response()
 }
 
-#[derive(Deserialize)]
-struct Csrf {
-    csrf: String,
-}
-
-async fn logout(State(console): Shared, headers: HeaderMap, Form(form): Form<Csrf>) -> Response {
-    let Some((id, session)) = session(&console, &headers) else {
-        return Redirect::to("/login").into_response();
-    };
-    if form.csrf != session.csrf {
-        return forbidden("The form is stale or forged (no valid CSRF token).");
+async fn logout(State(console): Shared, headers: HeaderMap, Posted(_): Posted) -> Response {
+    if let Some((id, _)) = session(&console, &headers) {
+        console.sessions.end(&id);
     }
-    console.sessions.end(&id);
     let cookie = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
     ([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response()
 }
@@ -257,12 +296,9 @@ pub fn when(t: Option<jiff::Timestamp>) -> String {
 
 async fn devices(
     State(console): Shared,
-    headers: HeaderMap,
+    Viewer(session): Viewer,
     Query(query): Query<DevicesQuery>,
 ) -> Response {
-    let Some((_, session)) = session(&console, &headers) else {
-        return Redirect::to("/login").into_response();
-    };
     let snapshot = console.fleet.snapshot().await;
     if snapshot.listed_at.is_none()
         && let Some(e) = &snapshot.error
@@ -353,7 +389,7 @@ async fn devices(
                             td { (r.name.as_deref().unwrap_or("-")) }
                             td { (r.agent_version.as_deref().unwrap_or("-")) }
                             td { (when(r.last_seen)) }
-                            td.state { (r.state) }
+                            td.state { (crate::devices::state_text(r)) }
                             td { (r.period.map_or("-", pcap_protocol::Period::as_str)) }
                             td { (when(r.not_before)) }
                             td.expires { (when(r.expires_at)) }
@@ -375,16 +411,9 @@ async fn devices(
     .into_response()
 }
 
-/// Runs `work` (the store client blocks) off the async workers; a failure is the error page.
-pub async fn read_blocking<T: Send + 'static>(
-    session: &Session,
-    work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
-) -> Result<T, Response> {
-    match tokio::task::spawn_blocking(work).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(error_page(session, &format!("{e:#}"))),
-        Err(e) => Err(error_page(session, &e.to_string())),
-    }
+/// What a store read gives a page: its value, or the error page.
+pub fn or_error_page<T>(session: &Session, read: anyhow::Result<T>) -> Result<T, Box<Response>> {
+    read.map_err(|e| Box::new(error_page(session, &format!("{e:#}"))))
 }
 
 pub fn error_page(session: &Session, message: &str) -> Response {

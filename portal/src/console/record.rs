@@ -6,8 +6,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::TryStreamExt;
 use maud::{Markup, html};
@@ -17,7 +16,8 @@ use pcap_protocol::{RequestId, Serial};
 use serde::Deserialize;
 
 use super::Console;
-use super::pages::{layout, read_blocking, session, urlencode, when};
+use super::auth::Viewer;
+use super::pages::{layout, or_error_page, urlencode, when};
 use crate::captures::Capture;
 
 /// Audit entries read for one device's page (its history and who asked for its captures).
@@ -31,23 +31,26 @@ pub fn routes() -> Router<Arc<Console>> {
 
 /// What one device's page shows, read off the async workers.
 struct DeviceRecord {
-    heartbeat: Option<Heartbeat>,
+    /// The heartbeat, or why it cannot be read or trusted.
+    heartbeat: Result<Option<Heartbeat>, String>,
     history: Vec<AuditEntry>,
     captures: Vec<Capture>,
 }
 
-fn read_device(console: &Console, serial: &Serial) -> anyhow::Result<DeviceRecord> {
-    let heartbeat = crate::grants::heartbeat(&console.store, serial)?;
-    let history = crate::audit::entries(
-        &console.store,
-        Some(serial),
-        DEVICE_HISTORY,
-        &console.documents,
-    )?;
-    let mut captures: Vec<Capture> = console.store.block_on(
+async fn read_device(console: &Console, serial: &Serial) -> anyhow::Result<DeviceRecord> {
+    let (heartbeat, history, captures) = futures::join!(
+        crate::grants::heartbeat(&console.store, serial),
+        crate::audit::entries(
+            &console.store,
+            Some(serial),
+            DEVICE_HISTORY,
+            &console.documents,
+        ),
         crate::captures::stream(&console.store, Some(serial), true, &console.documents)
-            .try_collect(),
-    )?;
+            .try_collect::<Vec<Capture>>()
+    );
+    let heartbeat = heartbeat.map_err(|e| format!("{e:#}"));
+    let (history, mut captures) = (history?, captures?);
     captures.sort_by_key(|c| std::cmp::Reverse(c.started_at));
     Ok(DeviceRecord {
         heartbeat,
@@ -58,23 +61,16 @@ fn read_device(console: &Console, serial: &Serial) -> anyhow::Result<DeviceRecor
 
 async fn device(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
+    Viewer(session): Viewer,
     Path(serial): Path<String>,
 ) -> Response {
-    let Some((_, session)) = session(&console, &headers) else {
-        return Redirect::to("/login").into_response();
-    };
     let serial = match Serial::parse(&serial) {
         Ok(s) => s,
         Err(e) => return super::pages::bad_request(&session, &format!("{e}")),
     };
-    let read = {
-        let (console, serial) = (console.clone(), serial.clone());
-        read_blocking(&session, move || read_device(&console, &serial)).await
-    };
-    let record = match read {
+    let record = match or_error_page(&session, read_device(&console, &serial).await) {
         Ok(r) => r,
-        Err(page) => return page,
+        Err(page) => return *page,
     };
     let snapshot = console.fleet.snapshot().await;
     let row = snapshot.rows.iter().find(|r| r.serial == serial.as_str());
@@ -96,7 +92,7 @@ async fn device(
             h2 { "Authorization" }
             @match row {
                 Some(r) => p #grant {
-                    "State " strong { (r.state) }
+                    "State " strong { (crate::devices::state_text(r)) }
                     @if let Some(p) = r.period { ", period " (p.as_str()) }
                     ", from " (when(r.not_before)) ", expires " (when(r.expires_at))
                     @if let Some(seq) = r.sequence { ", sequence " (seq) }
@@ -104,7 +100,10 @@ async fn device(
                 None => p { "The store has no grant for this device." },
             }
             h2 { "As the device reports it" }
-            (heartbeat(record.heartbeat.as_ref()))
+            @match &record.heartbeat {
+                Ok(h) => (heartbeat(h.as_ref())),
+                Err(e) => p.error { (e) },
+            }
             h2 { "Authorization history" }
             (history(&record.history))
             h2 { "Captures" }
@@ -240,12 +239,9 @@ fn default_limit() -> usize {
 
 async fn audit(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
+    Viewer(session): Viewer,
     Query(q): Query<AuditQuery>,
 ) -> Response {
-    let Some((_, session)) = session(&console, &headers) else {
-        return Redirect::to("/login").into_response();
-    };
     let serial = match q.serial.trim() {
         "" => None,
         s => match Serial::parse(s) {
@@ -254,16 +250,11 @@ async fn audit(
         },
     };
     let limit = q.limit.clamp(1, 10_000);
-    let read = {
-        let (console, serial) = (console.clone(), serial.clone());
-        read_blocking(&session, move || {
-            crate::audit::entries(&console.store, serial.as_ref(), limit, &console.documents)
-        })
-        .await
-    };
-    let entries = match read {
+    let read =
+        crate::audit::entries(&console.store, serial.as_ref(), limit, &console.documents).await;
+    let entries = match or_error_page(&session, read) {
         Ok(e) => e,
-        Err(page) => return page,
+        Err(page) => return *page,
     };
     layout(
         "Audit",

@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use futures::TryStreamExt;
@@ -22,9 +22,8 @@ use pcap_protocol::{CaptureId, FileName, Reason, RequestId, Serial};
 use serde::Deserialize;
 
 use super::Console;
-use super::pages::{
-    bad_request, error_page, forbidden, layout, read_blocking, session, urlencode, when,
-};
+use super::auth::{Posted, Research};
+use super::pages::{bad_request, error_page, forbidden, layout, or_error_page, urlencode, when};
 use super::session::Session;
 use crate::captures::{Capture, Source, decrypt_verified, plain_name};
 
@@ -48,19 +47,6 @@ pub fn routes() -> Router<Arc<Console>> {
         .route("/captures/request/{serial}/{id}", get(result))
         .route("/captures/{serial}/{id}", get(capture))
         .route("/captures/{serial}/{id}/{file}", get(download))
-}
-
-/// The research session, or the answer to give.
-fn research(console: &Console, headers: &HeaderMap) -> Result<Session, Box<Response>> {
-    let Some((_, session)) = session(console, headers) else {
-        return Err(Box::new(Redirect::to("/login").into_response()));
-    };
-    if session.role != crate::users::Role::Research {
-        return Err(Box::new(forbidden(
-            "Captures are the research team's: your account has no research role.",
-        )));
-    }
-    Ok(session)
 }
 
 #[derive(Deserialize)]
@@ -98,13 +84,9 @@ fn day(text: &str, next: bool) -> Result<Option<jiff::Timestamp>, String> {
 
 async fn list(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
+    Research(session): Research,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    let session = match research(&console, &headers) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
     let serial = match q.serial.trim() {
         "" => None,
         s => match Serial::parse(s) {
@@ -116,19 +98,12 @@ async fn list(
         (Ok(f), Ok(t)) => (f, t),
         (Err(e), _) | (_, Err(e)) => return bad_request(&session, &e),
     };
-    let read = {
-        let console = console.clone();
-        read_blocking(&session, move || {
-            console.store.block_on(
-                crate::captures::stream(&console.store, serial.as_ref(), true, &console.documents)
-                    .try_collect::<Vec<Capture>>(),
-            )
-        })
-        .await
-    };
-    let mut captures = match read {
+    let read = crate::captures::stream(&console.store, serial.as_ref(), true, &console.documents)
+        .try_collect::<Vec<Capture>>()
+        .await;
+    let mut captures = match or_error_page(&session, read) {
         Ok(c) => c,
-        Err(page) => return page,
+        Err(page) => return *page,
     };
     captures.retain(|c| {
         let t = c.started_at.unwrap_or(c.uploaded_at);
@@ -202,26 +177,23 @@ fn ids(session: &Session, serial: &str, id: &str) -> Result<(Serial, CaptureId),
 
 /// The manifest of a complete capture; `None` while it is incomplete.
 async fn manifest(
-    console: &Arc<Console>,
+    console: &Console,
     serial: &Serial,
     id: &CaptureId,
 ) -> anyhow::Result<Option<Manifest>> {
-    let console = console.clone();
     let rel = keys::capture_file(serial, id, &FileName::manifest());
-    tokio::task::spawn_blocking(move || console.store.document::<Manifest>(&rel))
-        .await
-        .map_err(|e| anyhow::anyhow!("the read stopped: {e}"))?
+    let m = console.store.document::<Manifest>(&rel).await?;
+    if let Some(m) = &m {
+        crate::captures::check_manifest(serial, id, m)?;
+    }
+    Ok(m)
 }
 
 async fn capture(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
+    Research(session): Research,
     Path((serial, id)): Path<(String, String)>,
 ) -> Response {
-    let session = match research(&console, &headers) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
     let (serial, id) = match ids(&session, &serial, &id) {
         Ok(x) => x,
         Err(r) => return *r,
@@ -298,13 +270,9 @@ async fn capture(
 /// `sessions.json`), or `capture.pcap`, every segment joined.
 async fn download(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
+    Research(session): Research,
     Path((serial, id, file)): Path<(String, String, String)>,
 ) -> Response {
-    let session = match research(&console, &headers) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
     let (serial, id) = match ids(&session, &serial, &id) {
         Ok(x) => x,
         Err(r) => return *r,
@@ -351,49 +319,40 @@ async fn download(
         .filter(|_| files.iter().all(|f| f.name.is_segment()));
     let attachment = format!("attachment; filename=\"{id}-{file}\"");
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(IN_FLIGHT);
-    tokio::task::spawn_blocking(move || {
-        let outcome = (|| -> anyhow::Result<()> {
-            let identities = age::IdentityFile::from_file(identity.to_string_lossy().into_owned())
-                .and_then(|f| f.into_identities().map_err(std::io::Error::other))
-                .map_err(|e| {
-                    anyhow::anyhow!("cannot read the age identity {}: {e}", identity.display())
-                })?;
+    tokio::spawn(async move {
+        let sent = tx.clone();
+        let outcome = async {
             // The last chunk is held back until the file it ends is verified: a client never
             // holds every byte of a download that did not match the manifest.
             let mut held: Option<Bytes> = None;
-            for (i, f) in files.iter().enumerate() {
+            for (i, f) in files.into_iter().enumerate() {
                 let rel = keys::capture_file(&serial, &id, &f.name);
-                let mut skip = if joined && i > 0 { PCAP_HEADER } else { 0 };
-                decrypt_verified(
-                    Source::open(&console.store, &rel)?,
-                    f,
-                    &identities,
-                    &mut |b| {
-                        let from = skip.min(b.len());
-                        skip -= from;
-                        if from == b.len() {
-                            return Ok(());
-                        }
-                        match held.replace(Bytes::copy_from_slice(&b[from..])) {
-                            Some(previous) => tx
-                                .blocking_send(Ok(previous))
-                                .map_err(|_| std::io::Error::other("the browser went away")),
-                            None => Ok(()),
-                        }
-                    },
-                )?;
+                let source = Source::open(&console.store, &rel).await?;
+                let skip = if joined && i > 0 { PCAP_HEADER } else { 0 };
+                let (tx, identity) = (tx.clone(), identity.clone());
+                held = tokio::task::spawn_blocking(move || {
+                    decrypt_to(source, &f, &identity, skip, held, &tx)
+                })
+                .await
+                .map_err(|e| anyhow::anyhow!("the decryption stopped: {e}"))??;
             }
             if let Some(last) = held {
-                tx.blocking_send(Ok(last))
+                tx.send(Ok(last))
+                    .await
                     .map_err(|_| anyhow::anyhow!("the browser went away"))?;
             }
-            Ok(())
-        })();
-        if let Err(e) = outcome {
+            anyhow::Ok(())
+        };
+        if let Err(e) = outcome.await {
             // The connection ends without its last chunk: the browser reports the download
             // as failed rather than keep a file that is not the capture.
-            eprintln!("pcap-portal: download of capture {id} stopped: {e:#}");
-            let _ = tx.blocking_send(Err(std::io::Error::other(format!("{e:#}"))));
+            eprintln!(
+                "pcap-portal: download of capture {id} stopped: {}",
+                crate::text::clean(&format!("{e:#}"))
+            );
+            let _ = sent
+                .send(Err(std::io::Error::other(format!("{e:#}"))))
+                .await;
         }
     });
     let body = Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
@@ -420,6 +379,34 @@ async fn download(
     response
 }
 
+/// Decrypts one file of a download (on a blocking thread), leaving out its first `skip` plain
+/// bytes, and sends its chunks to `tx`, each one only when the next is ready: the last one
+/// (`held`, carried from file to file) goes out only once everything before it is verified.
+fn decrypt_to(
+    source: Source,
+    file: &pcap_protocol::store::ManifestFile,
+    identity: &std::path::Path,
+    mut skip: usize,
+    mut held: Option<Bytes>,
+    tx: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+) -> anyhow::Result<Option<Bytes>> {
+    let identities = crate::captures::identities(identity)?;
+    decrypt_verified(source, file, &identities, &mut |b| {
+        let from = skip.min(b.len());
+        skip -= from;
+        if from == b.len() {
+            return Ok(());
+        }
+        match held.replace(Bytes::copy_from_slice(&b[from..])) {
+            Some(previous) => tx
+                .blocking_send(Ok(previous))
+                .map_err(|_| std::io::Error::other("the browser went away")),
+            None => Ok(()),
+        }
+    })?;
+    Ok(held)
+}
+
 fn not_found(session: &Session, message: &str) -> Response {
     (
         StatusCode::NOT_FOUND,
@@ -436,13 +423,9 @@ struct RequestQuery {
 
 async fn request_form(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
+    Research(session): Research,
     Query(q): Query<RequestQuery>,
 ) -> Response {
-    let session = match research(&console, &headers) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
     if console.request_key.is_none() {
         return forbidden(
             "This console was not given the request key (PCAP_REQUEST_KEY), so it cannot sign requests.",
@@ -554,20 +537,12 @@ impl RequestForm {
     }
 }
 
-async fn request(State(console): State<Arc<Console>>, headers: HeaderMap, body: Bytes) -> Response {
-    let session = match research(&console, &headers) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
-    // The token first: a form without it is forged (403), whatever else it lacks.
-    let token = form_urlencoded::parse(&body)
-        .find(|(k, _)| k == "csrf")
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default();
-    if token != session.csrf {
-        return forbidden("The form is stale or forged (no valid CSRF token): reload the page.");
-    }
-    let form: RequestForm = match parse_form(&body) {
+async fn request(
+    State(console): State<Arc<Console>>,
+    Research(session): Research,
+    Posted(fields): Posted,
+) -> Response {
+    let form: RequestForm = match parse_form(&fields.body) {
         Ok(f) => f,
         Err(e) => return bad_request(&session, &e),
     };
@@ -580,27 +555,21 @@ async fn request(State(console): State<Arc<Console>>, headers: HeaderMap, body: 
         Ok(x) => x,
         Err(e) => return bad_request(&session, &e),
     };
-    let submitted = {
-        let (console, serial, actor) = (console.clone(), serial.clone(), session.user.clone());
-        tokio::task::spawn_blocking(move || {
-            let key = console
-                .request_key
-                .as_ref()
-                .ok_or_else(|| anyhow::anyhow!("no request key"))?;
-            crate::requests::submit(
-                &console.store,
-                key,
-                &serial,
-                flags.request(),
-                valid_for,
-                &actor,
-                jiff::Timestamp::now(),
-            )
-        })
-        .await
+    let Some(key) = &console.request_key else {
+        return forbidden("This console was not given the request key (PCAP_REQUEST_KEY).");
     };
+    let submitted = crate::requests::submit(
+        &console.store,
+        key,
+        &serial,
+        flags.request(),
+        valid_for,
+        &session.user,
+        jiff::Timestamp::now(),
+    )
+    .await;
     match submitted {
-        Ok(Ok(s)) => Redirect::to(&format!(
+        Ok(s) => Redirect::to(&format!(
             "/captures/request/{}/{}{}",
             urlencode(serial.as_str()),
             s.id,
@@ -609,8 +578,7 @@ async fn request(State(console): State<Arc<Console>>, headers: HeaderMap, body: 
                 .unwrap_or_default()
         ))
         .into_response(),
-        Ok(Err(e)) => bad_request(&session, &format!("{e:#}")),
-        Err(e) => error_page(&session, &e.to_string()),
+        Err(e) => bad_request(&session, &format!("{e:#}")),
     }
 }
 
@@ -628,31 +596,22 @@ struct ResultQuery {
 
 async fn result(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
+    Research(session): Research,
     Path((serial, id)): Path<(String, String)>,
     Query(q): Query<ResultQuery>,
 ) -> Response {
-    let session = match research(&console, &headers) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
     let (serial, id) = match (Serial::parse(&serial), RequestId::parse(&id)) {
         (Ok(s), Ok(i)) => (s, i),
         (Err(e), _) => return bad_request(&session, &e.to_string()),
         (_, Err(e)) => return bad_request(&session, &e.to_string()),
     };
-    let read = {
-        let (console, serial, id) = (console.clone(), serial.clone(), id.clone());
-        read_blocking(&session, move || {
-            console
-                .store
-                .document::<RequestResult>(&keys::result(&serial, &id))
-        })
-        .await
-    };
-    let result = match read {
+    let read = console
+        .store
+        .document::<RequestResult>(&keys::result(&serial, &id))
+        .await;
+    let result = match or_error_page(&session, read) {
         Ok(r) => r,
-        Err(page) => return page,
+        Err(page) => return *page,
     };
     let serial_link = urlencode(serial.as_str());
     layout(

@@ -1,8 +1,8 @@
-//! Sessions and login throttling. A session id and its CSRF token are 32 random bytes each
-//! (ring's system random); sessions live in memory and expire [`SESSION_LIFETIME`] after login.
-//! Failed logins are counted per account and per address: from the [`FREE_FAILURES`]th on, the
-//! next attempt must wait (2 s, doubling with each further failure up to [`MAX_WAIT`]), and is
-//! answered 429 with `Retry-After` until then.
+//! Sessions. A session id and its CSRF token are 32 random bytes each (ring's system random);
+//! sessions live in memory, expire [`SESSION_LIFETIME`] after login, and each carries the
+//! stamp of its account ([`crate::users::User::stamp`]) so that it ends when the account is
+//! removed or its password changes. At most [`MAX_SESSIONS`] are kept; past it the oldest
+//! tenth ends.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -12,12 +12,10 @@ use crate::users::Role;
 
 /// How long a session lasts after login.
 pub const SESSION_LIFETIME: Duration = Duration::from_secs(8 * 3600);
-/// Failed logins allowed before attempts must wait.
-pub const FREE_FAILURES: u32 = 3;
-/// Longest wait imposed after failed logins.
-pub const MAX_WAIT: Duration = Duration::from_secs(60);
 /// The cookie that carries the session id.
 pub const COOKIE: &str = "pcap_session";
+/// Most sessions kept at once.
+pub const MAX_SESSIONS: usize = 10_000;
 
 /// A logged-in account.
 #[derive(Debug, Clone)]
@@ -26,20 +24,15 @@ pub struct Session {
     pub role: Role,
     /// The token every form that changes something must carry.
     pub csrf: String,
+    /// The account's stamp when it logged in.
+    pub stamp: String,
     expires: Instant,
-}
-
-#[derive(Debug, Default)]
-struct Failures {
-    count: u32,
-    last: Option<Instant>,
 }
 
 /// See the module docs.
 #[derive(Debug, Default)]
 pub struct Sessions {
     live: Mutex<HashMap<String, Session>>,
-    failures: Mutex<HashMap<String, Failures>>,
 }
 
 pub fn token() -> String {
@@ -51,17 +44,26 @@ pub fn token() -> String {
 }
 
 impl Sessions {
-    /// Starts a session for `user`; returns its id.
-    pub fn start(&self, user: &str, role: Role) -> String {
+    /// Starts a session for `user`, whose account has the stamp `stamp`; returns its id.
+    pub fn start(&self, user: &str, role: Role, stamp: String) -> String {
         let id = token();
+        let now = Instant::now();
         let session = Session {
             user: user.to_owned(),
             role,
             csrf: token(),
-            expires: Instant::now() + SESSION_LIFETIME,
+            stamp,
+            expires: now + SESSION_LIFETIME,
         };
         let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
-        live.retain(|_, s| s.expires > Instant::now());
+        live.retain(|_, s| s.expires > now);
+        if live.len() >= MAX_SESSIONS {
+            // The oldest tenth ends at once, so a run of logins does not scan every time.
+            let mut ends: Vec<Instant> = live.values().map(|s| s.expires).collect();
+            ends.sort_unstable();
+            let cut = ends[MAX_SESSIONS / 10];
+            live.retain(|_, s| s.expires > cut);
+        }
         live.insert(id.clone(), session);
         id
     }
@@ -78,42 +80,6 @@ impl Sessions {
             .unwrap_or_else(|p| p.into_inner())
             .remove(id);
     }
-
-    /// How long a login for `user` from `address` must still wait (zero: it may try now).
-    pub fn wait(&self, user: &str, address: &str) -> Duration {
-        let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        [format!("user:{user}"), format!("addr:{address}")]
-            .iter()
-            .filter_map(|k| failures.get(k))
-            .map(|f| {
-                if f.count < FREE_FAILURES {
-                    return Duration::ZERO;
-                }
-                let doublings = (f.count - FREE_FAILURES + 1).min(6);
-                let wait = Duration::from_secs(1 << doublings).min(MAX_WAIT);
-                let since = f.last.map_or(wait, |t| t.elapsed());
-                wait.saturating_sub(since)
-            })
-            .max()
-            .unwrap_or(Duration::ZERO)
-    }
-
-    /// Counts a failed login.
-    pub fn failed(&self, user: &str, address: &str) {
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        for key in [format!("user:{user}"), format!("addr:{address}")] {
-            let f = failures.entry(key).or_default();
-            f.count = f.count.saturating_add(1);
-            f.last = Some(Instant::now());
-        }
-    }
-
-    /// Forgets the failures of `user` and `address` after a good login.
-    pub fn succeeded(&self, user: &str, address: &str) {
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        failures.remove(&format!("user:{user}"));
-        failures.remove(&format!("addr:{address}"));
-    }
 }
 
 #[cfg(test)]
@@ -123,7 +89,7 @@ mod tests {
     #[test]
     fn sessions_start_are_found_and_end() {
         let s = Sessions::default();
-        let id = s.start("alice", Role::Admin);
+        let id = s.start("alice", Role::Admin, "admin:1".to_owned());
         let session = s.get(&id).unwrap();
         assert_eq!(
             (session.user.as_str(), session.role),
@@ -136,18 +102,13 @@ mod tests {
     }
 
     #[test]
-    fn failed_logins_make_the_next_attempts_wait_per_account_and_per_address() {
+    fn sessions_are_bounded() {
         let s = Sessions::default();
-        for _ in 0..FREE_FAILURES {
-            assert_eq!(s.wait("alice", "10.0.0.1"), Duration::ZERO);
-            s.failed("alice", "10.0.0.1");
+        let first = s.start("alice", Role::Admin, String::new());
+        for _ in 0..MAX_SESSIONS {
+            s.start("alice", Role::Admin, String::new());
         }
-        assert!(s.wait("alice", "10.0.0.1") > Duration::ZERO);
-        // The same account from elsewhere, and the same address for another account.
-        assert!(s.wait("alice", "10.0.0.2") > Duration::ZERO);
-        assert!(s.wait("bob", "10.0.0.1") > Duration::ZERO);
-        assert_eq!(s.wait("bob", "10.0.0.2"), Duration::ZERO);
-        s.succeeded("alice", "10.0.0.1");
-        assert_eq!(s.wait("alice", "10.0.0.1"), Duration::ZERO);
+        assert!(s.live.lock().unwrap().len() <= MAX_SESSIONS);
+        assert!(s.get(&first).is_none(), "the oldest session ended");
     }
 }
