@@ -162,7 +162,9 @@ impl Users {
     pub fn verify(&self, name: &str, password: &str, memory: &mut Vec<Block>) -> Option<&User> {
         let user = self.find(name).map(|i| &self.file.users[i]);
         let stored = user.map_or(DUMMY_HASH, |u| u.password.as_str());
-        user.filter(|_| verify_password(stored, password.as_bytes(), memory))
+        // Hashed before the account is looked at: an unknown name costs the same.
+        let matches = verify_password(stored, password.as_bytes(), memory);
+        user.filter(|_| matches)
     }
 
     /// The account `name`, if there is one.
@@ -472,8 +474,16 @@ mod tests {
                 .verify("mallory", "correct horse battery", &mut memory)
                 .is_none()
         );
-        // The memory is kept for the next login: the default parameters' 19 MiB.
+        // The memory is kept for the next login: the default parameters' 19 MiB, used for an
+        // unknown name as for a known one.
         assert_eq!(memory.len(), Params::DEFAULT_M_COST as usize);
+        let mut unknown = Vec::new();
+        assert!(
+            users
+                .verify("nobody", "correct horse battery", &mut unknown)
+                .is_none()
+        );
+        assert_eq!(unknown.len(), Params::DEFAULT_M_COST as usize);
 
         let mut users = Users::load(&path).unwrap();
         let e = users

@@ -267,6 +267,71 @@ interfaces = {interfaces:?}
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Writes a capture of `serial` with id `id` into the scratch's file store as the uploader
+    /// leaves it: the segment `000001.pcap.age` (the pcap `plain`, encrypted with the age CLI
+    /// to the research recipient) and a manifest with its size and SHA-256. Returns the id.
+    pub fn store_capture(&self, serial: &str, id: &str, plain: &Path) -> String {
+        let dir = self.path(&format!("store/captures/{serial}/{id}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let segment = dir.join("000001.pcap.age");
+        self.encrypt(plain, &segment);
+        let bytes = std::fs::read(&segment).unwrap();
+        let sha = ring::digest::digest(&ring::digest::SHA256, &bytes);
+        let manifest = serde_json::json!({
+            "schema": "1.0", "capture_id": id, "serial": serial, "agent_version": "0.1.0",
+            "origin": "remote", "request": {"interface": "lo", "reason": "other"},
+            "interface": "lo", "effective_filter": "udp", "link_type": "EN10MB",
+            "limits": {"max_duration": "1m", "snaplen": 65535},
+            "started_at": "2026-12-01T00:00:00Z", "ended_at": "2026-12-01T00:01:00Z",
+            "state": "stopped", "stop_reason": "duration",
+            "stats": {"received": 3, "written": 3, "bytes_written": 300, "dropped_rate_limit": 0,
+                      "dropped_kernel": 0, "dropped_interface": 0, "segments": 1},
+            "segments": [{"seq": 1, "name": "000001.pcap.age", "packets": 3,
+                          "plaintext_bytes": std::fs::metadata(plain).unwrap().len()}],
+            "segments_lost": 0,
+            "files": [{"name": "000001.pcap.age", "state": "uploaded", "size": bytes.len(),
+                       "sha256": pcap_protocol::keys::hex(sha.as_ref())}],
+        });
+        std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
+        id.to_owned()
+    }
+
+    /// Writes a grant for `serial`, named `name`, unlimited, with `sequence`, signed by a key
+    /// that is not the customer's (a forger's), into the scratch's store.
+    pub fn forge_grant(&self, serial: &str, name: &str, sequence: u64) {
+        let forger = Scratch::new("");
+        let key = pcap_protocol::SigningKey::load(&forger.path("keys/authorization.key")).unwrap();
+        let grant = pcap_protocol::Grant::new(
+            pcap_protocol::Serial::parse(serial).unwrap(),
+            Some(name.to_owned()),
+            pcap_protocol::Period::Unlimited,
+            sequence,
+            jiff::Timestamp::now(),
+        );
+        let doc = pcap_protocol::AuthorizationDocument::Grant(grant);
+        let dir = self.path(&format!("store/devices/{serial}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("grant.json"),
+            pcap_protocol::Envelope::sign(&doc, &key).to_json(),
+        )
+        .unwrap();
+    }
+
+    /// Encrypts `plain` into `out` with the age CLI, to the research recipient.
+    pub fn encrypt(&self, plain: &Path, out: &Path) {
+        let recipient = std::fs::read_to_string(self.path("keys/research.age.pub")).unwrap();
+        let done = run(Command::new("age")
+            .args(["-r", recipient.trim(), "-o"])
+            .arg(out)
+            .arg(plain));
+        assert!(
+            done.status.success(),
+            "{}",
+            String::from_utf8_lossy(&done.stderr)
+        );
+    }
+
     /// A `pcapctl` command on this scratch's socket.
     pub fn pcapctl(&self) -> Command {
         let mut cmd = Command::new(bin("pcapctl"));

@@ -1,5 +1,7 @@
 //! The web console (`pcap-portal serve`) through curl, a real HTTP client: logging in and out,
-//! the devices page from the store, the security headers, and failed logins slowing down.
+//! the devices page from the store, the security headers, and failed logins slowing down; and
+//! the console under attack: parallel and flooding logins, slow connections (plain and TLS),
+//! forged grants, accounts changed while it runs, junk documents in the store.
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
@@ -10,6 +12,8 @@ use pcap_tests::s3::free_port;
 use pcap_tests::{ChildGuard, Scratch, run, wait_until};
 
 const PASSWORD: &str = "correct horse battery";
+/// The id of the captures the tests write into the store.
+const CAPTURE_ID: &str = "01930000-0000-7000-8000-000000000001";
 
 /// A console on a free loopback port over the scratch's store, with the account alice (admin).
 struct Console {
@@ -18,7 +22,7 @@ struct Console {
     /// `http`, or `https` with the CA file curl trusts.
     scheme: &'static str,
     cacert: Option<std::path::PathBuf>,
-    _child: ChildGuard,
+    child: ChildGuard,
 }
 
 impl Console {
@@ -38,6 +42,17 @@ impl Console {
         accounts: &[(&str, &str)],
         args: &[&str],
         tls: Option<(&std::path::Path, &std::path::Path)>,
+    ) -> Self {
+        Self::start_configured(s, accounts, args, tls, |_| {})
+    }
+
+    /// As [`Console::start_full`], with `configure` applied to the `serve` command last.
+    fn start_configured(
+        s: &Scratch,
+        accounts: &[(&str, &str)],
+        args: &[&str],
+        tls: Option<(&std::path::Path, &std::path::Path)>,
+        configure: impl FnOnce(&mut Command),
     ) -> Self {
         let users = s.path("users.json");
         for (name, role) in accounts {
@@ -68,6 +83,7 @@ impl Console {
         if let Some((cert, key)) = tls {
             serve.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key);
         }
+        configure(&mut serve);
         let child = serve
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -81,7 +97,7 @@ impl Console {
             jar: s.path("cookies.txt"),
             scheme: if tls.is_some() { "https" } else { "http" },
             cacert: tls.map(|(cert, _)| cert.to_owned()),
-            _child: ChildGuard(Some(child)),
+            child: ChildGuard(Some(child)),
         }
     }
 
@@ -89,6 +105,21 @@ impl Console {
     fn curl(&self, path: &str, args: &[&str]) -> String {
         let out = self.curl_output(path, args);
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The console's resident memory now and at its peak, in KiB (VmRSS, VmHWM).
+    fn memory(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the console runs");
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
     }
 
     /// curl's whole outcome for `path` (with the cookie jar, and `args`).
@@ -441,7 +472,13 @@ fn the_console_serves_https_with_a_secure_cookie_and_refuses_a_key_that_is_not_t
     for attribute in ["HttpOnly", "SameSite=Strict", "Secure"] {
         assert!(cookie.contains(attribute), "{cookie}");
     }
-    assert_eq!(status(&console.curl("/devices", &[])), 200);
+    let page = console.curl("/devices", &[]);
+    assert_eq!(status(&page), 200);
+    assert!(
+        page.to_lowercase()
+            .contains("strict-transport-security: max-age=31536000"),
+        "{page}"
+    );
     // Plain HTTP on the HTTPS port gets no page.
     let plain = run(Command::new("curl").args([
         "-s",
@@ -469,49 +506,6 @@ fn the_console_serves_https_with_a_secure_cookie_and_refuses_a_key_that_is_not_t
     assert!(err.contains("does not go with the certificate"), "{err}");
 }
 
-/// Writes a capture of `PA-0001` into the scratch's file store as the uploader leaves it: the
-/// segment `000001.pcap.age` (the pcap `plain`, encrypted with the age CLI to the research
-/// recipient) and a manifest with its size and SHA-256. Returns the capture id.
-fn stored_capture(s: &Scratch, plain: &std::path::Path) -> String {
-    let id = "01930000-0000-7000-8000-000000000001";
-    let dir = s.path(&format!("store/captures/PA-0001/{id}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let segment = dir.join("000001.pcap.age");
-    encrypt(s, plain, &segment);
-    let bytes = std::fs::read(&segment).unwrap();
-    let sha = ring::digest::digest(&ring::digest::SHA256, &bytes);
-    let manifest = serde_json::json!({
-        "schema": "1.0", "capture_id": id, "serial": "PA-0001", "agent_version": "0.1.0",
-        "origin": "remote", "request": {"interface": "lo", "reason": "other"},
-        "interface": "lo", "effective_filter": "udp", "link_type": "EN10MB",
-        "limits": {"max_duration": "1m", "snaplen": 65535},
-        "started_at": "2026-12-01T00:00:00Z", "ended_at": "2026-12-01T00:01:00Z",
-        "state": "stopped", "stop_reason": "duration",
-        "stats": {"received": 3, "written": 3, "bytes_written": 300, "dropped_rate_limit": 0,
-                  "dropped_kernel": 0, "dropped_interface": 0, "segments": 1},
-        "segments": [{"seq": 1, "name": "000001.pcap.age", "packets": 3,
-                      "plaintext_bytes": std::fs::metadata(plain).unwrap().len()}],
-        "segments_lost": 0,
-        "files": [{"name": "000001.pcap.age", "state": "uploaded", "size": bytes.len(),
-                   "sha256": pcap_protocol::keys::hex(sha.as_ref())}],
-    });
-    std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
-    id.to_owned()
-}
-
-fn encrypt(s: &Scratch, plain: &std::path::Path, out: &std::path::Path) {
-    let recipient = std::fs::read_to_string(s.path("keys/research.age.pub")).unwrap();
-    let done = run(Command::new("age")
-        .args(["-r", recipient.trim(), "-o"])
-        .arg(out)
-        .arg(plain));
-    assert!(
-        done.status.success(),
-        "{}",
-        String::from_utf8_lossy(&done.stderr)
-    );
-}
-
 #[test]
 fn a_download_is_decrypted_and_verified_against_the_manifest_and_a_substituted_file_fails() {
     let s = Scratch::new("");
@@ -520,7 +514,7 @@ fn a_download_is_decrypted_and_verified_against_the_manifest_and_a_substituted_f
         .map(|i| pcapgen::udp4([10, 0, 0, 1], [10, 0, 0, 2], 4000 + i, 53, b"query"))
         .collect();
     std::fs::write(&plain, pcapgen::pcap(1, &frames)).unwrap();
-    let id = stored_capture(&s, &plain);
+    let id = s.store_capture("PA-0001", CAPTURE_ID, &plain);
     let identity = s.path("keys/research.age");
     let console = Console::start_full(
         &s,
@@ -573,8 +567,7 @@ fn a_download_is_decrypted_and_verified_against_the_manifest_and_a_substituted_f
         .map(|i| pcapgen::udp4([10, 0, 0, 9], [10, 0, 0, 2], 4000 + i, 53, b"QUERY"))
         .collect();
     std::fs::write(&other, pcapgen::pcap(1, &frames)).unwrap();
-    encrypt(
-        &s,
+    s.encrypt(
         &other,
         &s.path(&format!("store/captures/PA-0001/{id}/000001.pcap.age")),
     );
@@ -591,4 +584,439 @@ fn a_download_is_decrypted_and_verified_against_the_manifest_and_a_substituted_f
     assert_eq!(status(&console.login_as("victor", PASSWORD)), 303);
     assert_eq!(status(&console.curl("/captures", &[])), 403);
     assert_eq!(status(&console.curl(&path, &[])), 403);
+}
+
+// The console under attack: each test below is a finding of the hostile review, as a hostile
+// user or a compromised device would try it.
+
+/// A runtime for the tests that open many connections at once.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// `127.0.0.n`: loopback answers every address of 127/8, so each is a client of its own.
+fn loopback(n: u8) -> std::net::Ipv4Addr {
+    std::net::Ipv4Addr::new(127, 0, 0, n)
+}
+
+/// A TCP connection to the console from `source`.
+async fn connect_from(source: std::net::Ipv4Addr, port: u16) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind((source, 0).into()).unwrap();
+    socket
+        .connect((std::net::Ipv4Addr::LOCALHOST, port).into())
+        .await
+        .unwrap()
+}
+
+/// POSTs the form `body` to `/login` from `source` with the login form's `token` (and its
+/// cookie); the answer's status.
+async fn post_login(source: std::net::Ipv4Addr, port: u16, body: String, token: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = connect_from(source, port).await;
+    let request = format!(
+        "POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: pcap_login={token}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tcp.read_to_end(&mut answer).await;
+    status(&String::from_utf8_lossy(&answer))
+}
+
+/// The login form's token, from a fresh login page.
+fn login_token(console: &Console) -> String {
+    field_of(&console.curl("/login", &[]), "token")
+}
+
+#[test]
+fn parallel_wrong_passwords_get_only_the_free_attempts_and_never_lock_the_owner_out_elsewhere() {
+    let s = Scratch::new("");
+    let console = Console::start(&s);
+    let token = login_token(&console);
+    let body = |password: &str| format!("name=alice&password={password}&token={token}");
+    let statuses: Vec<u16> = runtime().block_on(async {
+        let attempts = (0..40)
+            .map(|_| post_login(loopback(66), console.port, body("wrong+guess+one"), &token));
+        futures::future::join_all(attempts).await
+    });
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let throttled = statuses.iter().filter(|s| **s == 429).count();
+    eprintln!("40 parallel wrong passwords: {checked} checked, {throttled} throttled");
+    assert!(checked <= 3, "{checked} of 40 were hashed: {statuses:?}");
+    assert_eq!(checked + throttled, 40, "{statuses:?}");
+
+    // The right password from the attacker's address waits; from the owner's, it logs in.
+    let rt = runtime();
+    let from_attacker = rt.block_on(post_login(
+        loopback(66),
+        console.port,
+        body("correct+horse+battery"),
+        &token,
+    ));
+    assert_eq!(from_attacker, 429);
+    let from_owner = rt.block_on(post_login(
+        loopback(1),
+        console.port,
+        body("correct+horse+battery"),
+        &token,
+    ));
+    assert_eq!(from_owner, 303);
+}
+
+#[test]
+fn a_flood_of_logins_from_150_addresses_keeps_the_console_under_400_mib_and_a_real_login_works() {
+    let s = Scratch::new("");
+    let console = Console::start(&s);
+    let token = login_token(&console);
+    let (before, _) = console.memory();
+    let statuses: Vec<u16> = runtime().block_on(async {
+        let attempts = (0..150u8).map(|i| {
+            let body = format!("name=user{i}&password=a+guess+of+its+own&token={token}");
+            post_login(loopback(10 + i), console.port, body, &token)
+        });
+        futures::future::join_all(attempts).await
+    });
+    let (after, peak) = console.memory();
+    let answered = |code| statuses.iter().filter(|s| **s == code).count();
+    eprintln!(
+        "150 concurrent logins: {} wrong, {} busy; RSS {before} KiB before, {after} KiB after, peak {peak} KiB",
+        answered(401),
+        answered(503)
+    );
+    assert_eq!(answered(401) + answered(503), 150, "{statuses:?}");
+    assert!(peak < 400 * 1024, "peak RSS {peak} KiB");
+    assert_eq!(status(&console.login(PASSWORD)), 303);
+}
+
+/// Opens `n` connections (from `sources` in turn) that send part of a request's headers and
+/// never the rest; returns them.
+async fn slow_clients(n: usize, sources: &[u8], port: u16) -> Vec<tokio::net::TcpStream> {
+    use tokio::io::AsyncWriteExt;
+    let mut open = Vec::new();
+    for i in 0..n {
+        let mut tcp = connect_from(loopback(sources[i % sources.len()]), port).await;
+        // Past the cap for its address the console closes it at once: the write may fail.
+        let _ = tcp
+            .write_all(b"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            .await;
+        open.push(tcp);
+    }
+    open
+}
+
+/// Waits until the console has closed every one of `streams`; how long that took.
+async fn closed<S: tokio::io::AsyncRead + Unpin>(streams: Vec<S>) -> Duration {
+    use tokio::io::AsyncReadExt;
+    let start = std::time::Instant::now();
+    let waits = streams.into_iter().map(|mut s| async move {
+        let mut buf = [0u8; 256];
+        // The console answers 408 or nothing, then closes: read to the end.
+        let limit = Duration::from_secs(40);
+        tokio::time::timeout(limit, async {
+            while let Ok(n) = s.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        })
+        .await
+        .expect("a slow connection still open after 40 s");
+    });
+    futures::future::join_all(waits).await;
+    start.elapsed()
+}
+
+#[test]
+fn a_hundred_slow_connections_are_closed_by_the_header_timeout_while_a_real_login_succeeds() {
+    let s = Scratch::new("");
+    let console = Console::start(&s);
+    let rt = runtime();
+    let slow = rt.block_on(slow_clients(100, &[2, 3], console.port));
+    let login = console.login(PASSWORD);
+    assert_eq!(status(&login), 303, "{login}");
+    let took = rt.block_on(closed(slow));
+    eprintln!("100 slow plain connections closed {took:?} after the login");
+    // From one address, past the cap, a connection is closed at once.
+    let many = rt.block_on(slow_clients(70, &[4], console.port));
+    let quickly = rt.block_on(async {
+        let (first, rest): (Vec<_>, Vec<_>) =
+            many.into_iter().enumerate().partition(|(i, _)| *i < 64);
+        let took = closed(rest.into_iter().map(|(_, s)| s).collect()).await;
+        drop(first);
+        took
+    });
+    assert!(quickly < Duration::from_secs(5), "{quickly:?}");
+}
+
+#[test]
+fn a_hundred_slow_tls_connections_are_closed_by_the_header_timeout_while_a_real_login_succeeds() {
+    use tokio::io::AsyncWriteExt;
+    let s = Scratch::new("");
+    let (cert, key) = certificate(&s);
+    let console = Console::start_full(&s, &[("alice", "admin")], &[], Some((&cert, &key)));
+    // The slow clients are the attackers: they take any certificate.
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let rt = runtime();
+    let slow = rt.block_on(async {
+        let mut open = Vec::new();
+        for i in 0..100u8 {
+            let tcp = connect_from(loopback(2 + i % 2), console.port).await;
+            let name =
+                rustls::pki_types::ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into());
+            let mut tls = connector.connect(name, tcp).await.expect("the handshake");
+            tls.write_all(b"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+                .await
+                .unwrap();
+            tls.flush().await.unwrap();
+            open.push(tls);
+        }
+        open
+    });
+    let login = console.login(PASSWORD);
+    assert_eq!(status(&login), 303, "{login}");
+    let took = rt.block_on(closed(slow));
+    eprintln!("100 slow TLS connections closed {took:?} after the login");
+}
+
+/// The state cell of `serial`'s row on a devices page.
+fn state_cell(page: &str, serial: &str) -> String {
+    let row = page
+        .split("<tr>")
+        .find(|r| r.contains(&format!(">{serial}</a>")))
+        .unwrap_or_else(|| panic!("no row for {serial}: {page}"));
+    row.split("<td class=\"state\">")
+        .nth(1)
+        .and_then(|r| r.split("</td>").next())
+        .unwrap_or_else(|| panic!("no state cell: {row}"))
+        .to_owned()
+}
+
+#[test]
+fn a_forged_grant_is_never_shown_as_authorized_whatever_keys_the_console_has() {
+    let s = Scratch::new("");
+    s.forge_grant("PA-0001", "forged-name", 7);
+    // Given the authorization key with --key (not the environment): the forgery is invalid.
+    let key = s.path("keys/authorization.key");
+    let admin = Console::start_configured(&s, &[("alice", "admin")], &[], None, |c| {
+        c.env_remove("PCAP_AUTHORIZATION_KEY")
+            .arg("--key")
+            .arg(&key);
+    });
+    assert_eq!(status(&admin.login(PASSWORD)), 303);
+    let cell = state_cell(&admin.curl("/devices", &[]), "PA-0001");
+    assert!(cell.starts_with("invalid"), "{cell}");
+    let device = admin.curl("/devices/PA-0001", &[]);
+    assert!(!device.contains("State <strong>authorized"), "{device}");
+    drop(admin);
+
+    // A research console holds no authorization key: every grant is a claim, labelled so.
+    let mut research = Console::start_configured(&s, &[("rita", "research")], &[], None, |c| {
+        c.env_remove("PCAP_AUTHORIZATION_KEY");
+    });
+    research.jar = s.path("rita-cookies.txt");
+    assert_eq!(status(&research.login_as("rita", PASSWORD)), 303);
+    let cell = state_cell(&research.curl("/devices", &[]), "PA-0001");
+    assert!(cell.starts_with("unverified"), "{cell}");
+
+    // The CLI without a key says the same.
+    let out = run(s
+        .portal()
+        .env_remove("PCAP_AUTHORIZATION_KEY")
+        .args(["devices", "list", "--json"]));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["state"], "unverified", "{rows}");
+    assert_eq!(rows[0]["claimed"], "authorized", "{rows}");
+}
+
+/// Runs `pcap-portal users ARGS --users FILE` with `password` on stdin.
+fn users(s: &Scratch, args: &[&str], password: Option<&str>) -> String {
+    let mut cmd = s.portal();
+    cmd.arg("users")
+        .args(args)
+        .arg("--users")
+        .arg(s.path("users.json"));
+    if password.is_some() {
+        cmd.arg("--password-stdin");
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(p) = password {
+        writeln!(child.stdin.take().unwrap(), "{p}").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "users {args:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn removing_an_account_or_changing_its_password_takes_effect_at_once_without_a_restart() {
+    let s = Scratch::new("");
+    let mut console = Console::start_with(&s, &[("alice", "admin"), ("bob", "viewer")]);
+    console.jar = s.path("bob-cookies.txt");
+    assert_eq!(status(&console.login_as("bob", PASSWORD)), 303);
+    assert_eq!(status(&console.curl("/devices", &[])), 200);
+    console.jar = s.path("alice-cookies.txt");
+    assert_eq!(status(&console.login_as("alice", PASSWORD)), 303);
+    assert_eq!(status(&console.curl("/devices", &[])), 200);
+
+    let said = users(&s, &["remove", "bob"], None);
+    assert!(said.contains("ends its sessions"), "{said}");
+    console.jar = s.path("bob-cookies.txt");
+    assert_eq!(
+        status(&console.curl("/devices", &[])),
+        303,
+        "bob's session ended"
+    );
+    assert_eq!(status(&console.login_as("bob", PASSWORD)), 401);
+
+    users(&s, &["passwd", "alice"], Some("a brand new password"));
+    console.jar = s.path("alice-cookies.txt");
+    assert_eq!(
+        status(&console.curl("/devices", &[])),
+        303,
+        "alice's session ended"
+    );
+    assert_eq!(status(&console.login_as("alice", PASSWORD)), 401);
+    assert_eq!(
+        status(&console.login_as("alice", "a brand new password")),
+        303
+    );
+}
+
+#[test]
+fn three_hundred_junk_manifests_leave_the_console_within_its_cache_budget() {
+    let s = Scratch::new("");
+    let junk = vec![b'{'; 1 << 20];
+    for i in 0..300 {
+        let dir = s.path(&format!(
+            "store/captures/PA-0001/01930000-0000-7000-8000-{i:012}"
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("manifest.json"), &junk).unwrap();
+    }
+    let console = Console::start_full(
+        &s,
+        &[("rita", "research")],
+        &["--cache-budget", "16MiB"],
+        None,
+    );
+    assert_eq!(status(&console.login_as("rita", PASSWORD)), 303);
+    let (before, _) = console.memory();
+    for _ in 0..3 {
+        let page = console.curl("/captures", &[]);
+        assert!(page.contains("300 capture(s)"), "{page}");
+        assert_eq!(status(&console.curl("/devices/PA-0001", &[])), 200);
+    }
+    let (after, peak) = console.memory();
+    eprintln!(
+        "300 junk 1 MB manifests read 3 times: RSS {before} KiB before, {after} KiB after, peak {peak} KiB"
+    );
+    // Nothing of the junk is kept: what is left over is the reads' own buffers, not 300 MB.
+    assert!(
+        after < before + 64 * 1024,
+        "RSS grew from {before} to {after} KiB"
+    );
+}
+
+#[test]
+fn the_login_form_needs_its_own_token_and_reauthorize_needs_its_confirmation() {
+    let s = Scratch::new("");
+    s.portal_ok(&["authorize", "PA-0002", "--period", "1m", "--allow-unseen"]);
+    let console = Console::start(&s);
+    // A login posted from another site carries no token of this console's form: refused,
+    // even with the right password.
+    let forged = console.curl(
+        "/login",
+        &[
+            "-d",
+            "name=alice",
+            "--data-urlencode",
+            &format!("password={PASSWORD}"),
+        ],
+    );
+    assert_eq!(status(&forged), 403, "{forged}");
+    assert_eq!(status(&console.curl("/devices", &[])), 303);
+    assert_eq!(status(&console.login(PASSWORD)), 303);
+
+    let before = s.portal_ok(&["devices", "list", "--json"]);
+    let csrf = console.csrf();
+    let unconfirmed = console.post(
+        "/devices/reauthorize",
+        &[
+            format!("csrf={csrf}"),
+            "serial=PA-0002".to_owned(),
+            "period=3m".to_owned(),
+        ],
+    );
+    assert_eq!(status(&unconfirmed), 200, "{unconfirmed}");
+    assert!(unconfirmed.contains("Confirm"), "{unconfirmed}");
+    assert_eq!(
+        s.portal_ok(&["devices", "list", "--json"]),
+        before,
+        "nothing was issued"
+    );
+}
+
+/// A certificate verifier that takes any certificate (for the attackers' clients only).
+#[derive(Debug)]
+struct AnyCertificate(std::sync::Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }

@@ -243,3 +243,199 @@ fn every_change_made_through_the_portal_is_in_the_audit_trail_newest_first() {
     let other = s.portal_ok(&["audit", "--serial", "PA-0404"]);
     assert_eq!(other.lines().count(), 1, "{other}");
 }
+
+// What a forger with write access to the store, or a compromised device, tries on the CLI.
+
+/// Rewrites the heartbeat the agent left for `serial` with `edit`, as the device (or a
+/// forger) could, at `devices/<at>/status.json`.
+fn rewrite_heartbeat(
+    s: &Scratch,
+    serial: &str,
+    at: &str,
+    edit: impl FnOnce(&mut serde_json::Value),
+) {
+    let from = s.path(&format!("store/devices/{serial}/status.json"));
+    let mut heartbeat: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(from).unwrap()).unwrap();
+    edit(&mut heartbeat);
+    let dir = s.path(&format!("store/devices/{at}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("status.json"), heartbeat.to_string()).unwrap();
+}
+
+#[test]
+fn a_forged_grant_gives_nothing_to_the_next_signed_one_and_an_absurd_sequence_is_refused() {
+    let s = Scratch::new("");
+    let agent = s.start_agent();
+    assert!(pcap_tests::wait_until(
+        std::time::Duration::from_secs(10),
+        || s.path("store/devices/PA-0001/status.json").exists()
+    ));
+    s.forge_grant("PA-0001", "forged-name", 1000);
+    let out = run(s.portal().args(["authorize", "PA-0001", "--period", "1m"]));
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("does not verify"), "{stderr}");
+    assert!(
+        stdout.contains("authorized PA-0001 for 1m") && stdout.contains("(sequence 1)"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("forged-name"), "{stdout}");
+    let auth = agent.wait_auth("authorized");
+    assert_eq!(auth["grant"]["sequence"], 1);
+    assert!(auth["grant"]["name"].is_null(), "{auth}");
+    drop(agent);
+
+    // A device that claims to have accepted u64::MAX: refused, saying who claims it.
+    rewrite_heartbeat(&s, "PA-0001", "PA-0001", |h| {
+        h["authorization"]["sequence"] = serde_json::json!(u64::MAX);
+    });
+    let out = run(s.portal().args(["authorize", "PA-0001", "--period", "1m"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the device's heartbeat") && stderr.contains("18446744073709551615"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn store_text_never_puts_a_control_character_on_the_terminal_and_a_foreign_heartbeat_is_not_trusted()
+ {
+    let s = Scratch::new("");
+    let agent = s.start_agent();
+    assert!(pcap_tests::wait_until(
+        std::time::Duration::from_secs(10),
+        || s.path("store/devices/PA-0001/status.json").exists()
+    ));
+    drop(agent);
+    let name = "evil\u{1b}[2J\u{1b}]0;owned\u{7}\u{9b}31m\u{202e}";
+    rewrite_heartbeat(&s, "PA-0001", "PA-0001", |h| {
+        h["name"] = serde_json::json!(name);
+        h["authorization"]["reason"] = serde_json::json!("\u{1b}[31mred\r\nPA-9999 forged row");
+    });
+    // PA-0003's folder holds PA-0001's heartbeat.
+    rewrite_heartbeat(&s, "PA-0001", "PA-0003", |_| {});
+    // Authorized in the store while the device says otherwise: its reason is shown.
+    s.portal_ok(&["authorize", "PA-0001", "--period", "1m"]);
+    let hostile = |text: &str| {
+        text.chars()
+            .any(|c| (c.is_control() && c != '\n') || matches!(c, '\u{202a}'..='\u{202e}'))
+    };
+
+    let table = s.portal_ok(&["devices", "list"]);
+    assert!(!hostile(&table), "{table:?}");
+    assert!(table.contains("evil") && table.contains("red"), "{table}");
+    assert!(!table.lines().any(|l| l.starts_with("PA-9999")), "{table}");
+    let foreign = table.lines().find(|l| l.starts_with("PA-0003")).unwrap();
+    assert!(foreign.contains("not trusted"), "{foreign}");
+
+    // The JSON says the same document, written so that a terminal shows it safely.
+    let json = s.portal_ok(&["devices", "list", "--json"]);
+    assert!(!hostile(&json), "{json:?}");
+    let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["serial"] == "PA-0001")
+        .unwrap();
+    assert_eq!(row["name"], name);
+    let foreign = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["serial"] == "PA-0003")
+        .unwrap();
+    assert!(foreign["agent_version"].is_null(), "{foreign}");
+
+    // Nor does a request refused by the device, nor an error naming it.
+    let out = run(s.portal().args(["authorize", "PA-0003", "--period", "1m"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("not trusted"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_capture_id_of_two_devices_is_refused_and_fetch_and_delete_never_touch_the_other_device() {
+    let s = Scratch::new("");
+    let id = "01930000-0000-7000-8000-000000000042";
+    let plain = |n: u8| {
+        let path = s.path(&format!("plain-{n}.pcap"));
+        let frames: Vec<Vec<u8>> = (0..3)
+            .map(|i| pcap_tests::pcapgen::udp4([10, 0, 0, n], [10, 0, 0, 2], 4000 + i, 53, b"q"))
+            .collect();
+        std::fs::write(&path, pcap_tests::pcapgen::pcap(1, &frames)).unwrap();
+        path
+    };
+    let (one, two) = (plain(1), plain(2));
+    s.store_capture("PA-0001", id, &one);
+    s.store_capture("PA-0002", id, &two);
+
+    let fetch = |target: &str, extra: &[&str], out: &str| {
+        run(s
+            .portal()
+            .env("PCAP_RESEARCH_IDENTITY", s.path("keys/research.age"))
+            .args(["captures", "fetch", target, "--out"])
+            .arg(s.path(out))
+            .args(extra))
+    };
+    let ambiguous = fetch(id, &[], "nowhere");
+    let stderr = String::from_utf8_lossy(&ambiguous.stderr);
+    assert!(!ambiguous.status.success());
+    assert!(
+        stderr.contains(&format!("PA-0001/{id}, PA-0002/{id}")) && stderr.contains("SERIAL/ID"),
+        "{stderr}"
+    );
+    assert!(fetch(&format!("PA-0001/{id}"), &[], "one").status.success());
+    assert_eq!(
+        std::fs::read(s.path("one/000001.pcap")).unwrap(),
+        std::fs::read(&one).unwrap()
+    );
+    assert!(fetch(id, &["--serial", "PA-0002"], "two").status.success());
+    assert_eq!(
+        std::fs::read(s.path("two/000001.pcap")).unwrap(),
+        std::fs::read(&two).unwrap()
+    );
+
+    let delete = run(s.portal().args(["captures", "delete", id]));
+    assert!(!delete.status.success());
+    assert!(
+        s.path(&format!("store/captures/PA-0001/{id}/manifest.json"))
+            .exists()
+    );
+    assert!(
+        s.path(&format!("store/captures/PA-0002/{id}/manifest.json"))
+            .exists()
+    );
+    s.portal_ok(&["captures", "delete", &format!("PA-0002/{id}")]);
+    assert!(
+        !s.path(&format!("store/captures/PA-0002/{id}/manifest.json"))
+            .exists()
+    );
+    assert!(
+        s.path(&format!("store/captures/PA-0001/{id}/manifest.json"))
+            .exists()
+    );
+
+    // A device's manifest that claims another device's capture is not trusted.
+    let other = "01930000-0000-7000-8000-000000000043";
+    s.store_capture("PA-0003", other, &two);
+    let manifest = s.path(&format!("store/captures/PA-0003/{other}/manifest.json"));
+    let text = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .replace("\"PA-0003\"", "\"PA-0001\"");
+    std::fs::write(&manifest, text).unwrap();
+    let claimed = fetch(&format!("PA-0003/{other}"), &[], "three");
+    let stderr = String::from_utf8_lossy(&claimed.stderr);
+    assert!(
+        !claimed.status.success() && stderr.contains("not trusted"),
+        "{stderr}"
+    );
+}
