@@ -78,8 +78,10 @@ PIDS+=($SERVE)
 wait_port "$PORT"
 URL=http://127.0.0.1:$PORT
 login() {
-  curl -s -o /dev/null -c "$WORK/$1.jar" --data-urlencode "name=$1" \
-    --data-urlencode "password=$PASSWORD" "$URL/login"
+  local token
+  token=$(curl -s -c "$WORK/$1.jar" "$URL/login" | grep -o 'name="token" value="[0-9a-f]*"' | cut -d'"' -f4)
+  curl -s -o /dev/null -b "$WORK/$1.jar" -c "$WORK/$1.jar" --data-urlencode "name=$1" \
+    --data-urlencode "password=$PASSWORD" --data-urlencode "token=$token" "$URL/login"
 }
 login alice
 # The first page waits for the first listing.
@@ -161,7 +163,7 @@ peak() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 for run in $(seq "$RUNS"); do
   rm -rf "$WORK/fetched" "$WORK/download.pcap"
   /usr/bin/time -f '%e %M' -o "$WORK/fetch.time" \
-    "$BIN/pcap-portal" captures fetch "$ID" --out "$WORK/fetched" > /dev/null 2>&1
+    "$BIN/pcap-portal" captures fetch "FLEET-00001/$ID" --out "$WORK/fetched" > /dev/null 2>&1
   read -r secs kib < "$WORK/fetch.time"
   echo "fetch run $run bytes $BYTES seconds $secs mib_s $(echo "scale=1; $BYTES / 1048576 / $secs" | bc) peak_rss_mib $(echo "scale=1; $kib / 1024" | bc)" | tee -a "$REPORT"
   rm -rf "$WORK/fetched"
