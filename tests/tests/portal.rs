@@ -337,20 +337,10 @@ fn store_text_never_puts_a_control_character_on_the_terminal_and_a_foreign_heart
     // The JSON says the same document, written so that a terminal shows it safely.
     let json = s.portal_ok(&["devices", "list", "--json"]);
     assert!(!hostile(&json), "{json:?}");
-    let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
-    let row = rows
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["serial"] == "PA-0001")
-        .unwrap();
-    assert_eq!(row["name"], name);
-    let foreign = rows
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["serial"] == "PA-0003")
-        .unwrap();
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+    let row = |serial: &str| rows.iter().find(|r| r["serial"] == serial).unwrap();
+    assert_eq!(row("PA-0001")["name"], name);
+    let foreign = row("PA-0003");
     assert!(foreign["agent_version"].is_null(), "{foreign}");
 
     // Nor does a request refused by the device, nor an error naming it.
