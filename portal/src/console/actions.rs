@@ -17,8 +17,8 @@ use serde::Deserialize;
 
 use super::Console;
 use super::auth::{Admin, Fields, Posted};
-use super::pages::{layout, period_select, period_words};
 use super::session::Session;
+use super::view::{layout, period_select, period_words};
 use crate::grants::Issuer;
 
 pub fn routes() -> Router<Arc<Console>> {

@@ -14,8 +14,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use pcap_protocol::store::{AuditAction, AuditEntry};
 
 use super::Console;
-use super::pages::forbidden;
-use super::session::Session;
+use super::session::{Session, same_token};
+use super::view::forbidden;
 use crate::users::Role;
 
 /// The session of the request's cookie (its id and the session), if it is live and its
@@ -35,12 +35,6 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .filter_map(|c| c.trim().split_once('='))
         .find(|(n, _)| *n == name)
         .map(|(_, v)| v.to_owned())
-}
-
-/// Whether `given` is `expected`, in time that does not depend on where they differ.
-pub fn same_token(given: &str, expected: &str) -> bool {
-    use subtle::ConstantTimeEq;
-    bool::from(given.as_bytes().ct_eq(expected.as_bytes()))
 }
 
 fn to_login() -> Response {

@@ -266,14 +266,14 @@ impl FormTokens {
         let Some(cookie) = cookie else {
             return false;
         };
-        if form.len() != 64 || !super::auth::same_token(form, cookie) {
+        if form.len() != 64 || !super::session::same_token(form, cookie) {
             return false;
         }
         let (Some(nonce), Some(tag)) = (unhex(&form[..32]), unhex(&form[32..])) else {
             return false;
         };
         let full = ring::hmac::sign(&self.key, &nonce);
-        super::auth::same_token(
+        super::session::same_token(
             &pcap_protocol::keys::hex(&full.as_ref()[..16]),
             &pcap_protocol::keys::hex(&tag),
         )

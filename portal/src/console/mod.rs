@@ -8,7 +8,8 @@
 //!   their memory kept; the login form's own token.
 //! - [`auth`]: who is asking, as an extractor per role, and forms with their CSRF token.
 //! - [`listen`]: the connections, plain or TLS, with timeouts and caps.
-//! - [`pages`]: the pages, each a short handler that calls the same functions as the CLI.
+//! - [`pages`]: the pages, each a short handler that calls the same functions as the CLI;
+//!   [`view`]: the layout and the error pages they are drawn with.
 //! - [`actions`]: authorize, reauthorize and unauthorize, each confirmed on a page of its own,
 //!   with a CSRF token and a role that allows it (else 403, and an audit entry).
 //! - [`record`]: one device's page and the audit trail, the customer's record.
@@ -27,6 +28,7 @@ mod pages;
 mod record;
 mod research;
 mod session;
+mod view;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -11,13 +11,14 @@ use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use maud::{DOCTYPE, Markup, html};
+use maud::html;
 use serde::Deserialize;
 
 use super::Console;
 use super::auth::{Posted, Viewer, cookie, session};
 use super::login::{Busy, FORM_COOKIE, FORM_LIFETIME};
-use super::session::{COOKIE, SESSION_LIFETIME, Session};
+use super::session::{COOKIE, SESSION_LIFETIME};
+use super::view::{error_page, layout, period_select, urlencode, when};
 use crate::devices::Row;
 
 /// Rows on one page of the devices list.
@@ -31,59 +32,6 @@ pub fn routes() -> Router<Arc<Console>> {
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .route("/devices", get(devices))
-}
-
-pub fn layout(title: &str, session: Option<&Session>, body: Markup) -> Markup {
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                title { (title) " · pcap-portal" }
-                style { "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{padding:.2em .6em;border-bottom:1px solid #ddd;text-align:left}.error{color:#a00}" }
-            }
-            body {
-                @if let Some(s) = session {
-                    form method="post" action="/logout" {
-                        "Signed in as " (s.user) " (" (s.role.as_str()) ") "
-                        input type="hidden" name="csrf" value=(s.csrf);
-                        button type="submit" { "Log out" }
-                    }
-                    nav {
-                        a href="/devices" { "Devices" } " · "
-                        @if s.role == crate::users::Role::Research { a href="/captures" { "Captures" } " · " }
-                        a href="/audit" { "Audit" }
-                    }
-                }
-                h1 { (title) }
-                (body)
-            }
-        }
-    }
-}
-
-/// The authorization periods, as the CLI's `--period` takes them, and in words.
-const PERIODS: [(pcap_protocol::Period, &str); 3] = [
-    (pcap_protocol::Period::OneMonth, "1 month"),
-    (pcap_protocol::Period::ThreeMonths, "3 months"),
-    (pcap_protocol::Period::Unlimited, "unlimited"),
-];
-
-/// A period in words: "3 months".
-pub fn period_words(period: pcap_protocol::Period) -> &'static str {
-    PERIODS
-        .iter()
-        .find(|(p, _)| *p == period)
-        .map_or(period.as_str(), |(_, words)| words)
-}
-
-/// The choice of an authorization period.
-pub fn period_select() -> Markup {
-    html! {
-        select name="period" {
-            @for (period, words) in PERIODS { option value=(period.as_str()) { (words) } }
-        }
-    }
 }
 
 async fn login_page(State(console): Shared, headers: HeaderMap) -> Response {
@@ -221,22 +169,6 @@ async fn logout(State(console): Shared, headers: HeaderMap, Posted(_): Posted) -
     ([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response()
 }
 
-pub fn bad_request(session: &Session, why: &str) -> Response {
-    (
-        StatusCode::BAD_REQUEST,
-        layout("Bad request", Some(session), html! { p.error { (why) } }),
-    )
-        .into_response()
-}
-
-pub fn forbidden(why: &str) -> Response {
-    (
-        StatusCode::FORBIDDEN,
-        layout("Forbidden", None, html! { p.error { (why) } }),
-    )
-        .into_response()
-}
-
 #[derive(Deserialize, Default)]
 struct DevicesQuery {
     #[serde(default)]
@@ -285,13 +217,6 @@ impl Sort {
         };
         by.then_with(|| a.serial.cmp(&b.serial))
     }
-}
-
-/// A time as the pages show it.
-pub fn when(t: Option<jiff::Timestamp>) -> String {
-    t.map_or("-".to_owned(), |t| {
-        t.strftime("%Y-%m-%d %H:%M UTC").to_string()
-    })
 }
 
 async fn devices(
@@ -409,33 +334,4 @@ async fn devices(
         },
     )
     .into_response()
-}
-
-/// What a store read gives a page: its value, or the error page.
-pub fn or_error_page<T>(session: &Session, read: anyhow::Result<T>) -> Result<T, Box<Response>> {
-    read.map_err(|e| Box::new(error_page(session, &format!("{e:#}"))))
-}
-
-pub fn error_page(session: &Session, message: &str) -> Response {
-    (
-        StatusCode::BAD_GATEWAY,
-        layout(
-            "The store cannot be read",
-            Some(session),
-            html! { p.error { (message) } },
-        ),
-    )
-        .into_response()
-}
-
-/// `text` for a query string.
-pub fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use super::Console;
 use super::auth::Viewer;
-use super::pages::{layout, or_error_page, urlencode, when};
+use super::view::{layout, or_error_page, urlencode, when};
 use crate::captures::Capture;
 
 /// Audit entries read for one device's page (its history and who asked for its captures).
@@ -66,7 +66,7 @@ async fn device(
 ) -> Response {
     let serial = match Serial::parse(&serial) {
         Ok(s) => s,
-        Err(e) => return super::pages::bad_request(&session, &format!("{e}")),
+        Err(e) => return super::view::bad_request(&session, &format!("{e}")),
     };
     let record = match or_error_page(&session, read_device(&console, &serial).await) {
         Ok(r) => r,
@@ -246,7 +246,7 @@ async fn audit(
         "" => None,
         s => match Serial::parse(s) {
             Ok(s) => Some(s),
-            Err(e) => return super::pages::bad_request(&session, &format!("{e}")),
+            Err(e) => return super::view::bad_request(&session, &format!("{e}")),
         },
     };
     let limit = q.limit.clamp(1, 10_000);

@@ -23,8 +23,8 @@ use serde::Deserialize;
 
 use super::Console;
 use super::auth::{Posted, Research};
-use super::pages::{bad_request, error_page, forbidden, layout, or_error_page, urlencode, when};
 use super::session::Session;
+use super::view::{bad_request, error_page, forbidden, layout, or_error_page, urlencode, when};
 use crate::captures::{Capture, Source, decrypt_verified, plain_name};
 
 /// Captures on one page of the list.

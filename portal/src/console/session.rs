@@ -43,6 +43,12 @@ pub fn token() -> String {
     pcap_protocol::keys::hex(&bytes)
 }
 
+/// Whether `given` is `expected`, in time that does not depend on where they differ.
+pub fn same_token(given: &str, expected: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    bool::from(given.as_bytes().ct_eq(expected.as_bytes()))
+}
+
 impl Sessions {
     /// Starts a session for `user`, whose account has the stamp `stamp`; returns its id.
     pub fn start(&self, user: &str, role: Role, stamp: String) -> String {
