@@ -323,83 +323,8 @@ pub struct Limits {
     pub max_bps: Option<u64>,
 }
 
-/// The twelve session metadata fields and whether each may leave the host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Sharing {
-    pub source_ip: bool,
-    pub source_port: bool,
-    pub destination_ip: bool,
-    pub destination_port: bool,
-    pub virtual_system: bool,
-    pub application: bool,
-    pub user: bool,
-    pub url: bool,
-    pub filename: bool,
-    pub email_sender: bool,
-    pub email_recipient: bool,
-    pub email_subject: bool,
-}
-
-impl Sharing {
-    /// The field names, in the order of DESIGN.md.
-    pub const FIELDS: [&'static str; 12] = [
-        "source_ip",
-        "source_port",
-        "destination_ip",
-        "destination_port",
-        "virtual_system",
-        "application",
-        "user",
-        "url",
-        "filename",
-        "email_sender",
-        "email_recipient",
-        "email_subject",
-    ];
-
-    /// Whether the field `name` is shared; unknown names are not.
-    pub fn is_shared(&self, name: &str) -> bool {
-        self.switches().any(|(n, on)| n == name && on)
-    }
-
-    /// Each field name with its switch.
-    pub fn switches(&self) -> impl Iterator<Item = (&'static str, bool)> {
-        let values = [
-            self.source_ip,
-            self.source_port,
-            self.destination_ip,
-            self.destination_port,
-            self.virtual_system,
-            self.application,
-            self.user,
-            self.url,
-            self.filename,
-            self.email_sender,
-            self.email_recipient,
-            self.email_subject,
-        ];
-        Self::FIELDS.into_iter().zip(values)
-    }
-}
-
-impl Default for Sharing {
-    fn default() -> Self {
-        Sharing {
-            source_ip: true,
-            source_port: true,
-            destination_ip: true,
-            destination_port: true,
-            virtual_system: true,
-            application: true,
-            user: true,
-            url: true,
-            filename: true,
-            email_sender: true,
-            email_recipient: true,
-            email_subject: true,
-        }
-    }
-}
+/// The twelve session metadata fields that may leave the host (`[sharing]`; all by default).
+pub type Sharing = pcap_protocol::session::FieldSet;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {

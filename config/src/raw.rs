@@ -158,23 +158,9 @@ pub struct RawSessions {
     pub geneve_ports: Option<Vec<i64>>,
 }
 
-/// The twelve session metadata switches; a missing switch is on.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawSharing {
-    pub source_ip: Option<bool>,
-    pub source_port: Option<bool>,
-    pub destination_ip: Option<bool>,
-    pub destination_port: Option<bool>,
-    pub virtual_system: Option<bool>,
-    pub application: Option<bool>,
-    pub user: Option<bool>,
-    pub url: Option<bool>,
-    pub filename: Option<bool>,
-    pub email_sender: Option<bool>,
-    pub email_recipient: Option<bool>,
-    pub email_subject: Option<bool>,
-}
+/// The twelve session metadata switches by name; a missing switch is on (names are checked
+/// in validation, which knows the fields).
+pub type RawSharing = std::collections::BTreeMap<String, bool>;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -6,6 +6,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use pcap_protocol::authorization::is_valid_name;
+use pcap_protocol::session::Field;
 use pcap_protocol::{Serial, VerifyKey};
 
 use crate::error::Problem;
@@ -161,7 +162,7 @@ pub fn validate(raw: RawConfig, doc: &Document, problems: &mut Vec<Problem>) -> 
             spool_dir: c.absolute("paths.spool_dir", raw.paths.spool_dir, DEFAULT_SPOOL_DIR),
         },
         capture: capture(&mut c, raw.capture),
-        sharing: sharing(raw.sharing),
+        sharing: sharing(&mut c, raw.sharing),
         sessions: sessions(&mut c, raw.sessions),
         logging: logging(&mut c, raw.logging),
     }
@@ -729,22 +730,24 @@ fn tunnels(
     }
 }
 
-fn sharing(raw: RawSharing) -> Sharing {
-    let on = |v: Option<bool>| v.unwrap_or(true);
-    Sharing {
-        source_ip: on(raw.source_ip),
-        source_port: on(raw.source_port),
-        destination_ip: on(raw.destination_ip),
-        destination_port: on(raw.destination_port),
-        virtual_system: on(raw.virtual_system),
-        application: on(raw.application),
-        user: on(raw.user),
-        url: on(raw.url),
-        filename: on(raw.filename),
-        email_sender: on(raw.email_sender),
-        email_recipient: on(raw.email_recipient),
-        email_subject: on(raw.email_subject),
+fn sharing(c: &mut Checker<'_>, raw: RawSharing) -> Sharing {
+    let mut set = Sharing::ALL;
+    for (name, on) in raw {
+        match Field::from_name(&name) {
+            Some(field) => set = set.with(field, on),
+            None => {
+                let known: Vec<String> = Field::ALL.iter().map(|f| format!("`{f}`")).collect();
+                c.problem(
+                    &format!("sharing.{name}"),
+                    format!(
+                        "unknown field `{name}`, expected one of {}",
+                        known.join(", ")
+                    ),
+                );
+            }
+        }
     }
+    set
 }
 
 fn logging(c: &mut Checker<'_>, raw: RawLogging) -> Logging {

@@ -78,7 +78,7 @@ fn a_minimal_file_loads_with_defaults() {
     );
     assert_eq!(config.capture.ceilings.snaplen, Some(262_144));
     assert!(
-        config.sharing.switches().all(|(_, on)| on),
+        config.sharing == pcap_config::Sharing::ALL,
         "every field is shared by default"
     );
     assert_eq!(config.logging.format, LogFormat::Text);

@@ -14,6 +14,8 @@
 //! - [`capture`]: a capture's state, origin, limits, counters and stop reason, as reported.
 //! - [`refusal`]: the one set of codes for refused requests.
 //! - [`doorbell`]: the MQTT topic that tells a device to look at the store now.
+//! - [`session`]: the session vocabulary: the twelve fields, application names, and the
+//!   record of a session that `sessions.json` holds.
 //! - [`store`]: the store's key layout and the documents the agent writes there: heartbeat,
 //!   request results, manifests.
 //! - [`units`]: durations and sizes as people write them.
@@ -38,6 +40,7 @@ pub mod keys;
 pub mod refusal;
 pub mod request;
 pub mod schema;
+pub mod session;
 pub mod store;
 pub mod units;
 

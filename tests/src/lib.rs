@@ -609,7 +609,7 @@ pub fn tshark_fields(pcap: &Path, fields: &[&str]) -> Vec<Vec<String>> {
 
 /// The session records `pcap-agent analyze` writes for `pcap` (with the `[sharing]` and
 /// `[sessions]` settings of `config`, if given); fails the test if it fails.
-pub fn analyze_records(pcap: &Path, config: Option<&Path>) -> Vec<serde_json::Value> {
+pub fn analyze_records(pcap: &Path, config: Option<&Path>) -> Vec<Record> {
     let mut cmd = Command::new(bin("pcap-agent"));
     cmd.arg("analyze").arg(pcap);
     if let Some(config) = config {
@@ -622,10 +622,41 @@ pub fn analyze_records(pcap: &Path, config: Option<&Path>) -> Vec<serde_json::Va
         pcap.display(),
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+    parse_records(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// A session record, as the tests read them back.
+pub type Record = pcap_protocol::session::SessionRecord<'static>;
+
+/// The session records of JSON lines `text`, read as the research team reads them (refusing a
+/// newer schema).
+pub fn parse_records(text: &str) -> Vec<Record> {
+    text.lines()
+        .map(|l| pcap_protocol::schema::decode(l.as_bytes()).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect()
+}
+
+/// The record of the session from `src`:`sport` to `dst`:`dport` (as tshark prints them).
+pub fn find_session<'a>(
+    records: &'a [Record],
+    src: &str,
+    sport: &str,
+    dst: &str,
+    dport: &str,
+) -> &'a Record {
+    let text = |(ip, port): (Option<std::net::IpAddr>, Option<u16>)| {
+        (
+            ip.map(|i| i.to_string()).unwrap_or_default(),
+            port.map(|p| p.to_string()).unwrap_or_default(),
+        )
+    };
+    records
+        .iter()
+        .find(|r| {
+            text(r.source()) == (src.to_owned(), sport.to_owned())
+                && text(r.destination()) == (dst.to_owned(), dport.to_owned())
+        })
+        .unwrap_or_else(|| panic!("no session {src}:{sport} -> {dst}:{dport} in {records:#?}"))
 }
 
 /// How many packets `tcpdump -r` reads from a pcap file.
@@ -755,7 +786,7 @@ pub fn fixture(name: &str) -> PathBuf {
 
 impl Scratch {
     /// Decrypts `sessions.json.age` of a capture and parses its JSON lines.
-    pub fn session_records(&self, capture_id: &str) -> Vec<serde_json::Value> {
+    pub fn session_records(&self, capture_id: &str) -> Vec<Record> {
         self.wait_complete(capture_id);
         let file = self.store_dir(capture_id).join("sessions.json.age");
         assert!(
@@ -765,11 +796,10 @@ impl Scratch {
             std::fs::read_dir(file.parent().unwrap()).map(|d| d.count())
         );
         let plain = self.decrypt(&file);
-        std::fs::read_to_string(plain)
-            .unwrap_or_else(|e| panic!("decrypted records of {capture_id}: {e}"))
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("a JSON record"))
-            .collect()
+        parse_records(
+            &std::fs::read_to_string(plain)
+                .unwrap_or_else(|e| panic!("decrypted records of {capture_id}: {e}")),
+        )
     }
 }
 

@@ -4,35 +4,33 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use pcap_protocol::session::{App, Field, Transport};
 use pcap_tests::pcapgen::{
     self, gre_raw, pcap, pcapng, sll2_udp, tcp4, udp4, udp4_fragments, udp4_qinq,
     udp6_with_extension, vxlan,
 };
-use pcap_tests::{analyze_records, bin, run};
-use serde_json::Value;
+use pcap_tests::{Record, analyze_records, bin, parse_records, run};
 
 /// Source address and port, destination address and port.
 type Tuple = (&'static str, u16, &'static str, u16);
 
-fn analyze(dir: &Path, name: &str, bytes: &[u8]) -> (Output, Vec<Value>) {
+fn analyze(dir: &Path, name: &str, bytes: &[u8]) -> (Output, Vec<Record>) {
     let path = dir.join(name);
     std::fs::write(&path, bytes).unwrap();
     let out = run(Command::new(bin("pcap-agent")).arg("analyze").arg(&path));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{name}: {stderr}");
-    let records = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{name}: {e}: {l}")))
-        .collect();
+    let records = parse_records(&String::from_utf8_lossy(&out.stdout));
     (out, records)
 }
 
-fn tuple(r: &Value) -> (String, Value, String, Value) {
+fn tuple(r: &Record) -> (String, Option<u16>, String, Option<u16>) {
+    let ((src, sport), (dst, dport)) = (r.source(), r.destination());
     (
-        r["source_ip"].as_str().unwrap().to_owned(),
-        r["source_port"].clone(),
-        r["destination_ip"].as_str().unwrap().to_owned(),
-        r["destination_port"].clone(),
+        src.unwrap().to_string(),
+        sport,
+        dst.unwrap().to_string(),
+        dport,
     )
 }
 
@@ -77,7 +75,7 @@ fn readable_odd_captures_give_their_sessions() {
         assert_eq!(records.len(), 1, "{name}: {records:?}");
         assert_eq!(
             tuple(&records[0]),
-            (src.to_owned(), sport.into(), dst.to_owned(), dport.into()),
+            (src.to_owned(), Some(sport), dst.to_owned(), Some(dport)),
             "{name}"
         );
     }
@@ -89,17 +87,19 @@ fn readable_odd_captures_give_their_sessions() {
         tuple(&records[0]),
         (
             "192.168.9.1".to_owned(),
-            7000.into(),
+            Some(7000),
             "192.168.9.2".to_owned(),
-            7001.into()
+            Some(7001)
         )
     );
-    assert_eq!(records[0]["tunnel"]["layers"][0]["kind"], "gre");
-    assert_eq!(records[0]["tunnel"]["outer"]["source_ip"], "10.2.0.1");
-    assert_eq!(records[0]["tunnel"]["outer"]["protocol"], 47);
-    assert_eq!(records[0]["tunnel"]["outer"].get("source_port"), None);
+    let tunnel = records[0].tunnel.as_ref().unwrap();
+    assert_eq!(tunnel.layers[0].kind, "gre");
+    let outer = tunnel.outer.as_ref().unwrap();
+    assert_eq!(outer.source_ip, Some("10.2.0.1".parse().unwrap()));
+    assert_eq!(outer.protocol, Transport::Other(47));
+    assert_eq!(outer.source_port, None);
     let (_, records) = analyze(dir.path(), "vxlan.pcap", &pcap(1, &[vxlan()]));
-    assert_eq!(records[0]["tunnel"]["layers"][0]["id"], 0x64);
+    assert_eq!(records[0].tunnel.as_ref().unwrap().layers[0].id, Some(0x64));
 
     // pcapng with two interfaces of different link types.
     let frames = vec![
@@ -135,11 +135,8 @@ fn readable_odd_captures_give_their_sessions() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let urls: Vec<&str> = records
-        .iter()
-        .map(|r| r["url"].as_str().unwrap_or(""))
-        .collect();
-    assert_eq!(urls, ["dns://a.example", "dns://b.example"]);
+    let urls: Vec<&[String]> = records.iter().map(Record::urls).collect();
+    assert_eq!(urls, [["dns://a.example"], ["dns://b.example"]]);
 
     // An unknown link type is read, and nothing is made of its frames.
     let (out, records) = analyze(dir.path(), "user0.pcap", &pcap(147, &[vec![1, 2, 3, 4]]));
@@ -235,11 +232,12 @@ fn sharing_from_a_config_removes_switched_off_fields() {
     let records = analyze_records(&file, Some(&config));
     assert_eq!(records.len(), 1, "{records:?}");
     let r = &records[0];
+    let shared = r.shared_fields();
     assert!(
-        r.get("url").is_none() && r.get("source_ip").is_none(),
-        "{r}"
+        !shared.contains(Field::Url) && !shared.contains(Field::SourceIp),
+        "{r:?}"
     );
-    assert_eq!(r["destination_ip"], "10.0.0.2");
-    assert_eq!(r["application"], "dns");
+    assert_eq!(r.destination().0, Some("10.0.0.2".parse().unwrap()));
+    assert_eq!(r.application(), Some(App::Dns));
     let _ = pcapgen::pcap;
 }

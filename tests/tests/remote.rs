@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use pcap_protocol::session::Field;
 use pcap_tests::net::send_udp;
 use pcap_tests::s3::S3Server;
 use pcap_tests::{Agent, Scratch, pcapgen, require_root, run, tshark_fields, wait_until};
@@ -135,20 +136,22 @@ fn authorize_request_fetch_unauthorize_reauthorize_and_delete_through_the_store(
     let rows = tshark_fields(&out.join("000001.pcap"), &["udp.dstport"]);
     assert_eq!(rows.len(), 20);
     assert!(rows.iter().all(|r| r[0] == "7301"));
-    let sessions: Vec<serde_json::Value> = std::fs::read_to_string(out.join("sessions.json"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let sessions =
+        pcap_tests::parse_records(&std::fs::read_to_string(out.join("sessions.json")).unwrap());
     assert!(!sessions.is_empty());
     for r in &sessions {
+        let shared = r.shared_fields();
         assert!(
-            r.get("source_port").is_none(),
-            "sharing: source_port off: {r}"
+            !shared.contains(Field::SourcePort),
+            "sharing: source_port off: {r:?}"
         );
-        assert!(r.get("user").is_none(), "sharing: user off: {r}");
-        assert_eq!(r["source_ip"], "127.0.0.1", "sharing: source_ip on: {r}");
-        assert_eq!(r["destination_port"], 7301, "{r}");
+        assert!(!shared.contains(Field::User), "sharing: user off: {r:?}");
+        assert_eq!(
+            r.source().0,
+            Some("127.0.0.1".parse().unwrap()),
+            "sharing: source_ip on: {r:?}"
+        );
+        assert_eq!(r.destination().1, Some(7301), "{r:?}");
     }
 
     // unauthorize -> the running capture stops within one poll interval plus a second.

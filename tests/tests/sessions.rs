@@ -6,35 +6,16 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::Duration;
 
+use pcap_protocol::session::{App, Field};
 use pcap_tests::clients::{DECODE_AS, Servers, port_open, run_clients, spawn};
 use pcap_tests::net::VethPair;
-use pcap_tests::{Scratch, fixture, require_root, run, tshark_query, wait_until};
+use pcap_tests::{
+    Scratch, find_session as find, fixture, require_root, run, tshark_query, wait_until,
+};
 use serde_json::{Value, json};
 
-fn find<'a>(records: &'a [Value], src: &str, sport: &str, dst: &str, dport: &str) -> &'a Value {
-    records
-        .iter()
-        .find(|r| {
-            r["source_ip"] == src
-                && r["source_port"].as_u64().map(|p| p.to_string()).as_deref() == Some(sport)
-                && r["destination_ip"] == dst
-                && r["destination_port"]
-                    .as_u64()
-                    .map(|p| p.to_string())
-                    .as_deref()
-                    == Some(dport)
-        })
-        .unwrap_or_else(|| panic!("no session {src}:{sport} -> {dst}:{dport} in {records:#?}"))
-}
-
-fn strings(v: &Value) -> BTreeSet<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
+fn strings(v: &[String]) -> BTreeSet<String> {
+    v.iter().cloned().collect()
 }
 
 #[test]
@@ -85,10 +66,10 @@ fn fields_of_real_sessions_agree_with_tshark() {
     assert_eq!(http.len(), 2, "{http:?}");
     for row in &http {
         let r = find(&records, &row[0], &row[1], &row[2], &row[3]);
-        assert_eq!(r["application"], "http");
-        assert_eq!(r["url"], format!("http://{}{}", row[4], row[5]));
+        assert_eq!(r.application(), Some(App::Http));
+        assert_eq!(r.urls(), [format!("http://{}{}", row[4], row[5])]);
         if let Some((user, _)) = row[6].split_once(':') {
-            assert_eq!(strings(&r["user"]), BTreeSet::from([user.to_owned()]));
+            assert_eq!(strings(r.users()), BTreeSet::from([user.to_owned()]));
         }
     }
     let disposition = tshark_query(
@@ -103,14 +84,11 @@ fn fields_of_real_sessions_agree_with_tshark() {
         .expect("a disposition header");
     let r = records
         .iter()
-        .find(|r| {
-            r["source_port"].as_u64().map(|p| p.to_string()).as_deref()
-                == Some(download[0].as_str())
-        })
+        .find(|r| r.source().1.map(|p| p.to_string()).as_deref() == Some(download[0].as_str()))
         .unwrap();
     assert!(download[1].contains("fw-v2.bin"));
     assert_eq!(
-        strings(&r["filename"]),
+        strings(r.filenames()),
         BTreeSet::from(["fw.bin".to_owned(), "fw-v2.bin".to_owned()])
     );
 
@@ -136,18 +114,9 @@ fn fields_of_real_sessions_agree_with_tshark() {
         &hello[0][2],
         &hello[0][3],
     );
-    assert_eq!(r["application"], "tls");
-    assert_eq!(r["url"], format!("tls://{}", hello[0][4]));
-    assert_eq!(
-        r["alpn"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_str().unwrap())
-            .collect::<Vec<_>>()
-            .join(","),
-        hello[0][5]
-    );
+    assert_eq!(r.application(), Some(App::Tls));
+    assert_eq!(r.urls(), [format!("tls://{}", hello[0][4])]);
+    assert_eq!(r.alpn.join(","), hello[0][5]);
 
     // SMTP: envelope, AUTH user, subject (RFC 2047 decoded), attachment.
     let smtp = tshark_query(
@@ -173,7 +142,7 @@ fn fields_of_real_sessions_agree_with_tshark() {
         .first()
         .unwrap_or_else(|| panic!("tshark found no SMTP command; port 2525 packets: {all:?}"));
     let r = find(&records, &first[0], &first[1], &first[2], &first[3]);
-    assert_eq!(r["application"], "smtp");
+    assert_eq!(r.application(), Some(App::Smtp));
     let param = |cmd: &str| -> Vec<String> {
         smtp.iter()
             .filter(|row| row[4].eq_ignore_ascii_case(cmd))
@@ -192,12 +161,12 @@ fn fields_of_real_sessions_agree_with_tshark() {
             })
             .collect()
     };
-    assert_eq!(r["email_sender"], param("MAIL")[0].as_str());
+    assert_eq!(r.email_sender(), Some(param("MAIL")[0].as_str()));
     assert_eq!(
-        strings(&r["email_recipient"]),
+        strings(r.email_recipients()),
         param("RCPT").into_iter().collect::<BTreeSet<_>>()
     );
-    assert_eq!(strings(&r["email_recipient"]).len(), 3);
+    assert_eq!(r.email_recipients().len(), 3);
     // tshark shows the AUTH PLAIN argument; its user is the second NUL-separated part.
     let plain = smtp
         .iter()
@@ -213,7 +182,7 @@ fn fields_of_real_sessions_agree_with_tshark() {
         encoded,
     ]));
     let auth_user = String::from_utf8_lossy(&decoded.stdout).trim().to_owned();
-    assert_eq!(strings(&r["user"]), BTreeSet::from([auth_user]));
+    assert_eq!(strings(r.users()), BTreeSet::from([auth_user]));
     // tshark shows the Subject header with its RFC 2047 encoded words; Python's email package
     // decodes them for the comparison.
     let imf = tshark_query(
@@ -224,17 +193,17 @@ fn fields_of_real_sessions_agree_with_tshark() {
     );
     let decoded = run(Command::new("python3").args(["-c", "import sys;from email.header import decode_header,make_header;print(str(make_header(decode_header(sys.argv[1]))))", &imf[0][0]]));
     assert_eq!(
-        r["email_subject"],
-        String::from_utf8_lossy(&decoded.stdout).trim()
+        r.email_subject(),
+        Some(String::from_utf8_lossy(&decoded.stdout).trim())
     );
-    assert_eq!(r["email_subject"], "Rapport d'équipement ✓ n°42");
+    assert_eq!(r.email_subject(), Some("Rapport d'équipement ✓ n°42"));
     assert!(
         imf[0][1].contains("filename=\"scan-42.pdf\""),
         "{:?}",
         imf[0]
     );
     assert_eq!(
-        strings(&r["filename"]),
+        strings(r.filenames()),
         BTreeSet::from(["scan-42.pdf".to_owned()])
     );
 
@@ -252,8 +221,8 @@ fn fields_of_real_sessions_agree_with_tshark() {
         ],
     );
     let r = find(&records, &dns[0][0], &dns[0][1], &dns[0][2], &dns[0][3]);
-    assert_eq!(r["application"], "dns");
-    assert_eq!(r["url"], format!("dns://{}", dns[0][4]));
+    assert_eq!(r.application(), Some(App::Dns));
+    assert_eq!(r.urls(), [format!("dns://{}", dns[0][4])]);
 }
 
 #[test]
@@ -271,21 +240,7 @@ fn each_sharing_switch_removes_exactly_its_field() {
         "127.0.0.1",
         18181
     )));
-    let fields = [
-        "source_ip",
-        "source_port",
-        "destination_ip",
-        "destination_port",
-        "virtual_system",
-        "application",
-        "user",
-        "url",
-        "filename",
-        "email_sender",
-        "email_recipient",
-        "email_subject",
-    ];
-    for off in fields {
+    for off in Field::ALL {
         std::fs::write(
             s.config_path(),
             s.config_text("") + &format!("\n[sharing]\n{off} = false\n"),
@@ -309,12 +264,13 @@ fn each_sharing_switch_removes_exactly_its_field() {
         agent.post_delete(&id);
         let records = s.session_records(&id);
         assert_eq!(records.len(), 1, "{off}: {records:?}");
-        for f in fields {
+        let shared = records[0].shared_fields();
+        for f in Field::ALL {
             assert_eq!(
-                records[0].get(f).is_some(),
+                shared.contains(f),
                 f != off,
                 "with {off} off, {f} is {:?}",
-                records[0].get(f)
+                records[0]
             );
         }
     }
@@ -337,8 +293,9 @@ fn each_sharing_switch_removes_exactly_its_field() {
     assert_eq!(agent.post("/v1/reload", None).status, 200);
     agent.post_delete(&id);
     let records = s.session_records(&id);
+    let shared = records[0].shared_fields();
     assert!(
-        records[0].get("url").is_none() && records[0].get("source_ip").is_some(),
+        !shared.contains(Field::Url) && shared.contains(Field::SourceIp),
         "{:?}",
         records[0]
     );
@@ -455,14 +412,11 @@ fn ipv6_vlan_cooked_and_truncated_traffic_give_correct_five_tuples() {
         assert!(!rows.is_empty(), "{name}: tshark saw nothing");
         let r = find(&records, &rows[0][0], &rows[0][1], &rows[0][2], &rows[0][3]);
         assert_eq!(
-            (
-                r["destination_ip"].as_str().unwrap(),
-                r["destination_port"].as_u64().unwrap() as u16
-            ),
-            (dst, port),
+            r.destination(),
+            (Some(dst.parse().unwrap()), Some(port)),
             "{name}"
         );
-        assert_eq!(r["source_port"].as_u64().unwrap() as u16, sport, "{name}");
+        assert_eq!(r.source().1, Some(sport), "{name}");
         if name == "cooked" {
             assert_eq!(stopped["link_type"], "LINUX_SLL");
         }

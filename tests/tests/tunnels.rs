@@ -17,10 +17,13 @@ use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use pcap_protocol::session::Transport;
 use pcap_tests::clients::{DECODE_AS, Servers, TLS_PORT, port_open, run_clients};
 use pcap_tests::net::{VethPair, ip, send_udp};
-use pcap_tests::{Scratch, analyze_records, fixture, require_root, run, tshark_query, wait_until};
-use serde_json::{Value, json};
+use pcap_tests::{
+    Record, Scratch, analyze_records, fixture, require_root, run, tshark_query, wait_until,
+};
+use serde_json::json;
 
 /// The kernel overlay's VNI in each test (two overlays on one host need two).
 const VNI: u32 = 5001;
@@ -298,23 +301,39 @@ fn reference(pcap: &Path, decode_as: &[&str]) -> Reference {
     r
 }
 
-fn record_tuple(r: &Value) -> Tuple {
-    let end = |ip: &str, port: &str| {
+fn record_tuple(r: &Record) -> Tuple {
+    let end = |(ip, port): (Option<std::net::IpAddr>, Option<u16>)| {
         (
-            r[ip].as_str().unwrap_or_default().to_owned(),
-            r[port].as_u64().unwrap_or_default() as u16,
+            ip.map(|i| i.to_string()).unwrap_or_default(),
+            port.unwrap_or_default(),
         )
     };
+    let proto = serde_json::to_value(r.protocol).unwrap();
     tuple(
-        r["protocol"].as_str().unwrap_or_default(),
-        end("source_ip", "source_port"),
-        end("destination_ip", "destination_port"),
+        proto.as_str().unwrap_or_default(),
+        end(r.source()),
+        end(r.destination()),
     )
+}
+
+/// Whether `r` is a TCP or UDP session.
+fn ported(r: &Record) -> bool {
+    matches!(r.protocol, Transport::Tcp | Transport::Udp)
+}
+
+/// The kind and id of each layer of `r`'s tunnel, outermost first.
+fn layers_of(r: &Record) -> Vec<(&str, Option<u64>)> {
+    r.tunnel.as_ref().map_or(Vec::new(), |t| {
+        t.layers
+            .iter()
+            .map(|l| (&*l.kind, l.id.map(u64::from)))
+            .collect()
+    })
 }
 
 /// Every TCP and UDP session of `records` is one tshark finds, and the other way round; each
 /// carries the fields tshark shows for it, and was found inside `layers`.
-fn assert_agrees(what: &str, records: &[Value], pcap: &Path, layers: Layers) {
+fn assert_agrees(what: &str, records: &[Record], pcap: &Path, layers: Layers) {
     // What tshark cannot know without the tunnel's signalling: the MPLS pseudowire carries
     // Ethernet after a control word, the L2TPv3 session carries Ethernet.
     let decode_as: &[&str] = match what {
@@ -328,9 +347,9 @@ fn assert_agrees(what: &str, records: &[Value], pcap: &Path, layers: Layers) {
         "{what}: tshark finds only {:?}",
         want.sessions
     );
-    let got: BTreeMap<Tuple, &Value> = records
+    let got: BTreeMap<Tuple, &Record> = records
         .iter()
-        .filter(|r| matches!(r["protocol"].as_str(), Some("tcp" | "udp")))
+        .filter(|r| ported(r))
         .map(|r| (record_tuple(r), r))
         .collect();
     let got_set: BTreeSet<Tuple> = got.keys().cloned().collect();
@@ -341,32 +360,28 @@ fn assert_agrees(what: &str, records: &[Value], pcap: &Path, layers: Layers) {
     for (t, urls) in &want.urls {
         let r = got[t];
         assert!(
-            urls.contains(r["url"].as_str().unwrap_or_default()),
-            "{what}: {t:?} has url {} where tshark shows {urls:?}",
-            r["url"]
+            !r.urls().is_empty() && r.urls().iter().all(|u| urls.contains(u.as_str())),
+            "{what}: {t:?} has urls {:?} where tshark shows {urls:?}",
+            r.urls()
         );
     }
     for (t, sender) in &want.senders {
-        assert_eq!(got[t]["email_sender"], sender.as_str(), "{what}: {t:?}");
+        assert_eq!(
+            got[t].email_sender(),
+            Some(sender.as_str()),
+            "{what}: {t:?}"
+        );
     }
     assert!(
         want.urls.len() >= 4 && !want.senders.is_empty(),
         "{what}: tshark shows too few fields to compare: {want:?}"
     );
     for r in got.values() {
-        let found: Vec<(&str, Option<u64>)> = r["tunnel"]["layers"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|l| (l["kind"].as_str().unwrap_or_default(), l["id"].as_u64()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        assert_eq!(found, layers, "{what}: the layers of {r}");
+        assert_eq!(layers_of(r), layers, "{what}: the layers of {r:?}");
     }
 }
 
-fn analyze(pcap: &Path) -> Vec<Value> {
+fn analyze(pcap: &Path) -> Vec<Record> {
     analyze_records(pcap, None)
 }
 
@@ -405,17 +420,24 @@ fn sessions_inside_tunnels_agree_with_tshark() {
         &[("vxlan", Some(u64::from(VNI)))],
     );
     for r in &live {
-        let outer = &r["tunnel"]["outer"];
+        let outer = r
+            .tunnel
+            .as_ref()
+            .and_then(|t| t.outer.as_ref())
+            .unwrap_or_else(|| panic!("no carrier: {r:?}"));
         let ends = BTreeSet::from([
-            outer["source_ip"].as_str().unwrap_or_default(),
-            outer["destination_ip"].as_str().unwrap_or_default(),
+            outer.source_ip.map(|i| i.to_string()).unwrap_or_default(),
+            outer
+                .destination_ip
+                .map(|i| i.to_string())
+                .unwrap_or_default(),
         ]);
         assert_eq!(
             ends,
-            BTreeSet::from([pair.host_ip.as_str(), pair.ns_ip.as_str()]),
-            "{r}"
+            BTreeSet::from([pair.host_ip.clone(), pair.ns_ip.clone()]),
+            "{r:?}"
         );
-        assert_eq!(outer["destination_port"], 4789, "{r}");
+        assert_eq!(outer.destination_port, Some(4789), "{r:?}");
     }
     // VXLAN, from the file tcpdump wrote of the same carrier.
     assert_agrees(
@@ -473,7 +495,7 @@ fn tunnel_settings_choose_inner_outer_or_both_sessions() {
     run_clients(&overlay.ns_ip);
     let carrier = carrier.stop();
 
-    let with = |setting: &str| -> Vec<Value> {
+    let with = |setting: &str| -> Vec<Record> {
         let config = s.path(&format!("{setting}.toml"));
         std::fs::write(
             &config,
@@ -485,14 +507,10 @@ fn tunnel_settings_choose_inner_outer_or_both_sessions() {
         .unwrap();
         analyze_records(&carrier, Some(&config))
     };
-    let is_carrier = |r: &Value| r["destination_port"] == 4789 || r["source_port"] == 4789;
+    let is_carrier = |r: &Record| r.destination().1 == Some(4789) || r.source().1 == Some(4789);
     // The sessions of TCP and UDP (the underlay's own neighbour discovery is ICMPv6).
-    let ported = |records: Vec<Value>| -> Vec<Value> {
-        records
-            .into_iter()
-            .filter(|r| matches!(r["protocol"].as_str(), Some("tcp" | "udp")))
-            .collect()
-    };
+    let ported =
+        |records: Vec<Record>| -> Vec<Record> { records.into_iter().filter(ported).collect() };
     let inner = ported(with("inner"));
     let outer = ported(with("outer"));
     let both = ported(with("both"));
@@ -502,17 +520,19 @@ fn tunnel_settings_choose_inner_outer_or_both_sessions() {
     );
     // The VNI names the virtual system of the sessions inside it; the carrier's have none.
     assert!(
-        inner.iter().all(|r| r["virtual_system"] == "tenant-a"),
+        inner
+            .iter()
+            .all(|r| r.virtual_system.get().cloned().flatten().as_deref() == Some("tenant-a")),
         "{inner:#?}"
     );
     assert!(
         !outer.is_empty()
             && outer.iter().all(|r| is_carrier(r)
-                && r.get("tunnel").is_none()
-                && r["virtual_system"].is_null()),
+                && r.tunnel.is_none()
+                && r.virtual_system.get() == Some(&None)),
         "{outer:#?}"
     );
-    let sessions = |records: &[Value]| records.iter().map(record_tuple).collect::<BTreeSet<_>>();
+    let sessions = |records: &[Record]| records.iter().map(record_tuple).collect::<BTreeSet<_>>();
     assert_eq!(
         sessions(&both),
         sessions(&inner).union(&sessions(&outer)).cloned().collect(),
@@ -602,13 +622,13 @@ fn a_capture_scoped_to_a_vni_keeps_what_its_filter_names_inside_it() {
     assert!(!live.is_empty());
     for r in &live {
         assert_eq!(
-            r["tunnel"]["layers"],
-            json!([{"kind": "vxlan", "id": VNI_SCOPED}]),
-            "{r}"
+            layers_of(r),
+            [("vxlan", Some(u64::from(VNI_SCOPED)))],
+            "{r:?}"
         );
         assert!(
-            r["destination_port"] == TLS_PORT || r["source_port"] == TLS_PORT,
-            "{r}"
+            r.destination().1 == Some(TLS_PORT) || r.source().1 == Some(TLS_PORT),
+            "{r:?}"
         );
     }
 }

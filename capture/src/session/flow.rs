@@ -3,7 +3,9 @@
 
 use std::net::IpAddr;
 
-use super::detect::{self, app};
+use pcap_protocol::session::App;
+
+use super::detect;
 use super::packet::{ACK, Decoded, ICMP, ICMPV6, SYN, TCP, UDP};
 use super::proto::mail::{FtpClient, Lines, SmtpClient};
 use super::proto::{Found, binary, dns, http, push_unique, tls};
@@ -34,7 +36,7 @@ pub struct Session {
     /// Packets and bytes (on the wire) to the server and to the client.
     pub packets: [u64; 2],
     pub bytes: [u64; 2],
-    pub app: Option<&'static str>,
+    pub app: Option<App>,
     /// The fields found so far; most sessions have none, and keep no room for them.
     found: Option<Box<Found>>,
     /// The tunnel the session's first packet was found in, if any.
@@ -83,7 +85,7 @@ impl Session {
             ((p.src, p.sport), (p.dst, p.dport))
         };
         let app = match p.proto {
-            ICMP | ICMPV6 => Some(app::ICMP),
+            ICMP | ICMPV6 => Some(App::Icmp),
             _ => None,
         };
         let inspect = match p.proto {
@@ -127,10 +129,10 @@ impl Session {
     }
 
     /// The application: the signature's, else the server port's, else `unknown`.
-    pub fn application(&self) -> &'static str {
+    pub fn application(&self) -> App {
         self.app
             .or_else(|| detect::by_port(self.proto, self.server.1))
-            .unwrap_or(app::UNKNOWN)
+            .unwrap_or(App::Unknown)
     }
 
     /// Counts a packet from `src`, without looking at it further.
@@ -187,13 +189,13 @@ impl Session {
         if self.app.is_none() {
             self.app = detect::tcp_signature(&ins.head[dir], dir == TO_SERVER, self.server.1);
             match self.app {
-                Some(app::SMTP) => {
+                Some(App::Smtp) => {
                     ins.smtp = Some(SmtpClient::default());
                     // The client may have spoken already; scan what it said.
                     let client = std::mem::take(&mut ins.head[TO_SERVER]);
                     return self.lines(ins, &client);
                 }
-                Some(app::FTP) => {
+                Some(App::Ftp) => {
                     ins.ftp = Some(FtpClient);
                     let client = std::mem::take(&mut ins.head[TO_SERVER]);
                     return self.lines(ins, &client);
@@ -207,7 +209,7 @@ impl Session {
             }
         }
         match self.app {
-            Some(app::SMTP | app::FTP) => {
+            Some(App::Smtp | App::Ftp) => {
                 if dir == TO_SERVER {
                     ins.head[TO_SERVER].clear();
                     return self.lines(ins, bytes);
@@ -215,8 +217,8 @@ impl Session {
                 ins.head[TO_CLIENT].clear();
                 false
             }
-            Some(app::HTTP | app::RTSP | app::SIP) => self.header_blocks(ins),
-            Some(app::TLS) => {
+            Some(App::Http | App::Rtsp | App::Sip) => self.header_blocks(ins),
+            Some(App::Tls) => {
                 if !ins.parsed[TO_SERVER]
                     && let Some(found) = tls::client_hello(&ins.head[TO_SERVER])
                 {
@@ -225,15 +227,15 @@ impl Session {
                 }
                 ins.parsed[TO_SERVER] || ins.head[TO_SERVER].len() >= HEADER_LIMIT
             }
-            Some(app::MQTT) => {
+            Some(App::Mqtt) => {
                 if let Some(Some(user)) = binary::mqtt_connect(&ins.head[TO_SERVER]) {
                     push_unique(&mut self.found_mut().users, user);
                 }
                 ins.head[TO_SERVER].len() >= 2
             }
-            Some(app::DNS) => {
+            Some(App::Dns) => {
                 if let Some(name) = dns::question_name_tcp(&ins.head[TO_SERVER]) {
-                    self.found_mut().url = Some(format!("dns://{name}"));
+                    push_unique(&mut self.found_mut().urls, format!("dns://{name}"));
                     return true;
                 }
                 ins.head[TO_SERVER].len() >= HEADER_LIMIT
@@ -245,8 +247,8 @@ impl Session {
     /// HTTP-shaped protocols: the client's request and the server's response headers.
     fn header_blocks(&mut self, ins: &mut Inspect) -> bool {
         let flavor = match self.app {
-            Some(app::RTSP) => http::Flavor::Rtsp,
-            Some(app::SIP) => http::Flavor::Sip,
+            Some(App::Rtsp) => http::Flavor::Rtsp,
+            Some(App::Sip) => http::Flavor::Sip,
             _ => http::Flavor::Http,
         };
         if !ins.parsed[TO_SERVER]
@@ -287,14 +289,14 @@ impl Session {
             self.app = detect::udp_signature(p.payload, p.sport, p.dport);
         }
         match self.app {
-            Some(a @ (app::DNS | app::MDNS)) => {
+            Some(a @ (App::Dns | App::Mdns)) => {
                 if let Some(name) = dns::question_name(p.payload) {
-                    self.found_mut().url = Some(format!("{a}://{name}"));
+                    push_unique(&mut self.found_mut().urls, format!("{a}://{name}"));
                     return true;
                 }
                 false
             }
-            Some(app::SIP) => {
+            Some(App::Sip) => {
                 if let Some(found) = http::request(p.payload, http::Flavor::Sip) {
                     self.merge(found);
                 }
@@ -307,8 +309,8 @@ impl Session {
 
     fn merge(&mut self, found: Found) {
         let f = self.found_mut();
-        if f.url.is_none() {
-            f.url = found.url;
+        for v in found.urls {
+            push_unique(&mut f.urls, v);
         }
         for v in found.filenames {
             push_unique(&mut f.filenames, v);

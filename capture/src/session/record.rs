@@ -1,21 +1,22 @@
-//! A session as it leaves the host: the twelve fields of DESIGN.md, each present only if its
-//! sharing switch is on (a field switched off is absent: no key at all), plus the session's
-//! protocol, times and counters. Serialized straight from the session, without building an
-//! intermediate JSON value.
+//! A session as it leaves the host: the [`SessionRecord`] of `pcap-protocol`, each of the twelve
+//! fields present only if its sharing switch is on (a field switched off is absent: no key at
+//! all), plus the session's protocol, times and counters. The record borrows the session's
+//! values; nothing is copied to write it.
 
 // Sessions are large; boxed, they move as pointers when the table grows, sorts and hands
 // them over.
 #![allow(clippy::vec_box)]
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use pcap_config::Sharing;
-use serde::Serialize;
-use serde::ser::{SerializeMap, Serializer};
+use pcap_protocol::session::{
+    Directions, Field, LayerRecord, OuterRecord, SessionRecord, Shared, Transport, TunnelRecord,
+};
 
 use super::flow::{Session, TO_CLIENT, TO_SERVER};
-use super::packet::{ICMP, ICMPV6, TCP, UDP};
 use super::tunnel::{Kind, Tunnels};
 use super::users::UserMap;
 
@@ -31,198 +32,107 @@ pub struct RecordContext<'a> {
     pub users: Option<&'a UserMap>,
 }
 
-/// The record of one session, ready to serialize.
-#[derive(Debug, Clone, Copy)]
-pub struct Record<'a> {
-    session: &'a Session,
-    ctx: &'a RecordContext<'a>,
+/// The record of `s`, with the sharing switches of `ctx` applied: each shared field is
+/// filled, the others stay absent.
+pub fn record<'a>(s: &'a Session, ctx: &RecordContext<'a>) -> SessionRecord<'a> {
+    let protocol = Transport::of(s.proto);
+    let mut r = SessionRecord::new(
+        protocol,
+        (time(s.first_seen_ns), time(s.last_seen_ns)),
+        Directions {
+            to_server: s.packets[TO_SERVER],
+            to_client: s.packets[TO_CLIENT],
+        },
+        Directions {
+            to_server: s.bytes[TO_SERVER],
+            to_client: s.bytes[TO_CLIENT],
+        },
+    );
+    let port = |p: u16| protocol.has_ports().then_some(p);
+    let found = s.found();
+    let list = |v: &'a [String]| Shared::On(Cow::Borrowed(v));
+    let text = |v: &'a Option<String>| Shared::On(v.as_deref().map(Cow::Borrowed));
+    for field in ctx.sharing.iter() {
+        match field {
+            Field::SourceIp => r.source_ip = Shared::On(s.client.0),
+            Field::SourcePort => r.source_port = Shared::On(port(s.client.1)),
+            Field::DestinationIp => r.destination_ip = Shared::On(s.server.0),
+            Field::DestinationPort => r.destination_port = Shared::On(port(s.server.1)),
+            Field::VirtualSystem => {
+                r.virtual_system = Shared::On(virtual_system(s, ctx).map(Cow::Borrowed));
+            }
+            Field::Application => {
+                r.application = Shared::On(s.application());
+                // ALPN tells the application inside TLS; it goes with the application switch.
+                r.alpn = Cow::Borrowed(&found.alpn);
+            }
+            Field::User => r.user = Shared::On(users(s, ctx)),
+            Field::Url => r.urls = list(&found.urls),
+            Field::Filename => r.filename = list(&found.filenames),
+            Field::EmailSender => r.email_sender = text(&found.email_sender),
+            Field::EmailRecipient => r.email_recipient = list(&found.email_recipients),
+            Field::EmailSubject => r.email_subject = text(&found.email_subject),
+        }
+    }
+    r.tunnel = s.tunnels().map(|t| tunnel(t, ctx.sharing));
+    r
 }
 
-/// The record of `s`, with the sharing switches of `ctx` applied.
-pub fn record<'a>(s: &'a Session, ctx: &'a RecordContext<'a>) -> Record<'a> {
-    Record { session: s, ctx }
+fn time(ns: u64) -> Option<Timestamp> {
+    Timestamp::from_nanosecond(i128::from(ns)).ok()
 }
 
-#[derive(Serialize)]
-struct Directions {
-    to_server: u64,
-    to_client: u64,
+/// The virtual system of `s`: its tunnel's (`vni:N`, `gre:N` in the map), else the interface's.
+fn virtual_system<'a>(s: &Session, ctx: &RecordContext<'a>) -> Option<&'a str> {
+    let by_tunnel = s.tunnels().zip(ctx.virtual_systems).and_then(|(t, map)| {
+        t.layers().find_map(|l| {
+            let key = match (l.kind, l.id) {
+                (Kind::Vxlan | Kind::Geneve, Some(vni)) => format!("vni:{vni}"),
+                (Kind::Gre, Some(key)) => format!("gre:{key}"),
+                _ => return None,
+            };
+            map.get(&key).map(String::as_str)
+        })
+    });
+    by_tunnel.or(ctx.virtual_system)
 }
 
-fn time(ns: u64) -> Option<String> {
-    Timestamp::from_nanosecond(i128::from(ns))
-        .ok()
-        .map(|t| t.to_string())
+/// The session's users: the operator's map's for its client first, then those its protocols
+/// carried.
+fn users<'a>(s: &'a Session, ctx: &RecordContext<'_>) -> Cow<'a, [String]> {
+    let found = &s.found().users;
+    match ctx.users.and_then(|u| u.get(&s.client.0)) {
+        None => Cow::Borrowed(found),
+        Some(mapped) => {
+            let mut all = vec![mapped.to_owned()];
+            all.extend(found.iter().filter(|u| *u != mapped).cloned());
+            Cow::Owned(all)
+        }
+    }
 }
 
 /// Where a tunnelled session was found: its layers, outermost first, and the carrier's
-/// addresses and ports (the addresses under the source_ip and destination_ip switches).
-struct TunnelRecord<'a> {
-    t: &'a Tunnels,
-    on: &'a Sharing,
-}
-
-#[derive(Serialize)]
-struct LayerRecord {
-    kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    version: Option<u8>,
-}
-
-/// The carrier's 5-tuple; an address whose sharing switch is off is absent.
-#[derive(Serialize)]
-struct OuterRecord {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    source_ip: Option<std::net::IpAddr>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    destination_ip: Option<std::net::IpAddr>,
-    protocol: Protocol,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    source_port: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    destination_port: Option<u16>,
-}
-
-impl Serialize for TunnelRecord<'_> {
-    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
-        let mut m = ser.serialize_map(None)?;
-        let layers: Vec<LayerRecord> = self
-            .t
-            .layers()
-            .map(|l| LayerRecord {
-                kind: l.kind.as_str(),
-                id: l.id,
-                version: (l.version != 0).then_some(l.version),
-            })
-            .collect();
-        m.serialize_entry("layers", &layers)?;
-        if let Some(o) = &self.t.outer {
-            let ported = matches!(o.proto, TCP | UDP);
-            let outer = OuterRecord {
-                source_ip: self.on.source_ip.then_some(o.src),
-                destination_ip: self.on.destination_ip.then_some(o.dst),
-                protocol: Protocol::of(o.proto),
-                source_port: ported.then_some(o.sport),
-                destination_port: ported.then_some(o.dport),
-            };
-            m.serialize_entry("outer", &outer)?;
+/// addresses (under the `source_ip` and `destination_ip` switches) and ports.
+fn tunnel(t: &Tunnels, on: &Sharing) -> TunnelRecord<'static> {
+    let layers = t
+        .layers()
+        .map(|l| LayerRecord {
+            kind: Cow::Borrowed(l.kind.as_str()),
+            id: l.id,
+            version: (l.version != 0).then_some(l.version),
+        })
+        .collect();
+    let outer = t.outer.as_ref().map(|o| {
+        let protocol = Transport::of(o.proto);
+        OuterRecord {
+            source_ip: on.contains(Field::SourceIp).then_some(o.src),
+            destination_ip: on.contains(Field::DestinationIp).then_some(o.dst),
+            protocol,
+            source_port: protocol.has_ports().then_some(o.sport),
+            destination_port: protocol.has_ports().then_some(o.dport),
         }
-        m.end()
-    }
-}
-
-#[derive(Serialize)]
-#[serde(untagged)]
-enum Protocol {
-    Name(&'static str),
-    Number(u8),
-}
-
-impl Protocol {
-    fn of(proto: u8) -> Self {
-        match proto {
-            TCP => Protocol::Name("tcp"),
-            UDP => Protocol::Name("udp"),
-            ICMP => Protocol::Name("icmp"),
-            ICMPV6 => Protocol::Name("icmpv6"),
-            other => Protocol::Number(other),
-        }
-    }
-}
-
-impl Serialize for Record<'_> {
-    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
-        let s = self.session;
-        let on = self.ctx.sharing;
-        let mut m = ser.serialize_map(None)?;
-        m.serialize_entry("protocol", &Protocol::of(s.proto))?;
-        m.serialize_entry("first_seen", &time(s.first_seen_ns))?;
-        m.serialize_entry("last_seen", &time(s.last_seen_ns))?;
-        m.serialize_entry(
-            "packets",
-            &Directions {
-                to_server: s.packets[TO_SERVER],
-                to_client: s.packets[TO_CLIENT],
-            },
-        )?;
-        m.serialize_entry(
-            "bytes",
-            &Directions {
-                to_server: s.bytes[TO_SERVER],
-                to_client: s.bytes[TO_CLIENT],
-            },
-        )?;
-        let ported = matches!(s.proto, TCP | UDP);
-        let port = |p: u16| ported.then_some(p);
-        if on.source_ip {
-            m.serialize_entry("source_ip", &s.client.0)?;
-        }
-        if on.source_port {
-            m.serialize_entry("source_port", &port(s.client.1))?;
-        }
-        if on.destination_ip {
-            m.serialize_entry("destination_ip", &s.server.0)?;
-        }
-        if on.destination_port {
-            m.serialize_entry("destination_port", &port(s.server.1))?;
-        }
-        if on.virtual_system {
-            let by_tunnel = s
-                .tunnels()
-                .zip(self.ctx.virtual_systems)
-                .and_then(|(t, map)| {
-                    t.layers().find_map(|l| {
-                        let key = match (l.kind, l.id) {
-                            (Kind::Vxlan | Kind::Geneve, Some(vni)) => format!("vni:{vni}"),
-                            (Kind::Gre, Some(key)) => format!("gre:{key}"),
-                            _ => return None,
-                        };
-                        map.get(&key).map(String::as_str)
-                    })
-                });
-            m.serialize_entry("virtual_system", &by_tunnel.or(self.ctx.virtual_system))?;
-        }
-        if let Some(t) = s.tunnels() {
-            m.serialize_entry("tunnel", &TunnelRecord { t, on })?;
-        }
-        if on.application {
-            m.serialize_entry("application", s.application())?;
-            // ALPN tells the application inside TLS; it goes with the application switch.
-            if !s.found().alpn.is_empty() {
-                m.serialize_entry("alpn", &s.found().alpn)?;
-            }
-        }
-        if on.user {
-            let mapped = self.ctx.users.and_then(|u| u.get(&s.client.0));
-            let mut users: Vec<&str> = mapped.into_iter().collect();
-            users.extend(
-                s.found()
-                    .users
-                    .iter()
-                    .map(String::as_str)
-                    .filter(|u| Some(*u) != mapped),
-            );
-            m.serialize_entry("user", &users)?;
-        }
-        if on.url {
-            m.serialize_entry("url", &s.found().url)?;
-        }
-        if on.filename {
-            m.serialize_entry("filename", &s.found().filenames)?;
-        }
-        if on.email_sender {
-            m.serialize_entry("email_sender", &s.found().email_sender)?;
-        }
-        if on.email_recipient {
-            m.serialize_entry("email_recipient", &s.found().email_recipients)?;
-        }
-        if on.email_subject {
-            m.serialize_entry("email_subject", &s.found().email_subject)?;
-        }
-        m.end()
-    }
+    });
+    TunnelRecord { layers, outer }
 }
 
 /// Sessions per application, for the capture's record (no field values, only counts).
@@ -231,6 +141,8 @@ pub fn count_by_application<'a>(
     counts: &mut BTreeMap<String, u64>,
 ) {
     for s in sessions {
-        *counts.entry(s.application().to_owned()).or_default() += 1;
+        *counts
+            .entry(s.application().as_str().to_owned())
+            .or_default() += 1;
     }
 }

@@ -100,7 +100,7 @@ pub fn request(data: &[u8], flavor: Flavor) -> Option<Found> {
         .iter()
         .find(|h| h.name.eq_ignore_ascii_case("host"))
         .map(|h| clean(h.value));
-    found.url = Some(
+    found.urls.push(
         if path.starts_with("http://") || path.starts_with("https://") {
             clean(path.as_bytes())
         } else {
@@ -134,7 +134,7 @@ fn other_request(data: &[u8]) -> Option<Found> {
     // A response line (SIP/2.0 200 OK) carries no URI.
     let response = first.starts_with("SIP/") || first.starts_with("RTSP/");
     if !response {
-        found.url = Some(clean(uri.as_bytes()));
+        found.urls.push(clean(uri.as_bytes()));
     }
     Some(found)
 }
@@ -185,10 +185,7 @@ mod tests {
         let req = b"GET /files/report%201.pdf?v=2 HTTP/1.1\r\nHost: lab.example:8081\r\nAuthorization: Basic YWxpY2U6c2VjcmV0\r\n\r\n";
         assert_eq!(flavor(req), Some(Flavor::Http));
         let f = request(req, Flavor::Http).unwrap();
-        assert_eq!(
-            f.url.as_deref(),
-            Some("http://lab.example:8081/files/report%201.pdf?v=2")
-        );
+        assert_eq!(f.urls, ["http://lab.example:8081/files/report%201.pdf?v=2"]);
         assert_eq!(f.filenames, ["report 1.pdf"]);
         assert_eq!(f.users, ["alice"]);
         assert!(
@@ -219,6 +216,6 @@ mod tests {
             Flavor::Rtsp,
         )
         .unwrap();
-        assert_eq!(f.url.as_deref(), Some("rtsp://cam/s"));
+        assert_eq!(f.urls, ["rtsp://cam/s"]);
     }
 }

@@ -5,6 +5,8 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
+use pcap_protocol::session::App;
+
 use super::{Found, clean, filename_param, push_unique};
 
 /// Longest line kept; the rest of a longer line is dropped.
@@ -207,15 +209,15 @@ impl FtpClient {
 }
 
 /// What a server's greeting says it is.
-pub fn greeting(line: &[u8]) -> Option<&'static str> {
+pub fn greeting(line: &[u8]) -> Option<App> {
     if !line.starts_with(b"220") {
         return None;
     }
     let text = String::from_utf8_lossy(line).to_ascii_uppercase();
     if text.contains("SMTP") || text.contains("MAIL") || text.contains("POSTFIX") {
-        Some("smtp")
+        Some(App::Smtp)
     } else if text.contains("FTP") {
-        Some("ftp")
+        Some(App::Ftp)
     } else {
         None
     }
@@ -260,8 +262,8 @@ Subject: =?UTF-8?B?w4lxdWlwZW1lbnQ=?=\r\n =?UTF-8?Q?_report?=\r\nMIME-Version: 1
         });
         assert_eq!(found.users, ["anna"]);
         assert_eq!(found.filenames, ["fw/v2.bin"]);
-        assert_eq!(greeting(b"220 mail.example ESMTP Postfix"), Some("smtp"));
-        assert_eq!(greeting(b"220 (vsFTPd 3.0.3)"), Some("ftp"));
+        assert_eq!(greeting(b"220 mail.example ESMTP Postfix"), Some(App::Smtp));
+        assert_eq!(greeting(b"220 (vsFTPd 3.0.3)"), Some(App::Ftp));
     }
 
     #[test]

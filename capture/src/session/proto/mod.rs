@@ -10,7 +10,7 @@ pub mod tls;
 /// Fields a parser found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Found {
-    pub url: Option<String>,
+    pub urls: Vec<String>,
     pub filenames: Vec<String>,
     pub users: Vec<String>,
     pub alpn: Vec<String>,
@@ -22,7 +22,7 @@ pub struct Found {
 impl Found {
     /// Nothing found.
     pub const EMPTY: Found = Found {
-        url: None,
+        urls: Vec::new(),
         filenames: Vec::new(),
         users: Vec::new(),
         alpn: Vec::new(),

@@ -35,7 +35,7 @@ pub fn client_hello(data: &[u8]) -> Option<Found> {
             match e {
                 TlsExtension::SNI(names) => {
                     if let Some((_, name)) = names.first() {
-                        found.url = Some(format!("tls://{}", clean(name)));
+                        push_unique(&mut found.urls, format!("tls://{}", clean(name)));
                     }
                 }
                 TlsExtension::ALPN(protocols) => {
