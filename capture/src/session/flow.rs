@@ -1,32 +1,30 @@
-//! One bidirectional session: who started it, counters per direction, and the inspection of
-//! the first bytes of each direction until its fields are known.
+//! One bidirectional session: who started it, counters per direction, and its inspection: the
+//! first bytes of each direction until a protocol of the registry ([`super::proto`]) takes
+//! them, then that protocol's parser until it is done. The flow knows no protocol by name.
 
 use std::net::IpAddr;
 
 use pcap_protocol::session::App;
 
-use super::detect;
 use super::packet::{ACK, Decoded, ICMP, ICMPV6, SYN, TCP, UDP};
-use super::proto::mail::{FtpClient, Lines, SmtpClient};
-use super::proto::{Found, binary, dns, http, push_unique, tls};
+use super::proto::{self, Dir, Found, Inspect, Probe, Wants};
 use super::stream::Stream;
 use super::tunnel::Tunnels;
 
-/// Bytes of a direction kept to parse a header block (HTTP headers, a ClientHello).
-pub const HEADER_LIMIT: usize = 8 * 1024;
-/// Bytes of a line-oriented direction (SMTP, FTP) scanned at most.
-pub const LINE_BUDGET: u64 = 1 << 20;
-/// Bytes seen without any signature after which a TCP session is left to its port.
+/// Bytes of both directions seen without any signature after which a TCP session is left to
+/// its port.
 const UNDECIDED_AFTER: usize = 512;
-/// Datagrams of a UDP session inspected at most.
+/// Datagrams of a UDP session looked at without a signature at most.
 const DATAGRAM_BUDGET: u32 = 8;
+/// Datagrams of a UDP session its parser reads at most.
+const PARSED_DATAGRAMS: u32 = 64;
 
-/// Direction of a packet relative to the session's initiator.
+/// Direction of a packet relative to the session's initiator, as array indices.
 pub const TO_SERVER: usize = 0;
 pub const TO_CLIENT: usize = 1;
 
 /// A session's state.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Session {
     pub proto: u8,
     pub client: (IpAddr, u16),
@@ -36,6 +34,7 @@ pub struct Session {
     /// Packets and bytes (on the wire) to the server and to the client.
     pub packets: [u64; 2],
     pub bytes: [u64; 2],
+    /// The application a payload signature found (else the port decides, when asked).
     pub app: Option<App>,
     /// The fields found so far; most sessions have none, and keep no room for them.
     found: Option<Box<Found>>,
@@ -45,27 +44,24 @@ pub struct Session {
 }
 
 /// How far the inspection of a session is.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 enum Inspection {
     Done,
     /// UDP needs no buffers: each datagram stands alone.
     Udp {
         datagrams: u32,
+        parser: Option<Box<dyn Inspect>>,
     },
-    Tcp(Box<Inspect>),
+    Tcp(Box<Tcp>),
 }
 
-/// What is kept while a session is inspected; dropped once its fields are known.
-#[derive(Debug, Clone, Default)]
-struct Inspect {
+/// What a TCP session keeps while it is inspected; dropped once its parser is done.
+#[derive(Debug, Default)]
+struct Tcp {
     streams: [Stream; 2],
+    /// The first bytes of each direction, while no protocol has taken them.
     head: [Vec<u8>; 2],
-    /// Header blocks already parsed, per direction.
-    parsed: [bool; 2],
-    lines: Lines,
-    smtp: Option<SmtpClient>,
-    ftp: Option<FtpClient>,
-    scanned: u64,
+    parser: Option<Box<dyn Inspect>>,
 }
 
 impl Session {
@@ -74,10 +70,7 @@ impl Session {
     pub fn new(p: &Decoded<'_>, ts_ns: u64) -> Self {
         let reversed = match p.tcp {
             Some((flags, _)) if flags & SYN != 0 => flags & ACK != 0,
-            _ => {
-                detect::is_service_port(p.proto, p.sport)
-                    && !detect::is_service_port(p.proto, p.dport)
-            }
+            _ => is_service_port(p.proto, p.sport) && !is_service_port(p.proto, p.dport),
         };
         let (client, server) = if reversed {
             ((p.dst, p.dport), (p.src, p.sport))
@@ -90,7 +83,10 @@ impl Session {
         };
         let inspect = match p.proto {
             TCP => Inspection::Tcp(Box::default()),
-            UDP => Inspection::Udp { datagrams: 0 },
+            UDP => Inspection::Udp {
+                datagrams: 0,
+                parser: None,
+            },
             _ => Inspection::Done,
         };
         Session {
@@ -119,10 +115,6 @@ impl Session {
         self.found.as_deref().unwrap_or(&NONE)
     }
 
-    fn found_mut(&mut self) -> &mut Found {
-        self.found.get_or_insert_default()
-    }
-
     /// Whether the session's fields are still being looked for.
     pub fn inspecting(&self) -> bool {
         !matches!(self.inspect, Inspection::Done)
@@ -131,7 +123,7 @@ impl Session {
     /// The application: the signature's, else the server port's, else `unknown`.
     pub fn application(&self) -> App {
         self.app
-            .or_else(|| detect::by_port(self.proto, self.server.1))
+            .or_else(|| proto::by_port(self.proto, self.server.1).map(|p| p.app))
             .unwrap_or(App::Unknown)
     }
 
@@ -150,185 +142,126 @@ impl Session {
 
     /// Accounts a packet and inspects its payload.
     pub fn packet(&mut self, p: &Decoded<'_>, ts_ns: u64, wire_len: u32) {
-        let dir = self.count((p.src, p.sport), ts_ns, wire_len);
-        match std::mem::replace(&mut self.inspect, Inspection::Done) {
-            Inspection::Done => {}
-            Inspection::Udp { datagrams } => {
-                if p.payload.is_empty() {
-                    self.inspect = Inspection::Udp { datagrams };
-                } else if !self.datagram(p) && datagrams + 1 < DATAGRAM_BUDGET {
-                    self.inspect = Inspection::Udp {
-                        datagrams: datagrams + 1,
-                    };
-                }
+        let dir = match self.count((p.src, p.sport), ts_ns, wire_len) {
+            TO_SERVER => Dir::ToServer,
+            _ => Dir::ToClient,
+        };
+        self.inspect = match std::mem::replace(&mut self.inspect, Inspection::Done) {
+            Inspection::Done => Inspection::Done,
+            Inspection::Udp { datagrams, parser } if p.payload.is_empty() => {
+                Inspection::Udp { datagrams, parser }
             }
-            Inspection::Tcp(mut inspect) => {
+            Inspection::Udp { datagrams, parser } => self.datagram(p, dir, datagrams, parser),
+            Inspection::Tcp(mut tcp) => {
                 let done = match p.tcp {
                     Some((flags, seq)) => {
+                        let stream = &mut tcp.streams[dir.index()];
                         if flags & SYN != 0 {
-                            inspect.streams[dir].syn(seq);
+                            stream.syn(seq);
                         }
                         let mut new = Vec::new();
-                        inspect.streams[dir].segment(seq, p.payload, |b| new.extend_from_slice(b));
-                        !new.is_empty() && self.tcp_bytes(&mut inspect, dir, &new)
+                        stream.segment(seq, p.payload, |b| new.extend_from_slice(b));
+                        !new.is_empty() && self.tcp_bytes(&mut tcp, dir, &new, (p.sport, p.dport))
                     }
                     None => false,
                 };
-                if !done {
-                    self.inspect = Inspection::Tcp(inspect);
+                if done {
+                    Inspection::Done
+                } else {
+                    Inspection::Tcp(tcp)
                 }
             }
-        }
+        };
+    }
+
+    fn found_mut(&mut self) -> &mut Found {
+        self.found.get_or_insert_default()
     }
 
     /// New in-order bytes of a TCP direction; true when inspection is over.
-    fn tcp_bytes(&mut self, ins: &mut Inspect, dir: usize, bytes: &[u8]) -> bool {
-        let head = &mut ins.head[dir];
-        let room = HEADER_LIMIT.saturating_sub(head.len());
+    fn tcp_bytes(&mut self, tcp: &mut Tcp, dir: Dir, bytes: &[u8], ports: (u16, u16)) -> bool {
+        if let Some(parser) = &mut tcp.parser {
+            return parser.feed(dir, bytes, self.found.get_or_insert_default()) == Wants::Done;
+        }
+        let head = &mut tcp.head[dir.index()];
+        let room = UNDECIDED_AFTER.saturating_sub(head.len());
         head.extend_from_slice(&bytes[..bytes.len().min(room)]);
-        if self.app.is_none() {
-            self.app = detect::tcp_signature(&ins.head[dir], dir == TO_SERVER, self.server.1);
-            match self.app {
-                Some(App::Smtp) => {
-                    ins.smtp = Some(SmtpClient::default());
-                    // The client may have spoken already; scan what it said.
-                    let client = std::mem::take(&mut ins.head[TO_SERVER]);
-                    return self.lines(ins, &client);
-                }
-                Some(App::Ftp) => {
-                    ins.ftp = Some(FtpClient);
-                    let client = std::mem::take(&mut ins.head[TO_SERVER]);
-                    return self.lines(ins, &client);
-                }
-                Some(_) => {}
-                // No signature in the first bytes of both directions: the port decides.
-                None => {
-                    return ins.head[TO_SERVER].len() + ins.head[TO_CLIENT].len()
-                        >= UNDECIDED_AFTER;
-                }
-            }
-        }
-        match self.app {
-            Some(App::Smtp | App::Ftp) => {
-                if dir == TO_SERVER {
-                    ins.head[TO_SERVER].clear();
-                    return self.lines(ins, bytes);
-                }
-                ins.head[TO_CLIENT].clear();
-                false
-            }
-            Some(App::Http | App::Rtsp | App::Sip) => self.header_blocks(ins),
-            Some(App::Tls) => {
-                if !ins.parsed[TO_SERVER]
-                    && let Some(found) = tls::client_hello(&ins.head[TO_SERVER])
-                {
-                    self.merge(found);
-                    ins.parsed[TO_SERVER] = true;
-                }
-                ins.parsed[TO_SERVER] || ins.head[TO_SERVER].len() >= HEADER_LIMIT
-            }
-            Some(App::Mqtt) => {
-                if let Some(Some(user)) = binary::mqtt_connect(&ins.head[TO_SERVER]) {
-                    push_unique(&mut self.found_mut().users, user);
-                }
-                ins.head[TO_SERVER].len() >= 2
-            }
-            Some(App::Dns) => {
-                if let Some(name) = dns::question_name_tcp(&ins.head[TO_SERVER]) {
-                    push_unique(&mut self.found_mut().urls, format!("dns://{name}"));
-                    return true;
-                }
-                ins.head[TO_SERVER].len() >= HEADER_LIMIT
-            }
-            _ => true,
-        }
-    }
-
-    /// HTTP-shaped protocols: the client's request and the server's response headers.
-    fn header_blocks(&mut self, ins: &mut Inspect) -> bool {
-        let flavor = match self.app {
-            Some(App::Rtsp) => http::Flavor::Rtsp,
-            Some(App::Sip) => http::Flavor::Sip,
-            _ => http::Flavor::Http,
+        let probe = Probe {
+            data: &tcp.head[dir.index()],
+            dir,
+            transport: TCP,
+            ports,
         };
-        if !ins.parsed[TO_SERVER]
-            && let Some(found) = http::request(&ins.head[TO_SERVER], flavor)
-        {
-            self.merge(found);
-            ins.parsed[TO_SERVER] = true;
-        }
-        if !ins.parsed[TO_CLIENT]
-            && flavor == http::Flavor::Http
-            && let Some(found) = http::response(&ins.head[TO_CLIENT])
-        {
-            self.merge(found);
-            ins.parsed[TO_CLIENT] = true;
-        }
-        let full = |d: usize| ins.parsed[d] || ins.head[d].len() >= HEADER_LIMIT;
-        full(TO_SERVER) && (flavor != http::Flavor::Http || full(TO_CLIENT))
-    }
-
-    /// Client lines of SMTP or FTP; true once the budget is spent.
-    fn lines(&mut self, ins: &mut Inspect, bytes: &[u8]) -> bool {
-        let found = self.found_mut();
-        let (smtp, ftp) = (&mut ins.smtp, &mut ins.ftp);
-        ins.lines.feed(bytes, |line| {
-            if let Some(s) = smtp.as_mut() {
-                s.line(line, found);
-            } else if let Some(f) = ftp.as_mut() {
-                f.line(line, found);
+        let Some(found) = proto::detect(&probe) else {
+            // No signature in the first bytes of both directions: the port decides.
+            return tcp.head[0].len() + tcp.head[1].len() >= UNDECIDED_AFTER;
+        };
+        self.app = Some(found.app);
+        let Some(start) = found.parser else {
+            return true;
+        };
+        // The parser starts from the first bytes of both directions, the client's first.
+        let mut parser = start(TCP);
+        let heads = std::mem::take(&mut tcp.head);
+        let mut wants = Wants::More;
+        for (d, head) in [(Dir::ToServer, &heads[0]), (Dir::ToClient, &heads[1])] {
+            if !head.is_empty() && wants == Wants::More {
+                wants = parser.feed(d, head, self.found_mut());
             }
-        });
-        ins.scanned += bytes.len() as u64;
-        ins.scanned >= LINE_BUDGET
+        }
+        tcp.parser = Some(parser);
+        wants == Wants::Done
     }
 
-    /// One UDP datagram; true when inspection is over.
-    fn datagram(&mut self, p: &Decoded<'_>) -> bool {
-        if self.app.is_none() {
-            self.app = detect::udp_signature(p.payload, p.sport, p.dport);
-        }
-        match self.app {
-            Some(a @ (App::Dns | App::Mdns)) => {
-                if let Some(name) = dns::question_name(p.payload) {
-                    push_unique(&mut self.found_mut().urls, format!("{a}://{name}"));
-                    return true;
+    /// One UDP datagram: the inspection that follows it.
+    fn datagram(
+        &mut self,
+        p: &Decoded<'_>,
+        dir: Dir,
+        datagrams: u32,
+        parser: Option<Box<dyn Inspect>>,
+    ) -> Inspection {
+        let datagrams = datagrams + 1;
+        let mut parser = match parser {
+            Some(parser) => parser,
+            None => {
+                let probe = Probe {
+                    data: p.payload,
+                    dir,
+                    transport: UDP,
+                    ports: (p.sport, p.dport),
+                };
+                match proto::detect(&probe) {
+                    Some(found) => {
+                        self.app = Some(found.app);
+                        match found.parser {
+                            Some(start) => start(UDP),
+                            None => return Inspection::Done,
+                        }
+                    }
+                    None if datagrams < DATAGRAM_BUDGET => {
+                        return Inspection::Udp {
+                            datagrams,
+                            parser: None,
+                        };
+                    }
+                    None => return Inspection::Done,
                 }
-                false
             }
-            Some(App::Sip) => {
-                if let Some(found) = http::request(p.payload, http::Flavor::Sip) {
-                    self.merge(found);
-                }
-                true
-            }
-            Some(_) => true,
-            None => false,
+        };
+        if parser.feed(dir, p.payload, self.found_mut()) == Wants::Done
+            || datagrams >= PARSED_DATAGRAMS
+        {
+            return Inspection::Done;
+        }
+        Inspection::Udp {
+            datagrams,
+            parser: Some(parser),
         }
     }
+}
 
-    fn merge(&mut self, found: Found) {
-        let f = self.found_mut();
-        for v in found.urls {
-            push_unique(&mut f.urls, v);
-        }
-        for v in found.filenames {
-            push_unique(&mut f.filenames, v);
-        }
-        for v in found.users {
-            push_unique(&mut f.users, v);
-        }
-        for v in found.alpn {
-            push_unique(&mut f.alpn, v);
-        }
-        if f.email_sender.is_none() {
-            f.email_sender = found.email_sender;
-        }
-        for v in found.email_recipients {
-            push_unique(&mut f.email_recipients, v);
-        }
-        if f.email_subject.is_none() {
-            f.email_subject = found.email_subject;
-        }
-    }
+/// Whether `port` is one a server listens on (so the other side is the client).
+pub fn is_service_port(proto: u8, port: u16) -> bool {
+    proto::by_port(proto, port).is_some() || port < 1024
 }

@@ -8,10 +8,11 @@
 //! - [`tunnel`]: the encapsulations taken off first (VXLAN, GENEVE, GRE, ERSPAN, MPLS, IP in IP,
 //!   L2TP, PPPoE), bounded in depth; the session keeps where it was found.
 //! - [`table`]: the bounded flow table (bidirectional 5-tuples, idle and overflow eviction).
-//! - [`flow`]: one session: initiator, counters, and inspection of the first bytes of each
-//!   direction ([`stream`]: bounded in-order reassembly) until its fields are known.
-//! - [`detect`]: which application, by payload signature first and server port second.
-//! - [`proto`]: the parsers (HTTP/RTSP/SIP, TLS, DNS, SMTP/FTP, binary protocols).
+//! - [`flow`]: one session: initiator, counters, and its inspection ([`stream`]: bounded
+//!   in-order reassembly): the first bytes of each direction until a protocol takes them, then
+//!   that protocol's parser until it is done.
+//! - [`proto`]: the protocol registry (one file per protocol, one descriptor each: detection by
+//!   payload probe first and server port second) and the parsers.
 //! - [`users`]: the operator's IP-to-user map.
 //! - [`record`]: a session as it leaves the host, with the sharing switches applied.
 //!
@@ -22,7 +23,6 @@
 //! lines, encrypted like the segments), and per-application counts in the capture's record.
 //! `pcap-agent analyze` runs the same table over a pcap or pcapng file.
 
-pub mod detect;
 pub mod flow;
 pub mod packet;
 pub mod proto;

@@ -1,6 +1,112 @@
-//! DNS and mDNS: the first question's name.
+//! DNS and mDNS: the question names of the client's queries, `dns://<name>` (`mdns://`), over
+//! UDP (each datagram a message) and TCP (each message after its two-byte length).
 
-use super::clean;
+use pcap_protocol::session::App;
+
+use super::values::Head;
+use super::{
+    Dir, Found, Inspect, MAX_VALUES, Probe, Protocol, Transports, Wants, clean, push_unique,
+};
+use crate::session::packet::TCP;
+
+pub static DNS: Protocol = Protocol {
+    app: App::Dns,
+    transports: Transports::Both,
+    ports: &[53],
+    probe: Some(|p| is_dns(p, &[53, 5355])),
+    parser: Some(|transport| Box::new(Parser::new(App::Dns, transport))),
+};
+
+pub static MDNS: Protocol = Protocol {
+    app: App::Mdns,
+    transports: Transports::Udp,
+    ports: &[5353],
+    probe: Some(|p| is_dns(p, &[5353])),
+    parser: Some(|transport| Box::new(Parser::new(App::Mdns, transport))),
+};
+
+/// A DNS message from the client, on one of `ports` (a DNS-shaped datagram elsewhere is not
+/// taken as DNS).
+fn is_dns(p: &Probe<'_>, ports: &[u16]) -> bool {
+    if p.dir != Dir::ToServer || !ports.iter().any(|port| p.port(*port)) {
+        return false;
+    }
+    if p.transport == TCP {
+        question_name_tcp(p.data).is_some()
+    } else {
+        looks_like_dns(p.data)
+    }
+}
+
+/// Messages of a DNS session; the URL scheme is the application's name.
+#[derive(Debug)]
+struct Parser {
+    app: App,
+    /// Over TCP, messages come after their lengths; over UDP, each datagram is one.
+    tcp: bool,
+    /// The client's TCP bytes until a whole message is there.
+    pending: Head,
+    messages: usize,
+}
+
+/// Largest DNS message over TCP kept to read its question.
+const TCP_MESSAGE_LIMIT: usize = 4096;
+
+impl Parser {
+    fn new(app: App, transport: u8) -> Self {
+        Parser {
+            app,
+            tcp: transport == TCP,
+            pending: Head::default(),
+            messages: 0,
+        }
+    }
+
+    fn question(&mut self, msg: &[u8], found: &mut Found) -> Wants {
+        if let Some(name) = question_name(msg) {
+            push_unique(&mut found.urls, format!("{}://{name}", self.app));
+        }
+        self.messages += 1;
+        if self.messages >= MAX_VALUES || found.urls.len() >= MAX_VALUES {
+            Wants::Done
+        } else {
+            Wants::More
+        }
+    }
+}
+
+impl Inspect for Parser {
+    fn feed(&mut self, dir: Dir, data: &[u8], found: &mut Found) -> Wants {
+        if dir == Dir::ToClient {
+            return Wants::More;
+        }
+        if !self.tcp {
+            return self.question(data, found);
+        }
+        self.pending.extend(data, TCP_MESSAGE_LIMIT);
+        loop {
+            let bytes = self.pending.bytes();
+            let Some(len) = bytes
+                .get(..2)
+                .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+            else {
+                return Wants::More;
+            };
+            let Some(msg) = bytes.get(2..2 + len) else {
+                return if self.pending.full(TCP_MESSAGE_LIMIT) {
+                    Wants::Done
+                } else {
+                    Wants::More
+                };
+            };
+            let msg = msg.to_vec();
+            self.pending.consume(2 + len);
+            if self.question(&msg, found) == Wants::Done {
+                return Wants::Done;
+            }
+        }
+    }
+}
 
 /// Whether `data` is plausibly a DNS message: a 12-byte header with at most a few questions.
 pub fn looks_like_dns(data: &[u8]) -> bool {

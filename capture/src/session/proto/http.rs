@@ -3,8 +3,93 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use pcap_protocol::session::App;
 
-use super::{Found, clean, filename_of_path, filename_param, push_unique};
+use super::values::{Head, filename_of_path, filename_param};
+use super::{Dir, Found, Inspect, Probe, Protocol, Transports, Wants, clean, push_unique};
+use crate::session::packet::TCP;
+
+pub static HTTP: Protocol = Protocol {
+    app: App::Http,
+    transports: Transports::Tcp,
+    ports: &[80, 8080, 8000],
+    probe: Some(|p| is(p, Flavor::Http)),
+    parser: Some(|transport| Box::new(Parser::new(Flavor::Http, transport))),
+};
+
+pub static RTSP: Protocol = Protocol {
+    app: App::Rtsp,
+    transports: Transports::Both,
+    ports: &[554],
+    probe: Some(|p| is(p, Flavor::Rtsp)),
+    parser: Some(|transport| Box::new(Parser::new(Flavor::Rtsp, transport))),
+};
+
+pub static SIP: Protocol = Protocol {
+    app: App::Sip,
+    transports: Transports::Both,
+    ports: &[5060, 5061],
+    probe: Some(|p| is(p, Flavor::Sip)),
+    parser: Some(|transport| Box::new(Parser::new(Flavor::Sip, transport))),
+};
+
+fn is(p: &Probe<'_>, want: Flavor) -> bool {
+    flavor(p.data) == Some(want)
+}
+
+/// Bytes of a header block kept at most.
+pub const HEADER_LIMIT: usize = 8 * 1024;
+
+/// The request's and the response's header blocks.
+#[derive(Debug)]
+struct Parser {
+    flavor: Flavor,
+    tcp: bool,
+    heads: [Head; 2],
+    parsed: [bool; 2],
+}
+
+impl Parser {
+    fn new(flavor: Flavor, transport: u8) -> Self {
+        Parser {
+            flavor,
+            tcp: transport == TCP,
+            heads: Default::default(),
+            // RTSP and SIP give what they carry in the request alone.
+            parsed: [false, flavor != Flavor::Http],
+        }
+    }
+}
+
+impl Inspect for Parser {
+    fn feed(&mut self, dir: Dir, data: &[u8], found: &mut Found) -> Wants {
+        // Over UDP (SIP), each datagram is a message of its own.
+        if !self.tcp {
+            if let Some(f) = request(data, self.flavor) {
+                found.merge(f);
+            }
+            return Wants::Done;
+        }
+        let d = dir.index();
+        if !self.parsed[d] {
+            let head = self.heads[d].extend(data, HEADER_LIMIT);
+            let parsed = match dir {
+                Dir::ToServer => request(head, self.flavor),
+                Dir::ToClient => response(head),
+            };
+            if let Some(f) = parsed {
+                found.merge(f);
+                self.parsed[d] = true;
+            }
+            self.parsed[d] |= self.heads[d].full(HEADER_LIMIT);
+        }
+        if self.parsed[0] && self.parsed[1] {
+            Wants::Done
+        } else {
+            Wants::More
+        }
+    }
+}
 
 /// Request methods that mark the start of an HTTP request.
 const HTTP_METHODS: [&str; 9] = [

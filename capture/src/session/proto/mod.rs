@@ -1,142 +1,217 @@
-//! Parsers for what protocols carry in the clear: one file per protocol family. Each takes the
-//! bytes seen so far and never panics on any input; all limits are checked before indexing.
+//! The protocol parsers and their registry. Each protocol is one file exporting one
+//! [`Protocol`] descriptor (its [`App`], transports, the server ports it is known by, a probe
+//! on the first bytes of either direction, and the constructor of its per-session parser), the
+//! way every Suricata protocol registers one `RustParser`. [`REGISTRY`] lists them; detection
+//! is a loop over it (payload probes first, ports second), and the flow table knows no
+//! protocol by name.
+//!
+//! A parser ([`Inspect`]) takes the bytes of either direction as they come, in order, keeps
+//! only what it still needs, fills [`Found`] and says when it is done, so the session stops
+//! paying for inspection. Every parser is bounded and never panics on any input.
 
-pub mod binary;
+pub mod bacnet;
+pub mod coap;
+pub mod dhcp;
 pub mod dns;
+pub mod ftp;
 pub mod http;
-pub mod mail;
+pub mod lines;
+pub mod modbus;
+pub mod mqtt;
+pub mod ntp;
+pub mod smtp;
+pub mod ssdp;
+pub mod ssh;
 pub mod tls;
+pub mod values;
 
-/// Fields a parser found.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Found {
-    pub urls: Vec<String>,
-    pub filenames: Vec<String>,
-    pub users: Vec<String>,
-    pub alpn: Vec<String>,
-    pub email_sender: Option<String>,
-    pub email_recipients: Vec<String>,
-    pub email_subject: Option<String>,
+pub use values::{Found, MAX_VALUE_LEN, MAX_VALUES, clean, push_unique};
+
+use pcap_protocol::session::App;
+
+use super::packet::{TCP, UDP};
+
+/// Which way bytes travel, relative to the session's initiator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dir {
+    ToServer,
+    ToClient,
 }
 
-impl Found {
-    /// Nothing found.
-    pub const EMPTY: Found = Found {
-        urls: Vec::new(),
-        filenames: Vec::new(),
-        users: Vec::new(),
-        alpn: Vec::new(),
-        email_sender: None,
-        email_recipients: Vec::new(),
-        email_subject: None,
-    };
-}
-
-/// Longest text value kept from a packet (URLs, names, subjects).
-pub const MAX_VALUE_LEN: usize = 2048;
-/// Most values kept in one list field.
-pub const MAX_VALUES: usize = 64;
-
-/// Text from the wire, made safe to keep: lossy UTF-8, control characters dropped, bounded.
-pub fn clean(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes)
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(MAX_VALUE_LEN)
-        .collect::<String>()
-        .trim()
-        .to_owned()
-}
-
-/// Adds `value` to `list` unless it is empty, already there, or the list is full.
-pub fn push_unique(list: &mut Vec<String>, value: String) {
-    if !value.is_empty() && list.len() < MAX_VALUES && !list.contains(&value) {
-        list.push(value);
-    }
-}
-
-/// The file name part of a URL path: `/dl/a%20b.bin?x=1` -> `a b.bin`.
-pub fn filename_of_path(path: &str) -> Option<String> {
-    let path = path.split(['?', '#']).next()?;
-    let last = path.rsplit('/').next()?;
-    let decoded = percent_decode(last);
-    (!decoded.is_empty()).then_some(decoded)
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let (Some(h), Some(l)) = (bytes.get(i + 1), bytes.get(i + 2))
-            && let (Some(h), Some(l)) = ((*h as char).to_digit(16), (*l as char).to_digit(16))
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    clean(&out)
-}
-
-/// The value of `filename=` (or `filename*=UTF-8''...`, or `name=`) in a header value such as
-/// `Content-Disposition: attachment; filename="report.pdf"`.
-pub fn filename_param(value: &str) -> Option<String> {
-    let mut found = None;
-    for part in value.split(';') {
-        let Some((key, val)) = part.split_once('=') else {
-            continue;
-        };
-        let key = key.trim().to_ascii_lowercase();
-        let val = val.trim();
-        let decoded = if key == "filename*" {
-            // RFC 5987: charset'lang'percent-encoded
-            val.splitn(3, '\'').nth(2).map(percent_decode)
-        } else if key == "filename" || (key == "name" && found.is_none()) {
-            Some(clean(val.trim_matches('"').as_bytes()))
-        } else {
-            None
-        };
-        if let Some(d) = decoded.filter(|d| !d.is_empty()) {
-            // filename* wins over filename, which wins over name.
-            if key == "filename*" {
-                return Some(d);
-            }
-            if key == "filename" || found.is_none() {
-                found = Some(d);
-            }
+impl Dir {
+    /// The index of the direction in per-direction arrays.
+    pub const fn index(self) -> usize {
+        match self {
+            Dir::ToServer => 0,
+            Dir::ToClient => 1,
         }
     }
-    found
+}
+
+/// What a parser wants after the bytes it was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wants {
+    More,
+    /// Nothing more to find: the session stops being inspected.
+    Done,
+}
+
+/// A protocol's parser for one session.
+pub trait Inspect: std::fmt::Debug + Send {
+    /// The next in-order bytes of `dir` (TCP), or one datagram (UDP).
+    fn feed(&mut self, dir: Dir, data: &[u8], found: &mut Found) -> Wants;
+}
+
+/// The transports a protocol runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transports {
+    Tcp,
+    Udp,
+    Both,
+}
+
+impl Transports {
+    fn carries(self, proto: u8) -> bool {
+        matches!(
+            (self, proto),
+            (Transports::Both, TCP | UDP) | (Transports::Tcp, TCP) | (Transports::Udp, UDP)
+        )
+    }
+}
+
+/// What a probe looks at: the first bytes of one direction (TCP, as far as they have come) or
+/// one datagram (UDP).
+#[derive(Debug, Clone, Copy)]
+pub struct Probe<'a> {
+    pub data: &'a [u8],
+    pub dir: Dir,
+    /// The IP protocol: TCP or UDP.
+    pub transport: u8,
+    /// The ports of the packet's source and destination.
+    pub ports: (u16, u16),
+}
+
+impl Probe<'_> {
+    /// Whether either port is `port`.
+    pub fn port(&self, port: u16) -> bool {
+        self.ports.0 == port || self.ports.1 == port
+    }
+}
+
+/// A protocol as the registry knows it.
+#[derive(Debug)]
+pub struct Protocol {
+    pub app: App,
+    pub transports: Transports,
+    /// The server ports it is known by when no payload says otherwise.
+    pub ports: &'static [u16],
+    /// Whether a direction's first bytes are this protocol's; `None`: known by port only.
+    pub probe: Option<fn(&Probe<'_>) -> bool>,
+    /// The parser of a session of it over a transport (TCP or UDP); `None`: its name is all
+    /// it gives.
+    pub parser: Option<fn(u8) -> Box<dyn Inspect>>,
+}
+
+/// Every protocol, in the order probes are tried: the most telling signatures first.
+pub static REGISTRY: &[&Protocol] = &[
+    &tls::TLS,
+    &ssh::SSH,
+    &ssdp::SSDP,
+    &http::HTTP,
+    &http::RTSP,
+    &http::SIP,
+    &smtp::SMTP,
+    &ftp::FTP,
+    &mqtt::MQTT,
+    &dhcp::DHCP,
+    &bacnet::BACNET,
+    &dns::DNS,
+    &dns::MDNS,
+    &ntp::NTP,
+    &coap::COAP,
+    &modbus::MODBUS,
+];
+
+/// The first protocol of the registry whose probe takes `probe`.
+pub fn detect(probe: &Probe<'_>) -> Option<&'static Protocol> {
+    REGISTRY
+        .iter()
+        .copied()
+        .find(|p| p.transports.carries(probe.transport) && p.probe.is_some_and(|take| take(probe)))
+}
+
+/// The protocol a server port of `transport` suggests, when no payload said otherwise.
+pub fn by_port(transport: u8, port: u16) -> Option<&'static Protocol> {
+    REGISTRY
+        .iter()
+        .copied()
+        .find(|p| p.transports.carries(transport) && p.ports.contains(&port))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn tcp(data: &[u8], dir: Dir, server_port: u16) -> Option<App> {
+        let probe = Probe {
+            data,
+            dir,
+            transport: TCP,
+            ports: (40000, server_port),
+        };
+        detect(&probe).map(|p| p.app)
+    }
+
     #[test]
-    fn file_names_come_from_paths_and_disposition_headers() {
+    fn a_payload_signature_wins_over_the_port() {
         assert_eq!(
-            filename_of_path("/dl/a%20b.bin?x=1").as_deref(),
-            Some("a b.bin")
-        );
-        assert_eq!(filename_of_path("/"), None);
-        assert_eq!(
-            filename_param("attachment; filename=\"report.pdf\"").as_deref(),
-            Some("report.pdf")
+            tcp(b"GET / HTTP/1.1\r\n", Dir::ToServer, 8081),
+            Some(App::Http)
         );
         assert_eq!(
-            filename_param("attachment; filename=\"x.pdf\"; filename*=UTF-8''r%C3%A9sum%C3%A9.pdf")
-                .as_deref(),
-            Some("résumé.pdf")
+            tcp(b"SSH-2.0-OpenSSH_9.2\r\n", Dir::ToClient, 443),
+            Some(App::Ssh)
         );
         assert_eq!(
-            filename_param("application/pdf; name=\"a.pdf\"").as_deref(),
-            Some("a.pdf")
+            tcp(b"220 mx ESMTP\r\n", Dir::ToClient, 2525),
+            Some(App::Smtp)
         );
-        assert_eq!(filename_param("inline"), None);
+        assert_eq!(
+            tcp(b"\x16\x03\x01\x02\x00\x01", Dir::ToServer, 8443),
+            Some(App::Tls)
+        );
+        assert_eq!(by_port(TCP, 443).map(|p| p.app), Some(App::Tls));
+        assert_eq!(by_port(UDP, 53).map(|p| p.app), Some(App::Dns));
+        assert_eq!(by_port(TCP, 53).map(|p| p.app), Some(App::Dns));
+        assert!(by_port(UDP, 9).is_none());
+    }
+
+    #[test]
+    fn datagram_signatures_hold_on_real_shapes() {
+        let mut dhcp = vec![0u8; 300];
+        dhcp[0] = 1;
+        dhcp[236..240].copy_from_slice(&[99, 130, 83, 99]);
+        assert!(dhcp::is_dhcp(&dhcp));
+        let mut ntp = vec![0u8; 48];
+        ntp[0] = 0x23; // v4, client
+        assert!(ntp::is_ntp(&ntp));
+        assert!(bacnet::is_bacnet(&[0x81, 0x0b, 0x00, 0x06, 0x01, 0x20]));
+        assert!(modbus::is_modbus(&[0, 1, 0, 0, 0, 6, 1, 3, 0, 0, 0, 1]));
+        assert!(coap::is_coap(&[0x40, 0x01, 0x12, 0x34]));
+        assert!(!coap::is_coap(&[0x00, 0x01, 0x12, 0x34]), "version 0");
+        assert!(!coap::is_coap(&[0x4f, 0x01, 0x12, 0x34]), "token length 15");
+    }
+
+    #[test]
+    fn every_protocol_is_registered_once_and_known_some_way() {
+        let mut apps = std::collections::HashSet::new();
+        for p in REGISTRY {
+            assert!(apps.insert(p.app), "{} twice", p.app);
+            assert!(
+                p.probe.is_some() || !p.ports.is_empty(),
+                "{} cannot be recognised",
+                p.app
+            );
+        }
     }
 }

@@ -1,11 +1,47 @@
-//! TLS: the ClientHello's server name (SNI) and ALPN protocols, with `tls-parser`.
+//! TLS: the ClientHello's server name (SNI, as `tls://<name>`) and ALPN protocols, with
+//! `tls-parser`. Recognised by a handshake record from either side.
 
+use pcap_protocol::session::App;
 use tls_parser::{
     TlsExtension, TlsMessage, TlsMessageHandshake, parse_tls_client_hello_extensions,
     parse_tls_plaintext,
 };
 
-use super::{Found, clean, push_unique};
+use super::values::Head;
+use super::{Dir, Found, Inspect, Protocol, Transports, Wants, clean, push_unique};
+
+pub static TLS: Protocol = Protocol {
+    app: App::Tls,
+    transports: Transports::Tcp,
+    ports: &[443, 8443],
+    probe: Some(|p| looks_like_tls(p.data)),
+    parser: Some(|_| Box::<Parser>::default()),
+};
+
+/// Bytes of the client's first record kept to read its ClientHello.
+const HELLO_LIMIT: usize = 8 * 1024;
+
+/// The client's first record, read once it is whole.
+#[derive(Debug, Default)]
+struct Parser {
+    head: Head,
+}
+
+impl Inspect for Parser {
+    fn feed(&mut self, dir: Dir, data: &[u8], found: &mut Found) -> Wants {
+        if dir == Dir::ToClient {
+            return Wants::More;
+        }
+        match client_hello(self.head.extend(data, HELLO_LIMIT)) {
+            Some(hello) => {
+                found.merge(hello);
+                Wants::Done
+            }
+            None if self.head.full(HELLO_LIMIT) => Wants::Done,
+            None => Wants::More,
+        }
+    }
+}
 
 /// Whether `data` starts like a TLS handshake record (type 22, version 3.x).
 pub fn looks_like_tls(data: &[u8]) -> bool {

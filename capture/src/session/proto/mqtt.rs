@@ -1,10 +1,48 @@
-//! Binary and datagram protocols recognized by their first bytes: SSH, MQTT (with the CONNECT
-//! user name), CoAP, DHCP, NTP, SSDP, Modbus/TCP and BACnet/IP.
+//! MQTT (3.1, 3.1.1 and 5): recognised by its CONNECT packet, whose user name it records.
 
-use super::clean;
+use pcap_protocol::session::App;
 
-pub fn is_ssh(data: &[u8]) -> bool {
-    data.starts_with(b"SSH-")
+use super::values::Head;
+use super::{Dir, Found, Inspect, Probe, Protocol, Transports, Wants, clean, push_unique};
+
+pub static MQTT: Protocol = Protocol {
+    app: App::Mqtt,
+    transports: Transports::Tcp,
+    ports: &[1883, 8883],
+    probe: Some(probe),
+    parser: Some(|_| Box::<Parser>::default()),
+};
+
+fn probe(p: &Probe<'_>) -> bool {
+    p.dir == Dir::ToServer && mqtt_connect(p.data).is_some()
+}
+
+/// The client's CONNECT, read once it is whole (at most [`CONNECT_LIMIT`] bytes).
+#[derive(Debug, Default)]
+struct Parser {
+    head: Head,
+}
+
+/// Bytes of the client's first packet kept at most.
+const CONNECT_LIMIT: usize = 4096;
+
+impl Inspect for Parser {
+    fn feed(&mut self, dir: Dir, data: &[u8], found: &mut Found) -> Wants {
+        if dir == Dir::ToClient {
+            return Wants::More;
+        }
+        let head = self.head.extend(data, CONNECT_LIMIT);
+        match mqtt_connect(head) {
+            Some(user) => {
+                if let Some(user) = user {
+                    push_unique(&mut found.users, user);
+                }
+                Wants::Done
+            }
+            None if self.head.full(CONNECT_LIMIT) => Wants::Done,
+            None => Wants::More,
+        }
+    }
 }
 
 /// An MQTT CONNECT packet: `Some(user name if present)`, `None` if it is not one.
@@ -75,46 +113,6 @@ fn varint(data: &[u8]) -> Option<(usize, usize)> {
     None
 }
 
-/// A CoAP message: version 1, token length at most 8, a request or response code class.
-pub fn is_coap(data: &[u8]) -> bool {
-    data.len() >= 4
-        && data[0] >> 6 == 1
-        && data[0] & 0x0f <= 8
-        && (data[1] == 0 || matches!(data[1] >> 5, 0 | 2 | 4 | 5))
-}
-
-/// A BOOTP/DHCP message with the DHCP magic cookie.
-pub fn is_dhcp(data: &[u8]) -> bool {
-    data.len() >= 240 && matches!(data[0], 1 | 2) && data[236..240] == [99, 130, 83, 99]
-}
-
-/// An NTP message: 48 bytes or more, version 1 to 4, mode 1 to 5.
-pub fn is_ntp(data: &[u8]) -> bool {
-    data.len() >= 48
-        && (1..=4).contains(&((data[0] >> 3) & 0x07))
-        && (1..=5).contains(&(data[0] & 0x07))
-}
-
-pub fn is_ssdp(data: &[u8]) -> bool {
-    data.starts_with(b"M-SEARCH * HTTP/1.1") || data.starts_with(b"NOTIFY * HTTP/1.1")
-}
-
-/// A Modbus/TCP ADU: protocol id 0 and a length that matches what follows.
-pub fn is_modbus(data: &[u8]) -> bool {
-    data.len() >= 8
-        && data[2..4] == [0, 0]
-        && usize::from(u16::from_be_bytes([data[4], data[5]])) == data.len() - 6
-        && (1..=127).contains(&(data[7] & 0x7f))
-}
-
-/// A BACnet/IP BVLC header whose length matches the datagram.
-pub fn is_bacnet(data: &[u8]) -> bool {
-    data.len() >= 4
-        && data[0] == 0x81
-        && data[1] <= 0x0c
-        && usize::from(u16::from_be_bytes([data[2], data[3]])) == data.len()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,21 +124,17 @@ mod tests {
         assert_eq!(mqtt_connect(pkt), Some(Some("dev".to_owned())));
         assert_eq!(mqtt_connect(b"\x10\x02\x00"), None);
         assert_eq!(mqtt_connect(b"GET / HTTP/1.1"), None);
-    }
-
-    #[test]
-    fn datagram_signatures_hold_on_real_shapes() {
-        let mut dhcp = vec![0u8; 300];
-        dhcp[0] = 1;
-        dhcp[236..240].copy_from_slice(&[99, 130, 83, 99]);
-        assert!(is_dhcp(&dhcp));
-        let mut ntp = vec![0u8; 48];
-        ntp[0] = 0x23; // v4, client
-        assert!(is_ntp(&ntp));
-        assert!(is_bacnet(&[0x81, 0x0b, 0x00, 0x06, 0x01, 0x20]));
-        assert!(is_modbus(&[0, 1, 0, 0, 0, 6, 1, 3, 0, 0, 0, 1]));
-        assert!(is_coap(&[0x40, 0x01, 0x12, 0x34]));
-        assert!(!is_coap(&[0x00, 0x01, 0x12, 0x34]), "version 0");
-        assert!(!is_coap(&[0x4f, 0x01, 0x12, 0x34]), "token length 15");
+        // Fed in two pieces, the user is found once the packet is whole.
+        let mut found = Found::default();
+        let mut parser = Parser::default();
+        assert_eq!(
+            parser.feed(Dir::ToServer, &pkt[..9], &mut found),
+            Wants::More
+        );
+        assert_eq!(
+            parser.feed(Dir::ToServer, &pkt[9..], &mut found),
+            Wants::Done
+        );
+        assert_eq!(found.users, ["dev"]);
     }
 }

@@ -1,54 +1,32 @@
-//! Line-oriented protocols, scanned as they stream: SMTP (envelope, AUTH, the message's
-//! `Subject:` and attachment names) and FTP (USER, RETR, STOR). Lines are handed over one at a
-//! time, so nothing but the current line is buffered.
+//! SMTP: the envelope (`MAIL FROM`, every `RCPT TO`), `AUTH PLAIN`/`LOGIN` users, and each
+//! message's `Subject:` (RFC 2047 decoded) and attachment names, for every message of the
+//! session. Recognised by the server's greeting; the client's lines are scanned as they come,
+//! up to
+//! [`super::lines::LINE_BUDGET`].
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-
 use pcap_protocol::session::App;
 
-use super::{Found, clean, filename_param, push_unique};
+use super::lines::{ClientLines, LineClient, greeting, starts_with_ci};
+use super::values::filename_param;
+use super::{Dir, Found, Probe, Protocol, Transports, clean, push_unique};
 
-/// Longest line kept; the rest of a longer line is dropped.
-pub const MAX_LINE: usize = 4096;
+pub static SMTP: Protocol = Protocol {
+    app: App::Smtp,
+    transports: Transports::Tcp,
+    ports: &[25, 465, 587],
+    probe: Some(probe),
+    parser: Some(|_| Box::<ClientLines<SmtpClient>>::default()),
+};
 
-/// Splits a byte stream into lines, bounded.
-#[derive(Debug, Default, Clone)]
-pub struct Lines {
-    partial: Vec<u8>,
-    overflow: bool,
+fn probe(p: &Probe<'_>) -> bool {
+    p.dir == Dir::ToClient
+        && greeting(p.data)
+            .is_some_and(|g| g.contains("SMTP") || g.contains("MAIL") || g.contains("POSTFIX"))
 }
 
-impl Lines {
-    /// Feeds `data`; calls `each` with every complete line (without the line end).
-    pub fn feed(&mut self, data: &[u8], mut each: impl FnMut(&[u8])) {
-        for piece in data.split_inclusive(|&b| b == b'\n') {
-            let complete = piece.last() == Some(&b'\n');
-            if !self.overflow {
-                let room = MAX_LINE - self.partial.len();
-                self.partial
-                    .extend_from_slice(&piece[..piece.len().min(room)]);
-                self.overflow = piece.len() > room;
-            }
-            if complete {
-                let line = trim_eol(&self.partial);
-                each(line);
-                self.partial.clear();
-                self.overflow = false;
-            }
-        }
-    }
-}
-
-fn trim_eol(line: &[u8]) -> &[u8] {
-    let line = line.strip_suffix(b"\n").unwrap_or(line);
-    line.strip_suffix(b"\r").unwrap_or(line)
-}
-
-fn starts_with_ci(line: &[u8], prefix: &str) -> bool {
-    line.len() >= prefix.len() && line[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
-}
-
+/// The client's side of a session, line by line.
 /// The address inside `<...>` (or the first word) after a `MAIL FROM:`/`RCPT TO:` verb.
 fn address(rest: &[u8]) -> String {
     let text = String::from_utf8_lossy(rest);
@@ -78,8 +56,8 @@ pub struct SmtpClient {
     header: Option<(String, String)>,
 }
 
-impl SmtpClient {
-    pub fn line(&mut self, line: &[u8], found: &mut Found) {
+impl LineClient for SmtpClient {
+    fn line(&mut self, line: &[u8], found: &mut Found) {
         match self.state {
             Smtp::Envelope => self.envelope(line, found),
             Smtp::AuthPlain => {
@@ -95,7 +73,9 @@ impl SmtpClient {
             Smtp::Headers | Smtp::Body => self.data(line, found),
         }
     }
+}
 
+impl SmtpClient {
     fn envelope(&mut self, line: &[u8], found: &mut Found) {
         if starts_with_ci(line, "MAIL FROM:") {
             found.email_sender = Some(address(&line[10..]));
@@ -193,47 +173,18 @@ pub fn decode_words(value: &str) -> String {
     }
 }
 
-/// The client side of an FTP control connection.
-#[derive(Debug, Default, Clone)]
-pub struct FtpClient;
-
-impl FtpClient {
-    pub fn line(&mut self, line: &[u8], found: &mut Found) {
-        let arg = |n: usize| clean(line.get(n..).unwrap_or_default());
-        if starts_with_ci(line, "USER ") {
-            push_unique(&mut found.users, arg(5));
-        } else if starts_with_ci(line, "RETR ") || starts_with_ci(line, "STOR ") {
-            push_unique(&mut found.filenames, arg(5));
-        }
-    }
-}
-
-/// What a server's greeting says it is.
-pub fn greeting(line: &[u8]) -> Option<App> {
-    if !line.starts_with(b"220") {
-        return None;
-    }
-    let text = String::from_utf8_lossy(line).to_ascii_uppercase();
-    if text.contains("SMTP") || text.contains("MAIL") || text.contains("POSTFIX") {
-        Some(App::Smtp)
-    } else if text.contains("FTP") {
-        Some(App::Ftp)
-    } else {
-        None
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::session::proto::Inspect;
+    use crate::session::proto::lines::ClientLines;
 
     fn run(client: &[u8]) -> Found {
         let mut found = Found::default();
-        let mut smtp = SmtpClient::default();
-        let mut lines = Lines::default();
+        let mut parser = ClientLines::<SmtpClient>::default();
         // Fed in awkward pieces, as TCP delivers them.
         for piece in client.chunks(7) {
-            lines.feed(piece, |l| smtp.line(l, &mut found));
+            parser.feed(Dir::ToServer, piece, &mut found);
         }
         found
     }
@@ -252,26 +203,22 @@ Subject: =?UTF-8?B?w4lxdWlwZW1lbnQ=?=\r\n =?UTF-8?Q?_report?=\r\nMIME-Version: 1
     }
 
     #[test]
-    fn auth_login_and_ftp_commands_give_users_and_files() {
+    fn auth_login_gives_the_user_and_greetings_tell_smtp_from_ftp() {
         let f = run(b"AUTH LOGIN\r\nYm9i\r\nUGFzcw==\r\n");
         assert_eq!(f.users, ["bob"]);
-        let mut found = Found::default();
-        let mut ftp = FtpClient;
-        Lines::default().feed(b"USER anna\r\nPASS x\r\nRETR fw/v2.bin\r\n", |l| {
-            ftp.line(l, &mut found)
-        });
-        assert_eq!(found.users, ["anna"]);
-        assert_eq!(found.filenames, ["fw/v2.bin"]);
-        assert_eq!(greeting(b"220 mail.example ESMTP Postfix"), Some(App::Smtp));
-        assert_eq!(greeting(b"220 (vsFTPd 3.0.3)"), Some(App::Ftp));
-    }
-
-    #[test]
-    fn overlong_lines_are_bounded() {
-        let mut lines = Lines::default();
-        let mut got = Vec::new();
-        lines.feed(&vec![b'a'; 3 * MAX_LINE], |l| got.push(l.len()));
-        lines.feed(b"\r\nok\r\n", |l| got.push(l.len()));
-        assert_eq!(got, [MAX_LINE, 2]);
+        let greets = |data: &[u8]| {
+            crate::session::proto::detect(&Probe {
+                data,
+                dir: Dir::ToClient,
+                transport: crate::session::packet::TCP,
+                ports: (25, 40000),
+            })
+            .map(|p| p.app)
+        };
+        assert_eq!(
+            greets(b"220 mail.example ESMTP Postfix\r\n"),
+            Some(App::Smtp)
+        );
+        assert_eq!(greets(b"220 (vsFTPd 3.0.3)\r\n"), Some(App::Ftp));
     }
 }
