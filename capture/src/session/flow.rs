@@ -184,8 +184,8 @@ impl Session {
             return parser.feed(dir, bytes, self.found.get_or_insert_default()) == Wants::Done;
         }
         let head = &mut tcp.head[dir.index()];
-        let room = UNDECIDED_AFTER.saturating_sub(head.len());
-        head.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        let kept = bytes.len().min(UNDECIDED_AFTER.saturating_sub(head.len()));
+        head.extend_from_slice(&bytes[..kept]);
         let probe = Probe {
             data: &tcp.head[dir.index()],
             dir,
@@ -205,8 +205,12 @@ impl Session {
         let heads = std::mem::take(&mut tcp.head);
         let mut wants = Wants::More;
         for (d, head) in [(Dir::ToServer, &heads[0]), (Dir::ToClient, &heads[1])] {
-            if !head.is_empty() && wants == Wants::More {
-                wants = parser.feed(d, head, self.found_mut());
+            // What of these bytes did not fit in the head follows it.
+            let rest = if d == dir { &bytes[kept..] } else { &[][..] };
+            for part in [&head[..], rest] {
+                if !part.is_empty() && wants == Wants::More {
+                    wants = parser.feed(d, part, self.found_mut());
+                }
             }
         }
         tcp.parser = Some(parser);

@@ -449,3 +449,80 @@ mod tests {
         assert!(quick_ipv4(packet::linktype::ETHERNET, &vlan, &Decap::standard(), true).is_none());
     }
 }
+
+#[cfg(test)]
+mod inspection {
+    use super::*;
+
+    /// An Ethernet IPv4 TCP frame from `src` to `dst` with `flags` (SYN, ACK: the etherparse
+    /// builder's), sequence `seq` and `payload`.
+    fn tcp(
+        src: ([u8; 4], u16),
+        dst: ([u8; 4], u16),
+        syn: bool,
+        seq: u32,
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv4(src.0, dst.0, 64)
+            .tcp(src.1, dst.1, seq, 65535);
+        let b = if syn { b.syn() } else { b.ack(1) };
+        let mut frame = Vec::new();
+        b.write(&mut frame, payload).unwrap();
+        frame
+    }
+
+    /// A TLS 1.2 record holding a ClientHello for `sni`, padded with a padding extension to
+    /// about `pad` bytes more.
+    fn client_hello(sni: &str, pad: usize) -> Vec<u8> {
+        let mut ext = Vec::new();
+        let name = sni.as_bytes();
+        ext.extend_from_slice(&[0, 0]);
+        ext.extend_from_slice(&((name.len() + 5) as u16).to_be_bytes());
+        ext.extend_from_slice(&((name.len() + 3) as u16).to_be_bytes());
+        ext.push(0);
+        ext.extend_from_slice(&(name.len() as u16).to_be_bytes());
+        ext.extend_from_slice(name);
+        ext.extend_from_slice(&[0, 21]);
+        ext.extend_from_slice(&(pad as u16).to_be_bytes());
+        ext.extend(std::iter::repeat_n(0, pad));
+        let mut body = vec![3, 3];
+        body.extend_from_slice(&[7; 32]);
+        body.extend_from_slice(&[0, 0, 2, 0x13, 0x01, 1, 0]);
+        body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+        body.extend_from_slice(&ext);
+        let mut hs = vec![1];
+        hs.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+        hs.extend_from_slice(&body);
+        let mut record = vec![0x16, 3, 1];
+        record.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+        record.extend_from_slice(&hs);
+        record
+    }
+
+    #[test]
+    fn a_client_hello_longer_than_the_detection_head_in_one_segment_gives_its_sni() {
+        let client = ([10, 0, 0, 1], 40000);
+        let server = ([10, 0, 0, 2], 8443);
+        let hello = client_hello("big-hello.example", 900);
+        assert!(hello.len() > 900);
+        let mut table = SessionTable::new(10, Duration::from_secs(60));
+        for (i, frame) in [
+            tcp(client, server, true, 99, b""),
+            tcp(client, server, false, 100, &hello),
+        ]
+        .iter()
+        .enumerate()
+        {
+            table.packet(
+                packet::linktype::ETHERNET,
+                i as u64,
+                frame,
+                frame.len() as u32,
+            );
+        }
+        let sessions = table.finish();
+        assert_eq!(sessions[0].application(), pcap_protocol::session::App::Tls);
+        assert_eq!(sessions[0].found().urls, ["tls://big-hello.example"]);
+    }
+}
