@@ -140,10 +140,7 @@ fn analyze(file: &Path, sharing_from: Option<&Path>, interface: Option<&str>) ->
             pcap_config::Sharing::default(),
             pcap_config::Sessions {
                 max: ANALYZE_MAX_SESSIONS,
-                idle_timeout: std::time::Duration::from_secs(120),
-                users: None,
-                virtual_systems: Default::default(),
-                tunnels: Default::default(),
+                ..Default::default()
             },
         ),
     };
@@ -176,7 +173,8 @@ fn analyze(file: &Path, sharing_from: Option<&Path>, interface: Option<&str>) ->
             sessions.max.max(ANALYZE_MAX_SESSIONS),
             sessions.idle_timeout,
         )
-        .with_tunnels(&sessions.tunnels),
+        .with_tunnels(&sessions.tunnels)
+        .with_bounds((&sessions).into()),
         &mut out,
     );
     let _ = out.flush();

@@ -37,6 +37,8 @@ pub struct SessionSpec {
     pub users: Option<PathBuf>,
     /// Which sessions tunnelled traffic gives.
     pub tunnels: pcap_config::TunnelSettings,
+    /// What each session keeps of what it finds.
+    pub bounds: crate::session::proto::Bounds,
 }
 
 /// Sharing switches that the agent updates on reload while captures read them.
@@ -69,7 +71,9 @@ pub struct Recorder {
 impl Recorder {
     pub fn new(spec: SessionSpec, spool: Spool, capture_id: &CaptureId) -> Self {
         Recorder {
-            table: SessionTable::new(spec.max, spec.idle).with_tunnels(&spec.tunnels),
+            table: SessionTable::new(spec.max, spec.idle)
+                .with_tunnels(&spec.tunnels)
+                .with_bounds(spec.bounds),
             users: spec.users.as_deref().map(UserMapFile::new),
             spec,
             spool,

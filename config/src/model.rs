@@ -40,6 +40,34 @@ pub struct Sessions {
     pub virtual_systems: std::collections::BTreeMap<String, String>,
     /// Which sessions tunnelled traffic gives.
     pub tunnels: TunnelSettings,
+    /// Values one session keeps per list (URLs, file names, users, recipients); more are
+    /// counted as dropped.
+    pub max_values: usize,
+    /// Bytes one value keeps at most (a longer one is cut).
+    pub max_value_bytes: usize,
+}
+
+impl Sessions {
+    /// `max` when the config says nothing.
+    pub const DEFAULT_MAX: usize = 100_000;
+    /// `idle_timeout` when the config says nothing.
+    pub const DEFAULT_IDLE: Duration = Duration::from_secs(120);
+    pub const DEFAULT_MAX_VALUES: usize = 64;
+    pub const DEFAULT_MAX_VALUE_BYTES: usize = 4096;
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Sessions {
+            max: Self::DEFAULT_MAX,
+            idle_timeout: Self::DEFAULT_IDLE,
+            users: None,
+            virtual_systems: Default::default(),
+            tunnels: TunnelSettings::default(),
+            max_values: Self::DEFAULT_MAX_VALUES,
+            max_value_bytes: Self::DEFAULT_MAX_VALUE_BYTES,
+        }
+    }
 }
 
 /// The sessions of tunnelled and mirrored traffic (VXLAN, GENEVE, GRE, ERSPAN, MPLS, ...).

@@ -156,6 +156,8 @@ pub struct RawSessions {
     pub tunnel_depth: Option<i64>,
     pub vxlan_ports: Option<Vec<i64>>,
     pub geneve_ports: Option<Vec<i64>>,
+    pub max_values: Option<i64>,
+    pub max_value_bytes: Option<i64>,
 }
 
 /// The twelve session metadata switches by name; a missing switch is on (names are checked

@@ -653,19 +653,27 @@ fn spool(c: &mut Checker<'_>, raw: RawSpool) -> SpoolPolicy {
 /// Most sessions a flow table may be configured to hold.
 pub const MAX_SESSIONS_CEILING: u64 = 10_000_000;
 
+/// Most values `sessions.max_values` may keep per list.
+const MAX_VALUES_CEILING: u64 = 1024;
+/// Most bytes `sessions.max_value_bytes` may keep per value.
+const MAX_VALUE_BYTES_CEILING: u64 = 65_536;
+
 fn sessions(c: &mut Checker<'_>, raw: RawSessions) -> Sessions {
     let users = raw.users.map(|u| c.absolute("sessions.users", Some(u), ""));
+    let d = Sessions::default();
+    let count = |c: &mut Checker<'_>, key: &str, raw, default: usize, max| {
+        c.count(key, raw, Some(default as u64), max)
+            .map_or(default, |n| n as usize)
+    };
     Sessions {
-        max: c
-            .count("sessions.max", raw.max, Some(100_000), MAX_SESSIONS_CEILING)
-            .unwrap_or(100_000) as usize,
+        max: count(c, "sessions.max", raw.max, d.max, MAX_SESSIONS_CEILING),
         idle_timeout: c
             .duration(
                 "sessions.idle_timeout",
                 raw.idle_timeout,
-                Some(Duration::from_secs(120)),
+                Some(d.idle_timeout),
             )
-            .unwrap_or(Duration::from_secs(120)),
+            .unwrap_or(d.idle_timeout),
         users,
         virtual_systems: raw.virtual_systems.unwrap_or_default(),
         tunnels: tunnels(
@@ -674,6 +682,20 @@ fn sessions(c: &mut Checker<'_>, raw: RawSessions) -> Sessions {
             raw.tunnel_depth,
             raw.vxlan_ports,
             raw.geneve_ports,
+        ),
+        max_values: count(
+            c,
+            "sessions.max_values",
+            raw.max_values,
+            d.max_values,
+            MAX_VALUES_CEILING,
+        ),
+        max_value_bytes: count(
+            c,
+            "sessions.max_value_bytes",
+            raw.max_value_bytes,
+            d.max_value_bytes,
+            MAX_VALUE_BYTES_CEILING,
         ),
     }
 }

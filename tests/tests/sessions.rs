@@ -225,6 +225,124 @@ fn fields_of_real_sessions_agree_with_tshark() {
     assert_eq!(r.urls(), [format!("dns://{}", dns[0][4])]);
 }
 
+/// A capture on `lo` of what `traffic` sends to the HTTP fixture on `port` (an HTTP/1.1
+/// server that keeps connections alive); the session records and the decrypted pcap.
+fn http_capture(
+    s: &Scratch,
+    agent: &pcap_tests::Agent,
+    port: u16,
+    traffic: impl FnOnce(&str),
+) -> (Vec<pcap_tests::Record>, std::path::PathBuf) {
+    let _http = spawn(
+        Command::new("python3")
+            .arg(fixture("http_server.py"))
+            .args(["127.0.0.1", &port.to_string(), "1.1"]),
+    );
+    assert!(wait_until(Duration::from_secs(10), || port_open(
+        "127.0.0.1",
+        port
+    )));
+    let c = agent.start_capture_ok(&json!({"interface": "lo", "filter": format!("tcp port {port}"), "reason": "other", "limits": {"max_duration": "30s"}}));
+    let id = c["id"].as_str().unwrap().to_owned();
+    traffic(&format!("http://127.0.0.1:{port}"));
+    agent.post_delete(&id);
+    (s.session_records(&id), s.decrypt(&s.segments(&id)[0]))
+}
+
+#[test]
+fn every_request_of_a_keep_alive_session_agrees_with_tshark() {
+    require_root!("a live capture on the loopback interface");
+    let s = Scratch::new("");
+    s.authorize();
+    let agent = s.start_agent();
+    let (records, pcap) = http_capture(&s, &agent, 18182, |base| {
+        // One curl, several URLs: one connection, kept alive, the download on the last.
+        let out = run(Command::new("curl").args([
+            "-sSf",
+            "--http1.1",
+            "-o",
+            "/dev/null",
+            &format!("{base}/robots.txt"),
+            "-o",
+            "/dev/null",
+            &format!("{base}/humans.txt"),
+            "-o",
+            "/dev/null",
+            "-u",
+            "alice:secret",
+            &format!("{base}/private/status"),
+            "-o",
+            "/dev/null",
+            &format!("{base}/chunked/report?week=48"),
+        ]));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    let requests = tshark_query(
+        &pcap,
+        &[],
+        "http.request",
+        &[
+            "tcp.stream",
+            "ip.src",
+            "tcp.srcport",
+            "ip.dst",
+            "tcp.dstport",
+            "http.host",
+            "http.request.uri",
+        ],
+    );
+    assert_eq!(requests.len(), 4, "{requests:?}");
+    assert!(
+        requests.iter().all(|r| r[0] == requests[0][0]),
+        "one connection: {requests:?}"
+    );
+    let r = find(
+        &records,
+        &requests[0][1],
+        &requests[0][2],
+        &requests[0][3],
+        &requests[0][4],
+    );
+    let want: Vec<String> = requests
+        .iter()
+        .map(|row| format!("http://{}{}", row[5], row[6]))
+        .collect();
+    assert_eq!(r.urls(), want);
+    assert_eq!(strings(r.users()), BTreeSet::from(["alice".to_owned()]));
+    // tshark reassembles the chunked body and shows the one Content-Disposition header; the
+    // head-like text inside a chunk is data, for both.
+    let dispositions = tshark_query(&pcap, &[], "http.response", &["http.response.line"]);
+    let shown: Vec<&String> = dispositions
+        .iter()
+        .filter(|row| row[0].contains("Content-Disposition"))
+        .map(|row| &row[0])
+        .collect();
+    assert_eq!(shown.len(), 1, "{dispositions:?}");
+    assert!(shown[0].contains("chunked-report.csv"));
+    assert!(
+        r.filenames().contains(&"chunked-report.csv".to_owned()),
+        "{r:?}"
+    );
+    assert!(!r.filenames().contains(&"fake.bin".to_owned()), "{r:?}");
+    assert_eq!(
+        strings(r.filenames()),
+        BTreeSet::from(
+            [
+                "robots.txt",
+                "humans.txt",
+                "status",
+                "report",
+                "chunked-report.csv"
+            ]
+            .map(str::to_owned)
+        )
+    );
+}
+
 #[test]
 fn each_sharing_switch_removes_exactly_its_field() {
     require_root!("live captures on the loopback interface");

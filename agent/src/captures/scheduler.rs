@@ -281,6 +281,7 @@ impl Scheduler {
                 virtual_systems: config.sessions.virtual_systems.clone(),
                 users: config.sessions.users.clone(),
                 tunnels: config.sessions.tunnels.clone(),
+                bounds: (&config.sessions).into(),
             }),
         }
     }

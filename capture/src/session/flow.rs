@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use pcap_protocol::session::App;
 
 use super::packet::{ACK, Decoded, ICMP, ICMPV6, SYN, TCP, UDP};
-use super::proto::{self, Dir, Found, Inspect, Probe, Wants};
+use super::proto::{self, Bounds, Dir, Found, Inspect, Probe, Wants};
 use super::stream::Stream;
 use super::tunnel::Tunnels;
 
@@ -127,6 +127,21 @@ impl Session {
             .unwrap_or(App::Unknown)
     }
 
+    /// Whether a packet from `src` is still read (its session is inspected, and its parser
+    /// is not done with that direction); one that is not may be counted without a decode.
+    pub fn reads(&self, src: (IpAddr, u16)) -> bool {
+        let dir = if src == self.client {
+            Dir::ToServer
+        } else {
+            Dir::ToClient
+        };
+        match &self.inspect {
+            Inspection::Done => false,
+            Inspection::Udp { .. } => true,
+            Inspection::Tcp(tcp) => tcp.parser.as_ref().is_none_or(|p| p.wants(dir)),
+        }
+    }
+
     /// Counts a packet from `src`, without looking at it further.
     pub fn count(&mut self, src: (IpAddr, u16), ts_ns: u64, wire_len: u32) -> usize {
         let dir = if src == self.client {
@@ -140,8 +155,8 @@ impl Session {
         dir
     }
 
-    /// Accounts a packet and inspects its payload.
-    pub fn packet(&mut self, p: &Decoded<'_>, ts_ns: u64, wire_len: u32) {
+    /// Accounts a packet and inspects its payload, keeping at most `bounds` of what it finds.
+    pub fn packet(&mut self, p: &Decoded<'_>, ts_ns: u64, wire_len: u32, bounds: Bounds) {
         let dir = match self.count((p.src, p.sport), ts_ns, wire_len) {
             TO_SERVER => Dir::ToServer,
             _ => Dir::ToClient,
@@ -151,7 +166,9 @@ impl Session {
             Inspection::Udp { datagrams, parser } if p.payload.is_empty() => {
                 Inspection::Udp { datagrams, parser }
             }
-            Inspection::Udp { datagrams, parser } => self.datagram(p, dir, datagrams, parser),
+            Inspection::Udp { datagrams, parser } => {
+                self.datagram(p, dir, (datagrams, parser), bounds)
+            }
             Inspection::Tcp(mut tcp) => {
                 let done = match p.tcp {
                     Some((flags, seq)) => {
@@ -161,7 +178,8 @@ impl Session {
                         }
                         let mut new = Vec::new();
                         stream.segment(seq, p.payload, |b| new.extend_from_slice(b));
-                        !new.is_empty() && self.tcp_bytes(&mut tcp, dir, &new, (p.sport, p.dport))
+                        !new.is_empty()
+                            && self.tcp_bytes(&mut tcp, dir, &new, (p.sport, p.dport), bounds)
                     }
                     None => false,
                 };
@@ -174,14 +192,22 @@ impl Session {
         };
     }
 
-    fn found_mut(&mut self) -> &mut Found {
-        self.found.get_or_insert_default()
+    fn found_mut(&mut self, bounds: Bounds) -> &mut Found {
+        self.found
+            .get_or_insert_with(|| Box::new(Found::new(bounds)))
     }
 
     /// New in-order bytes of a TCP direction; true when inspection is over.
-    fn tcp_bytes(&mut self, tcp: &mut Tcp, dir: Dir, bytes: &[u8], ports: (u16, u16)) -> bool {
+    fn tcp_bytes(
+        &mut self,
+        tcp: &mut Tcp,
+        dir: Dir,
+        bytes: &[u8],
+        ports: (u16, u16),
+        bounds: Bounds,
+    ) -> bool {
         if let Some(parser) = &mut tcp.parser {
-            return parser.feed(dir, bytes, self.found.get_or_insert_default()) == Wants::Done;
+            return parser.feed(dir, bytes, self.found_mut(bounds)) == Wants::Done;
         }
         let head = &mut tcp.head[dir.index()];
         let kept = bytes.len().min(UNDECIDED_AFTER.saturating_sub(head.len()));
@@ -209,7 +235,7 @@ impl Session {
             let rest = if d == dir { &bytes[kept..] } else { &[][..] };
             for part in [&head[..], rest] {
                 if !part.is_empty() && wants == Wants::More {
-                    wants = parser.feed(d, part, self.found_mut());
+                    wants = parser.feed(d, part, self.found_mut(bounds));
                 }
             }
         }
@@ -222,8 +248,8 @@ impl Session {
         &mut self,
         p: &Decoded<'_>,
         dir: Dir,
-        datagrams: u32,
-        parser: Option<Box<dyn Inspect>>,
+        (datagrams, parser): (u32, Option<Box<dyn Inspect>>),
+        bounds: Bounds,
     ) -> Inspection {
         let datagrams = datagrams + 1;
         let mut parser = match parser {
@@ -253,7 +279,7 @@ impl Session {
                 }
             }
         };
-        if parser.feed(dir, p.payload, self.found_mut()) == Wants::Done
+        if parser.feed(dir, p.payload, self.found_mut(bounds)) == Wants::Done
             || datagrams >= PARSED_DATAGRAMS
         {
             return Inspection::Done;

@@ -66,11 +66,23 @@ pub fn record<'a>(s: &'a Session, ctx: &RecordContext<'a>) -> SessionRecord<'a> 
                 // ALPN tells the application inside TLS; it goes with the application switch.
                 r.alpn = Cow::Borrowed(&found.alpn);
             }
-            Field::User => r.user = Shared::On(users(s, ctx)),
-            Field::Url => r.urls = list(&found.urls),
-            Field::Filename => r.filename = list(&found.filenames),
+            Field::User => {
+                r.user = Shared::On(users(s, ctx));
+                r.dropped.user = found.dropped.users;
+            }
+            Field::Url => {
+                r.urls = list(&found.urls);
+                r.dropped.urls = found.dropped.urls;
+            }
+            Field::Filename => {
+                r.filename = list(&found.filenames);
+                r.dropped.filename = found.dropped.filenames;
+            }
             Field::EmailSender => r.email_sender = text(&found.email_sender),
-            Field::EmailRecipient => r.email_recipient = list(&found.email_recipients),
+            Field::EmailRecipient => {
+                r.email_recipient = list(&found.email_recipients);
+                r.dropped.email_recipient = found.dropped.email_recipients;
+            }
             Field::EmailSubject => r.email_subject = text(&found.email_subject),
         }
     }

@@ -14,6 +14,7 @@ use super::flow::Session;
 use pcap_config::{TunnelMode, TunnelSettings};
 
 use super::packet::{self, Decoded};
+use super::proto::Bounds;
 use super::tunnel::{self, Decap};
 
 /// Sessions are boxed: the table moves pointers, not sessions, when it grows or sorts.
@@ -156,6 +157,8 @@ pub struct SessionTable {
     decap: Decap,
     /// `[sessions] tunnels = "both"`: a tunnelled packet also counts in its carrier's session.
     both: bool,
+    /// What each session keeps of what it finds.
+    bounds: Bounds,
     pub stats: TableStats,
 }
 
@@ -170,8 +173,15 @@ impl SessionTable {
             finished: Vec::new(),
             decap: Decap::standard(),
             both: false,
+            bounds: Bounds::DEFAULT,
             stats: TableStats::default(),
         }
+    }
+
+    /// The table keeping at most `bounds` of what each session finds.
+    pub fn with_bounds(mut self, bounds: Bounds) -> Self {
+        self.bounds = bounds;
+        self
     }
 
     /// The table with the `[sessions]` tunnel settings (the default: inner sessions, 4 layers).
@@ -193,10 +203,10 @@ impl SessionTable {
         if let Some((key, src)) = &quick
             && let Some(s) = self.map.get_mut(key)
         {
-            if !s.inspecting() {
+            if !s.reads(*src) {
                 s.count(*src, ts_ns, wire_len);
             } else if let Some(p) = packet::decode_with(linktype, data, &self.decap) {
-                s.packet(&p, ts_ns, wire_len);
+                s.packet(&p, ts_ns, wire_len, self.bounds);
             } else {
                 self.stats.not_ip += 1;
             }
@@ -227,14 +237,14 @@ impl SessionTable {
     /// Counts `p` in the session of `key`, starting it if there is none.
     fn account(&mut self, key: Key, p: &Decoded<'_>, ts_ns: u64, wire_len: u32) {
         if let Some(s) = self.map.get_mut(&key) {
-            s.packet(p, ts_ns, wire_len);
+            s.packet(p, ts_ns, wire_len, self.bounds);
             return;
         }
         if self.map.len() >= self.max {
             self.evict_oldest();
         }
         let mut session = Box::new(Session::new(p, ts_ns));
-        session.packet(p, ts_ns, wire_len);
+        session.packet(p, ts_ns, wire_len, self.bounds);
         self.stats.sessions += 1;
         self.map.insert(key, session);
     }

@@ -20,5 +20,5 @@ pub mod record;
 pub use app::App;
 pub use field::{Field, FieldSet};
 pub use record::{
-    Directions, LayerRecord, OuterRecord, SessionRecord, Shared, Transport, TunnelRecord,
+    Directions, Dropped, LayerRecord, OuterRecord, SessionRecord, Shared, Transport, TunnelRecord,
 };

@@ -14,7 +14,8 @@
 //! is there, `null` or `[]` when the session had no value. The record borrows what it can from
 //! the session it describes (`Cow`), so writing one copies no string; read back, it owns them.
 //!
-//! Versions: 1.0 had one `url`; 2.0 has `urls`, every URL of the session.
+//! Versions: 1.0 had one `url`; 2.0 has `urls`, every URL of the session, and `dropped`, what
+//! did not fit in a list.
 
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -193,6 +194,30 @@ fn is_empty(list: &[String]) -> bool {
     list.is_empty()
 }
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// Values a session found but left out of a shared list because the list was full
+/// (`[sessions] max_values`); only lists that dropped some appear.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dropped {
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub user: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub urls: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub filename: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub email_recipient: u32,
+}
+
+impl Dropped {
+    pub fn is_empty(&self) -> bool {
+        *self == Dropped::default()
+    }
+}
+
 /// See the module docs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionRecord<'a> {
@@ -234,6 +259,8 @@ pub struct SessionRecord<'a> {
     pub email_recipient: Shared<Cow<'a, [String]>>,
     #[serde(default, skip_serializing_if = "Shared::is_off")]
     pub email_subject: Shared<Option<Cow<'a, str>>>,
+    #[serde(default, skip_serializing_if = "Dropped::is_empty")]
+    pub dropped: Dropped,
 }
 
 impl Document for SessionRecord<'static> {
@@ -278,6 +305,7 @@ impl<'a> SessionRecord<'a> {
             email_sender: Shared::Off,
             email_recipient: Shared::Off,
             email_subject: Shared::Off,
+            dropped: Dropped::default(),
         }
     }
 

@@ -4,9 +4,7 @@
 use pcap_protocol::session::App;
 
 use super::values::Head;
-use super::{
-    Dir, Found, Inspect, MAX_VALUES, Probe, Protocol, Transports, Wants, clean, push_unique,
-};
+use super::{Dir, Found, Inspect, List, Probe, Protocol, Transports, Wants, clean};
 use crate::session::packet::TCP;
 
 pub static DNS: Protocol = Protocol {
@@ -49,6 +47,9 @@ struct Parser {
     messages: usize,
 }
 
+/// Messages of a session read at most (a resolver's long-lived flow has many).
+const MAX_MESSAGES: usize = 256;
+
 /// Largest DNS message over TCP kept to read its question.
 const TCP_MESSAGE_LIMIT: usize = 4096;
 
@@ -64,10 +65,10 @@ impl Parser {
 
     fn question(&mut self, msg: &[u8], found: &mut Found) -> Wants {
         if let Some(name) = question_name(msg) {
-            push_unique(&mut found.urls, format!("{}://{name}", self.app));
+            found.add(List::Urls, format!("{}://{name}", self.app));
         }
         self.messages += 1;
-        if self.messages >= MAX_VALUES || found.urls.len() >= MAX_VALUES {
+        if self.messages >= MAX_MESSAGES {
             Wants::Done
         } else {
             Wants::More

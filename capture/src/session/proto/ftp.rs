@@ -5,7 +5,7 @@
 use pcap_protocol::session::App;
 
 use super::lines::{ClientLines, LineClient, greeting, starts_with_ci};
-use super::{Dir, Found, Probe, Protocol, Transports, clean, push_unique};
+use super::{Dir, Found, List, Probe, Protocol, Transports, clean};
 
 pub static FTP: Protocol = Protocol {
     app: App::Ftp,
@@ -28,9 +28,9 @@ impl LineClient for FtpClient {
     fn line(&mut self, line: &[u8], found: &mut Found) {
         let arg = |n: usize| clean(line.get(n..).unwrap_or_default());
         if starts_with_ci(line, "USER ") {
-            push_unique(&mut found.users, arg(5));
+            found.add(List::Users, arg(5));
         } else if starts_with_ci(line, "RETR ") || starts_with_ci(line, "STOR ") {
-            push_unique(&mut found.filenames, arg(5));
+            found.add(List::Filenames, arg(5));
         }
     }
 }

@@ -25,7 +25,7 @@ pub mod ssh;
 pub mod tls;
 pub mod values;
 
-pub use values::{Found, MAX_VALUE_LEN, MAX_VALUES, clean, push_unique};
+pub use values::{Bounds, Found, List, MAX_VALUE_LEN, clean};
 
 use pcap_protocol::session::App;
 
@@ -60,6 +60,12 @@ pub enum Wants {
 pub trait Inspect: std::fmt::Debug + Send {
     /// The next in-order bytes of `dir` (TCP), or one datagram (UDP).
     fn feed(&mut self, dir: Dir, data: &[u8], found: &mut Found) -> Wants;
+
+    /// Whether the parser still reads `dir` (a direction it is done with may be counted
+    /// without being decoded).
+    fn wants(&self, _dir: Dir) -> bool {
+        true
+    }
 }
 
 /// The transports a protocol runs on.

@@ -3,7 +3,7 @@
 use pcap_protocol::session::App;
 
 use super::values::Head;
-use super::{Dir, Found, Inspect, Probe, Protocol, Transports, Wants, clean, push_unique};
+use super::{Dir, Found, Inspect, List, Probe, Protocol, Transports, Wants, clean};
 
 pub static MQTT: Protocol = Protocol {
     app: App::Mqtt,
@@ -35,7 +35,7 @@ impl Inspect for Parser {
         match mqtt_connect(head) {
             Some(user) => {
                 if let Some(user) = user {
-                    push_unique(&mut found.users, user);
+                    found.add(List::Users, user);
                 }
                 Wants::Done
             }

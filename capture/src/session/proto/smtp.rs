@@ -10,7 +10,7 @@ use pcap_protocol::session::App;
 
 use super::lines::{ClientLines, LineClient, greeting, starts_with_ci};
 use super::values::filename_param;
-use super::{Dir, Found, Probe, Protocol, Transports, clean, push_unique};
+use super::{Dir, Found, List, Probe, Protocol, Transports, clean};
 
 pub static SMTP: Protocol = Protocol {
     app: App::Smtp,
@@ -66,7 +66,7 @@ impl LineClient for SmtpClient {
             }
             Smtp::AuthLoginUser => {
                 if let Ok(user) = STANDARD.decode(String::from_utf8_lossy(line).trim()) {
-                    push_unique(&mut found.users, clean(&user));
+                    found.add(List::Users, clean(&user));
                 }
                 self.state = Smtp::Envelope;
             }
@@ -78,9 +78,9 @@ impl LineClient for SmtpClient {
 impl SmtpClient {
     fn envelope(&mut self, line: &[u8], found: &mut Found) {
         if starts_with_ci(line, "MAIL FROM:") {
-            found.email_sender = Some(address(&line[10..]));
+            found.set_sender(address(&line[10..]));
         } else if starts_with_ci(line, "RCPT TO:") {
-            push_unique(&mut found.email_recipients, address(&line[8..]));
+            found.add(List::EmailRecipients, address(&line[8..]));
         } else if starts_with_ci(line, "AUTH PLAIN") {
             let rest = line[10..].trim_ascii();
             if rest.is_empty() {
@@ -93,7 +93,7 @@ impl SmtpClient {
             if rest.is_empty() {
                 self.state = Smtp::AuthLoginUser;
             } else if let Ok(user) = STANDARD.decode(rest) {
-                push_unique(&mut found.users, clean(&user));
+                found.add(List::Users, clean(&user));
             }
         } else if line.eq_ignore_ascii_case(b"DATA") {
             self.state = Smtp::Headers;
@@ -144,9 +144,9 @@ impl SmtpClient {
             return;
         };
         if name == "subject" {
-            found.email_subject = Some(decode_words(&value));
+            found.set_subject(decode_words(&value));
         } else if let Some(file) = filename_param(&value) {
-            push_unique(&mut found.filenames, decode_words(&file));
+            found.add(List::Filenames, decode_words(&file));
         }
     }
 }
@@ -159,7 +159,7 @@ fn plain_user(encoded: &[u8], found: &mut Found) {
     let mut parts = decoded.split(|&b| b == 0);
     let authzid = parts.next().unwrap_or_default();
     let user = parts.next().filter(|u| !u.is_empty()).unwrap_or(authzid);
-    push_unique(&mut found.users, clean(user));
+    found.add(List::Users, clean(user));
 }
 
 /// Decodes RFC 2047 encoded words (`=?UTF-8?B?...?=`); text without them stays as it is.

@@ -8,7 +8,7 @@ use tls_parser::{
 };
 
 use super::values::Head;
-use super::{Dir, Found, Inspect, Protocol, Transports, Wants, clean, push_unique};
+use super::{Dir, Found, Inspect, List, Protocol, Transports, Wants, clean};
 
 pub static TLS: Protocol = Protocol {
     app: App::Tls,
@@ -71,12 +71,12 @@ pub fn client_hello(data: &[u8]) -> Option<Found> {
             match e {
                 TlsExtension::SNI(names) => {
                     if let Some((_, name)) = names.first() {
-                        push_unique(&mut found.urls, format!("tls://{}", clean(name)));
+                        found.add(List::Urls, format!("tls://{}", clean(name)));
                     }
                 }
                 TlsExtension::ALPN(protocols) => {
                     for p in protocols {
-                        push_unique(&mut found.alpn, clean(p));
+                        found.add(List::Alpn, clean(p));
                     }
                 }
                 _ => {}

@@ -1,7 +1,57 @@
 //! What parsers find, and the text helpers they share: values from the wire made safe to keep
 //! and bounded, file names from paths and header parameters.
 
-/// Fields a parser found.
+/// How much of what it found a session keeps: values per list and bytes per value
+/// (`[sessions] max_values` and `max_value_bytes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    pub values: usize,
+    pub value_bytes: usize,
+}
+
+impl Bounds {
+    pub const DEFAULT: Bounds = Bounds {
+        values: 64,
+        value_bytes: 4096,
+    };
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Bounds::DEFAULT
+    }
+}
+
+impl From<&pcap_config::Sessions> for Bounds {
+    fn from(s: &pcap_config::Sessions) -> Self {
+        Bounds {
+            values: s.max_values,
+            value_bytes: s.max_value_bytes,
+        }
+    }
+}
+
+/// The lists of values a session finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum List {
+    Urls,
+    Filenames,
+    Users,
+    Alpn,
+    EmailRecipients,
+}
+
+/// Values left out of each list because it was full.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Dropped {
+    pub urls: u32,
+    pub filenames: u32,
+    pub users: u32,
+    pub alpn: u32,
+    pub email_recipients: u32,
+}
+
+/// Fields a parser found, each list bounded ([`Bounds`]) with a count of what did not fit.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Found {
     pub urls: Vec<String>,
@@ -11,40 +61,134 @@ pub struct Found {
     pub email_sender: Option<String>,
     pub email_recipients: Vec<String>,
     pub email_subject: Option<String>,
+    pub dropped: Dropped,
+    bounds: Bounds,
 }
 
 impl Found {
-    /// Adds what `other` found: list values not there yet, the first sender and subject.
-    pub fn merge(&mut self, other: Found) {
-        for (mine, theirs) in [
-            (&mut self.urls, other.urls),
-            (&mut self.filenames, other.filenames),
-            (&mut self.users, other.users),
-            (&mut self.alpn, other.alpn),
-            (&mut self.email_recipients, other.email_recipients),
-        ] {
-            for v in theirs {
-                push_unique(mine, v);
-            }
-        }
-        if self.email_sender.is_none() {
-            self.email_sender = other.email_sender;
-        }
-        if self.email_subject.is_none() {
-            self.email_subject = other.email_subject;
+    /// Nothing found yet, keeping at most `bounds`.
+    pub const fn new(bounds: Bounds) -> Self {
+        Found {
+            urls: Vec::new(),
+            filenames: Vec::new(),
+            users: Vec::new(),
+            alpn: Vec::new(),
+            email_sender: None,
+            email_recipients: Vec::new(),
+            email_subject: None,
+            dropped: Dropped {
+                urls: 0,
+                filenames: 0,
+                users: 0,
+                alpn: 0,
+                email_recipients: 0,
+            },
+            bounds,
         }
     }
 
     /// Nothing found.
-    pub const EMPTY: Found = Found {
-        urls: Vec::new(),
-        filenames: Vec::new(),
-        users: Vec::new(),
-        alpn: Vec::new(),
-        email_sender: None,
-        email_recipients: Vec::new(),
-        email_subject: None,
-    };
+    pub const EMPTY: Found = Found::new(Bounds::DEFAULT);
+
+    fn list_mut(&mut self, list: List) -> (&mut Vec<String>, &mut u32) {
+        match list {
+            List::Urls => (&mut self.urls, &mut self.dropped.urls),
+            List::Filenames => (&mut self.filenames, &mut self.dropped.filenames),
+            List::Users => (&mut self.users, &mut self.dropped.users),
+            List::Alpn => (&mut self.alpn, &mut self.dropped.alpn),
+            List::EmailRecipients => (
+                &mut self.email_recipients,
+                &mut self.dropped.email_recipients,
+            ),
+        }
+    }
+
+    /// Adds `value` to `list` (cut to the bounds' bytes) unless it is empty or already there;
+    /// past the bounds' count it is dropped, and counted.
+    pub fn add(&mut self, list: List, value: String) {
+        let value = self.bounded(value);
+        let limit = self.bounds.values;
+        let (values, dropped) = self.list_mut(list);
+        if value.is_empty() || values.contains(&value) {
+            return;
+        }
+        if values.len() >= limit {
+            *dropped = dropped.saturating_add(1);
+            return;
+        }
+        values.push(value);
+    }
+
+    /// Whether `list` holds as many values as the bounds allow.
+    pub fn is_full(&mut self, list: List) -> bool {
+        let limit = self.bounds.values;
+        self.list_mut(list).0.len() >= limit
+    }
+
+    /// The sender, unless one was found before.
+    pub fn set_sender(&mut self, value: String) {
+        if self.email_sender.is_none() {
+            self.email_sender = Some(self.bounded(value)).filter(|v| !v.is_empty());
+        }
+    }
+
+    /// The subject, unless one was found before.
+    pub fn set_subject(&mut self, value: String) {
+        if self.email_subject.is_none() {
+            self.email_subject = Some(self.bounded(value));
+        }
+    }
+
+    /// `value` cut to the bounds' bytes, at a character boundary.
+    fn bounded(&self, mut value: String) -> String {
+        if value.len() > self.bounds.value_bytes {
+            let mut end = self.bounds.value_bytes;
+            while !value.is_char_boundary(end) {
+                end -= 1;
+            }
+            value.truncate(end);
+        }
+        value
+    }
+
+    /// Adds what `other` found: list values not there yet (with what `other` dropped), the
+    /// first sender and subject.
+    pub fn merge(&mut self, other: Found) {
+        let Found {
+            urls,
+            filenames,
+            users,
+            alpn,
+            email_sender,
+            email_recipients,
+            email_subject,
+            dropped,
+            bounds: _,
+        } = other;
+        for (list, values, lost) in [
+            (List::Urls, urls, dropped.urls),
+            (List::Filenames, filenames, dropped.filenames),
+            (List::Users, users, dropped.users),
+            (List::Alpn, alpn, dropped.alpn),
+            (
+                List::EmailRecipients,
+                email_recipients,
+                dropped.email_recipients,
+            ),
+        ] {
+            for v in values {
+                self.add(list, v);
+            }
+            let (_, mine) = self.list_mut(list);
+            *mine = mine.saturating_add(lost);
+        }
+        if let Some(v) = email_sender {
+            self.set_sender(v);
+        }
+        if let Some(v) = email_subject {
+            self.set_subject(v);
+        }
+    }
 }
 
 /// The first bytes of one direction, kept while a parser still needs them whole (a header
@@ -76,27 +220,17 @@ impl Head {
     }
 }
 
-/// Longest text value kept from a packet (URLs, names, subjects).
-pub const MAX_VALUE_LEN: usize = 2048;
-/// Most values kept in one list field.
-pub const MAX_VALUES: usize = 64;
+/// Longest text value read from a packet before the bounds cut it (URLs, names, subjects).
+pub const MAX_VALUE_LEN: usize = 64 * 1024;
 
 /// Text from the wire, made safe to keep: lossy UTF-8, control characters dropped, bounded.
 pub fn clean(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes)
+    String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_VALUE_LEN)])
         .chars()
         .filter(|c| !c.is_control())
-        .take(MAX_VALUE_LEN)
         .collect::<String>()
         .trim()
         .to_owned()
-}
-
-/// Adds `value` to `list` unless it is empty, already there, or the list is full.
-pub fn push_unique(list: &mut Vec<String>, value: String) {
-    if !value.is_empty() && list.len() < MAX_VALUES && !list.contains(&value) {
-        list.push(value);
-    }
 }
 
 /// The file name part of a URL path: `/dl/a%20b.bin?x=1` -> `a b.bin`.
@@ -160,6 +294,33 @@ pub fn filename_param(value: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lists_keep_their_bounds_and_count_what_did_not_fit() {
+        let mut f = Found::new(Bounds {
+            values: 2,
+            value_bytes: 5,
+        });
+        for v in ["aaa", "bbb", "aaa", "ccc", "ddd"] {
+            f.add(List::Urls, v.to_owned());
+        }
+        assert_eq!(f.urls, ["aaa", "bbb"]);
+        assert_eq!(
+            f.dropped.urls, 2,
+            "ccc and ddd; a repeated value is not dropped"
+        );
+        // A value longer than the bytes allowed is cut, at a character boundary.
+        f.add(List::Users, "ééé".to_owned());
+        assert_eq!(f.users, ["éé"]);
+        f.set_subject("first subject".to_owned());
+        f.set_subject("second".to_owned());
+        assert_eq!(f.email_subject.as_deref(), Some("first"));
+        let mut other = Found::new(Bounds::DEFAULT);
+        other.add(List::Urls, "eee".to_owned());
+        other.dropped.filenames = 3;
+        f.merge(other);
+        assert_eq!((f.dropped.urls, f.dropped.filenames), (3, 3));
+    }
 
     #[test]
     fn file_names_come_from_paths_and_disposition_headers() {
