@@ -20,15 +20,10 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 cargo build --release --locked --quiet --bin pcap-portal
+source bench/lib.sh
 CONSOLES=("current:$ROOT/target/release/pcap-portal")
 if [ -n "${BASELINE:-}" ]; then
-  src=$ROOT/target/baseline-src-$BASELINE
-  if [ ! -d "$src" ]; then
-    mkdir -p "$src"
-    git archive "$BASELINE" | tar -x -C "$src"
-  fi
-  (cd "$src" && CARGO_TARGET_DIR=$ROOT/target/baseline cargo build --release --locked --quiet --bin pcap-portal)
-  CONSOLES+=("$BASELINE:$ROOT/target/baseline/release/pcap-portal")
+  CONSOLES+=("$BASELINE:$(baseline_bin "$BASELINE" pcap-portal)")
 fi
 
 WORK=$(mktemp -d /var/tmp/pa-console-attack.XXXXXX)

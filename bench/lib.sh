@@ -22,6 +22,18 @@ bench_prepare() {
   mkdir -p "$OUT"
 }
 
+# baseline_bin REV BIN: the release binary BIN built from revision REV (git archive into
+# target/baseline-src-REV, built into target/baseline), for a before/after in one run.
+baseline_bin() {
+  local rev=$1 bin=$2 src="$ROOT/target/baseline-src-$1"
+  if [ ! -d "$src" ]; then
+    mkdir -p "$src"
+    (cd "$ROOT" && git archive "$rev") | tar -x -C "$src"
+  fi
+  (cd "$src" && CARGO_TARGET_DIR="$ROOT/target/baseline-$rev" cargo build --release --locked --quiet --bin "$bin")
+  echo "$ROOT/target/baseline-$rev/release/$bin"
+}
+
 net_up() {
   net_down
   ip netns add "$NS_A"

@@ -344,6 +344,154 @@ fn every_request_of_a_keep_alive_session_agrees_with_tshark() {
 }
 
 #[test]
+fn a_multipart_upload_gives_the_file_names_tshark_shows() {
+    require_root!("a live capture on the loopback interface");
+    let s = Scratch::new("");
+    s.authorize();
+    let agent = s.start_agent();
+    std::fs::write(s.path("notes.txt"), "field notes\n").unwrap();
+    std::fs::write(s.path("scan 42.pdf"), "%PDF-1.4 not really\n").unwrap();
+    let (records, pcap) = http_capture(&s, &agent, 18183, |base| {
+        let out = run(Command::new("curl")
+            .args(["-sSf", "-o", "/dev/null", "-F", "comment=hello", "-F"])
+            .arg(format!("notes=@{}", s.path("notes.txt").display()))
+            .arg("-F")
+            .arg(format!("scan=@{}", s.path("scan 42.pdf").display()))
+            .arg(format!("{base}/upload/form")));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    let parts = tshark_query(
+        &pcap,
+        &[],
+        "mime_multipart",
+        &[
+            "ip.src",
+            "tcp.srcport",
+            "ip.dst",
+            "tcp.dstport",
+            "mime_multipart.header.content-disposition",
+        ],
+    );
+    assert!(!parts.is_empty(), "tshark found no multipart body");
+    // tshark lists each part's Content-Disposition; those with a filename= name a file.
+    let shown: BTreeSet<String> = parts[0][4]
+        .split(',')
+        .filter_map(|d| d.split("filename=\"").nth(1))
+        .map(|f| f.trim_end_matches('"').to_owned())
+        .collect();
+    assert_eq!(
+        shown,
+        BTreeSet::from(["notes.txt".to_owned(), "scan 42.pdf".to_owned()])
+    );
+    let r = find(
+        &records,
+        &parts[0][0],
+        &parts[0][1],
+        &parts[0][2],
+        &parts[0][3],
+    );
+    let mut want = shown.clone();
+    want.insert("form".to_owned());
+    assert_eq!(strings(r.filenames()), want);
+}
+
+#[test]
+fn a_connect_through_a_real_proxy_gives_the_target_not_a_concatenation() {
+    require_root!("a live capture on the loopback interface");
+    let s = Scratch::new("");
+    s.authorize();
+    let agent = s.start_agent();
+    // tinyproxy, and a TLS server behind it (openssl s_server with a certificate of its own).
+    let cert = s.path("tls.pem");
+    assert!(
+        run(Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1"
+            ])
+            .args([
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=tunnel.example",
+                "-keyout"
+            ])
+            .arg(&cert)
+            .arg("-out")
+            .arg(&cert))
+        .status
+        .success()
+    );
+    let _tls = spawn(
+        Command::new("openssl")
+            .args(["s_server", "-quiet", "-www", "-accept", "18185", "-cert"])
+            .arg(&cert),
+    );
+    let conf = s.path("tinyproxy.conf");
+    std::fs::write(
+        &conf,
+        "Port 18184\nListen 127.0.0.1\nAllow 127.0.0.1\nUser nobody\nGroup nogroup\nLogLevel Critical\n",
+    )
+    .unwrap();
+    let _proxy = spawn(Command::new("tinyproxy").arg("-d").arg("-c").arg(&conf));
+    for port in [18184, 18185] {
+        assert!(wait_until(Duration::from_secs(10), || port_open(
+            "127.0.0.1",
+            port
+        )));
+    }
+    let c = agent.start_capture_ok(&json!({"interface": "lo", "filter": "tcp port 18184", "reason": "other", "limits": {"max_duration": "30s"}}));
+    let id = c["id"].as_str().unwrap().to_owned();
+    let out = run(Command::new("curl").args([
+        "-sSk",
+        "-o",
+        "/dev/null",
+        "-x",
+        "http://127.0.0.1:18184",
+        "https://127.0.0.1:18185/status",
+    ]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    agent.post_delete(&id);
+    let records = s.session_records(&id);
+    let pcap = s.decrypt(&s.segments(&id)[0]);
+    let connect = tshark_query(
+        &pcap,
+        &[],
+        "http.request.method == \"CONNECT\"",
+        &[
+            "ip.src",
+            "tcp.srcport",
+            "ip.dst",
+            "tcp.dstport",
+            "http.request.uri",
+        ],
+    );
+    assert_eq!(connect.len(), 1, "{connect:?}");
+    let r = find(
+        &records,
+        &connect[0][0],
+        &connect[0][1],
+        &connect[0][2],
+        &connect[0][3],
+    );
+    assert_eq!(r.application(), Some(App::Http));
+    assert_eq!(r.urls(), [format!("http://{}/", connect[0][4])]);
+}
+
+#[test]
 fn each_sharing_switch_removes_exactly_its_field() {
     require_root!("live captures on the loopback interface");
     let s = Scratch::new("");

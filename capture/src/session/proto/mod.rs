@@ -18,6 +18,7 @@ pub mod http;
 pub mod lines;
 pub mod modbus;
 pub mod mqtt;
+pub mod ntlmssp;
 pub mod ntp;
 pub mod smtp;
 pub mod ssdp;

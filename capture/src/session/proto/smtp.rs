@@ -9,7 +9,7 @@ use base64::engine::general_purpose::STANDARD;
 use pcap_protocol::session::App;
 
 use super::lines::{ClientLines, LineClient, greeting, starts_with_ci};
-use super::values::filename_param;
+use super::values::{filename_param, name_param};
 use super::{Dir, Found, List, Probe, Protocol, Transports, clean};
 
 pub static SMTP: Protocol = Protocol {
@@ -143,9 +143,15 @@ impl SmtpClient {
         let Some((name, value)) = self.header.take() else {
             return;
         };
-        if name == "subject" {
-            found.set_subject(decode_words(&value));
-        } else if let Some(file) = filename_param(&value) {
+        let file = match name.as_str() {
+            "subject" => {
+                found.set_subject(decode_words(&value));
+                return;
+            }
+            "content-type" => name_param(&value),
+            _ => filename_param(&value),
+        };
+        if let Some(file) = file {
             found.add(List::Filenames, decode_words(&file));
         }
     }

@@ -242,6 +242,10 @@ pub fn filename_of_path(path: &str) -> Option<String> {
 }
 
 fn percent_decode(s: &str) -> String {
+    clean(&percent_decode_bytes(s))
+}
+
+fn percent_decode_bytes(s: &str) -> Vec<u8> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -257,38 +261,106 @@ fn percent_decode(s: &str) -> String {
         out.push(bytes[i]);
         i += 1;
     }
-    clean(&out)
+    out
 }
 
-/// The value of `filename=` (or `filename*=UTF-8''...`, or `name=`) in a header value such as
-/// `Content-Disposition: attachment; filename="report.pdf"`.
-pub fn filename_param(value: &str) -> Option<String> {
-    let mut found = None;
-    for part in value.split(';') {
-        let Some((key, val)) = part.split_once('=') else {
-            continue;
-        };
-        let key = key.trim().to_ascii_lowercase();
-        let val = val.trim();
-        let decoded = if key == "filename*" {
-            // RFC 5987: charset'lang'percent-encoded
-            val.splitn(3, '\'').nth(2).map(percent_decode)
-        } else if key == "filename" || (key == "name" && found.is_none()) {
-            Some(clean(val.trim_matches('"').as_bytes()))
-        } else {
-            None
-        };
-        if let Some(d) = decoded.filter(|d| !d.is_empty()) {
-            // filename* wins over filename, which wins over name.
-            if key == "filename*" {
-                return Some(d);
-            }
-            if key == "filename" || found.is_none() {
-                found = Some(d);
-            }
-        }
+/// The parameters of a header value such as `attachment; filename="a;b.pdf"; size=3`, read
+/// the lenient way: keys lower-cased, values as tokens or quoted strings (backslash escapes
+/// undone, a missing closing quote taken to the end), spaces around `=` allowed.
+pub fn params(value: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = value;
+    // The disposition or media type before the first `;` is no parameter.
+    match rest.find(';') {
+        Some(i) if !rest[..i].contains('=') => rest = &rest[i + 1..],
+        _ => {}
     }
-    found
+    while !rest.trim().is_empty() && out.len() < 32 {
+        let Some(eq) = rest.find(['=', ';']) else {
+            break;
+        };
+        if rest.as_bytes()[eq] == b';' {
+            rest = &rest[eq + 1..];
+            continue;
+        }
+        let key = rest[..eq].trim().to_ascii_lowercase();
+        let after = rest[eq + 1..].trim_start();
+        let (val, next) = if let Some(quoted) = after.strip_prefix('"') {
+            let mut val = String::new();
+            let mut chars = quoted.char_indices();
+            let mut end = quoted.len();
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => {
+                        if let Some((_, e)) = chars.next() {
+                            val.push(e);
+                        }
+                    }
+                    '"' => {
+                        end = i + 1;
+                        break;
+                    }
+                    c => val.push(c),
+                }
+            }
+            let tail = &quoted[end.min(quoted.len())..];
+            (val, tail.find(';').map_or("", |i| &tail[i + 1..]))
+        } else {
+            match after.find(';') {
+                Some(i) => (after[..i].trim().to_owned(), &after[i + 1..]),
+                None => (after.trim().to_owned(), ""),
+            }
+        };
+        if !key.is_empty() {
+            out.push((key, val));
+        }
+        rest = next;
+    }
+    out
+}
+
+/// An RFC 5987 extended value, `charset'language'percent-encoded`, decoded (UTF-8 and
+/// Latin-1 charsets; anything else is taken as UTF-8).
+fn extended_value(value: &str) -> Option<String> {
+    let mut parts = value.splitn(3, '\'');
+    let charset = parts.next()?.to_ascii_lowercase();
+    let _language = parts.next()?;
+    let encoded = parts.next()?;
+    let bytes = percent_decode_bytes(encoded);
+    let text = if charset == "iso-8859-1" || charset == "latin1" {
+        bytes.iter().map(|&b| char::from(b)).collect()
+    } else {
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    Some(clean(text.as_bytes()))
+}
+
+/// The file name a `Content-Disposition` value gives: `filename*` (RFC 6266: it wins), else
+/// `filename`.
+pub fn filename_param(value: &str) -> Option<String> {
+    let params = params(value);
+    let extended = params
+        .iter()
+        .filter(|(k, _)| k == "filename*")
+        .find_map(|(_, v)| extended_value(v))
+        .filter(|v| !v.is_empty());
+    extended.or_else(|| {
+        params
+            .iter()
+            .find(|(k, _)| k == "filename")
+            .map(|(_, v)| clean(v.as_bytes()))
+            .filter(|v| !v.is_empty())
+    })
+}
+
+/// The `name` parameter of a `Content-Type` value (`application/pdf; name="a.pdf"`), which
+/// mail clients use for an attachment's file name.
+pub fn name_param(value: &str) -> Option<String> {
+    params(value)
+        .into_iter()
+        .find(|(k, _)| k == "name")
+        .map(|(_, v)| clean(v.as_bytes()))
+        .filter(|v| !v.is_empty())
 }
 
 #[cfg(test)]
@@ -339,9 +411,26 @@ mod tests {
             Some("résumé.pdf")
         );
         assert_eq!(
-            filename_param("application/pdf; name=\"a.pdf\"").as_deref(),
+            name_param("application/pdf; name=\"a.pdf\"").as_deref(),
             Some("a.pdf")
         );
+        assert_eq!(filename_param("application/pdf; name=\"a.pdf\""), None);
         assert_eq!(filename_param("inline"), None);
+        // The shapes servers send, and those meant to evade naive parsers.
+        for (value, want) in [
+            ("attachment; filename=fw.bin", "fw.bin"),
+            ("attachment;filename = \"a;b.pdf\"", "a;b.pdf"),
+            ("ATTACHMENT; FILENAME=\"x.zip\"", "x.zip"),
+            ("attachment; filename=\"quo\\\"te.txt\"", "quo\"te.txt"),
+            ("attachment; filename=\"open.exe", "open.exe"),
+            ("attachment; filename*=ISO-8859-1''caf%E9.txt", "café.txt"),
+            (
+                "form-data; name=\"file\"; filename=\"upload.png\"",
+                "upload.png",
+            ),
+        ] {
+            assert_eq!(filename_param(value).as_deref(), Some(want), "{value}");
+        }
+        assert_eq!(filename_param("form-data; name=\"comment\""), None);
     }
 }

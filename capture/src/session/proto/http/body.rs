@@ -39,28 +39,37 @@ pub struct Skipped {
 pub struct Malformed;
 
 impl Body {
-    /// Skips what of `data` belongs to the body.
-    pub fn skip(&mut self, data: &[u8]) -> Result<Skipped, Malformed> {
+    /// Skips what of `data` belongs to the body, handing `content` the body's own bytes (the
+    /// chunks' data, without their framing).
+    pub fn skip(
+        &mut self,
+        data: &[u8],
+        content: &mut dyn FnMut(&[u8]),
+    ) -> Result<Skipped, Malformed> {
         match self {
             Body::Length(left) => {
                 let used = data.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
                 *left -= used as u64;
+                content(&data[..used]);
                 Ok(Skipped {
                     used,
                     ended: *left == 0,
                 })
             }
-            Body::ToClose => Ok(Skipped {
-                used: data.len(),
-                ended: false,
-            }),
-            Body::Chunked(state) => state.skip(data),
+            Body::ToClose => {
+                content(data);
+                Ok(Skipped {
+                    used: data.len(),
+                    ended: false,
+                })
+            }
+            Body::Chunked(state) => state.skip(data, content),
         }
     }
 }
 
 impl Chunked {
-    fn skip(&mut self, data: &[u8]) -> Result<Skipped, Malformed> {
+    fn skip(&mut self, data: &[u8], content: &mut dyn FnMut(&[u8])) -> Result<Skipped, Malformed> {
         let mut i = 0;
         while i < data.len() {
             match self {
@@ -87,6 +96,7 @@ impl Chunked {
                 Chunked::Data(left) => {
                     let take = (data.len() - i).min(usize::try_from(*left).unwrap_or(usize::MAX));
                     *left -= take as u64;
+                    content(&data[i..i + take]);
                     i += take;
                     if *left == 0 {
                         *self = Chunked::DataEnd(0);
@@ -142,7 +152,7 @@ mod tests {
     fn skip_all(mut body: Body, data: &[u8], piece: usize) -> (usize, bool) {
         let mut used = 0;
         for chunk in data.chunks(piece) {
-            let s = body.skip(chunk).unwrap();
+            let s = body.skip(chunk, &mut |_| {}).unwrap();
             used += s.used;
             if s.ended {
                 return (used, true);
@@ -163,23 +173,31 @@ mod tests {
             );
         }
         let mut bad = Body::Chunked(Chunked::Size(Vec::new()));
-        assert_eq!(bad.skip(b"zz\r\n"), Err(Malformed));
+        assert_eq!(bad.skip(b"zz\r\n", &mut |_| {}), Err(Malformed));
         let mut long = Body::Chunked(Chunked::Size(Vec::new()));
-        assert_eq!(long.skip(&[b'1'; 2000]), Err(Malformed));
+        assert_eq!(long.skip(&[b'1'; 2000], &mut |_| {}), Err(Malformed));
+        // The content handed on is the chunks' data alone.
+        let mut content = Vec::new();
+        let mut b = Body::Chunked(Chunked::Size(Vec::new()));
+        b.skip(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n", &mut |d| {
+            content.extend_from_slice(d)
+        })
+        .unwrap();
+        assert_eq!(content, b"abcde");
     }
 
     #[test]
     fn a_body_of_known_length_is_skipped_by_its_length() {
         let mut b = Body::Length(5);
         assert_eq!(
-            b.skip(b"abc"),
+            b.skip(b"abc", &mut |_| {}),
             Ok(Skipped {
                 used: 3,
                 ended: false
             })
         );
         assert_eq!(
-            b.skip(b"deGET"),
+            b.skip(b"deGET", &mut |_| {}),
             Ok(Skipped {
                 used: 2,
                 ended: true

