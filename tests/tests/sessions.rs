@@ -492,6 +492,122 @@ fn a_connect_through_a_real_proxy_gives_the_target_not_a_concatenation() {
 }
 
 #[test]
+fn dns_on_another_port_and_over_tcp_ssdp_and_dhcpv6_agree_with_tshark() {
+    require_root!("a live capture on the loopback interface");
+    let s = Scratch::new("");
+    s.authorize();
+    let agent = s.start_agent();
+    let _dns = spawn(Command::new("dnsmasq").args([
+        "--no-daemon",
+        "--port=5300",
+        "--listen-address=127.0.0.1",
+        "--bind-interfaces",
+        "--no-resolv",
+        "--no-hosts",
+        "--address=/device.lan/10.1.2.3",
+        "--pid-file=",
+    ]));
+    assert!(wait_until(Duration::from_secs(10), || port_open(
+        "127.0.0.1",
+        5300
+    )));
+    let c = agent.start_capture_ok(&json!({"interface": "lo", "filter": "udp port 5300 or tcp port 5300 or udp port 1900 or udp port 547", "reason": "other", "limits": {"max_duration": "30s"}}));
+    let id = c["id"].as_str().unwrap().to_owned();
+    for args in [&["device.lan"][..], &["+tcp", "nas.device.lan"]] {
+        let out = run(Command::new("dig")
+            .args(["@127.0.0.1", "-p", "5300", "+tries=1", "+time=2"])
+            .args(args));
+        assert!(out.status.success(), "dig {args:?}");
+    }
+    // An SSDP search and an announcement, and a DHCPv6 SOLICIT (scapy builds it).
+    let script = r#"
+import socket
+from scapy.layers.dhcp6 import DHCP6_Solicit, DHCP6OptClientId, DUID_LL
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 41900))
+s.sendto(b'M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nMAN: "ssdp:discover"\r\nMX: 1\r\nST: ssdp:all\r\n\r\n', ("127.0.0.1", 1900))
+s.sendto(b'NOTIFY * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nLOCATION: http://127.0.0.1:49152/desc.xml\r\nNT: upnp:rootdevice\r\nNTS: ssdp:alive\r\n\r\n', ("127.0.0.1", 1900))
+v6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+v6.sendto(bytes(DHCP6_Solicit(trid=0x123456) / DHCP6OptClientId(duid=DUID_LL(lladdr="02:00:00:00:00:01"))), ("::1", 547))
+"#;
+    let out = run(Command::new("/usr/bin/python3").args(["-c", script]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    agent.post_delete(&id);
+    let records = s.session_records(&id);
+    let pcap = s.decrypt(&s.segments(&id)[0]);
+
+    // tshark reads port 5300 as DNS when told to; the agent finds it by its payload.
+    let decode = ["udp.port==5300,dns", "tcp.port==5300,dns"];
+    for (transport, filter) in [
+        ("udp", "udp && dns.flags.response == 0"),
+        ("tcp", "tcp && dns.flags.response == 0"),
+    ] {
+        let rows = tshark_query(
+            &pcap,
+            &decode,
+            filter,
+            &[
+                "ip.src",
+                &format!("{transport}.srcport"),
+                "ip.dst",
+                &format!("{transport}.dstport"),
+                "dns.qry.name",
+            ],
+        );
+        assert_eq!(rows.len(), 1, "{transport}: {rows:?}");
+        let r = find(&records, &rows[0][0], &rows[0][1], &rows[0][2], &rows[0][3]);
+        assert_eq!(r.application(), Some(App::Dns), "{transport}");
+        assert_eq!(r.urls(), [format!("dns://{}", rows[0][4])], "{transport}");
+    }
+
+    let ssdp = tshark_query(
+        &pcap,
+        &[],
+        "ssdp",
+        &[
+            "ip.src",
+            "udp.srcport",
+            "ip.dst",
+            "udp.dstport",
+            "http.request.full_uri",
+            "http.location",
+        ],
+    );
+    assert_eq!(ssdp.len(), 2, "{ssdp:?}");
+    let r = find(&records, &ssdp[0][0], &ssdp[0][1], &ssdp[0][2], &ssdp[0][3]);
+    assert_eq!(r.application(), Some(App::Ssdp));
+    let mut want: Vec<String> = vec![ssdp[0][4].clone()];
+    want.extend(
+        ssdp.iter()
+            .map(|row| row[5].clone())
+            .filter(|l| !l.is_empty()),
+    );
+    assert_eq!(r.urls(), want);
+
+    let dhcp = tshark_query(
+        &pcap,
+        &[],
+        "dhcpv6",
+        &[
+            "ipv6.src",
+            "udp.srcport",
+            "ipv6.dst",
+            "udp.dstport",
+            "dhcpv6.msgtype",
+        ],
+    );
+    assert_eq!(dhcp.len(), 1, "{dhcp:?}");
+    assert_eq!(dhcp[0][4], "1", "a SOLICIT");
+    let r = find(&records, &dhcp[0][0], &dhcp[0][1], &dhcp[0][2], &dhcp[0][3]);
+    assert_eq!(r.application(), Some(App::Dhcpv6));
+}
+
+#[test]
 fn each_sharing_switch_removes_exactly_its_field() {
     require_root!("live captures on the loopback interface");
     let s = Scratch::new("");

@@ -41,6 +41,7 @@ apps! {
     Coap => "coap",
     Ssdp => "ssdp",
     Dhcp => "dhcp",
+    Dhcpv6 => "dhcpv6",
     Ntp => "ntp",
     Rtsp => "rtsp",
     Sip => "sip",

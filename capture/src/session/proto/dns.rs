@@ -1,5 +1,8 @@
 //! DNS and mDNS: the question names of the client's queries, `dns://<name>` (`mdns://`), over
-//! UDP (each datagram a message) and TCP (each message after its two-byte length).
+//! UDP (each datagram a message) and TCP (each message after its two-byte length). On its
+//! ports (53, 5353, 5355) a DNS-shaped message is DNS; on any other port, over UDP or TCP, only
+//! a query that is exactly one well-formed question (with an EDNS record at most) is, as a
+//! heuristic dissector would take it.
 
 use pcap_protocol::session::App;
 
@@ -11,7 +14,7 @@ pub static DNS: Protocol = Protocol {
     app: App::Dns,
     transports: Transports::Both,
     ports: &[53],
-    probe: Some(|p| is_dns(p, &[53, 5355])),
+    probe: Some(|p| is_dns(p, &[53, 5355]) || anywhere(p)),
     parser: Some(|transport| Box::new(Parser::new(App::Dns, transport))),
 };
 
@@ -34,6 +37,75 @@ fn is_dns(p: &Probe<'_>, ports: &[u16]) -> bool {
     } else {
         looks_like_dns(p.data)
     }
+}
+
+/// A query on a port that is not DNS's: one strict query from the client.
+fn anywhere(p: &Probe<'_>) -> bool {
+    if p.dir != Dir::ToServer || [53, 5353, 5355].iter().any(|port| p.port(*port)) {
+        return false;
+    }
+    if p.transport == TCP {
+        let len = p
+            .data
+            .get(..2)
+            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])));
+        return len.is_some_and(|len| p.data.len() == 2 + len && is_query(&p.data[2..]));
+    }
+    is_query(p.data)
+}
+
+/// Whether `data` is exactly one standard query: one question of a host name (letters,
+/// digits, `-`, `_`), a known class, no answers, and nothing after it but one EDNS record.
+pub fn is_query(data: &[u8]) -> bool {
+    let Some(header) = data.get(..12) else {
+        return false;
+    };
+    let count = |i: usize| u16::from_be_bytes([header[i], header[i + 1]]);
+    let standard_query = header[2] & 0xf8 == 0;
+    if !standard_query || count(4) != 1 || count(6) != 0 || count(8) != 0 || count(10) > 1 {
+        return false;
+    }
+    let mut i = 12;
+    let mut name_len = 0;
+    loop {
+        let Some(&len) = data.get(i) else {
+            return false;
+        };
+        let len = usize::from(len);
+        if len == 0 {
+            i += 1;
+            break;
+        }
+        let Some(label) = data.get(i + 1..i + 1 + len) else {
+            return false;
+        };
+        name_len += len + 1;
+        if len > 63
+            || name_len > 255
+            || !label
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+        {
+            return false;
+        }
+        i += 1 + len;
+    }
+    let Some(tail) = data.get(i..i + 4) else {
+        return false;
+    };
+    let class = u16::from_be_bytes([tail[2], tail[3]]) & 0x7fff;
+    if !matches!(class, 1 | 3 | 4 | 254 | 255) {
+        return false;
+    }
+    let rest = &data[i + 4..];
+    if count(10) == 0 {
+        return rest.is_empty();
+    }
+    // An OPT record: the root name, type 41, class, TTL, and its data's length.
+    rest.len() >= 11
+        && rest[0] == 0
+        && rest[1..3] == [0, 41]
+        && rest.len() == 11 + usize::from(u16::from_be_bytes([rest[9], rest[10]]))
 }
 
 /// Messages of a DNS session; the URL scheme is the application's name.
@@ -151,6 +223,37 @@ pub fn question_name_tcp(data: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_strict_query_is_dns_on_any_port_and_other_payloads_are_not() {
+        let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        q.extend_from_slice(b"\x06device\x03lan\x00\x00\x01\x00\x01");
+        assert!(is_query(&q));
+        let mut edns = q.clone();
+        edns[11] = 1;
+        edns.extend_from_slice(&[0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 0]);
+        assert!(is_query(&edns));
+        let mut answer = q.clone();
+        answer[2] |= 0x80;
+        assert!(!is_query(&answer), "a response");
+        let mut trailing = q.clone();
+        trailing.push(0);
+        assert!(!is_query(&trailing), "bytes after the question");
+        assert!(!is_query(&[0u8; 512]), "zeros");
+        fn probe(data: &[u8], transport: u8) -> Probe<'_> {
+            Probe {
+                data,
+                dir: Dir::ToServer,
+                transport,
+                ports: (40000, 5300),
+            }
+        }
+        assert!(anywhere(&probe(&q, crate::session::packet::UDP)));
+        let mut framed = (q.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(&q);
+        assert!(anywhere(&probe(&framed, TCP)));
+        assert!(!anywhere(&probe(&q, TCP)), "TCP needs its length first");
+    }
 
     #[test]
     fn the_question_name_is_read_and_bad_input_is_refused() {

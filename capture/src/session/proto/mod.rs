@@ -12,6 +12,7 @@
 pub mod bacnet;
 pub mod coap;
 pub mod dhcp;
+pub mod dhcpv6;
 pub mod dns;
 pub mod ftp;
 pub mod http;
@@ -131,6 +132,7 @@ pub static REGISTRY: &[&Protocol] = &[
     &ftp::FTP,
     &mqtt::MQTT,
     &dhcp::DHCP,
+    &dhcpv6::DHCPV6,
     &bacnet::BACNET,
     &dns::DNS,
     &dns::MDNS,

@@ -39,6 +39,11 @@ pub static RTSP: Protocol = Protocol {
     parser: Some(|transport| Box::new(Parser::new(Flavor::Rtsp, transport))),
 };
 
+/// The parser of SSDP's HTTP-shaped datagrams (`ssdp.rs`).
+pub fn ssdp_parser() -> Box<dyn Inspect> {
+    Box::new(Parser::new(Flavor::Http, crate::session::packet::UDP))
+}
+
 pub static SIP: Protocol = Protocol {
     app: App::Sip,
     transports: Transports::Both,
@@ -179,7 +184,9 @@ impl Parser {
             Flavor::Http => {
                 let host = h.get("host").map(|v| clean(v.as_bytes()));
                 found.add(List::Urls, url(method, target, host.as_deref()));
-                if let Some(name) = filename_of_path(target) {
+                if target != "*"
+                    && let Some(name) = filename_of_path(target)
+                {
                     found.add(List::Filenames, name);
                 }
             }
@@ -188,6 +195,29 @@ impl Parser {
             if let Some(user) = credentials_user(value) {
                 found.add(List::Users, user);
             }
+        }
+    }
+
+    /// One datagram's message: a request's URL and user, a response's `Location` (where an
+    /// SSDP device describes itself) and file name.
+    fn datagram(&self, data: &[u8], found: &mut Found) {
+        let Ok(Some((_, h))) = head::parse(data) else {
+            return;
+        };
+        match h.start {
+            Start::Request { method, target } => self.request(method, target, &h, found),
+            Start::Response { .. } => {
+                for value in h.all("content-disposition") {
+                    if let Some(name) = filename_param(value) {
+                        found.add(List::Filenames, name);
+                    }
+                }
+            }
+        }
+        if self.flavor == Flavor::Http
+            && let Some(location) = h.get("location")
+        {
+            found.add(List::Urls, clean(location.as_bytes()));
         }
     }
 
@@ -268,14 +298,10 @@ fn url(method: &str, target: &str, host: Option<&str>) -> String {
 
 impl Inspect for Parser {
     fn feed(&mut self, dir: Dir, data: &[u8], found: &mut Found) -> Wants {
-        // Over UDP (SIP, RTSP), each datagram is a message of its own.
+        // Over UDP (SIP, RTSP, SSDP), each datagram is a message of its own.
         if !self.tcp {
-            if let Ok(Some((_, h))) = head::parse(data)
-                && let Start::Request { method, target } = h.start
-            {
-                self.request(method, target, &h, found);
-            }
-            return Wants::Done;
+            self.datagram(data, found);
+            return Wants::More;
         }
         self.read(dir, data, found);
         if self.sides.iter().all(|s| matches!(s, Phase::Done)) {
