@@ -46,6 +46,9 @@ if [ "$(id -u)" -eq 0 ]; then
   cp "$tmp/demo/spool/journal.log" "$c/journal/demo.log"
   cp "$tmp/demo/capture.pcap" "$c/sessions/demo.pcap"
 fi
+# Fragments, Teredo, NSH, HTTP kept alive with uploads and NTLM, SSDP, DHCPv6, DNS elsewhere.
+/usr/bin/python3 fuzz/seeds-sessions.py "$c/sessions" 2>/dev/null
+
 # A small mix of HTTP, TLS, DNS, mail and UDP sessions, as the analyze benchmark makes them.
 python3 bench/mkpcap.py "$c/sessions/mixed.pcap" --packets 40 --sessions 4 --udp-flows 4 >/dev/null
 # The same mix inside each tunnel the agent takes off, and truncated and corrupted variants of

@@ -186,6 +186,13 @@ fn analyze(file: &Path, sharing_from: Option<&Path>, interface: Option<&str>) ->
                 summary.packets,
                 summary.sessions
             );
+            if summary.fragments_given_up > 0 {
+                eprintln!(
+                    "{}: {} IP fragments whose datagram never came whole (not in any session)",
+                    file.display(),
+                    summary.fragments_given_up
+                );
+            }
             if summary.unknown_link > 0 {
                 eprintln!(
                     "{}: {} packets of a link type pcap-agent does not read (not in any session)",

@@ -55,6 +55,8 @@ pub struct Summary {
     pub sessions: u64,
     /// Packets of a link type the decoder does not read.
     pub unknown_link: u64,
+    /// IP fragments of datagrams that never came whole (timed out, overlapping, too big).
+    pub fragments_given_up: u64,
 }
 
 /// Reads packets from `input` into `table`, writes one JSON record per session to `out`.
@@ -85,6 +87,8 @@ pub fn analyze_with(
     let read = read_all(reader.as_mut(), &mut table, &mut summary, ctx, out, buffer);
     // What was read before an error is still reported.
     summary.unknown_link = table.stats.unknown_link;
+    table.end_fragments();
+    summary.fragments_given_up = table.stats.reassembly.fragments_given_up;
     let written = emit(table.take_finished(), ctx, out).and_then(|n| {
         summary.sessions += n;
         emit(table.finish(), ctx, out)

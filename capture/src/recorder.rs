@@ -51,6 +51,9 @@ pub struct SessionsSummary {
     /// Sessions recorded before the end because they went idle or the table was full.
     pub evicted: u64,
     pub by_application: BTreeMap<String, u64>,
+    /// IP fragments whose datagram never came whole (not in any session).
+    #[serde(default)]
+    pub fragments_given_up: u64,
     /// Size of the sealed `sessions.json.age`.
     pub file_size: Option<u64>,
     pub error: Option<String>,
@@ -100,6 +103,8 @@ impl Recorder {
     /// Writes every remaining session and seals the file.
     pub fn finish(mut self) -> (SessionsSummary, Option<SealedSegment>) {
         self.flush();
+        self.table.end_fragments();
+        self.summary.fragments_given_up = self.table.stats.reassembly.fragments_given_up;
         let rest =
             std::mem::replace(&mut self.table, SessionTable::new(1, Duration::ZERO)).finish();
         self.write(&rest);

@@ -632,3 +632,142 @@ fn a_capture_scoped_to_a_vni_keeps_what_its_filter_names_inside_it() {
         );
     }
 }
+
+/// A SIP INVITE of `size` bytes or so for `uri`, from the test's own UDP socket to `to`.
+fn send_invite(to: &str, uri: &str, size: usize) -> u16 {
+    let padding = "x".repeat(size.saturating_sub(200));
+    let invite = format!(
+        "INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK-1\r\nFrom: <sip:alice@lab.example>;tag=1\r\nTo: <{uri}>\r\nCall-ID: frag-1@lab.example\r\nCSeq: 1 INVITE\r\nX-Padding: {padding}\r\nContent-Length: 0\r\n\r\n"
+    );
+    let sock = std::net::UdpSocket::bind(if to.contains(':') {
+        "[::]:0"
+    } else {
+        "0.0.0.0:0"
+    })
+    .unwrap();
+    sock.send_to(invite.as_bytes(), (to, 5060)).unwrap();
+    sock.local_addr().unwrap().port()
+}
+
+#[test]
+fn fragmented_datagrams_on_the_wire_and_inside_vxlan_are_reassembled_as_tshark_does() {
+    require_root!("a veth pair and a VXLAN overlay with small MTUs, and a live capture");
+    let pair = VethPair::create();
+    let overlay = Overlay::vxlan(&pair, VNI);
+    // Every path fragments: the veth at 1,280 bytes (IPv6's least), the overlay at 600 (its
+    // fragments then travel inside VXLAN, each in a carrier of its own).
+    ip(&["link", "set", "dev", &pair.host_if, "mtu", "1280"]);
+    ip(&["link", "set", "dev", &overlay.host_if, "mtu", "600"]);
+    ip(&[
+        "addr",
+        "add",
+        "fd00:78::1/64",
+        "dev",
+        &pair.host_if,
+        "nodad",
+    ]);
+    ip(&[
+        "-n",
+        &pair.ns,
+        "addr",
+        "add",
+        "fd00:78::2/64",
+        "dev",
+        &pair.ns_if,
+        "nodad",
+    ]);
+    let ns_mac = String::from_utf8_lossy(
+        &run(pair
+            .in_ns("cat")
+            .arg(format!("/sys/class/net/{}/address", pair.ns_if)))
+        .stdout,
+    )
+    .trim()
+    .to_owned();
+    ip(&[
+        "-6",
+        "neigh",
+        "replace",
+        "fd00:78::2",
+        "lladdr",
+        &ns_mac,
+        "dev",
+        &pair.host_if,
+        "nud",
+        "permanent",
+    ]);
+    let s = Scratch::with_interfaces(&[&pair.host_if], "");
+    s.authorize();
+    let agent = s.start_agent();
+    let capture = agent.start_capture_ok(&json!({
+        "interface": pair.host_if,
+        "filter": "",
+        "reason": "other",
+        "limits": {"max_duration": "30s"}
+    }));
+    let id = capture["id"].as_str().unwrap().to_owned();
+    let plain = send_invite(&pair.ns_ip, "sip:plain@lab.example", 1400);
+    let inner = send_invite(&overlay.ns_ip, "sip:inner@lab.example", 1400);
+    let v6 = send_invite("fd00:78::2", "sip:v6@lab.example", 3000);
+    std::thread::sleep(Duration::from_millis(300));
+    agent.post_delete(&id);
+    let records = s.session_records(&id);
+    let pcap = s.decrypt(&s.segments(&id)[0]);
+
+    let fragments = tshark_query(
+        &pcap,
+        &[],
+        "ip.flags.mf == 1 || ip.frag_offset > 0 || ipv6.fraghdr",
+        &["frame.number"],
+    );
+    assert!(
+        fragments.len() >= 7,
+        "the datagrams were fragmented: {fragments:?}"
+    );
+    let last = |v: &str| v.rsplit(',').next().unwrap_or_default().to_owned();
+    let rows = tshark_query(
+        &pcap,
+        &[],
+        "sip.Method == \"INVITE\" && !icmp && !icmpv6",
+        &[
+            "ip.src",
+            "udp.srcport",
+            "ip.dst",
+            "udp.dstport",
+            "sip.r-uri",
+            "vxlan.vni",
+            "ipv6.src",
+            "ipv6.dst",
+        ],
+    );
+    assert_eq!(rows.len(), 3, "tshark reassembles every one: {rows:?}");
+    for row in &rows {
+        let v6_row = !row[6].is_empty();
+        let (src, dst) = if v6_row {
+            (last(&row[6]), last(&row[7]))
+        } else {
+            (last(&row[0]), last(&row[2]))
+        };
+        let sport = last(&row[1]);
+        let r = records
+            .iter()
+            .find(|r| {
+                r.source().0.map(|a| a.to_string()) == Some(src.clone())
+                    && r.source().1.map(|p| p.to_string()) == Some(sport.clone())
+                    && r.destination().0.map(|a| a.to_string()) == Some(dst.clone())
+            })
+            .unwrap_or_else(|| panic!("no session {src}:{sport} -> {dst}: {records:#?}"));
+        assert_eq!(r.application(), Some(pcap_protocol::session::App::Sip));
+        assert_eq!(r.urls(), [row[4].clone()]);
+        assert!(r.packets.to_server >= 2, "every fragment counts: {r:?}");
+        let in_vxlan = !row[5].is_empty();
+        assert_eq!(r.tunnel.is_some(), in_vxlan, "{r:?}");
+        let port: u16 = sport.parse().unwrap();
+        let sent = match (in_vxlan, v6_row) {
+            (true, _) => inner,
+            (_, true) => v6,
+            _ => plain,
+        };
+        assert_eq!(port, sent);
+    }
+}

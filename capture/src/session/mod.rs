@@ -7,6 +7,7 @@
 //!   VLAN tags), Linux cooked capture v1/v2 and raw IP; truncated frames decode as far as they go.
 //! - [`tunnel`]: the encapsulations taken off first (VXLAN, GENEVE, GRE, ERSPAN, MPLS, IP in IP,
 //!   L2TP, PPPoE), bounded in depth; the session keeps where it was found.
+//! - [`reassembly`]: IPv4 and IPv6 fragments put together (bounded), inside tunnels too.
 //! - [`table`]: the bounded flow table (bidirectional 5-tuples, idle and overflow eviction).
 //! - [`flow`]: one session: initiator, counters, and its inspection ([`stream`]: bounded
 //!   in-order reassembly): the first bytes of each direction until a protocol takes them, then
@@ -26,6 +27,7 @@
 pub mod flow;
 pub mod packet;
 pub mod proto;
+pub mod reassembly;
 pub mod record;
 pub mod stream;
 pub mod table;

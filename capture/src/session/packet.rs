@@ -78,6 +78,30 @@ pub struct Decoded<'a> {
     pub tunnels: Tunnels,
 }
 
+/// A fragment of an IP packet (not an atomic one), for [`super::reassembly`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fragment<'a> {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    /// The protocol of the whole datagram's payload.
+    pub proto: u8,
+    pub id: u32,
+    /// Where the fragment's payload goes in the datagram, in bytes.
+    pub offset: u16,
+    /// Whether more fragments follow this one.
+    pub more: bool,
+    pub payload: &'a [u8],
+    /// The encapsulations the fragment was found inside.
+    pub tunnels: Tunnels,
+}
+
+/// A frame decoded: a packet, or a fragment of one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decode<'a> {
+    Packet(Decoded<'a>),
+    Fragment(Fragment<'a>),
+}
+
 /// Decodes `data` of link type `linktype`, taking off the tunnels [`Decap::standard`] knows;
 /// see [`decode_with`].
 pub fn decode(linktype: u32, data: &[u8]) -> Option<Decoded<'_>> {
@@ -87,9 +111,17 @@ pub fn decode(linktype: u32, data: &[u8]) -> Option<Decoded<'_>> {
 /// Decodes `data` of link type `linktype` down to its innermost IP packet, taking off at most
 /// `decap.max_depth` encapsulations. `None` for non-IP frames (also inside a tunnel: ARP in
 /// VXLAN is no session), unknown link types, frames too short to hold an IP header, and IP
-/// fragments other than an IPv4 first fragment (no ports in them). A tunnel header that is not
-/// what its layer says leaves the packet in the session of its outer headers.
+/// fragments ([`decode_frame`] gives those). A tunnel header that is not what its layer says
+/// leaves the packet in the session of its outer headers.
 pub fn decode_with<'a>(linktype: u32, data: &'a [u8], decap: &Decap) -> Option<Decoded<'a>> {
+    match decode_frame(linktype, data, decap)? {
+        Decode::Packet(d) => Some(d),
+        Decode::Fragment(_) => None,
+    }
+}
+
+/// As [`decode_with`], giving an IP fragment found at any depth as it is, for reassembly.
+pub fn decode_frame<'a>(linktype: u32, data: &'a [u8], decap: &Decap) -> Option<Decode<'a>> {
     let mut frame = link_frame(linktype, data)?;
     let mut tunnels = Tunnels::default();
     let mut first = 0;
@@ -110,10 +142,14 @@ pub fn decode_with<'a>(linktype: u32, data: &'a [u8], decap: &Decap) -> Option<D
                 tunnels = inner;
                 frame = next;
             }
+            Some(Step::Fragment(mut f)) => {
+                f.tunnels = tunnels;
+                return Some(Decode::Fragment(f));
+            }
             Some(Step::Packet(mut d, ip_payload)) => {
                 d.tunnels = tunnels;
                 if !may_decap {
-                    return Some(d);
+                    return Some(Decode::Packet(d));
                 }
                 let mut inner = tunnels;
                 match tunnel::ip_inner(d.proto, d.dport, d.sport, ip_payload, decap, &mut inner) {
@@ -131,7 +167,7 @@ pub fn decode_with<'a>(linktype: u32, data: &'a [u8], decap: &Decap) -> Option<D
                         tunnels = inner;
                         frame = next;
                     }
-                    None => return Some(d),
+                    None => return Some(Decode::Packet(d)),
                 }
             }
             None => return None,
@@ -153,6 +189,7 @@ pub fn first_tunnel<'a>(
         let mut link = Tunnels::default();
         match step(frame, true, &mut link)? {
             Step::Inner(next) => frame = next,
+            Step::Fragment(_) => return None,
             Step::Packet(d, ip_payload) => {
                 let mut inside = Tunnels::default();
                 let inner =
@@ -251,6 +288,7 @@ fn dot11(f: &[u8]) -> Option<Frame<'_>> {
 /// or the frame inside a link-level encapsulation (MPLS, PPPoE).
 enum Step<'a> {
     Packet(Decoded<'a>, &'a [u8]),
+    Fragment(Fragment<'a>),
     Inner(Frame<'a>),
 }
 
@@ -291,8 +329,8 @@ fn step<'a>(frame: Frame<'a>, may_decap: bool, tunnels: &mut Tunnels) -> Option<
     };
     let proto = payload.ip_number.0;
     let bytes = payload.payload;
-    if payload.fragmented && !is_first_fragment(&sliced) {
-        return None;
+    if payload.fragmented {
+        return fragment(net, src, dst, proto, bytes).map(Step::Fragment);
     }
     let mut decoded = Decoded {
         src,
@@ -326,13 +364,50 @@ fn step<'a>(frame: Frame<'a>, may_decap: bool, tunnels: &mut Tunnels) -> Option<
     Some(Step::Packet(decoded, bytes))
 }
 
-/// Whether a fragmented packet is the first fragment (offset 0), the one with the ports.
-fn is_first_fragment(sliced: &LaxSlicedPacket<'_>) -> bool {
-    match &sliced.net {
-        Some(LaxNetSlice::Ipv4(v4)) => v4.header().fragments_offset().value() == 0,
-        // IPv6 fragments are rare in captures; none is assigned to a session.
-        _ => false,
-    }
+/// The fragment an IPv4 or IPv6 header says `payload` is.
+fn fragment<'a>(
+    net: &LaxNetSlice<'a>,
+    src: IpAddr,
+    dst: IpAddr,
+    proto: u8,
+    payload: &'a [u8],
+) -> Option<Fragment<'a>> {
+    let (id, offset, more) = match net {
+        LaxNetSlice::Ipv4(v4) => {
+            let h = v4.header();
+            (
+                u32::from(h.identification()),
+                h.fragments_offset().value(),
+                h.more_fragments(),
+            )
+        }
+        // The fragment header's raw bytes (RFC 8200 section 4.5: the offset in the high 13
+        // bits of bytes 2 and 3, the M flag in the lowest; etherparse 0.19 reads these bits
+        // in another order, so they are read here).
+        LaxNetSlice::Ipv6(v6) => v6.extensions().clone().into_iter().find_map(|e| match e {
+            etherparse::Ipv6ExtensionSlice::Fragment(f) => {
+                let b = f.slice();
+                let field = u16::from_be_bytes([b[2], b[3]]);
+                Some((
+                    u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+                    field >> 3,
+                    field & 1 == 1,
+                ))
+            }
+            _ => None,
+        })?,
+        LaxNetSlice::Arp(_) => return None,
+    };
+    Some(Fragment {
+        src,
+        dst,
+        proto,
+        id,
+        offset: offset.checked_mul(8)?,
+        more,
+        payload,
+        tunnels: Tunnels::default(),
+    })
 }
 
 #[cfg(test)]
@@ -355,6 +430,76 @@ mod tests {
 
     fn want() -> (String, u16, String, u16) {
         ("10.0.0.1".into(), 1111, "10.0.0.2".into(), 53)
+    }
+
+    /// An IPv6 UDP packet from fd00::1:1111 to fd00::2:53 with `payload`, behind a fragment
+    /// header of `offset` (bytes) and `more` (the UDP header only in the first fragment).
+    fn ipv6_fragment(id: u32, offset: u16, more: bool, part: &[u8]) -> Vec<u8> {
+        let mut p = vec![0x60, 0, 0, 0];
+        p.extend_from_slice(&((8 + part.len()) as u16).to_be_bytes());
+        p.extend_from_slice(&[44, 64]);
+        p.extend_from_slice(&"fd00::1".parse::<std::net::Ipv6Addr>().unwrap().octets());
+        p.extend_from_slice(&"fd00::2".parse::<std::net::Ipv6Addr>().unwrap().octets());
+        p.extend_from_slice(&[UDP, 0]);
+        // The offset in bytes is a multiple of 8: the 13-bit unit field shifted by 3.
+        p.extend_from_slice(&(offset | u16::from(more)).to_be_bytes());
+        p.extend_from_slice(&id.to_be_bytes());
+        p.extend_from_slice(part);
+        p
+    }
+
+    fn udp_header(len: usize) -> Vec<u8> {
+        let mut h = 1111u16.to_be_bytes().to_vec();
+        h.extend_from_slice(&53u16.to_be_bytes());
+        h.extend_from_slice(&((8 + len) as u16).to_be_bytes());
+        h.extend_from_slice(&[0, 0]);
+        h
+    }
+
+    #[test]
+    fn an_ipv6_atomic_fragment_is_a_whole_packet_and_real_fragments_are_fragments() {
+        let mut whole = udp_header(5);
+        whole.extend_from_slice(b"query");
+        let atomic = ipv6_fragment(9, 0, false, &whole);
+        let d = decode(linktype::RAW, &atomic).expect("an atomic fragment is whole (RFC 6946)");
+        assert_eq!((d.sport, d.dport, d.payload), (1111, 53, &b"query"[..]));
+        let first = ipv6_fragment(9, 0, true, &whole[..8]);
+        match decode_frame(linktype::RAW, &first, &Decap::standard()) {
+            Some(Decode::Fragment(f)) => {
+                assert_eq!((f.id, f.offset, f.more, f.proto), (9, 0, true, UDP));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(decode(linktype::RAW, &first).is_none());
+    }
+
+    #[test]
+    fn teredo_and_nsh_are_taken_off() {
+        // Teredo: IPv4/UDP 3544 carrying the IPv6 packet, after an origin indication.
+        let mut inner = udp_header(5);
+        inner.extend_from_slice(b"query");
+        let ipv6 = ipv6_fragment(1, 0, false, &inner);
+        let mut teredo = vec![0, 0, 0x12, 0x34, 1, 2, 3, 4];
+        teredo.extend_from_slice(&ipv6);
+        let mut carrier = Vec::new();
+        etherparse::PacketBuilder::ipv4([192, 0, 2, 1], [198, 51, 100, 1], 64)
+            .udp(40000, 3544)
+            .write(&mut carrier, &teredo)
+            .unwrap();
+        let d = decode(linktype::RAW, &carrier).unwrap();
+        assert_eq!((d.src.to_string(), d.dport), ("fd00::1".to_owned(), 53));
+        assert_eq!(
+            d.tunnels.layers().next().unwrap().kind,
+            tunnel::Kind::Teredo
+        );
+        // NSH on Ethernet: MD type 2, two words, next protocol IPv4, service path 0x123.
+        let mut frame = vec![0u8; 12];
+        frame.extend_from_slice(&[0x89, 0x4f, 0x00, 0x02, 0x02, 0x01, 0x00, 0x01, 0x23, 0xff]);
+        frame.extend_from_slice(&ip_packet());
+        let d = decode(linktype::ETHERNET, &frame).unwrap();
+        assert_eq!(ends(&d), want());
+        let layer = d.tunnels.layers().next().unwrap();
+        assert_eq!((layer.kind, layer.id), (tunnel::Kind::Nsh, Some(0x123)));
     }
 
     #[test]

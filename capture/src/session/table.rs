@@ -13,8 +13,9 @@ use std::time::Duration;
 use super::flow::Session;
 use pcap_config::{TunnelMode, TunnelSettings};
 
-use super::packet::{self, Decoded};
+use super::packet::{self, Decode, Decoded};
 use super::proto::Bounds;
+use super::reassembly::{Reassembly, ReassemblyStats, Whole};
 use super::tunnel::{self, Decap};
 
 /// Sessions are boxed: the table moves pointers, not sessions, when it grows or sorts.
@@ -144,6 +145,8 @@ pub struct TableStats {
     pub not_ip: u64,
     /// Packets of a link type the decoder does not read (counted, never misread).
     pub unknown_link: u64,
+    /// IP fragments: datagrams put together, fragments given up.
+    pub reassembly: ReassemblyStats,
 }
 
 /// The flow table of one capture.
@@ -159,6 +162,8 @@ pub struct SessionTable {
     both: bool,
     /// What each session keeps of what it finds.
     bounds: Bounds,
+    /// IP fragments waiting for the rest of their datagram.
+    fragments: Reassembly,
     pub stats: TableStats,
 }
 
@@ -174,6 +179,7 @@ impl SessionTable {
             decap: Decap::standard(),
             both: false,
             bounds: Bounds::DEFAULT,
+            fragments: Reassembly::default(),
             stats: TableStats::default(),
         }
     }
@@ -212,13 +218,23 @@ impl SessionTable {
             }
             return;
         }
-        let Some(p) = packet::decode_with(linktype, data, &self.decap) else {
-            if packet::linktype::known(linktype) {
-                self.stats.not_ip += 1;
-            } else {
-                self.stats.unknown_link += 1;
+        let p = match packet::decode_frame(linktype, data, &self.decap) {
+            Some(Decode::Packet(p)) => p,
+            Some(Decode::Fragment(f)) => {
+                if let Some(whole) = self.fragments.add(&f, ts_ns, wire_len) {
+                    self.reassembled(&whole, ts_ns);
+                }
+                self.stats.reassembly = self.fragments.stats;
+                return;
             }
-            return;
+            None => {
+                if packet::linktype::known(linktype) {
+                    self.stats.not_ip += 1;
+                } else {
+                    self.stats.unknown_link += 1;
+                }
+                return;
+            }
         };
         if self.both
             && !p.tunnels.is_empty()
@@ -234,6 +250,24 @@ impl SessionTable {
         self.account(key, &p, ts_ns, wire_len);
     }
 
+    /// A datagram put together from its fragments: one packet of its session, counted as the
+    /// frames it came in.
+    fn reassembled(&mut self, whole: &Whole, ts_ns: u64) {
+        let Some(mut p) = packet::decode_with(packet::linktype::RAW, &whole.packet, &self.decap)
+        else {
+            return;
+        };
+        p.tunnels = whole.tunnels.then(&p.tunnels);
+        let key = Key::of(&p);
+        let wire = u32::try_from(whole.wire_bytes).unwrap_or(u32::MAX);
+        self.account(key, &p, ts_ns, wire);
+        if let Some(s) = self.map.get_mut(&key) {
+            for _ in 1..whole.frames {
+                s.count((p.src, p.sport), ts_ns, 0);
+            }
+        }
+    }
+
     /// Counts `p` in the session of `key`, starting it if there is none.
     fn account(&mut self, key: Key, p: &Decoded<'_>, ts_ns: u64, wire_len: u32) {
         if let Some(s) = self.map.get_mut(&key) {
@@ -247,6 +281,13 @@ impl SessionTable {
         session.packet(p, ts_ns, wire_len, self.bounds);
         self.stats.sessions += 1;
         self.map.insert(key, session);
+    }
+
+    /// Gives up the datagrams still waiting for fragments (the capture or the file ended),
+    /// counting their fragments.
+    pub fn end_fragments(&mut self) {
+        self.fragments.expire(u64::MAX);
+        self.stats.reassembly = self.fragments.stats;
     }
 
     /// Sessions that left the table since the last call.
@@ -274,6 +315,8 @@ impl SessionTable {
 
     fn sweep(&mut self, now_ns: u64) {
         self.next_sweep_ns = now_ns.saturating_add(self.idle_ns / 2).max(now_ns + 1);
+        self.fragments.expire(now_ns);
+        self.stats.reassembly = self.fragments.stats;
         let cutoff = now_ns.saturating_sub(self.idle_ns);
         let idle: Vec<Key> = self
             .map

@@ -1,6 +1,7 @@
 //! Tunnels and mirrored traffic: the encapsulations a sensor receives copies of traffic in
 //! (VXLAN from cloud traffic mirroring, GENEVE, GRE and ERSPAN from switches, MPLS, IP in IP,
-//! L2TP, PPPoE), taken off before the flow table so that its sessions are the inner ones.
+//! L2TP, PPPoE, Teredo, the service chains' NSH), taken off before the flow table so that its
+//! sessions are the inner ones.
 //!
 //! Every header is read with bounds checks from the captured bytes; a header that is not what
 //! its layer says (a VXLAN header without its VNI flag, a GRE version other than 0, a GENEVE
@@ -22,6 +23,11 @@ pub enum Kind {
     IpInIp,
     L2tp,
     Pppoe,
+    /// IPv6 in UDP 3544 (RFC 4380).
+    Teredo,
+    /// The Network Service Header of service function chaining (RFC 8300); its id is the
+    /// service path.
+    Nsh,
 }
 
 impl Kind {
@@ -35,6 +41,8 @@ impl Kind {
             Kind::IpInIp => "ipip",
             Kind::L2tp => "l2tp",
             Kind::Pppoe => "pppoe",
+            Kind::Teredo => "teredo",
+            Kind::Nsh => "nsh",
         }
     }
 }
@@ -86,6 +94,15 @@ impl Tunnels {
         }
     }
 
+    /// These layers, then `inner`'s (a packet found inside these, itself carrying tunnels);
+    /// the carrier is the outermost known.
+    pub fn then(&self, inner: &Tunnels) -> Tunnels {
+        let mut all = *self;
+        inner.layers().for_each(|l| all.push(*l));
+        all.outer = self.outer.or(inner.outer);
+        all
+    }
+
     /// What separates sessions with the same addresses and ports: the VNIs of VXLAN and
     /// GENEVE (network segments whose address spaces may overlap). Labels, keys and session
     /// ids are left out: they differ between the two directions of one session.
@@ -128,7 +145,9 @@ impl Decap {
             && (self.vxlan_ports.contains(&dport)
                 || self.geneve_ports.contains(&dport)
                 || dport == L2TP_PORT
-                || sport == L2TP_PORT)
+                || sport == L2TP_PORT
+                || dport == TEREDO_PORT
+                || sport == TEREDO_PORT)
     }
 
     /// No decapsulation.
@@ -186,6 +205,8 @@ const PROTO_GRE: u8 = 47;
 const PROTO_L2TP: u8 = 115;
 const PROTO_UDP: u8 = 17;
 const L2TP_PORT: u16 = 1701;
+const TEREDO_PORT: u16 = 3544;
+const ETHERTYPE_NSH: u16 = 0x894f;
 
 fn be16(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
@@ -199,6 +220,7 @@ fn be32(b: &[u8], at: usize) -> Option<u32> {
 pub fn link_inner<'a>(ether_type: u16, payload: &'a [u8], t: &mut Tunnels) -> Option<Frame<'a>> {
     match ether_type {
         ETHERTYPE_MPLS | ETHERTYPE_MPLS_MULTICAST => mpls(payload, t),
+        ETHERTYPE_NSH => nsh(payload, t),
         ETHERTYPE_PPPOE_SESSION => {
             // version/type 0x11, code 0 (session data), session id, length, PPP protocol.
             if *payload.first()? != 0x11 || *payload.get(1)? != 0 {
@@ -285,6 +307,8 @@ pub fn ip_inner<'a>(
                 geneve(udp)?
             } else if dport == L2TP_PORT || sport == L2TP_PORT {
                 l2tp_udp(udp)?
+            } else if dport == TEREDO_PORT || sport == TEREDO_PORT {
+                teredo(udp)?
             } else {
                 return None;
             }
@@ -435,6 +459,13 @@ fn gre<'a>(b: &'a [u8], t: &mut Tunnels) -> Option<Frame<'a>> {
             t.push(gre);
             Some(Frame::Ip(rest))
         }
+        ETHERTYPE_NSH => {
+            let mut inner = Tunnels::default();
+            let frame = nsh(rest, &mut inner)?;
+            t.push(gre);
+            inner.layers().for_each(|l| t.push(*l));
+            Some(frame)
+        }
         ETHERTYPE_MPLS | ETHERTYPE_MPLS_MULTICAST => {
             let mut inner = Tunnels::default();
             let frame = mpls(rest, &mut inner)?;
@@ -482,6 +513,58 @@ fn gre<'a>(b: &'a [u8], t: &mut Tunnels) -> Option<Frame<'a>> {
         }
         _ => None,
     }
+}
+
+/// Teredo (UDP 3544): an IPv6 packet, after an optional authentication indicator and an
+/// optional origin indication.
+fn teredo(b: &[u8]) -> Option<(Layer, Frame<'_>)> {
+    let mut at = 0;
+    if b.get(..2)? == [0x00, 0x01] {
+        // Client id and authentication value lengths, both, then a nonce and a confirmation.
+        let (id, auth) = (usize::from(*b.get(2)?), usize::from(*b.get(3)?));
+        at += 4 + id + auth + 9;
+    }
+    if b.get(at..at + 2)? == [0x00, 0x00] {
+        at += 8;
+    }
+    let ip = b.get(at..)?;
+    if ip.len() < 40 || ip[0] >> 4 != 6 {
+        return None;
+    }
+    Some((
+        Layer {
+            kind: Kind::Teredo,
+            id: None,
+            version: 0,
+        },
+        Frame::Ip(ip),
+    ))
+}
+
+/// The Network Service Header (RFC 8300): version 0, its length in 4-byte words, the next
+/// protocol (IPv4, IPv6, Ethernet, MPLS), the service path (the layer's id) and index.
+fn nsh<'a>(b: &'a [u8], t: &mut Tunnels) -> Option<Frame<'a>> {
+    let version = b.first()? >> 6;
+    let len = usize::from(b.get(1)? & 0x3f) * 4;
+    if version != 0 || len < 8 {
+        return None;
+    }
+    let path = be32(b, 4)? >> 8;
+    let rest = b.get(len..)?;
+    let mut labels = Tunnels::default();
+    let inner = match *b.get(3)? {
+        1 | 2 => Frame::Ip(rest),
+        3 => Frame::Ethernet(rest),
+        5 => mpls(rest, &mut labels)?,
+        _ => return None,
+    };
+    t.push(Layer {
+        kind: Kind::Nsh,
+        id: Some(path),
+        version: 0,
+    });
+    labels.layers().for_each(|l| t.push(*l));
+    Some(inner)
 }
 
 /// L2TP over UDP (port 1701): version 2 data messages carry PPP; version 3 data messages carry

@@ -4,6 +4,8 @@
 //! the header before them, repeated headers kept. Bounded: the head is at most what its caller
 //! buffered, and at most [`MAX_HEADERS`] header lines are read.
 
+use super::flavor::{is_method, version_of};
+
 /// Header lines read from one head at most.
 pub const MAX_HEADERS: usize = 128;
 
@@ -104,29 +106,6 @@ fn is_version(token: &str) -> bool {
     version_of(token).is_some()
 }
 
-/// Whether `token` can be a method: letters (any case), digits, `-` and `_`.
-pub fn is_method(token: &str) -> bool {
-    !token.is_empty()
-        && token.len() <= 32
-        && token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-/// What protocol a version token names: `HTTP/1.1`, `HTTP/1.2`, `RTSP/1.0`, `SIP/2.0`.
-pub fn version_of(token: &str) -> Option<super::Flavor> {
-    let has = |p: &str| token.len() > p.len() && token[..p.len()].eq_ignore_ascii_case(p);
-    if has("HTTP/") {
-        Some(super::Flavor::Http)
-    } else if has("RTSP/") {
-        Some(super::Flavor::Rtsp)
-    } else if has("SIP/") {
-        Some(super::Flavor::Sip)
-    } else {
-        None
-    }
-}
-
 fn start_line(line: &[u8]) -> Result<Start<'_>, NotAHead> {
     let line = std::str::from_utf8(line).map_err(|_| NotAHead)?.trim_end();
     let (first, rest) = line.split_once(' ').ok_or(NotAHead)?;
@@ -136,11 +115,7 @@ fn start_line(line: &[u8]) -> Result<Start<'_>, NotAHead> {
         return Ok(Start::Response { code });
     }
     let method = first;
-    if method.is_empty()
-        || !method
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
+    if !is_method(method) {
         return Err(NotAHead);
     }
     let (target, version) = rest.rsplit_once(' ').ok_or(NotAHead)?;
