@@ -161,12 +161,16 @@ fn fields_of_real_sessions_agree_with_tshark() {
             })
             .collect()
     };
-    assert_eq!(r.email_sender(), Some(param("MAIL")[0].as_str()));
+    assert_eq!(
+        r.email_sender(),
+        Some(param("MAIL")[0].as_str()),
+        "the first message's"
+    );
     assert_eq!(
         strings(r.email_recipients()),
         param("RCPT").into_iter().collect::<BTreeSet<_>>()
     );
-    assert_eq!(r.email_recipients().len(), 3);
+    assert_eq!(r.email_recipients().len(), 4, "both messages' recipients");
     // tshark shows the AUTH PLAIN argument; its user is the second NUL-separated part.
     let plain = smtp
         .iter()
@@ -197,15 +201,18 @@ fn fields_of_real_sessions_agree_with_tshark() {
         Some(String::from_utf8_lossy(&decoded.stdout).trim())
     );
     assert_eq!(r.email_subject(), Some("Rapport d'équipement ✓ n°42"));
-    assert!(
-        imf[0][1].contains("filename=\"scan-42.pdf\""),
-        "{:?}",
-        imf[0]
-    );
+    // Every message of the session: the second starts after the first's 2 MiB attachment.
+    let attached: BTreeSet<String> = imf
+        .iter()
+        .flat_map(|row| row[1].split("filename=\"").skip(1))
+        .filter_map(|rest| rest.split('"').next().map(str::to_owned))
+        .collect();
+    assert_eq!(imf.len(), 2, "tshark reads two messages: {imf:?}");
     assert_eq!(
-        strings(r.filenames()),
-        BTreeSet::from(["scan-42.pdf".to_owned()])
+        attached,
+        BTreeSet::from(["scan-42.pdf".to_owned(), "boot-43.log".to_owned()])
     );
+    assert_eq!(strings(r.filenames()), attached);
 
     // DNS: the query name.
     let dns = tshark_query(

@@ -295,7 +295,8 @@ fn reference(pcap: &Path, decode_as: &[&str]) -> Reference {
                         .unwrap_or("")
                 })
                 .unwrap_or_default();
-            r.senders.insert(t, sender.to_owned());
+            // A session's sender is its first message's.
+            r.senders.entry(t).or_insert_with(|| sender.to_owned());
         }
     }
     r

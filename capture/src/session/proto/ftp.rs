@@ -1,6 +1,6 @@
-//! FTP control connections: `USER` names and `RETR`/`STOR` file names. Recognised by the
-//! server's greeting; the client's lines are scanned as they come, up to
-//! [`super::lines::LINE_BUDGET`].
+//! FTP control connections: `USER` names and `RETR`/`STOR` file names, for every command of
+//! the session. Recognised by the server's greeting; the client's lines are read as they come
+//! ([`super::lines`]).
 
 use pcap_protocol::session::App;
 

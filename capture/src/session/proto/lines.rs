@@ -1,11 +1,9 @@
 //! Line-oriented protocols (SMTP, FTP, and later POP3, IMAP) scanned as they stream: a byte
 //! stream split into bounded lines, handed over one at a time, so nothing but the current line
-//! is buffered; and the server greeting that tells SMTP from FTP.
+//! is buffered; and the server greeting that tells SMTP from FTP. A session is followed to its
+//! end, every message and command of it, unless it turns into TLS (`STARTTLS`, `AUTH TLS`).
 
 use super::{Dir, Found, Inspect, Wants};
-
-/// Bytes of a line-oriented direction scanned at most.
-pub const LINE_BUDGET: u64 = 1 << 20;
 
 /// Longest line kept; the rest of a longer line is dropped.
 pub const MAX_LINE: usize = 4096;
@@ -19,9 +17,19 @@ pub struct Lines {
 
 impl Lines {
     /// Feeds `data`; calls `each` with every complete line (without the line end).
-    pub fn feed(&mut self, data: &[u8], mut each: impl FnMut(&[u8])) {
-        for piece in data.split_inclusive(|&b| b == b'\n') {
-            let complete = piece.last() == Some(&b'\n');
+    pub fn feed(&mut self, mut data: &[u8], mut each: impl FnMut(&[u8])) {
+        while !data.is_empty() {
+            let (piece, complete) = match memchr::memchr(b'\n', data) {
+                Some(at) => (&data[..=at], true),
+                None => (data, false),
+            };
+            data = &data[piece.len()..];
+            if complete && self.partial.is_empty() {
+                // The whole line is in `data`: no copy.
+                let line = &piece[..piece.len().min(MAX_LINE + 1)];
+                each(trim_eol(line));
+                continue;
+            }
             if !self.overflow {
                 let room = MAX_LINE - self.partial.len();
                 self.partial
@@ -29,18 +37,23 @@ impl Lines {
                 self.overflow = piece.len() > room;
             }
             if complete {
-                let line = trim_eol(&self.partial);
-                each(line);
+                each(trim_eol(&self.partial));
                 self.partial.clear();
                 self.overflow = false;
             }
         }
     }
+
+    /// Whether the stream is at the start of a line.
+    pub fn at_line_start(&self) -> bool {
+        self.partial.is_empty() && !self.overflow
+    }
 }
 
 fn trim_eol(line: &[u8]) -> &[u8] {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
-    line.strip_suffix(b"\r").unwrap_or(line)
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    &line[..line.len().min(MAX_LINE)]
 }
 
 /// Whether `line` starts with `prefix`, in any case.
@@ -53,13 +66,13 @@ pub trait LineClient: std::fmt::Debug + Default + Send {
     fn line(&mut self, line: &[u8], found: &mut Found);
 }
 
-/// The parser of a line protocol: the client's lines, one at a time, up to [`LINE_BUDGET`];
-/// the server's are not read.
+/// The parser of a line protocol: every client line of the session, one at a time; the
+/// server's are not read. A TLS record where a client line should start (the upgrade a
+/// `STARTTLS` or `AUTH TLS` asked for) ends it: what follows is encrypted.
 #[derive(Debug, Default)]
 pub struct ClientLines<C> {
     lines: Lines,
     client: C,
-    scanned: u64,
 }
 
 impl<C: LineClient> Inspect for ClientLines<C> {
@@ -67,14 +80,16 @@ impl<C: LineClient> Inspect for ClientLines<C> {
         if dir == Dir::ToClient {
             return Wants::More;
         }
+        if self.lines.at_line_start() && data.starts_with(&[0x16, 0x03]) {
+            return Wants::Done;
+        }
         let client = &mut self.client;
         self.lines.feed(data, |line| client.line(line, found));
-        self.scanned += data.len() as u64;
-        if self.scanned >= LINE_BUDGET {
-            Wants::Done
-        } else {
-            Wants::More
-        }
+        Wants::More
+    }
+
+    fn wants(&self, dir: Dir) -> bool {
+        dir == Dir::ToServer
     }
 }
 
@@ -95,8 +110,18 @@ mod tests {
     fn overlong_lines_are_bounded() {
         let mut lines = Lines::default();
         let mut got = Vec::new();
-        lines.feed(&vec![b'a'; 3 * MAX_LINE], |l| got.push(l.len()));
-        lines.feed(b"\r\nok\r\n", |l| got.push(l.len()));
-        assert_eq!(got, [MAX_LINE, 2]);
+        let mut each = |l: &[u8]| got.push(l.len());
+        lines.feed(&vec![b'a'; 3 * MAX_LINE], &mut each);
+        lines.feed(b"\r\nok\r\n", &mut each);
+        lines.feed(
+            &[vec![b'b'; 2 * MAX_LINE], b"\nc".to_vec()].concat(),
+            &mut each,
+        );
+        lines.feed(b"d\n", &mut each);
+        assert_eq!(
+            got,
+            [MAX_LINE, 2, MAX_LINE, 2],
+            "whole and split lines alike"
+        );
     }
 }

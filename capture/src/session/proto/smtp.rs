@@ -1,8 +1,8 @@
 //! SMTP: the envelope (`MAIL FROM`, every `RCPT TO`), `AUTH PLAIN`/`LOGIN` users, and each
 //! message's `Subject:` (RFC 2047 decoded) and attachment names, for every message of the
-//! session. Recognised by the server's greeting; the client's lines are scanned as they come,
-//! up to
-//! [`super::lines::LINE_BUDGET`].
+//! session (the sender and subject kept are the first message's). Recognised by the server's
+//! greeting; every client line of the session is read as it comes ([`super::lines`]), a
+//! message body's lines only as far as telling a MIME part header from its content.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -52,8 +52,8 @@ enum Smtp {
 #[derive(Debug, Default, Clone)]
 pub struct SmtpClient {
     state: Smtp,
-    /// A header being unfolded: (name, value so far).
-    header: Option<(String, String)>,
+    /// A header being unfolded: (its lower-case name, value so far).
+    header: Option<(&'static str, String)>,
 }
 
 impl LineClient for SmtpClient {
@@ -123,27 +123,32 @@ impl SmtpClient {
             self.state = Smtp::Body;
             return;
         }
-        let text = String::from_utf8_lossy(line);
-        if let Some((name, value)) = text.split_once(':') {
-            let name = name.trim().to_ascii_lowercase();
-            let wanted = match self.state {
-                Smtp::Headers => matches!(
-                    name.as_str(),
-                    "subject" | "content-disposition" | "content-type"
-                ),
-                _ => matches!(name.as_str(), "content-disposition" | "content-type"),
-            };
-            if wanted {
-                self.header = Some((name, value.trim().to_owned()));
-            }
-        }
+        // Most body lines are content (base64 has no colon): rejected without a copy.
+        let Some(colon) = memchr::memchr(b':', line) else {
+            return;
+        };
+        let name = line[..colon].trim_ascii();
+        let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
+        let name = if is("content-disposition") {
+            "content-disposition"
+        } else if is("content-type") {
+            "content-type"
+        } else if is("subject") && self.state == Smtp::Headers {
+            "subject"
+        } else {
+            return;
+        };
+        let value = String::from_utf8_lossy(&line[colon + 1..])
+            .trim()
+            .to_owned();
+        self.header = Some((name, value));
     }
 
     fn finish_header(&mut self, found: &mut Found) {
         let Some((name, value)) = self.header.take() else {
             return;
         };
-        let file = match name.as_str() {
+        let file = match name {
             "subject" => {
                 found.set_subject(decode_words(&value));
                 return;
@@ -182,8 +187,8 @@ pub fn decode_words(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::proto::Inspect;
     use crate::session::proto::lines::ClientLines;
+    use crate::session::proto::{Inspect, Wants};
 
     fn run(client: &[u8]) -> Found {
         let mut found = Found::default();
@@ -206,6 +211,40 @@ Subject: =?UTF-8?B?w4lxdWlwZW1lbnQ=?=\r\n =?UTF-8?Q?_report?=\r\nMIME-Version: 1
         assert_eq!(f.email_subject.as_deref(), Some("Équipement report"));
         assert_eq!(f.users, ["alice"]);
         assert_eq!(f.filenames, ["scan.pdf"]);
+    }
+
+    #[test]
+    fn every_message_of_a_session_is_read_and_tls_ends_it() {
+        let big = "QUJD".repeat(19);
+        let mut session =
+            b"MAIL FROM:<a@x>\r\nRCPT TO:<b@x>\r\nDATA\r\nSubject: one\r\n\r\n".to_vec();
+        for _ in 0..45_000 {
+            session.extend_from_slice(big.as_bytes());
+            session.extend_from_slice(b"\r\n");
+        }
+        session.extend_from_slice(
+            b".\r\nMAIL FROM:<z@x>\r\nRCPT TO:<c@x>\r\nDATA\r\nSubject: two\r\n\r\n\
+--b\r\nContent-Type: text/plain; name=\"log.txt\"\r\n\r\nok\r\n.\r\nSTARTTLS\r\n",
+        );
+        assert!(session.len() > 3 << 20, "past any fixed budget");
+        let mut found = Found::default();
+        let mut parser = ClientLines::<SmtpClient>::default();
+        for piece in session.chunks(1460) {
+            assert_eq!(parser.feed(Dir::ToServer, piece, &mut found), Wants::More);
+        }
+        assert_eq!(found.email_recipients, ["b@x", "c@x"]);
+        assert_eq!(found.filenames, ["log.txt"]);
+        assert_eq!(
+            found.email_sender.as_deref(),
+            Some("a@x"),
+            "the first message's"
+        );
+        assert_eq!(found.email_subject.as_deref(), Some("one"));
+        assert_eq!(
+            parser.feed(Dir::ToServer, b"\x16\x03\x01\x02\x00\x01", &mut found),
+            Wants::Done,
+            "the ClientHello after STARTTLS"
+        );
     }
 
     #[test]
