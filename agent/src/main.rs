@@ -138,11 +138,12 @@ fn analyze(file: &Path, sharing_from: Option<&Path>, interface: Option<&str>) ->
         }
         None => (
             pcap_config::Sharing::default(),
-            pcap_config::Sessions {
-                max: ANALYZE_MAX_SESSIONS,
-                ..Default::default()
-            },
+            pcap_config::Sessions::default(),
         ),
+    };
+    let sessions = pcap_config::Sessions {
+        max: sessions.max.max(ANALYZE_MAX_SESSIONS),
+        ..sessions
     };
     let input = match std::fs::File::open(file) {
         Ok(f) => f,
@@ -163,18 +164,14 @@ fn analyze(file: &Path, sharing_from: Option<&Path>, interface: Option<&str>) ->
             .map(String::as_str),
         virtual_systems: Some(&sessions.virtual_systems),
         users: users.as_ref(),
+        community_id_seed: sessions.community_id_seed,
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let result = pcap_capture::analyze::analyze(
         input,
         &ctx,
-        pcap_capture::session::SessionTable::new(
-            sessions.max.max(ANALYZE_MAX_SESSIONS),
-            sessions.idle_timeout,
-        )
-        .with_tunnels(&sessions.tunnels)
-        .with_bounds((&sessions).into()),
+        pcap_capture::session::SessionTable::configured(&sessions),
         &mut out,
     );
     let _ = out.flush();

@@ -7,7 +7,6 @@
 #![allow(clippy::vec_box)]
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -24,21 +23,14 @@ use crate::session::{
 /// How a capture's sessions are recorded.
 #[derive(Debug, Clone)]
 pub struct SessionSpec {
-    pub max: usize,
-    pub idle: Duration,
+    /// The config's `[sessions]`: the table's bounds, tunnels, the user map, the virtual
+    /// systems map (its `vni:N`, `gre:N` keys for sessions inside tunnels).
+    pub settings: pcap_config::Sessions,
     /// The sharing switches, read each time records are written: a reload applies to what
     /// leaves the host from then on, also from captures already running.
     pub sharing: SharedSharing,
     /// The virtual system of the capture's interface.
     pub virtual_system: Option<String>,
-    /// The config's map, for sessions inside tunnels (`vni:N`, `gre:N` keys).
-    pub virtual_systems: std::collections::BTreeMap<String, String>,
-    /// The IP-to-user map file.
-    pub users: Option<PathBuf>,
-    /// Which sessions tunnelled traffic gives.
-    pub tunnels: pcap_config::TunnelSettings,
-    /// What each session keeps of what it finds.
-    pub bounds: crate::session::proto::Bounds,
 }
 
 /// Sharing switches that the agent updates on reload while captures read them.
@@ -74,10 +66,8 @@ pub struct Recorder {
 impl Recorder {
     pub fn new(spec: SessionSpec, spool: Spool, capture_id: &CaptureId) -> Self {
         Recorder {
-            table: SessionTable::new(spec.max, spec.idle)
-                .with_tunnels(&spec.tunnels)
-                .with_bounds(spec.bounds),
-            users: spec.users.as_deref().map(UserMapFile::new),
+            table: SessionTable::configured(&spec.settings),
+            users: spec.settings.users.as_deref().map(UserMapFile::new),
             spec,
             spool,
             capture_id: capture_id.clone(),
@@ -151,8 +141,9 @@ impl Recorder {
         let ctx = RecordContext {
             sharing: &sharing,
             virtual_system: self.spec.virtual_system.as_deref(),
-            virtual_systems: Some(&self.spec.virtual_systems),
+            virtual_systems: Some(&self.spec.settings.virtual_systems),
             users: users.as_ref(),
+            community_id_seed: self.spec.settings.community_id_seed,
         };
         let mut text = Vec::with_capacity(sessions.len() * 256);
         for s in sessions {

@@ -58,6 +58,7 @@ fn records_of(table: SessionTable) -> usize {
         virtual_system: None,
         virtual_systems: None,
         users: None,
+        community_id_seed: 0,
     };
     let sessions = table.finish();
     for s in &sessions {

@@ -45,6 +45,9 @@ pub struct Sessions {
     pub max_values: usize,
     /// Bytes one value keeps at most (a longer one is cut).
     pub max_value_bytes: usize,
+    /// The seed of the records' Community IDs (0, the standard's default; another value only
+    /// to match sensors configured with it).
+    pub community_id_seed: u16,
 }
 
 impl Sessions {
@@ -66,6 +69,7 @@ impl Default for Sessions {
             tunnels: TunnelSettings::default(),
             max_values: Self::DEFAULT_MAX_VALUES,
             max_value_bytes: Self::DEFAULT_MAX_VALUE_BYTES,
+            community_id_seed: 0,
         }
     }
 }

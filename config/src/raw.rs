@@ -158,6 +158,7 @@ pub struct RawSessions {
     pub geneve_ports: Option<Vec<i64>>,
     pub max_values: Option<i64>,
     pub max_value_bytes: Option<i64>,
+    pub community_id_seed: Option<i64>,
 }
 
 /// The twelve session metadata switches by name; a missing switch is on (names are checked

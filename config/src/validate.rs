@@ -697,6 +697,20 @@ fn sessions(c: &mut Checker<'_>, raw: RawSessions) -> Sessions {
             d.max_value_bytes,
             MAX_VALUE_BYTES_CEILING,
         ),
+        community_id_seed: match raw.community_id_seed.map(u16::try_from) {
+            None => d.community_id_seed,
+            Some(Ok(seed)) => seed,
+            Some(Err(_)) => {
+                c.problem(
+                    "sessions.community_id_seed",
+                    format!(
+                        "{} is out of range; use 0 to 65535",
+                        raw.community_id_seed.unwrap_or_default()
+                    ),
+                );
+                d.community_id_seed
+            }
+        },
     }
 }
 

@@ -107,6 +107,7 @@ pub fn sessions(data: &[u8]) {
         virtual_system: None,
         virtual_systems: None,
         users: None,
+        community_id_seed: 0,
     };
     let mut out = Vec::new();
     // A small buffer that must grow for larger blocks: the same code paths as the daemon's

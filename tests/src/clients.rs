@@ -119,8 +119,9 @@ impl Servers {
 }
 
 /// Runs the clients against the servers on `ip`: two HTTP requests (a download with a
-/// Content-Disposition, a Basic-auth request), a TLS handshake with SNI and ALPN, a mail with
-/// AUTH, three recipients, an encoded subject and an attachment, and a DNS query.
+/// Content-Disposition, a Basic-auth request), a TLS handshake with SNI and ALPN, two mails
+/// over one SMTP session with AUTH (four recipients, an encoded subject, two attachments, the
+/// first of 2 MiB), a DNS query and an ICMP echo.
 pub fn run_clients(ip: &str) {
     let base = format!("http://{ip}:{HTTP_PORT}");
     assert!(
@@ -168,4 +169,10 @@ pub fn run_clients(ip: &str) {
     let dig =
         run(Command::new("dig").args([&format!("@{ip}"), "device.example", "+short", "+tries=1"]));
     assert_eq!(String::from_utf8_lossy(&dig.stdout).trim(), "10.9.9.9");
+    let ping = run(Command::new("ping").args(["-c", "2", "-i", "0.2", "-W", "2", ip]));
+    assert!(
+        ping.status.success(),
+        "ping: {}",
+        String::from_utf8_lossy(&ping.stdout)
+    );
 }

@@ -778,6 +778,18 @@ pub fn tshark_query(
 }
 
 /// The fixtures directory (test servers and clients).
+/// The Python of the venv `scripts/setup` makes for the reference implementations (PyPI's
+/// communityid), which also sees the system's scapy.
+pub fn reference_python() -> PathBuf {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python3");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/setup, which makes the reference tools' venv",
+        python.display()
+    );
+    python
+}
+
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures")

@@ -230,6 +230,52 @@ fn fields_of_real_sessions_agree_with_tshark() {
     let r = find(&records, &dns[0][0], &dns[0][1], &dns[0][2], &dns[0][3]);
     assert_eq!(r.application(), Some(App::Dns));
     assert_eq!(r.urls(), [format!("dns://{}", dns[0][4])]);
+
+    community_ids_agree_with_the_reference(&records, &pcap);
+}
+
+/// Every record's Community ID is the one Corelight's reference implementation computes for
+/// its flow from the same pcap (TCP, UDP and ICMP alike).
+fn community_ids_agree_with_the_reference(records: &[pcap_tests::Record], pcap: &std::path::Path) {
+    let out = run(Command::new(pcap_tests::reference_python())
+        .arg(fixture("community_ids.py"))
+        .arg(pcap));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reference: Vec<Vec<String>> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split_whitespace().map(str::to_owned).collect())
+        .collect();
+    let mut protocols = BTreeSet::new();
+    for r in records {
+        let (Some(src), sport) = r.source() else {
+            panic!("a record without its source: {r:?}")
+        };
+        let (Some(dst), dport) = r.destination() else {
+            panic!("a record without its destination: {r:?}")
+        };
+        let ends = |a: &str, p: &str| (a.to_owned(), p.to_owned());
+        let mine = BTreeSet::from([
+            ends(&src.to_string(), &sport.unwrap_or(0).to_string()),
+            ends(&dst.to_string(), &dport.unwrap_or(0).to_string()),
+        ]);
+        let proto = r.protocol.number().to_string();
+        let Some(row) = reference.iter().find(|row| {
+            row[1] == proto
+                && BTreeSet::from([ends(&row[2], &row[3]), ends(&row[4], &row[5])]) == mine
+        }) else {
+            panic!("no reference flow for {r:?} in {reference:?}")
+        };
+        assert_eq!(r.community_id.as_deref(), Some(row[0].as_str()), "{r:?}");
+        protocols.insert(proto);
+    }
+    assert!(
+        ["1", "6", "17"].iter().all(|p| protocols.contains(*p)),
+        "ICMP, TCP and UDP among {protocols:?}"
+    );
 }
 
 /// A capture on `lo` of what `traffic` sends to the HTTP fixture on `port` (an HTTP/1.1

@@ -274,14 +274,9 @@ impl Scheduler {
             rotate_size: config.capture.rotate_size,
             rotate_interval: config.capture.rotate_interval,
             sessions: Some(SessionSpec {
-                max: config.sessions.max,
-                idle: config.sessions.idle_timeout,
+                settings: config.sessions.clone(),
                 sharing: self.sharing.clone(),
                 virtual_system: config.sessions.virtual_systems.get(interface).cloned(),
-                virtual_systems: config.sessions.virtual_systems.clone(),
-                users: config.sessions.users.clone(),
-                tunnels: config.sessions.tunnels.clone(),
-                bounds: (&config.sessions).into(),
             }),
         }
     }

@@ -36,6 +36,8 @@ pub struct Session {
     pub bytes: [u64; 2],
     /// The application a payload signature found (else the port decides, when asked).
     pub app: Option<App>,
+    /// The type and code of the first ICMP message (its Community ID hashes them).
+    pub icmp: Option<(u8, u8)>,
     /// The fields found so far; most sessions have none, and keep no room for them.
     found: Option<Box<Found>>,
     /// The tunnel the session's first packet was found in, if any.
@@ -98,6 +100,7 @@ impl Session {
             packets: [0; 2],
             bytes: [0; 2],
             app,
+            icmp: p.icmp,
             found: None,
             tunnels: (!p.tunnels.is_empty()).then(|| Box::new(p.tunnels)),
             inspect,

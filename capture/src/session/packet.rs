@@ -54,6 +54,7 @@ pub const TCP: u8 = 6;
 pub const UDP: u8 = 17;
 pub const ICMP: u8 = 1;
 pub const ICMPV6: u8 = 58;
+pub const SCTP: u8 = 132;
 
 /// TCP flag bits.
 pub const FIN: u8 = 0x01;
@@ -72,6 +73,8 @@ pub struct Decoded<'a> {
     pub dport: u16,
     /// TCP flags and sequence number, when the TCP header is complete.
     pub tcp: Option<(u8, u32)>,
+    /// The type and code of an ICMP or ICMPv6 message.
+    pub icmp: Option<(u8, u8)>,
     /// The transport payload present in the capture (possibly cut by the snaplen).
     pub payload: &'a [u8],
     /// The encapsulations the packet was found inside, outermost first (none for most).
@@ -339,10 +342,12 @@ fn step<'a>(frame: Frame<'a>, may_decap: bool, tunnels: &mut Tunnels) -> Option<
         sport: 0,
         dport: 0,
         tcp: None,
+        icmp: None,
         payload: &[],
         tunnels: Tunnels::default(),
     };
     match proto {
+        ICMP | ICMPV6 if bytes.len() >= 2 => decoded.icmp = Some((bytes[0], bytes[1])),
         TCP | UDP if bytes.len() >= 4 => {
             decoded.sport = u16::from_be_bytes([bytes[0], bytes[1]]);
             decoded.dport = u16::from_be_bytes([bytes[2], bytes[3]]);

@@ -17,6 +17,7 @@ use pcap_protocol::session::{
 };
 
 use super::flow::{Session, TO_CLIENT, TO_SERVER};
+use super::packet::{ICMP, ICMPV6, SCTP, TCP, UDP};
 use super::tunnel::{Kind, Tunnels};
 use super::users::UserMap;
 
@@ -30,6 +31,8 @@ pub struct RecordContext<'a> {
     /// sessions inside a VXLAN or GENEVE segment or a GRE tunnel with that key.
     pub virtual_systems: Option<&'a std::collections::BTreeMap<String, String>>,
     pub users: Option<&'a UserMap>,
+    /// `[sessions] community_id_seed`.
+    pub community_id_seed: u16,
 }
 
 /// The record of `s`, with the sharing switches of `ctx` applied: each shared field is
@@ -87,7 +90,36 @@ pub fn record<'a>(s: &'a Session, ctx: &RecordContext<'a>) -> SessionRecord<'a> 
         }
     }
     r.tunnel = s.tunnels().map(|t| tunnel(t, ctx.sharing));
+    if ctx.sharing.contains_all(ADDRESSES) {
+        r.community_id = community_id(s, ctx.community_id_seed);
+    }
     r
+}
+
+/// The fields a Community ID is a hash of.
+const ADDRESSES: [Field; 4] = [
+    Field::SourceIp,
+    Field::SourcePort,
+    Field::DestinationIp,
+    Field::DestinationPort,
+];
+
+/// The session's Community ID v1: TCP and UDP with their ports, ICMP and ICMPv6 with the type
+/// and code of the session's first message (the way the standard pairs a request with its
+/// reply), any other protocol with its addresses alone.
+pub fn community_id(s: &Session, seed: u16) -> Option<String> {
+    let (sport, dport) = match s.proto {
+        TCP | UDP => (Some(s.client.1), Some(s.server.1)),
+        ICMP | ICMPV6 => {
+            let (kind, code) = s.icmp?;
+            (Some(kind.into()), Some(code.into()))
+        }
+        // Others with ports (SCTP) are not decoded to them: no hash rather than a wrong one.
+        SCTP => return None,
+        _ => (None, None),
+    };
+    community_id::calculate_community_id(seed, s.client.0, s.server.0, sport, dport, s.proto, false)
+        .ok()
 }
 
 fn time(ns: u64) -> Option<Timestamp> {
@@ -156,5 +188,84 @@ pub fn count_by_application<'a>(
         *counts
             .entry(s.application().as_str().to_owned())
             .or_default() += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::session::packet::linktype::ETHERNET;
+    use crate::session::table::SessionTable;
+
+    fn session_of(frames: &[Vec<u8>]) -> Box<Session> {
+        let mut table = SessionTable::new(10, Duration::from_secs(60));
+        for (i, f) in frames.iter().enumerate() {
+            table.packet(ETHERNET, i as u64, f, f.len() as u32);
+        }
+        let mut sessions = table.finish();
+        assert_eq!(sessions.len(), 1);
+        sessions.remove(0)
+    }
+
+    #[test]
+    fn the_community_id_is_the_standards_and_needs_all_four_address_switches() {
+        let eth = || etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+        let mut syn = Vec::new();
+        eth()
+            .ipv4([1, 2, 3, 4], [5, 6, 7, 8], 64)
+            .tcp(1122, 3344, 1, 1024)
+            .syn()
+            .write(&mut syn, &[])
+            .unwrap();
+        let tcp = session_of(&[syn]);
+        let sharing = Sharing::default();
+        let mut ctx = RecordContext {
+            sharing: &sharing,
+            virtual_system: None,
+            virtual_systems: None,
+            users: None,
+            community_id_seed: 0,
+        };
+        // The standard's own example: 1.2.3.4:1122 to 5.6.7.8:3344 over TCP, seed 0.
+        assert_eq!(
+            record(&tcp, &ctx).community_id.as_deref(),
+            Some("1:wCb3OG7yAFWelaUydu0D+125CLM=")
+        );
+        ctx.community_id_seed = 1;
+        assert_ne!(
+            record(&tcp, &ctx).community_id.as_deref(),
+            Some("1:wCb3OG7yAFWelaUydu0D+125CLM="),
+            "another seed, another hash"
+        );
+        for field in ADDRESSES {
+            let without = Sharing::default().with(field, false);
+            let ctx = RecordContext {
+                sharing: &without,
+                ..ctx
+            };
+            assert_eq!(record(&tcp, &ctx).community_id, None, "{field} off");
+        }
+
+        // An echo request and its reply are one session and one hash, whichever came first.
+        let echo = |from: [u8; 4], to: [u8; 4], request: bool| {
+            let mut f = Vec::new();
+            let icmp = eth().ipv4(from, to, 64);
+            let icmp = if request {
+                icmp.icmpv4_echo_request(7, 1)
+            } else {
+                icmp.icmpv4_echo_reply(7, 1)
+            };
+            icmp.write(&mut f, b"ping").unwrap();
+            f
+        };
+        let (a, b) = ([10, 0, 0, 1], [10, 0, 0, 2]);
+        ctx.community_id_seed = 0;
+        let asked = session_of(&[echo(a, b, true), echo(b, a, false)]);
+        let answered = session_of(&[echo(b, a, false)]);
+        let id = record(&asked, &ctx).community_id;
+        assert!(id.as_deref().is_some_and(|i| i.starts_with("1:")));
+        assert_eq!(record(&answered, &ctx).community_id, id);
     }
 }

@@ -184,6 +184,13 @@ impl SessionTable {
         }
     }
 
+    /// The table the config's `[sessions]` describe.
+    pub fn configured(settings: &pcap_config::Sessions) -> Self {
+        SessionTable::new(settings.max, settings.idle_timeout)
+            .with_tunnels(&settings.tunnels)
+            .with_bounds(settings.into())
+    }
+
     /// The table keeping at most `bounds` of what each session finds.
     pub fn with_bounds(mut self, bounds: Bounds) -> Self {
         self.bounds = bounds;

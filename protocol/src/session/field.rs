@@ -85,6 +85,11 @@ impl FieldSet {
         self.0 & field.bit() != 0
     }
 
+    /// Whether every one of `fields` is in the set.
+    pub fn contains_all(self, fields: impl IntoIterator<Item = Field>) -> bool {
+        fields.into_iter().all(|f| self.contains(f))
+    }
+
     /// The set with `field` in it if `on`, else without it.
     #[must_use]
     pub const fn with(self, field: Field, on: bool) -> FieldSet {

@@ -2,7 +2,7 @@
 //! `pcap-agent analyze` prints it.
 //!
 //! ```text
-//! {"schema":"2.0","protocol":"tcp","first_seen":"...","last_seen":"...",
+//! {"schema":"2.1","protocol":"tcp","first_seen":"...","last_seen":"...",
 //!  "packets":{"to_server":5,"to_client":4},"bytes":{...},
 //!  "source_ip":"10.0.0.1","source_port":40000,"destination_ip":"10.0.0.2","destination_port":80,
 //!  "virtual_system":null,"application":"http","user":["alice"],
@@ -15,7 +15,8 @@
 //! the session it describes (`Cow`), so writing one copies no string; read back, it owns them.
 //!
 //! Versions: 1.0 had one `url`; 2.0 has `urls`, every URL of the session, and `dropped`, what
-//! did not fit in a list.
+//! did not fit in a list; 2.1 adds `community_id`, the session's Community ID (v1), present
+//! only when the four address and port fields are all shared (it is a hash of them).
 
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -261,11 +262,16 @@ pub struct SessionRecord<'a> {
     pub email_subject: Shared<Option<Cow<'a, str>>>,
     #[serde(default, skip_serializing_if = "Dropped::is_empty")]
     pub dropped: Dropped,
+    /// The Community ID v1 of the session's addresses, ports and protocol (`1:` and a base64
+    /// SHA-1), the flow hash Zeek, Suricata, Arkime and Elastic share; only when
+    /// `source_ip`, `source_port`, `destination_ip` and `destination_port` are all shared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub community_id: Option<String>,
 }
 
 impl Document for SessionRecord<'static> {
     const KIND: &'static str = "session record";
-    const SCHEMA: Schema = Schema { major: 2, minor: 0 };
+    const SCHEMA: Schema = Schema { major: 2, minor: 1 };
 }
 
 fn list<'s>(field: &'s Shared<Cow<'_, [String]>>) -> &'s [String] {
@@ -306,6 +312,7 @@ impl<'a> SessionRecord<'a> {
             email_recipient: Shared::Off,
             email_subject: Shared::Off,
             dropped: Dropped::default(),
+            community_id: None,
         }
     }
 
@@ -410,7 +417,7 @@ mod tests {
         }
         assert_eq!(json["source_port"], serde_json::Value::Null);
         assert_eq!(json["protocol"], "icmp");
-        assert_eq!(json["schema"], "2.0");
+        assert_eq!(json["schema"], "2.1");
 
         let back: SessionRecord<'static> =
             crate::schema::decode(serde_json::to_string(&r).unwrap().as_bytes()).unwrap();
