@@ -127,6 +127,8 @@ fn run(path: &Path, format: Option<FormatArg>) -> ExitCode {
 const EX_DATAERR: u8 = 65;
 /// Sessions the flow table of `analyze` holds before it evicts the oldest.
 const ANALYZE_MAX_SESSIONS: usize = 2_000_000;
+/// Bytes the sessions of `analyze` hold before the longest idle stop being inspected.
+const ANALYZE_MAX_BYTES: u64 = 1 << 30;
 
 fn analyze(file: &Path, sharing_from: Option<&Path>, interface: Option<&str>) -> ExitCode {
     use std::io::Write;
@@ -143,6 +145,7 @@ fn analyze(file: &Path, sharing_from: Option<&Path>, interface: Option<&str>) ->
     };
     let sessions = pcap_config::Sessions {
         max: sessions.max.max(ANALYZE_MAX_SESSIONS),
+        max_bytes: sessions.max_bytes.max(ANALYZE_MAX_BYTES),
         ..sessions
     };
     let input = match std::fs::File::open(file) {
@@ -183,6 +186,15 @@ fn analyze(file: &Path, sharing_from: Option<&Path>, interface: Option<&str>) ->
                 summary.packets,
                 summary.sessions
             );
+            if summary.inspection_stopped > 0 {
+                eprintln!(
+                    "{}: {} sessions stopped being inspected early, their fields perhaps \
+                     incomplete: the flow table reached {} MiB ([sessions] max_bytes)",
+                    file.display(),
+                    summary.inspection_stopped,
+                    sessions.max_bytes >> 20
+                );
+            }
             if summary.fragments_given_up > 0 {
                 eprintln!(
                     "{}: {} IP fragments whose datagram never came whole (not in any session)",

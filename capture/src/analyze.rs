@@ -57,6 +57,9 @@ pub struct Summary {
     pub unknown_link: u64,
     /// IP fragments of datagrams that never came whole (timed out, overlapping, too big).
     pub fragments_given_up: u64,
+    /// Sessions whose inspection stopped early because the flow table reached its memory
+    /// budget.
+    pub inspection_stopped: u64,
 }
 
 /// Reads packets from `input` into `table`, writes one JSON record per session to `out`.
@@ -89,6 +92,7 @@ pub fn analyze_with(
     summary.unknown_link = table.stats.unknown_link;
     table.end_fragments();
     summary.fragments_given_up = table.stats.reassembly.fragments_given_up;
+    summary.inspection_stopped = table.stats.inspection_stopped;
     let written = emit(table.take_finished(), ctx, out).and_then(|n| {
         summary.sessions += n;
         emit(table.finish(), ctx, out)

@@ -46,6 +46,12 @@ pub struct SessionsSummary {
     /// IP fragments whose datagram never came whole (not in any session).
     #[serde(default)]
     pub fragments_given_up: u64,
+    /// Sessions whose inspection stopped early, and sessions recorded early, because the flow
+    /// table reached `[sessions] max_bytes`.
+    #[serde(default)]
+    pub inspection_stopped: u64,
+    #[serde(default)]
+    pub evicted_memory: u64,
     /// Size of the sealed `sessions.json.age`.
     pub file_size: Option<u64>,
     pub error: Option<String>,
@@ -83,11 +89,32 @@ impl Recorder {
 
     /// Writes the records of sessions that left the table.
     pub fn flush(&mut self) {
+        self.note_memory_pressure();
         let finished = self.table.take_finished();
         if !finished.is_empty() {
             self.summary.evicted += finished.len() as u64;
             self.write(&finished);
         }
+    }
+
+    /// Says once, when the flow table first reaches its memory budget, what that costs and
+    /// what to do; the summary counts it from then on.
+    fn note_memory_pressure(&mut self) {
+        let stats = &self.table.stats;
+        if self.summary.inspection_stopped == 0
+            && self.summary.evicted_memory == 0
+            && (stats.inspection_stopped > 0 || stats.evicted_memory > 0)
+        {
+            tracing::warn!(
+                capture = %self.capture_id,
+                max_bytes = self.spec.settings.max_bytes,
+                "the capture's sessions reached [sessions] max_bytes: the sessions longest \
+                 without a packet stop being inspected (their fields may be incomplete), then \
+                 leave the table early; raise max_bytes or narrow the capture's filter"
+            );
+        }
+        self.summary.inspection_stopped = stats.inspection_stopped;
+        self.summary.evicted_memory = stats.evicted_memory;
     }
 
     /// Writes every remaining session and seals the file.

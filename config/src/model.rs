@@ -32,6 +32,9 @@ pub struct Config {
 pub struct Sessions {
     /// Most sessions a capture's flow table holds; the oldest are recorded and evicted beyond.
     pub max: usize,
+    /// Most bytes a capture's sessions hold (their state, values, and inspection buffers);
+    /// beyond it the sessions longest without a packet stop being inspected, then leave.
+    pub max_bytes: u64,
     /// A session idle this long is recorded and leaves the table.
     pub idle_timeout: Duration,
     /// The IP-to-user map file (`address user` per line), re-read when it changes.
@@ -53,6 +56,8 @@ pub struct Sessions {
 impl Sessions {
     /// `max` when the config says nothing.
     pub const DEFAULT_MAX: usize = 100_000;
+    /// `max_bytes` when the config says nothing.
+    pub const DEFAULT_MAX_BYTES: u64 = 64 << 20;
     /// `idle_timeout` when the config says nothing.
     pub const DEFAULT_IDLE: Duration = Duration::from_secs(120);
     pub const DEFAULT_MAX_VALUES: usize = 64;
@@ -63,6 +68,7 @@ impl Default for Sessions {
     fn default() -> Self {
         Sessions {
             max: Self::DEFAULT_MAX,
+            max_bytes: Self::DEFAULT_MAX_BYTES,
             idle_timeout: Self::DEFAULT_IDLE,
             users: None,
             virtual_systems: Default::default(),

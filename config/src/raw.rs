@@ -149,6 +149,7 @@ pub struct RawLimits {
 #[serde(deny_unknown_fields)]
 pub struct RawSessions {
     pub max: Option<i64>,
+    pub max_bytes: Option<RawSize>,
     pub idle_timeout: Option<String>,
     pub users: Option<String>,
     pub virtual_systems: Option<std::collections::BTreeMap<String, String>>,

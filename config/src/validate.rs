@@ -653,6 +653,9 @@ fn spool(c: &mut Checker<'_>, raw: RawSpool) -> SpoolPolicy {
 /// Most sessions a flow table may be configured to hold.
 pub const MAX_SESSIONS_CEILING: u64 = 10_000_000;
 
+/// Least memory `sessions.max_bytes` may give a flow table.
+const MIN_SESSION_BYTES: u64 = 1 << 20;
+
 /// Most values `sessions.max_values` may keep per list.
 const MAX_VALUES_CEILING: u64 = 1024;
 /// Most bytes `sessions.max_value_bytes` may keep per value.
@@ -667,6 +670,16 @@ fn sessions(c: &mut Checker<'_>, raw: RawSessions) -> Sessions {
     };
     Sessions {
         max: count(c, "sessions.max", raw.max, d.max, MAX_SESSIONS_CEILING),
+        max_bytes: match c.size("sessions.max_bytes", raw.max_bytes, Some(d.max_bytes)) {
+            Some(n) if n < MIN_SESSION_BYTES => {
+                c.problem(
+                    "sessions.max_bytes",
+                    format!("{n} bytes is too little for a flow table; use at least 1MiB"),
+                );
+                d.max_bytes
+            }
+            n => n.unwrap_or(d.max_bytes),
+        },
         idle_timeout: c
             .duration(
                 "sessions.idle_timeout",

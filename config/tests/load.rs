@@ -158,7 +158,8 @@ fn missing_keys_and_unsafe_values_are_explained() {
         .replace("serial = \"PA-0001\"", "serial = \"../etc\"")
         .replace(&k.verify_key, "/nonexistent/authorization.pub")
         .replace("[upload]\n", "[upload]\nnice = -5\n")
-        + "\n[control]\nmode = 0o666\n[logging]\nlevel = \"loud\"\n";
+        + "\n[control]\nmode = 0o666\n[logging]\nlevel = \"loud\"\n"
+        + "[sessions]\nmax_bytes = \"64KiB\"\ncommunity_id_seed = 70000\n";
     let problems = parse(&text).unwrap_err();
     let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
     for key in [
@@ -167,9 +168,21 @@ fn missing_keys_and_unsafe_values_are_explained() {
         "control.mode",
         "logging.level",
         "upload.nice",
+        "sessions.max_bytes",
+        "sessions.community_id_seed",
     ] {
         assert!(keys.contains(&key), "{key} not reported: {problems:?}");
     }
+    let says = |key: &str, needle: &str| {
+        problems
+            .iter()
+            .any(|p| p.key == key && p.message.contains(needle))
+    };
+    assert!(says("sessions.max_bytes", "at least 1MiB"), "{problems:?}");
+    assert!(
+        says("sessions.community_id_seed", "use 0 to 65535"),
+        "{problems:?}"
+    );
     let unreadable = problems
         .iter()
         .find(|p| p.key == "authorization.verify_key")

@@ -515,6 +515,18 @@ impl Agent {
         Pid::from_raw(self.child.id() as i32)
     }
 
+    /// A memory figure of the process from `/proc/<pid>/status`, in KiB: `VmRSS` (now),
+    /// `VmHWM` (its peak).
+    pub fn memory_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the agent's /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc status"))
+    }
+
     pub fn signal(&self, signal: Signal) {
         kill(self.pid(), signal).expect("signal the agent");
     }

@@ -136,6 +136,32 @@ pub fn send_udp(ip: &str, port: u16, count: usize, size: usize, pps: u64) {
     }
 }
 
+/// Sends `frames` as they are out of `interface` (libpcap's injection), paced at `pps`.
+/// Bounded by the frames given; returns when all are sent.
+pub fn inject(interface: &str, frames: impl IntoIterator<Item = Vec<u8>>, pps: u64) -> usize {
+    let mut out = pcap::Capture::from_device(interface)
+        .and_then(|c| c.open())
+        .unwrap_or_else(|e| panic!("open {interface} to send: {e}"));
+    let start = Instant::now();
+    let mut sent = 0;
+    for f in frames {
+        // A full device queue is retried, a bounded number of times.
+        let mut tries = 0;
+        while let Err(e) = out.sendpacket(&f[..]) {
+            tries += 1;
+            assert!(tries < 1000, "cannot send on {interface}: {e}");
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        sent += 1;
+        let due = start + Duration::from_nanos(1_000_000_000 * sent as u64 / pps.max(1));
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+    }
+    sent
+}
+
 impl Drop for VethPair {
     fn drop(&mut self) {
         let _ = Command::new("ip")

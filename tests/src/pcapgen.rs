@@ -194,3 +194,32 @@ pub fn sll2_udp() -> Vec<u8> {
     f.extend_from_slice(&eth[14..]);
     f
 }
+
+/// The frames of a crafted flow that stays inspecting, flow `n` of a flood (its client address
+/// and port from `n`, to port 80 of 198.18.0.1): a SYN, an HTTP request head cut before its
+/// end (`head` bytes of it, in 1400-byte segments), and `ooo` segments past a hole that never
+/// fills.
+pub fn half_open_http_flow(n: u32, head: usize, ooo: usize) -> Vec<Vec<u8>> {
+    let client = [198, 19, (n >> 8) as u8, n as u8];
+    let (server, sport) = ([198, 18, 0, 1], 10_000 + (n >> 16) as u16);
+    let mut frames = vec![tcp4(client, server, sport, 80, 1000, 0x02, b"")];
+    let mut request = b"GET /a HTTP/1.1\r\nHost: lab\r\nX-Pad: ".to_vec();
+    request.resize(head, b'a');
+    let mut seq = 1001;
+    for piece in request.chunks(1400) {
+        frames.push(tcp4(client, server, sport, 80, seq, 0x18, piece));
+        seq += piece.len() as u32;
+    }
+    for i in 0..ooo as u32 {
+        frames.push(tcp4(
+            client,
+            server,
+            sport,
+            80,
+            seq + 5000 + i * 1400,
+            0x18,
+            &[b'b'; 1400],
+        ));
+    }
+    frames
+}

@@ -884,3 +884,69 @@ fn send_tagged(iface: &str, dst_mac: &str, port: u16) -> u16 {
     );
     45007
 }
+
+/// Sessions of the flood below, and their frames: a SYN, a 5600-byte request head that never
+/// ends, three segments past a hole that never fills (about 12 KiB each while inspected).
+const FLOOD_FLOWS: u32 = 10_000;
+const FLOOD_BUDGET_MIB: u64 = 16;
+/// What the agent's memory may grow by besides the sessions' budget: the capture's ring
+/// buffer (4 MiB here, as configured), the IP reassembly's bound (8 MiB, unused here), and
+/// 8 MiB for the allocator's slack and the write path's buffers.
+const FLOOD_CONSTANT_MIB: u64 = 20;
+
+#[test]
+fn a_flood_of_flows_that_stay_inspecting_keeps_the_agent_within_its_session_budget() {
+    require_root!("a live capture on a veth pair and frames injected into it");
+    let pair = VethPair::create();
+    let s = Scratch::with_interfaces(
+        &[&pair.host_if],
+        &format!("buffer_size = \"4MiB\"\n\n[sessions]\nmax_bytes = \"{FLOOD_BUDGET_MIB}MiB\"\n"),
+    );
+    s.authorize();
+    let agent = s.start_agent();
+    let capture = agent.start_capture_ok(&json!({"interface": pair.host_if, "filter": "tcp port 80", "reason": "other", "limits": {"max_duration": "120s"}}));
+    let id = capture["id"].as_str().unwrap().to_owned();
+    // A first flow, so that the capture path has run before the baseline is read.
+    pcap_tests::net::inject(
+        &pair.host_if,
+        pcap_tests::pcapgen::half_open_http_flow(FLOOD_FLOWS, 5600, 3),
+        1000,
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let baseline = agent.memory_kib("VmRSS");
+
+    let frames =
+        (0..FLOOD_FLOWS).flat_map(|n| pcap_tests::pcapgen::half_open_http_flow(n, 5600, 3));
+    let sent = pcap_tests::net::inject(&pair.host_if, frames, 20_000);
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            agent.json(&format!("/v1/captures/{id}"))["stats"]["received"].as_u64()
+                >= Some(sent as u64)
+        }),
+        "the capture received the flood"
+    );
+    let peak = agent.memory_kib("VmHWM");
+    let stopped = agent.post_delete(&id);
+
+    let grown_mib = peak.saturating_sub(baseline) >> 10;
+    println!(
+        "agent RSS {baseline} KiB before the flood, peak {peak} KiB: grew {grown_mib} MiB for {FLOOD_FLOWS} flows (unbounded, about {} MiB)",
+        (u64::from(FLOOD_FLOWS) * 12) >> 10
+    );
+    assert!(
+        grown_mib <= FLOOD_BUDGET_MIB + FLOOD_CONSTANT_MIB,
+        "the agent grew {grown_mib} MiB, past max_bytes ({FLOOD_BUDGET_MIB} MiB) and {FLOOD_CONSTANT_MIB} MiB"
+    );
+    let summary = &stopped["sessions"];
+    assert!(
+        summary["inspection_stopped"].as_u64() > Some(0),
+        "{summary}"
+    );
+    let records = s.session_records(&id);
+    assert_eq!(
+        records.len(),
+        FLOOD_FLOWS as usize + 1,
+        "every session recorded; {summary}"
+    );
+    assert!(records.iter().all(|r| r.application() == Some(App::Http)));
+}

@@ -8,7 +8,7 @@ use pcap_protocol::session::App;
 
 use super::packet::{ACK, Decoded, ICMP, ICMPV6, SYN, TCP, UDP};
 use super::proto::{self, Bounds, Dir, Found, Inspect, Probe, Wants};
-use super::stream::Stream;
+use super::stream::{Chunk, Stream};
 use super::tunnel::Tunnels;
 
 /// Bytes of both directions seen without any signature after which a TCP session is left to
@@ -54,16 +54,46 @@ enum Inspection {
         datagrams: u32,
         parser: Option<Box<dyn Inspect>>,
     },
+    /// TCP without payload so far (a handshake, a scan): the initial sequence numbers its
+    /// SYNs gave, and nothing allocated.
+    TcpStart([Option<u32>; 2]),
     Tcp(Box<Tcp>),
 }
 
-/// What a TCP session keeps while it is inspected; dropped once its parser is done.
+/// What a TCP session keeps while it is inspected, from its first payload on; dropped once
+/// its parser is done.
 #[derive(Debug, Default)]
 struct Tcp {
     streams: [Stream; 2],
     /// The first bytes of each direction, while no protocol has taken them.
     head: [Vec<u8>; 2],
     parser: Option<Box<dyn Inspect>>,
+}
+
+/// What one heap allocation costs besides its bytes (the allocator's header and rounding).
+const ALLOCATION: usize = 16;
+
+/// Bytes of a vector's heap room, if it has any.
+fn heap<T>(v: &Vec<T>) -> usize {
+    match v.capacity() {
+        0 => 0,
+        n => n * std::mem::size_of::<T>() + ALLOCATION,
+    }
+}
+
+/// Bytes of a parser and its buffers.
+fn parser_bytes(parser: &Option<Box<dyn Inspect>>) -> usize {
+    parser
+        .as_deref()
+        .map_or(0, |p| std::mem::size_of_val(p) + ALLOCATION + p.buffered())
+}
+
+impl Tcp {
+    fn bytes(&self) -> usize {
+        let streams: usize = self.streams.iter().map(Stream::buffered).sum();
+        let heads: usize = self.head.iter().map(heap).sum();
+        std::mem::size_of::<Tcp>() + ALLOCATION + streams + heads + parser_bytes(&self.parser)
+    }
 }
 
 impl Session {
@@ -84,7 +114,7 @@ impl Session {
             _ => None,
         };
         let inspect = match p.proto {
-            TCP => Inspection::Tcp(Box::default()),
+            TCP => Inspection::TcpStart([None; 2]),
             UDP => Inspection::Udp {
                 datagrams: 0,
                 parser: None,
@@ -123,6 +153,29 @@ impl Session {
         !matches!(self.inspect, Inspection::Done)
     }
 
+    /// Stops the inspection: its buffers go, what it found stays.
+    pub fn stop_inspecting(&mut self) {
+        self.inspect = Inspection::Done;
+    }
+
+    /// Bytes the session holds: itself (boxed), what it found, its tunnel, and its inspection's
+    /// buffers and parser.
+    pub fn memory(&self) -> usize {
+        let found = self.found.as_deref().map_or(0, |f| {
+            std::mem::size_of::<Found>() + ALLOCATION + f.heap_bytes()
+        });
+        let tunnels = self
+            .tunnels
+            .as_ref()
+            .map_or(0, |_| std::mem::size_of::<Tunnels>() + ALLOCATION);
+        let inspection = match &self.inspect {
+            Inspection::Done | Inspection::TcpStart(_) => 0,
+            Inspection::Udp { parser, .. } => parser_bytes(parser),
+            Inspection::Tcp(tcp) => tcp.bytes(),
+        };
+        std::mem::size_of::<Session>() + ALLOCATION + found + tunnels + inspection
+    }
+
     /// The application: the signature's, else the server port's, else `unknown`.
     pub fn application(&self) -> App {
         self.app
@@ -140,7 +193,7 @@ impl Session {
         };
         match &self.inspect {
             Inspection::Done => false,
-            Inspection::Udp { .. } => true,
+            Inspection::Udp { .. } | Inspection::TcpStart(_) => true,
             Inspection::Tcp(tcp) => tcp.parser.as_ref().is_none_or(|p| p.wants(dir)),
         }
     }
@@ -172,27 +225,67 @@ impl Session {
             Inspection::Udp { datagrams, parser } => {
                 self.datagram(p, dir, (datagrams, parser), bounds)
             }
-            Inspection::Tcp(mut tcp) => {
-                let done = match p.tcp {
-                    Some((flags, seq)) => {
-                        let stream = &mut tcp.streams[dir.index()];
-                        if flags & SYN != 0 {
-                            stream.syn(seq);
-                        }
-                        let mut new = Vec::new();
-                        stream.segment(seq, p.payload, |b| new.extend_from_slice(b));
-                        !new.is_empty()
-                            && self.tcp_bytes(&mut tcp, dir, &new, (p.sport, p.dport), bounds)
+            Inspection::TcpStart(mut isn) => match p.tcp {
+                Some((flags, seq)) if p.payload.is_empty() => {
+                    if flags & SYN != 0 {
+                        isn[dir.index()].get_or_insert(seq);
                     }
-                    None => false,
-                };
-                if done {
-                    Inspection::Done
-                } else {
-                    Inspection::Tcp(tcp)
+                    Inspection::TcpStart(isn)
                 }
-            }
+                // The first payload: the streams start, from the SYNs seen.
+                Some(_) => {
+                    let tcp = Box::new(Tcp {
+                        streams: isn.map(Stream::starting),
+                        ..Tcp::default()
+                    });
+                    self.tcp_segment(tcp, p, dir, bounds)
+                }
+                None => Inspection::TcpStart(isn),
+            },
+            Inspection::Tcp(tcp) => self.tcp_segment(tcp, p, dir, bounds),
         };
+    }
+
+    /// One TCP segment of an inspected session: its new in-order bytes (and any gap before
+    /// them) to the detection or the parser.
+    fn tcp_segment(
+        &mut self,
+        mut tcp: Box<Tcp>,
+        p: &Decoded<'_>,
+        dir: Dir,
+        bounds: Bounds,
+    ) -> Inspection {
+        let Some((flags, seq)) = p.tcp else {
+            return Inspection::Tcp(tcp);
+        };
+        let stream = &mut tcp.streams[dir.index()];
+        if flags & SYN != 0 {
+            stream.syn(seq);
+        }
+        let ports = (p.sport, p.dport);
+        // The segment's own new bytes are read in place; waiting ones that follow, after them.
+        let mut done = match stream.segment(seq, p.payload) {
+            Some(Chunk::Data(new)) => self.tcp_bytes(&mut tcp, dir, new, ports, bounds),
+            Some(Chunk::Gap(len)) => self.tcp_gap(&mut tcp, dir, len),
+            None => false,
+        };
+        while !done && let Some(ready) = tcp.streams[dir.index()].next_ready() {
+            done = self.tcp_bytes(&mut tcp, dir, &ready, ports, bounds);
+        }
+        if done {
+            Inspection::Done
+        } else {
+            Inspection::Tcp(tcp)
+        }
+    }
+
+    /// Bytes of `dir` are missing: the parser goes on after them if it can; a session still
+    /// undecided is left to its port. True when inspection is over.
+    fn tcp_gap(&mut self, tcp: &mut Tcp, dir: Dir, len: u64) -> bool {
+        match &mut tcp.parser {
+            Some(parser) => parser.gap(dir, len) == Wants::Done,
+            None => true,
+        }
     }
 
     fn found_mut(&mut self, bounds: Bounds) -> &mut Found {

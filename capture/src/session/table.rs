@@ -1,6 +1,9 @@
-//! The flow table: bidirectional sessions keyed by their 5-tuple, bounded in number. Idle
-//! sessions are evicted on a sweep; when the table is full, the oldest one percent go. An
-//! evicted session is not lost: it is handed out as finished, to be recorded.
+//! The flow table: bidirectional sessions keyed by their 5-tuple, bounded in number and in
+//! bytes. Idle sessions are evicted on a sweep; when the table is full, the oldest one percent
+//! go. Over its memory budget, the sessions longest without a packet stop being inspected
+//! (their buffers and parsers go, what they found stays) until it is back under 7/8 of it;
+//! only if that is not enough do sessions leave. An evicted session is not lost: it is handed
+//! out as finished, to be recorded.
 
 // Sessions are large; boxed, they move as pointers when the table grows, sorts and hands
 // them over.
@@ -147,7 +150,15 @@ pub struct TableStats {
     pub unknown_link: u64,
     /// IP fragments: datagrams put together, fragments given up.
     pub reassembly: ReassemblyStats,
+    /// Sessions whose inspection stopped early because the table was over its memory budget.
+    pub inspection_stopped: u64,
+    /// Sessions that left the table early because it was over its memory budget.
+    pub evicted_memory: u64,
 }
+
+/// Bytes a session's entry in the map costs besides the session: its key and pointer, with
+/// the room a hash table keeps free (it grows by doubling, and is at most 7/8 full).
+const ENTRY: usize = 2 * (std::mem::size_of::<Key>() + std::mem::size_of::<usize>() + 1);
 
 /// The flow table of one capture.
 #[derive(Debug)]
@@ -164,6 +175,9 @@ pub struct SessionTable {
     bounds: Bounds,
     /// IP fragments waiting for the rest of their datagram.
     fragments: Reassembly,
+    /// The memory budget of the sessions (`[sessions] max_bytes`), and what they hold.
+    max_bytes: usize,
+    used: usize,
     pub stats: TableStats,
 }
 
@@ -180,8 +194,21 @@ impl SessionTable {
             both: false,
             bounds: Bounds::DEFAULT,
             fragments: Reassembly::default(),
+            max_bytes: usize::MAX,
+            used: 0,
             stats: TableStats::default(),
         }
+    }
+
+    /// The table holding at most `max_bytes` in its sessions (see the module docs).
+    pub fn with_memory(mut self, max_bytes: usize) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    /// Bytes the sessions in the table hold (their entries, state, values and buffers).
+    pub fn memory(&self) -> usize {
+        self.used
     }
 
     /// The table the config's `[sessions]` describe.
@@ -189,6 +216,7 @@ impl SessionTable {
         SessionTable::new(settings.max, settings.idle_timeout)
             .with_tunnels(&settings.tunnels)
             .with_bounds(settings.into())
+            .with_memory(usize::try_from(settings.max_bytes).unwrap_or(usize::MAX))
     }
 
     /// The table keeping at most `bounds` of what each session finds.
@@ -219,7 +247,10 @@ impl SessionTable {
             if !s.reads(*src) {
                 s.count(*src, ts_ns, wire_len);
             } else if let Some(p) = packet::decode_with(linktype, data, &self.decap) {
+                let before = s.memory();
                 s.packet(&p, ts_ns, wire_len, self.bounds);
+                self.used = (self.used + s.memory()).saturating_sub(before);
+                self.within_budget();
             } else {
                 self.stats.not_ip += 1;
             }
@@ -278,7 +309,10 @@ impl SessionTable {
     /// Counts `p` in the session of `key`, starting it if there is none.
     fn account(&mut self, key: Key, p: &Decoded<'_>, ts_ns: u64, wire_len: u32) {
         if let Some(s) = self.map.get_mut(&key) {
+            let before = s.memory();
             s.packet(p, ts_ns, wire_len, self.bounds);
+            self.used = (self.used + s.memory()).saturating_sub(before);
+            self.within_budget();
             return;
         }
         if self.map.len() >= self.max {
@@ -287,7 +321,60 @@ impl SessionTable {
         let mut session = Box::new(Session::new(p, ts_ns));
         session.packet(p, ts_ns, wire_len, self.bounds);
         self.stats.sessions += 1;
+        self.used += session.memory() + ENTRY;
         self.map.insert(key, session);
+        self.within_budget();
+    }
+
+    /// A session leaves the table, to be recorded; its inspection's buffers go now.
+    fn remove(&mut self, key: &Key) -> Option<Box<Session>> {
+        let mut s = self.map.remove(key)?;
+        self.used = self.used.saturating_sub(s.memory() + ENTRY);
+        s.stop_inspecting();
+        Some(s)
+    }
+
+    /// Over the memory budget: the sessions longest without a packet stop being inspected
+    /// until the table holds at most 7/8 of it; if they are not enough, sessions leave, the
+    /// longest without a packet first.
+    fn within_budget(&mut self) {
+        if self.used <= self.max_bytes {
+            return;
+        }
+        let target = self.max_bytes / 8 * 7;
+        let mut inspecting: Vec<(u64, Key)> = self
+            .map
+            .iter()
+            .filter(|(_, s)| s.inspecting())
+            .map(|(k, s)| (s.last_seen_ns, *k))
+            .collect();
+        inspecting.sort_unstable_by_key(|(t, _)| *t);
+        for (_, key) in inspecting {
+            if self.used <= target {
+                return;
+            }
+            if let Some(s) = self.map.get_mut(&key) {
+                let before = s.memory();
+                s.stop_inspecting();
+                self.used = (self.used + s.memory()).saturating_sub(before);
+                self.stats.inspection_stopped += 1;
+            }
+        }
+        if self.used <= target {
+            return;
+        }
+        let mut ages: Vec<(u64, Key)> =
+            self.map.iter().map(|(k, s)| (s.last_seen_ns, *k)).collect();
+        ages.sort_unstable_by_key(|(t, _)| *t);
+        for (_, key) in ages {
+            if self.used <= target {
+                break;
+            }
+            if let Some(s) = self.remove(&key) {
+                self.stats.evicted_memory += 1;
+                self.finished.push(s);
+            }
+        }
     }
 
     /// Gives up the datagrams still waiting for fragments (the capture or the file ended),
@@ -332,7 +419,7 @@ impl SessionTable {
             .map(|(k, _)| *k)
             .collect();
         for key in idle {
-            if let Some(s) = self.map.remove(&key) {
+            if let Some(s) = self.remove(&key) {
                 self.stats.evicted_idle += 1;
                 self.finished.push(s);
             }
@@ -348,7 +435,7 @@ impl SessionTable {
             ages.truncate(n);
         }
         for (_, key) in ages {
-            if let Some(s) = self.map.remove(&key) {
+            if let Some(s) = self.remove(&key) {
                 self.stats.evicted_full += 1;
                 self.finished.push(s);
             }

@@ -179,6 +179,14 @@ impl Inspect for Parser {
             }
         }
     }
+
+    fn wants(&self, dir: Dir) -> bool {
+        dir == Dir::ToServer
+    }
+
+    fn buffered(&self) -> usize {
+        self.pending.heap_bytes()
+    }
 }
 
 /// Whether `data` is plausibly a DNS message: a 12-byte header with at most a few questions.

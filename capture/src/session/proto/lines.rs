@@ -13,6 +13,8 @@ pub const MAX_LINE: usize = 4096;
 pub struct Lines {
     partial: Vec<u8>,
     overflow: bool,
+    /// Dropping what comes up to the next line end (a gap cut the line).
+    skip: bool,
 }
 
 impl Lines {
@@ -24,6 +26,10 @@ impl Lines {
                 None => (data, false),
             };
             data = &data[piece.len()..];
+            if self.skip {
+                self.skip = !complete;
+                continue;
+            }
             if complete && self.partial.is_empty() {
                 // The whole line is in `data`: no copy.
                 let line = &piece[..piece.len().min(MAX_LINE + 1)];
@@ -44,9 +50,21 @@ impl Lines {
         }
     }
 
+    /// Bytes are missing: the line they cut is dropped, up to the next line end.
+    pub fn gap(&mut self) {
+        self.partial.clear();
+        self.overflow = false;
+        self.skip = true;
+    }
+
+    /// Heap bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        self.partial.capacity()
+    }
+
     /// Whether the stream is at the start of a line.
     pub fn at_line_start(&self) -> bool {
-        self.partial.is_empty() && !self.overflow
+        self.partial.is_empty() && !self.skip
     }
 }
 
@@ -91,6 +109,18 @@ impl<C: LineClient> Inspect for ClientLines<C> {
     fn wants(&self, dir: Dir) -> bool {
         dir == Dir::ToServer
     }
+
+    /// Lines find their way on: the one the gap cut is dropped, the next ones are read.
+    fn gap(&mut self, dir: Dir, _len: u64) -> Wants {
+        if dir == Dir::ToServer {
+            self.lines.gap();
+        }
+        Wants::More
+    }
+
+    fn buffered(&self) -> usize {
+        self.lines.heap_bytes()
+    }
 }
 
 /// The first line of a server's greeting (`220 ...`), upper-cased, if `data` starts with one.
@@ -122,6 +152,17 @@ mod tests {
             got,
             [MAX_LINE, 2, MAX_LINE, 2],
             "whole and split lines alike"
+        );
+        let mut got = Vec::new();
+        let mut lines = Lines::default();
+        let mut each = |l: &[u8]| got.push(l.to_vec());
+        lines.feed(b"RCPT TO:<a@x>\r\nRCPT TO:<b", &mut each);
+        lines.gap();
+        lines.feed(b"x>\r\nRCPT TO:<c@x>\r\n", &mut each);
+        assert_eq!(
+            got,
+            [b"RCPT TO:<a@x>".to_vec(), b"RCPT TO:<c@x>".to_vec()],
+            "the line a gap cut is dropped"
         );
     }
 }

@@ -68,6 +68,19 @@ pub trait Inspect: std::fmt::Debug + Send {
     fn wants(&self, _dir: Dir) -> bool {
         true
     }
+
+    /// `len` bytes of `dir` are missing (never captured, or given up on as out of order): the
+    /// next bytes fed come after them. A parser that can find its way on says so; by default
+    /// it cannot, and the session stops being inspected (it keeps what it found).
+    fn gap(&mut self, _dir: Dir, _len: u64) -> Wants {
+        Wants::Done
+    }
+
+    /// Heap bytes the parser holds besides its own size (its buffers), for the flow table's
+    /// memory budget.
+    fn buffered(&self) -> usize {
+        0
+    }
 }
 
 /// The transports a protocol runs on.

@@ -43,6 +43,14 @@ impl Inspect for Parser {
             None => Wants::More,
         }
     }
+
+    fn wants(&self, dir: Dir) -> bool {
+        dir == Dir::ToServer
+    }
+
+    fn buffered(&self) -> usize {
+        self.head.heap_bytes()
+    }
 }
 
 /// An MQTT CONNECT packet: `Some(user name if present)`, `None` if it is not one.

@@ -41,6 +41,14 @@ impl Inspect for Parser {
             None => Wants::More,
         }
     }
+
+    fn wants(&self, dir: Dir) -> bool {
+        dir == Dir::ToServer
+    }
+
+    fn buffered(&self) -> usize {
+        self.head.heap_bytes()
+    }
 }
 
 /// Whether `data` starts like a TLS handshake record (type 22, version 3.x).

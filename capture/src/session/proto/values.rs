@@ -63,6 +63,8 @@ pub struct Found {
     pub email_subject: Option<String>,
     pub dropped: Dropped,
     bounds: Bounds,
+    /// Heap bytes the values hold (their strings and the lists' room).
+    heap: usize,
 }
 
 impl Found {
@@ -84,6 +86,7 @@ impl Found {
                 email_recipients: 0,
             },
             bounds,
+            heap: 0,
         }
     }
 
@@ -116,7 +119,16 @@ impl Found {
             *dropped = dropped.saturating_add(1);
             return;
         }
+        let room = values.capacity();
+        let bytes = value.capacity();
         values.push(value);
+        let grown = (values.capacity() - room) * std::mem::size_of::<String>();
+        self.heap += bytes + grown;
+    }
+
+    /// Heap bytes the values hold.
+    pub fn heap_bytes(&self) -> usize {
+        self.heap
     }
 
     /// Whether `list` holds as many values as the bounds allow.
@@ -129,13 +141,16 @@ impl Found {
     pub fn set_sender(&mut self, value: String) {
         if self.email_sender.is_none() {
             self.email_sender = Some(self.bounded(value)).filter(|v| !v.is_empty());
+            self.heap += self.email_sender.as_ref().map_or(0, String::capacity);
         }
     }
 
     /// The subject, unless one was found before.
     pub fn set_subject(&mut self, value: String) {
         if self.email_subject.is_none() {
-            self.email_subject = Some(self.bounded(value));
+            let value = self.bounded(value);
+            self.heap += value.capacity();
+            self.email_subject = Some(value);
         }
     }
 
@@ -147,6 +162,7 @@ impl Found {
                 end -= 1;
             }
             value.truncate(end);
+            value.shrink_to_fit();
         }
         value
     }
@@ -164,6 +180,7 @@ impl Found {
             email_subject,
             dropped,
             bounds: _,
+            heap: _,
         } = other;
         for (list, values, lost) in [
             (List::Urls, urls, dropped.urls),
@@ -199,8 +216,14 @@ pub struct Head(Vec<u8>);
 impl Head {
     /// Appends what fits of `data` under `limit`; the bytes so far.
     pub fn extend(&mut self, data: &[u8], limit: usize) -> &[u8] {
-        let room = limit.saturating_sub(self.0.len());
-        self.0.extend_from_slice(&data[..data.len().min(room)]);
+        let take = data.len().min(limit.saturating_sub(self.0.len()));
+        let need = self.0.len() + take;
+        if need > self.0.capacity() {
+            // Doubling, but never past the limit: a cut head holds at most `limit` bytes.
+            let room = need.max(self.0.capacity() * 2).min(limit);
+            self.0.reserve_exact(room - self.0.len());
+        }
+        self.0.extend_from_slice(&data[..take]);
         &self.0
     }
 
@@ -212,6 +235,11 @@ impl Head {
     /// The bytes so far.
     pub fn bytes(&self) -> &[u8] {
         &self.0
+    }
+
+    /// Heap bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        self.0.capacity()
     }
 
     /// Forgets the first `n` bytes (a message parsed).

@@ -68,6 +68,16 @@ impl Body {
     }
 }
 
+impl Body {
+    /// Heap bytes held (a chunk-size line being read).
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            Body::Chunked(Chunked::Size(line)) => line.capacity(),
+            _ => 0,
+        }
+    }
+}
+
 impl Chunked {
     fn skip(&mut self, data: &[u8], content: &mut dyn FnMut(&[u8])) -> Result<Skipped, Malformed> {
         let mut i = 0;

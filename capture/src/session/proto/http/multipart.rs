@@ -46,6 +46,11 @@ impl Multipart {
         })
     }
 
+    /// Heap bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        self.delimiter.capacity() + self.carry.capacity()
+    }
+
     /// The next bytes of the body.
     pub fn feed(&mut self, data: &[u8], found: &mut Found) {
         if self.scanned >= SCAN_LIMIT {

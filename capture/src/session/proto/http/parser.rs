@@ -120,17 +120,29 @@ impl Parser {
                     }
                 }
                 Phase::Head(mut buffer) => {
+                    // A head that starts in `data` is read from it, and kept only if it is cut.
+                    let direct = buffer.bytes().is_empty();
                     let before = buffer.bytes().len();
-                    buffer.extend(data, HEADER_LIMIT);
-                    match head::parse(buffer.bytes()) {
+                    if !direct {
+                        buffer.extend(data, HEADER_LIMIT);
+                    }
+                    let bytes = if direct {
+                        &data[..data.len().min(HEADER_LIMIT)]
+                    } else {
+                        buffer.bytes()
+                    };
+                    match head::parse(bytes) {
                         Ok(Some((len, h))) => {
                             data = &data[len.saturating_sub(before).min(data.len())..];
                             self.message(dir, &h, found)
                         }
                         // Not a message, or a head too long to be one: this direction is over.
                         Err(_) => Phase::Done,
-                        Ok(None) if buffer.full(HEADER_LIMIT) => Phase::Done,
+                        Ok(None) if bytes.len() >= HEADER_LIMIT => Phase::Done,
                         Ok(None) => {
+                            if direct {
+                                buffer.extend(data, HEADER_LIMIT);
+                            }
                             self.sides[d] = Phase::Head(buffer);
                             return;
                         }
@@ -305,6 +317,46 @@ impl Inspect for Parser {
 
     fn wants(&self, dir: Dir) -> bool {
         !matches!(self.sides[dir.index()], Phase::Done)
+    }
+
+    /// A gap inside a body of known length is jumped over like the rest of the body (an
+    /// upload's parts are no longer looked for); anywhere else, the direction is over.
+    fn gap(&mut self, dir: Dir, len: u64) -> Wants {
+        let side = &mut self.sides[dir.index()];
+        *side = match std::mem::replace(side, Phase::Done) {
+            Phase::Body(Body::Length(left), _) if left > len => {
+                Phase::Body(Body::Length(left - len), None)
+            }
+            Phase::Body(Body::Length(left), _) if left == len => Phase::Head(Buffer::default()),
+            Phase::Body(Body::Chunked(body::Chunked::Data(left)), _) if left > len => {
+                Phase::Body(Body::Chunked(body::Chunked::Data(left - len)), None)
+            }
+            Phase::Body(Body::ToClose, _) => Phase::Body(Body::ToClose, None),
+            _ => Phase::Done,
+        };
+        if self.sides.iter().all(|s| matches!(s, Phase::Done)) {
+            Wants::Done
+        } else {
+            Wants::More
+        }
+    }
+
+    fn buffered(&self) -> usize {
+        let sides: usize = self
+            .sides
+            .iter()
+            .map(|s| match s {
+                Phase::Head(buffer) => buffer.heap_bytes(),
+                Phase::Body(body, upload) => {
+                    body.heap_bytes()
+                        + upload
+                            .as_ref()
+                            .map_or(0, |m| std::mem::size_of::<Multipart>() + m.heap_bytes())
+                }
+                Phase::Done => 0,
+            })
+            .sum();
+        sides + self.pending.capacity() * std::mem::size_of::<Asked>()
     }
 }
 
