@@ -111,6 +111,17 @@ impl Reassembly {
         pending.wire_bytes += u64::from(wire_len);
         let start = u32::from(f.offset);
         let end = start + f.payload.len() as u32;
+        // A fragment seen again with the same bytes (a duplicate on the wire) is ignored; one
+        // that overlaps with other bytes gives the datagram up (RFC 5722, errata 3089).
+        let held = pending.buf.data();
+        let within = |s: &etherparse::defrag::IpFragRange| {
+            u32::from(s.start) <= start && end <= u32::from(s.end)
+        };
+        if pending.buf.sections().iter().any(within)
+            && held.get(start as usize..end as usize) == Some(f.payload)
+        {
+            return None;
+        }
         let overlaps = pending
             .buf
             .sections()
