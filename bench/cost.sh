@@ -6,6 +6,7 @@
 #
 #   sudo bench/cost.sh [--runs N] [--secs S] [--rate PPS] [--sizes "64 512 1514"] [--no-profile]
 #   sudo bench/cost.sh --runs 0      # the profiles only
+#   sudo BASELINE=REV bench/cost.sh  # and pcap-agent of REV (built beside), same runs
 #
 # The agent runs as in capture.sh: encryption, session extraction, sealing with direct I/O,
 # and the uploader (local store on the spool's file system) and reaper on the same CPU.
@@ -32,6 +33,8 @@ done
 [ "$(id -u)" -eq 0 ] || { echo "bench/cost.sh needs root (network namespaces, raw capture)" >&2; exit 1; }
 
 bench_prepare trafgen=netsniff-ng tcpdump jq curl perf=linux-perf
+BASE_AGENT=""
+[ -n "${BASELINE:-}" ] && BASE_AGENT=$(baseline_bin "$BASELINE" pcap-agent)
 SCRATCH=$(mktemp -d /var/tmp/pa-bench-cost.XXXXXX)
 CSV="$OUT/cost.csv"
 echo "tool,size,rate,run,delivered,captured,lost,cpu_ticks,us_per_packet,rss_kib" > "$CSV"
@@ -48,7 +51,7 @@ measure() {
       [ "$tool" = tcpdump-s1 ] && snap=1
       ip netns exec "$NS_B" taskset -c 1 tcpdump -i vB -w "$SCRATCH/x.pcap" -B 65536 -s "$snap" -n udp 2>"$err" &
       pid=$! ;;
-    pcap-agent)
+    pcap-agent|pcap-agent-baseline)
       pid=$AGENT_PID
       id=$(agent_capture '{"interface":"vB","filter":"udp","reason":"other","subject":"benchmark","limits":{"max_duration":"10m","max_bytes":"90GiB"}}') ;;
   esac
@@ -65,7 +68,7 @@ measure() {
       kill -INT "$pid"; wait "$pid" 2>/dev/null || true
       captured=$(awk '/packets captured/ {print $1}' "$err")
       rm -f "$SCRATCH"/x.pcap ;;
-    pcap-agent)
+    pcap-agent|pcap-agent-baseline)
       local record
       record=$(agent_capture_stop "$id")
       captured=$(jq .stats.written <<<"$record")
@@ -84,6 +87,11 @@ for size in "${SIZES[@]}"; do
     agent_start
     measure pcap-agent "$size" "$run"
     agent_stop
+    if [ -n "$BASE_AGENT" ]; then
+      AGENT_BIN=$BASE_AGENT agent_start
+      measure pcap-agent-baseline "$size" "$run"
+      agent_stop
+    fi
     measure tcpdump "$size" "$run"
     measure tcpdump-s1 "$size" "$run"
   done
@@ -107,14 +115,16 @@ if $PROFILE; then
   done
 fi
 
-python3 - "$CSV" <<'EOF'
+python3 - "$CSV" "${BASELINE:-}" <<'EOF'
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
+baseline = sys.argv[2]
 cells = {}
 for r in rows:
     cells.setdefault((int(r["size"]), r["tool"]), []).append(r)
-print("| frame | pcap-agent µs/packet | tcpdump -w | tcpdump -s 1 -w | agent / tcpdump | lost (agent, tcpdump) |")
-print("|---|---|---|---|---|---|")
+base_head = f" pcap-agent {baseline} µs/packet | agent / {baseline} |" if baseline else ""
+print(f"| frame | pcap-agent µs/packet |{base_head} tcpdump -w | tcpdump -s 1 -w | agent / tcpdump | lost (agent, tcpdump) |")
+print("|---|---|" + ("---|---|" if baseline else "") + "---|---|---|---|")
 for size in sorted({k[0] for k in cells}):
     def med(tool):
         v = [float(r["us_per_packet"]) for r in cells.get((size, tool), [])]
@@ -123,5 +133,9 @@ for size in sorted({k[0] for k in cells}):
     if not av or not tv:
         continue
     lost = lambda tool: sum(int(r["lost"]) for r in cells.get((size, tool), []))
-    print(f"| {size} B | {a:.2f} [{min(av):.2f}–{max(av):.2f}] | {t:.2f} [{min(tv):.2f}–{max(tv):.2f}] | {s:.2f} | **{a / t:.2f}x** | {lost('pcap-agent')}, {lost('tcpdump')} |")
+    base = ""
+    if baseline:
+        b, bv = med("pcap-agent-baseline")
+        base = f" {b:.2f} [{min(bv):.2f}–{max(bv):.2f}] | **{a / b:.2f}x** |" if bv else " – | – |"
+    print(f"| {size} B | {a:.2f} [{min(av):.2f}–{max(av):.2f}] |{base} {t:.2f} [{min(tv):.2f}–{max(tv):.2f}] | {s:.2f} | **{a / t:.2f}x** | {lost('pcap-agent')}, {lost('tcpdump')} |")
 EOF

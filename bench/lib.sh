@@ -160,7 +160,8 @@ max_bps = "100GiB"
 [logging]
 level = "warn"
 TOML
-  ip netns exec "$NS_B" "${pin[@]}" "$BIN/pcap-agent" run --config "$AGENT_DIR/agent.toml" 2>"$AGENT_DIR/agent.log" &
+  # AGENT_BIN: another build of the agent (a baseline's), same config.
+  ip netns exec "$NS_B" "${pin[@]}" "${AGENT_BIN:-$BIN/pcap-agent}" run --config "$AGENT_DIR/agent.toml" 2>"$AGENT_DIR/agent.log" &
   AGENT_PID=$!
   for _ in $(seq 100); do [ -S "$AGENT_DIR/control.sock" ] && break; sleep 0.05; done
 }
