@@ -131,10 +131,12 @@ fn at_ten_times_the_rate_limit_the_written_rate_holds_the_limit() {
     );
     // The rate of what was written, by the packets' own timestamps (what the limiter works
     // on): the limit, not the offered tenfold.
-    let mut times: Vec<f64> = Vec::new();
+    // Timestamps as integer nanoseconds: the limiter's arithmetic is exact, and a float epoch
+    // (about 1.7e9 s) cannot tell a stretch that fills the bucket to the packet from one over it.
+    let mut times: Vec<i128> = Vec::new();
     for p in s.segments(&id(&rec)) {
         let rows = tshark_fields(&s.decrypt(&p), &["frame.time_epoch"]);
-        times.extend(rows.iter().map(|r| r[0].parse::<f64>().unwrap()));
+        times.extend(rows.iter().map(|r| epoch_nanos(&r[0])));
     }
     assert_eq!(
         times.len() as f64,
@@ -142,20 +144,23 @@ fn at_ten_times_the_rate_limit_the_written_rate_holds_the_limit() {
         "every written packet is in the files"
     );
     // Never above the limit: every stretch of the written packets fits a 500 pps bucket with
-    // its burst of 50 (a tenth of a second), by the packets' own timestamps.
+    // its burst of 50 (a tenth of a second), by the packets' own timestamps. The files keep
+    // microseconds where the limiter saw nanoseconds, so a stretch may look up to 1 us shorter:
+    // a thousandth of a token of slack covers that and nothing more.
     for i in 0..times.len() {
         for j in i..times.len() {
-            let allowed = 50.0 + 500.0 * (times[j] - times[i]) + 1e-6;
+            let packets = (j - i + 1) as i128;
+            let allowed_token_ns = 50 * 1_000_000_000 + 500 * (times[j] - times[i]) + 1_000_000;
             assert!(
-                (j - i + 1) as f64 <= allowed,
-                "packets {i}..={j} over {:.6} s exceed the 500 pps bucket",
+                packets * 1_000_000_000 <= allowed_token_ns,
+                "packets {i}..={j} over {} ns exceed the 500 pps bucket",
                 times[j] - times[i]
             );
         }
     }
     // And not far below it: not the offered tenfold, not a trickle. (How close the written rate
     // comes to the limit on a loaded host depends on scheduling; rate.rs tests it exactly.)
-    let span = times.last().unwrap() - times.first().unwrap();
+    let span = (times.last().unwrap() - times.first().unwrap()) as f64 / 1e9;
     let rate = (times.len() - 1) as f64 / span;
     eprintln!("written at {rate:.1} pps under a 500 pps limit, 5000 pps offered");
     assert!(
@@ -600,4 +605,11 @@ fn as_an_unprivileged_user_with_only_cap_net_raw_the_agent_still_captures() {
     assert_eq!(rec["stop_reason"], "packets", "{rec}");
     let segments = s.segments(&id(&rec));
     assert_eq!(tcpdump_count(&s.decrypt(&segments[0])), 10);
+}
+
+/// tshark's `frame.time_epoch` ("1764672000.123456000") as integer nanoseconds.
+fn epoch_nanos(text: &str) -> i128 {
+    let (secs, frac) = text.split_once('.').unwrap_or((text, ""));
+    let frac = format!("{frac:0<9}");
+    secs.parse::<i128>().unwrap() * 1_000_000_000 + frac[..9].parse::<i128>().unwrap()
 }
