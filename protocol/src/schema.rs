@@ -56,6 +56,13 @@ impl std::str::FromStr for Schema {
 
 impl Serialize for Schema {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // Every record carries one: single digits are written without the formatter.
+        if let (Ok(major @ 0..=9), Ok(minor @ 0..=9)) =
+            (u8::try_from(self.major), u8::try_from(self.minor))
+            && let Ok(text) = std::str::from_utf8(&[b'0' + major, b'.', b'0' + minor])
+        {
+            return s.serialize_str(text);
+        }
         s.collect_str(self)
     }
 }

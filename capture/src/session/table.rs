@@ -24,13 +24,13 @@ use super::tunnel::{self, Decap};
 /// Sessions are boxed: the table moves pointers, not sessions, when it grows or sorts.
 type Map = HashMap<Key, Box<Session>, foldhash::fast::RandomState>;
 
-/// A session's identity, the same for both directions: both ends as 16 address bytes (IPv4
-/// mapped into IPv6) and a port, the lower end first, and the protocol. Plain bytes hash and
-/// compare faster than `IpAddr`s, and the key is smaller in the table.
+/// A session's identity, the same for both directions: both ends as a 128-bit address (IPv4
+/// mapped into IPv6) and a port, the lower end first, and the protocol. Plain integers hash
+/// and compare faster than `IpAddr`s or byte arrays, and the key is smaller in the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Key {
-    low: ([u8; 16], u16),
-    high: ([u8; 16], u16),
+    low: (u128, u16),
+    high: (u128, u16),
     proto: u8,
     /// IPv6 (an IPv4-mapped IPv6 address on the wire is not the IPv4 one).
     v6: bool,
@@ -40,10 +40,10 @@ pub struct Key {
 }
 
 /// An address as the key holds it.
-fn bytes(addr: IpAddr) -> [u8; 16] {
+fn bytes(addr: IpAddr) -> u128 {
     match addr {
-        IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
-        IpAddr::V6(a) => a.octets(),
+        IpAddr::V4(a) => a.to_ipv6_mapped().to_bits(),
+        IpAddr::V6(a) => a.to_bits(),
     }
 }
 
@@ -54,6 +54,7 @@ impl Key {
         key
     }
 
+    #[inline]
     fn new(a: (IpAddr, u16), b: (IpAddr, u16), proto: u8) -> Self {
         let v6 = a.0.is_ipv6();
         let (a, b) = ((bytes(a.0), a.1), (bytes(b.0), b.1));

@@ -202,20 +202,22 @@ pub fn looks_like_dns(data: &[u8]) -> bool {
 /// The name of the first question (`example.com`), following no compression pointers.
 pub fn question_name(data: &[u8]) -> Option<String> {
     let mut i = 12;
-    let mut labels: Vec<String> = Vec::new();
+    let mut name = String::new();
     for _ in 0..64 {
         let len = usize::from(*data.get(i)?);
         if len == 0 {
-            return Some(if labels.is_empty() {
-                ".".to_owned()
-            } else {
-                labels.join(".")
-            });
+            if name.is_empty() {
+                name.push('.');
+            }
+            return Some(name);
         }
         if len > 63 {
             return None;
         }
-        labels.push(clean(data.get(i + 1..i + 1 + len)?));
+        if i > 12 {
+            name.push('.');
+        }
+        name.push_str(&clean(data.get(i + 1..i + 1 + len)?));
         i += 1 + len;
     }
     None

@@ -29,6 +29,9 @@ pub mod values;
 
 pub use values::{Bounds, Found, List, MAX_VALUE_LEN, clean};
 
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
 use pcap_protocol::session::App;
 
 use super::packet::{TCP, UDP};
@@ -162,12 +165,24 @@ pub fn detect(probe: &Probe<'_>) -> Option<&'static Protocol> {
         .find(|p| p.transports.carries(probe.transport) && p.probe.is_some_and(|take| take(probe)))
 }
 
-/// The protocol a server port of `transport` suggests, when no payload said otherwise.
+/// The protocol a server port of `transport` suggests, when no payload said otherwise: the
+/// first of the registry that lists it. Asked for every new session, so looked up in a map
+/// made once rather than by a walk of every protocol's ports.
 pub fn by_port(transport: u8, port: u16) -> Option<&'static Protocol> {
-    REGISTRY
-        .iter()
-        .copied()
-        .find(|p| p.transports.carries(transport) && p.ports.contains(&port))
+    static PORTS: LazyLock<HashMap<(u8, u16), &'static Protocol>> = LazyLock::new(|| {
+        let mut ports = HashMap::new();
+        for p in REGISTRY {
+            for transport in [TCP, UDP] {
+                if p.transports.carries(transport) {
+                    for &port in p.ports {
+                        ports.entry((transport, port)).or_insert(*p);
+                    }
+                }
+            }
+        }
+        ports
+    });
+    PORTS.get(&(transport, port)).copied()
 }
 
 #[cfg(test)]

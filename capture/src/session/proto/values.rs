@@ -253,7 +253,14 @@ pub const MAX_VALUE_LEN: usize = 64 * 1024;
 
 /// Text from the wire, made safe to keep: lossy UTF-8, control characters dropped, bounded.
 pub fn clean(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_VALUE_LEN)])
+    let bytes = &bytes[..bytes.len().min(MAX_VALUE_LEN)];
+    // Printable ASCII, what names on the wire mostly are, needs no more than a trim.
+    if bytes.iter().all(|b| (0x20..0x7f).contains(b))
+        && let Ok(text) = std::str::from_utf8(bytes)
+    {
+        return text.trim().to_owned();
+    }
+    String::from_utf8_lossy(bytes)
         .chars()
         .filter(|c| !c.is_control())
         .collect::<String>()

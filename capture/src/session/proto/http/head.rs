@@ -53,6 +53,9 @@ pub fn parse(data: &[u8]) -> Result<Option<(usize, Head<'_>)>, NotAHead> {
         .take_while(|b| matches!(b, b'\r' | b'\n'))
         .count();
     let data = &data[skipped..];
+    if !may_start(data) {
+        return Err(NotAHead);
+    }
     let Some((end, rest)) = head_end(data) else {
         // A first line that cannot start a message is refused at once.
         if let Some(line_end) = data.iter().position(|&b| b == b'\n') {
@@ -83,10 +86,27 @@ pub fn parse(data: &[u8]) -> Result<Option<(usize, Head<'_>)>, NotAHead> {
     Ok(Some((skipped + end + rest, Head { start, headers })))
 }
 
+/// Longest first token of a start line: a method ([`is_method`]) or a version.
+const MAX_FIRST_TOKEN: usize = 32;
+
+/// Whether `data` may start a start line: its first token, up to the first space, is made of
+/// what methods and versions are made of. What cannot be one is refused from its first bytes,
+/// without waiting for a line end that a stream of binary data may never have.
+fn may_start(data: &[u8]) -> bool {
+    for (i, &b) in data.iter().enumerate().take(MAX_FIRST_TOKEN + 1) {
+        match b {
+            b' ' => return i > 0,
+            b if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'/' | b'.') => {}
+            _ => return false,
+        }
+    }
+    data.len() <= MAX_FIRST_TOKEN
+}
+
 /// Where the head's blank line is: the end of the head's text and the blank line's length.
 fn head_end(data: &[u8]) -> Option<(usize, usize)> {
     let mut i = 0;
-    while let Some(n) = data[i..].iter().position(|&b| b == b'\n') {
+    while let Some(n) = memchr::memchr(b'\n', &data[i..]) {
         let at = i + n;
         // The line after this line end: empty (`\n`) or `\r\n` means the head ends here.
         match &data[at + 1..] {
@@ -163,6 +183,10 @@ mod tests {
         );
         assert_eq!(parse(b"\x16\x03\x01\x02\x00\n").unwrap_err(), NotAHead);
         assert_eq!(parse(b"GET /\r\n\r\n").unwrap_err(), NotAHead);
+        // Binary data is refused from its first bytes, with no line end to wait for.
+        assert_eq!(parse(&[0; 1460]).unwrap_err(), NotAHead);
+        assert_eq!(parse(&[b'A'; 1460]).unwrap_err(), NotAHead);
+        assert!(parse(b"GET").unwrap().is_none(), "a start cut short waits");
         let (_, s) = parse(b"SIP/2.0 180 Ringing\r\n\r\n").unwrap().unwrap();
         assert_eq!(s.start, Start::Response { code: 180 });
     }
