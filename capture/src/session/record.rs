@@ -9,12 +9,15 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
+use base64::Engine;
 use jiff::Timestamp;
 use pcap_config::Sharing;
 use pcap_protocol::session::{
     Directions, Field, LayerRecord, OuterRecord, SessionRecord, Shared, Transport, TunnelRecord,
 };
+use sha1::{Digest, Sha1};
 
 use super::flow::{Session, TO_CLIENT, TO_SERVER};
 use super::packet::{ICMP, ICMPV6, SCTP, TCP, UDP};
@@ -118,8 +121,54 @@ pub fn community_id(s: &Session, seed: u16) -> Option<String> {
         SCTP => return None,
         _ => (None, None),
     };
+    if let (TCP | UDP, Some(sport), Some(dport)) = (s.proto, sport, dport) {
+        return Some(ported_community_id(
+            seed,
+            (s.client.0, sport),
+            (s.server.0, dport),
+            s.proto,
+        ));
+    }
     community_id::calculate_community_id(seed, s.client.0, s.server.0, sport, dport, s.proto, false)
         .ok()
+}
+
+/// Community ID v1 of a TCP or UDP session, the common case, hashed on the stack (the crate's
+/// general path costs several times the hash in allocations): the seed, both ends in order
+/// (the lower address, or the lower port between equal addresses, first), the protocol and a
+/// zero byte, both ports, all in network order; SHA-1, base64, `1:` before it. The other
+/// protocols, ICMP with its type and code pairing, take `community_id`'s path. Both are
+/// checked against Corelight's reference implementation in the session tests.
+fn ported_community_id(seed: u16, a: (IpAddr, u16), b: (IpAddr, u16), proto: u8) -> String {
+    // An address as its network-order bytes: byte order is the standard's address order.
+    let bytes = |ip: IpAddr| -> ([u8; 16], usize) {
+        match ip {
+            IpAddr::V4(v4) => {
+                let mut b = [0; 16];
+                b[..4].copy_from_slice(&v4.octets());
+                (b, 4)
+            }
+            IpAddr::V6(v6) => (v6.octets(), 16),
+        }
+    };
+    let ((a_buf, a_len), (b_buf, b_len)) = (bytes(a.0), bytes(b.0));
+    let (a_addr, b_addr) = (&a_buf[..a_len], &b_buf[..b_len]);
+    let ((first, first_port), (second, second_port)) = if (a_addr, a.1) <= (b_addr, b.1) {
+        ((a_addr, a.1), (b_addr, b.1))
+    } else {
+        ((b_addr, b.1), (a_addr, a.1))
+    };
+    let mut hash = Sha1::new();
+    hash.update(seed.to_be_bytes());
+    hash.update(first);
+    hash.update(second);
+    hash.update([proto, 0]);
+    hash.update(first_port.to_be_bytes());
+    hash.update(second_port.to_be_bytes());
+    let mut id = String::with_capacity(30);
+    id.push_str("1:");
+    base64::engine::general_purpose::STANDARD.encode_string(hash.finalize(), &mut id);
+    id
 }
 
 fn time(ns: u64) -> Option<Timestamp> {
