@@ -29,7 +29,6 @@ pub mod values;
 
 pub use values::{Bounds, Found, List, MAX_VALUE_LEN, clean};
 
-use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use pcap_protocol::session::App;
@@ -166,23 +165,31 @@ pub fn detect(probe: &Probe<'_>) -> Option<&'static Protocol> {
 }
 
 /// The protocol a server port of `transport` suggests, when no payload said otherwise: the
-/// first of the registry that lists it. Asked for every new session, so looked up in a map
-/// made once rather than by a walk of every protocol's ports.
+/// first of the registry that lists it. Asked for every new session, so read from a table
+/// indexed by port (made once: one byte per port and transport, the protocol's place in the
+/// registry plus one) rather than by a walk of every protocol's ports.
 pub fn by_port(transport: u8, port: u16) -> Option<&'static Protocol> {
-    static PORTS: LazyLock<HashMap<(u8, u16), &'static Protocol>> = LazyLock::new(|| {
-        let mut ports = HashMap::new();
-        for p in REGISTRY {
-            for transport in [TCP, UDP] {
+    static PORTS: LazyLock<Box<[[u8; 2]]>> = LazyLock::new(|| {
+        let mut ports = vec![[0u8; 2]; 1 << 16].into_boxed_slice();
+        for (i, p) in REGISTRY.iter().enumerate().rev() {
+            let place = u8::try_from(i + 1).unwrap_or(0);
+            for (t, transport) in [TCP, UDP].into_iter().enumerate() {
                 if p.transports.carries(transport) {
                     for &port in p.ports {
-                        ports.entry((transport, port)).or_insert(*p);
+                        ports[usize::from(port)][t] = place;
                     }
                 }
             }
         }
         ports
     });
-    PORTS.get(&(transport, port)).copied()
+    let t = match transport {
+        TCP => 0,
+        UDP => 1,
+        _ => return None,
+    };
+    let place = PORTS[usize::from(port)][t];
+    REGISTRY.get(usize::from(place).checked_sub(1)?).copied()
 }
 
 #[cfg(test)]
