@@ -213,9 +213,12 @@ fn emit(
     out: &mut impl Write,
 ) -> Result<u64, AnalyzeError> {
     let failed = |e: &dyn std::fmt::Display| fail(0, format!("cannot write the output: {e}"));
+    let mut line = Vec::with_capacity(512);
     for s in &sessions {
-        serde_json::to_writer(&mut *out, &record(s, ctx)).map_err(|e| failed(&e))?;
-        out.write_all(b"\n").map_err(|e| failed(&e))?;
+        line.clear();
+        record(s, ctx).write_json(&mut line);
+        line.push(b'\n');
+        out.write_all(&line).map_err(|e| failed(&e))?;
     }
     Ok(sessions.len() as u64)
 }

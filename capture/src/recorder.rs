@@ -174,7 +174,7 @@ impl Recorder {
         };
         let mut text = Vec::with_capacity(sessions.len() * 256);
         for s in sessions {
-            let _ = serde_json::to_writer(&mut text, &record(s, &ctx));
+            record(s, &ctx).write_json(&mut text);
             text.push(b'\n');
         }
         let result = match &mut self.file {

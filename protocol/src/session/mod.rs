@@ -6,6 +6,7 @@
 //!   ([`FieldSet`], what `[sharing]` becomes).
 //! - [`app`]: the application names ([`App`]), one per protocol, as records carry them.
 //! - [`record`]: one session's record ([`SessionRecord`]), a field switched off absent from it.
+//! - [`json`]: a record written as its JSON line directly, the bytes serde would write.
 //!
 //! # Where the data goes
 //!
@@ -15,6 +16,7 @@
 
 pub mod app;
 pub mod field;
+pub mod json;
 pub mod record;
 
 pub use app::App;
