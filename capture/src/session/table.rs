@@ -26,17 +26,40 @@ type Map = HashMap<Key, Box<Session>, foldhash::fast::RandomState>;
 
 /// A session's identity, the same for both directions: both ends as a 128-bit address (IPv4
 /// mapped into IPv6) and a port, the lower end first, and the protocol. Plain integers hash
-/// and compare faster than `IpAddr`s or byte arrays, and the key is smaller in the table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// and compare faster than `IpAddr`s, and the key is smaller in the table. Keys
+/// are ordered so that sessions that leave the table together leave in one order, whatever
+/// the map's hash seed: the same file gives the same output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Key {
-    low: (u128, u16),
-    high: (u128, u16),
+    /// The lower end's address (high and low 64 bits) and the higher end's; in 64-bit halves,
+    /// which align the key to 8 bytes (a `u128` would make it 64 bytes, not 48).
+    low: [u64; 2],
+    high: [u64; 2],
+    /// Their ports.
+    ports: [u16; 2],
     proto: u8,
     /// IPv6 (an IPv4-mapped IPv6 address on the wire is not the IPv4 one).
     v6: bool,
     /// The network segment of tunnelled traffic (its VNIs), 0 outside tunnels: overlapping
     /// address spaces of two segments are two sessions.
     segment: u32,
+}
+
+const _: () = assert!(std::mem::size_of::<Key>() == 48);
+
+impl std::hash::Hash for Key {
+    /// Five words: the four address halves, then the ports, protocol, family and segment.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let [a, b] = self.low;
+        let [c, d] = self.high;
+        let rest = u64::from(self.ports[0])
+            | u64::from(self.ports[1]) << 16
+            | u64::from(self.proto) << 32
+            | u64::from(self.v6) << 40;
+        for word in [a, b, c, d, rest, u64::from(self.segment)] {
+            state.write_u64(word);
+        }
+    }
 }
 
 /// An address as the key holds it.
@@ -48,6 +71,12 @@ fn bytes(addr: IpAddr) -> u128 {
 }
 
 impl Key {
+    /// A number that orders keys the same way in every run (a hash with a fixed seed).
+    fn order(&self) -> u64 {
+        use std::hash::BuildHasher;
+        foldhash::fast::FixedState::with_seed(0x0bde_5e55).hash_one(self)
+    }
+
     pub fn of(p: &Decoded<'_>) -> Self {
         let mut key = Key::new((p.src, p.sport), (p.dst, p.dport), p.proto);
         key.segment = p.tunnels.segment();
@@ -59,9 +88,11 @@ impl Key {
         let v6 = a.0.is_ipv6();
         let (a, b) = ((bytes(a.0), a.1), (bytes(b.0), b.1));
         let (low, high) = if a <= b { (a, b) } else { (b, a) };
+        let halves = |x: u128| [(x >> 64) as u64, x as u64];
         Key {
-            low,
-            high,
+            low: halves(low.0),
+            high: halves(high.0),
+            ports: [low.1, high.1],
             proto,
             v6,
             segment: 0,
@@ -349,7 +380,7 @@ impl SessionTable {
             .filter(|(_, s)| s.inspecting())
             .map(|(k, s)| (s.last_seen_ns, *k))
             .collect();
-        inspecting.sort_unstable_by_key(|(t, _)| *t);
+        inspecting.sort_unstable();
         for (_, key) in inspecting {
             if self.used <= target {
                 return;
@@ -366,7 +397,7 @@ impl SessionTable {
         }
         let mut ages: Vec<(u64, Key)> =
             self.map.iter().map(|(k, s)| (s.last_seen_ns, *k)).collect();
-        ages.sort_unstable_by_key(|(t, _)| *t);
+        ages.sort_unstable();
         for (_, key) in ages {
             if self.used <= target {
                 break;
@@ -401,10 +432,15 @@ impl SessionTable {
 
     /// Every session: those that left the table, then those still in it, oldest first.
     pub fn finish(mut self) -> Vec<Box<Session>> {
-        let mut rest: Vec<Box<Session>> = self.map.into_values().collect();
-        // Sessions with the same first packet time come out of the map in no set order anyway.
-        rest.sort_unstable_by_key(|s| s.first_seen_ns);
-        self.finished.extend(rest);
+        // Ties in time are broken by a fixed hash of the key: the same order in every run, and
+        // small entries to sort.
+        let mut rest: Vec<(u64, u64, Box<Session>)> = self
+            .map
+            .into_iter()
+            .map(|(k, s)| (s.first_seen_ns, k.order(), s))
+            .collect();
+        rest.sort_unstable_by_key(|(t, k, _)| (*t, *k));
+        self.finished.extend(rest.into_iter().map(|(_, _, s)| s));
         self.finished
     }
 
@@ -413,13 +449,15 @@ impl SessionTable {
         self.fragments.expire(now_ns);
         self.stats.reassembly = self.fragments.stats;
         let cutoff = now_ns.saturating_sub(self.idle_ns);
-        let idle: Vec<Key> = self
+        let mut idle: Vec<(u64, Key)> = self
             .map
             .iter()
             .filter(|(_, s)| s.last_seen_ns < cutoff)
-            .map(|(k, _)| *k)
+            .map(|(k, s)| (s.first_seen_ns, *k))
             .collect();
-        for key in idle {
+        // They leave oldest first.
+        idle.sort_unstable();
+        for (_, key) in idle {
             if let Some(s) = self.remove(&key) {
                 self.stats.evicted_idle += 1;
                 self.finished.push(s);
@@ -432,9 +470,10 @@ impl SessionTable {
         let mut ages: Vec<(u64, Key)> =
             self.map.iter().map(|(k, s)| (s.last_seen_ns, *k)).collect();
         if ages.len() > n {
-            ages.select_nth_unstable_by_key(n - 1, |(t, _)| *t);
+            ages.select_nth_unstable(n - 1);
             ages.truncate(n);
         }
+        ages.sort_unstable();
         for (_, key) in ages {
             if let Some(s) = self.remove(&key) {
                 self.stats.evicted_full += 1;
