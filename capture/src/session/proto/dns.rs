@@ -7,7 +7,7 @@
 use pcap_protocol::session::App;
 
 use super::values::Head;
-use super::{Dir, Found, Inspect, List, Probe, Protocol, Transports, Wants, clean};
+use super::{Dir, Found, Inspect, List, Probe, Protocol, Transports, Wants, clean_into};
 use crate::session::packet::TCP;
 
 pub static DNS: Protocol = Protocol {
@@ -136,8 +136,11 @@ impl Parser {
     }
 
     fn question(&mut self, msg: &[u8], found: &mut Found) -> Wants {
-        if let Some(name) = question_name(msg) {
-            found.add(List::Urls, format!("{}://{name}", self.app));
+        let mut url = String::with_capacity(48);
+        url.push_str(self.app.as_str());
+        url.push_str("://");
+        if question_name_into(msg, &mut url) {
+            found.add(List::Urls, url);
         }
         self.messages += 1;
         if self.messages >= MAX_MESSAGES {
@@ -196,31 +199,50 @@ pub fn looks_like_dns(data: &[u8]) -> bool {
     }
     let qdcount = u16::from_be_bytes([data[4], data[5]]);
     let opcode = (data[2] >> 3) & 0x0f;
-    (1..=4).contains(&qdcount) && opcode <= 5 && question_name(data).is_some()
+    (1..=4).contains(&qdcount) && opcode <= 5 && labels(data, |_| {})
 }
 
 /// The name of the first question (`example.com`), following no compression pointers.
 pub fn question_name(data: &[u8]) -> Option<String> {
-    let mut i = 12;
     let mut name = String::new();
+    question_name_into(data, &mut name).then_some(name)
+}
+
+/// Appends the first question's name to `out`; false (and `out` in any state) if it is not a
+/// whole name.
+fn question_name_into(data: &[u8], out: &mut String) -> bool {
+    let start = out.len();
+    let whole = labels(data, |label| {
+        if out.len() > start {
+            out.push('.');
+        }
+        clean_into(label, out);
+    });
+    if whole && out.len() == start {
+        out.push('.');
+    }
+    whole
+}
+
+/// Hands each label of the first question to `label`; whether the name ends before the
+/// message does, within 64 labels of at most 63 bytes.
+fn labels(data: &[u8], mut label: impl FnMut(&[u8])) -> bool {
+    let mut i = 12;
     for _ in 0..64 {
-        let len = usize::from(*data.get(i)?);
+        let Some(&len) = data.get(i) else {
+            return false;
+        };
+        let len = usize::from(len);
         if len == 0 {
-            if name.is_empty() {
-                name.push('.');
-            }
-            return Some(name);
+            return true;
         }
-        if len > 63 {
-            return None;
-        }
-        if i > 12 {
-            name.push('.');
-        }
-        name.push_str(&clean(data.get(i + 1..i + 1 + len)?));
+        let Some(bytes) = data.get(i + 1..i + 1 + len).filter(|_| len <= 63) else {
+            return false;
+        };
+        label(bytes);
         i += 1 + len;
     }
-    None
+    false
 }
 
 /// DNS over TCP carries a two-byte length before each message.

@@ -27,7 +27,7 @@ pub mod ssh;
 pub mod tls;
 pub mod values;
 
-pub use values::{Bounds, Found, List, MAX_VALUE_LEN, clean};
+pub use values::{Bounds, Found, List, MAX_VALUE_LEN, clean, clean_into};
 
 use std::sync::LazyLock;
 

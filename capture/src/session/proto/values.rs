@@ -63,8 +63,18 @@ pub struct Found {
     pub email_subject: Option<String>,
     pub dropped: Dropped,
     bounds: Bounds,
-    /// Heap bytes the values hold (their strings and the lists' room).
+    /// A hash of each list value kept (with its list), so that a value is compared only with
+    /// those it may equal: a full list of long values costs a new value one scan of integers,
+    /// not a byte compare with each.
+    seen: Vec<u64>,
+    /// Heap bytes the values hold (their strings, their hashes and the lists' room).
     heap: usize,
+}
+
+/// The hash of a list value.
+fn fingerprint(list: List, value: &str) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::with_seed(0x5e55_1015).hash_one((list as u8, value))
 }
 
 impl Found {
@@ -86,6 +96,7 @@ impl Found {
                 email_recipients: 0,
             },
             bounds,
+            seen: Vec::new(),
             heap: 0,
         }
     }
@@ -110,19 +121,28 @@ impl Found {
     /// past the bounds' count it is dropped, and counted.
     pub fn add(&mut self, list: List, value: String) {
         let value = self.bounded(value);
+        if value.is_empty() {
+            return;
+        }
+        let hash = fingerprint(list, &value);
+        let maybe_there = self.seen.contains(&hash);
         let limit = self.bounds.values;
         let (values, dropped) = self.list_mut(list);
-        if value.is_empty() || values.contains(&value) {
+        if maybe_there && values.contains(&value) {
             return;
         }
         if values.len() >= limit {
             *dropped = dropped.saturating_add(1);
             return;
         }
-        let room = values.capacity();
+        let room = values.capacity() * std::mem::size_of::<String>()
+            + self.seen.capacity() * std::mem::size_of::<u64>();
         let bytes = value.capacity();
+        let (values, _) = self.list_mut(list);
         values.push(value);
-        let grown = (values.capacity() - room) * std::mem::size_of::<String>();
+        let lists = values.capacity() * std::mem::size_of::<String>();
+        self.seen.push(hash);
+        let grown = lists + self.seen.capacity() * std::mem::size_of::<u64>() - room;
         self.heap += bytes + grown;
     }
 
@@ -180,6 +200,7 @@ impl Found {
             email_subject,
             dropped,
             bounds: _,
+            seen: _,
             heap: _,
         } = other;
         for (list, values, lost) in [
@@ -253,19 +274,26 @@ pub const MAX_VALUE_LEN: usize = 64 * 1024;
 
 /// Text from the wire, made safe to keep: lossy UTF-8, control characters dropped, bounded.
 pub fn clean(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    clean_into(bytes, &mut out);
+    out
+}
+
+/// [`clean`], appended to `out`.
+pub fn clean_into(bytes: &[u8], out: &mut String) {
     let bytes = &bytes[..bytes.len().min(MAX_VALUE_LEN)];
     // Printable ASCII, what names on the wire mostly are, needs no more than a trim.
     if bytes.iter().all(|b| (0x20..0x7f).contains(b))
         && let Ok(text) = std::str::from_utf8(bytes)
     {
-        return text.trim().to_owned();
+        out.push_str(text.trim());
+        return;
     }
-    String::from_utf8_lossy(bytes)
+    let text: String = String::from_utf8_lossy(bytes)
         .chars()
         .filter(|c| !c.is_control())
-        .collect::<String>()
-        .trim()
-        .to_owned()
+        .collect();
+    out.push_str(text.trim());
 }
 
 /// The file name part of a URL path: `/dl/a%20b.bin?x=1` -> `a b.bin`.
@@ -427,6 +455,33 @@ mod tests {
         other.dropped.filenames = 3;
         f.merge(other);
         assert_eq!((f.dropped.urls, f.dropped.filenames), (3, 3));
+    }
+
+    #[test]
+    fn a_value_is_a_repeat_only_in_its_own_list_and_the_heap_counts_what_is_kept() {
+        let mut f = Found::new(Bounds::DEFAULT);
+        let long = "x".repeat(4000);
+        for i in 0..64 {
+            f.add(List::Urls, format!("{long}{i}"));
+        }
+        let heap = f.heap_bytes();
+        assert!(heap >= 64 * 4000, "{heap}");
+        // Repeats of kept values, in any order, change nothing.
+        for i in (0..64).rev() {
+            f.add(List::Urls, format!("{long}{i}"));
+        }
+        assert_eq!(
+            (f.urls.len(), f.dropped.urls, f.heap_bytes()),
+            (64, 0, heap)
+        );
+        // The same text in another list is that list's value.
+        f.add(List::Filenames, format!("{long}0"));
+        assert_eq!(f.filenames.len(), 1);
+        assert!(f.heap_bytes() > heap);
+        // A new value for a full list is dropped, each time it comes.
+        f.add(List::Urls, "new".to_owned());
+        f.add(List::Urls, "new".to_owned());
+        assert_eq!(f.dropped.urls, 2);
     }
 
     #[test]
