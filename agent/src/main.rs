@@ -171,7 +171,7 @@ fn analyze(file: &Path, sharing_from: Option<&Path>, interface: Option<&str>) ->
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    let result = pcap_capture::analyze::analyze(
+    let result = pcap_capture::analyze::analyze_file(
         input,
         &ctx,
         pcap_capture::session::SessionTable::configured(&sessions),

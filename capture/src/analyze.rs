@@ -8,7 +8,12 @@
 
 use std::io::{Read, Write};
 
-use pcap_parser::pcapng::Block;
+use pcap_parser::nom;
+use pcap_parser::pcap::{
+    LegacyPcapBlock, PcapHeader, parse_pcap_frame, parse_pcap_frame_be, parse_pcap_frame_modified,
+    parse_pcap_header,
+};
+use pcap_parser::pcapng::{Block, parse_block_be, parse_block_le, parse_sectionheaderblock};
 use pcap_parser::traits::PcapReaderIterator;
 use pcap_parser::{PcapBlockOwned, PcapError, create_reader};
 
@@ -62,6 +67,94 @@ pub struct Summary {
     pub inspection_stopped: u64,
 }
 
+/// Reads the packets of the file `file` into `table`, writes one JSON record per session to
+/// `out`. A regular file is mapped into memory and parsed in place (no copy of its bytes into a
+/// read buffer); anything else (a pipe, a device) is read as a stream.
+pub fn analyze_file(
+    file: std::fs::File,
+    ctx: &RecordContext<'_>,
+    table: SessionTable,
+    out: &mut impl Write,
+) -> Result<Summary, AnalyzeError> {
+    let Some(mapped) = map(&file) else {
+        return analyze(file, ctx, table, out);
+    };
+    let buffer = ReadBuffer::default();
+    let mut reader = SliceReader::new(&mapped, buffer.max_block).map_err(header_error)?;
+    if std::env::var_os("NOPF").is_none() {
+        reader.release = Some(&mapped);
+    }
+    run(&mut reader, ctx, table, out, buffer)
+}
+
+/// The file's bytes mapped read-only, if it is a regular file that is not empty and mapping
+/// works.
+#[allow(unsafe_code)]
+fn map(file: &std::fs::File) -> Option<memmap2::Mmap> {
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() || meta.len() == 0 {
+        return None;
+    }
+    // SAFETY: the mapping is private and read-only, and only read as bytes: no value in it is
+    // trusted to be valid for a type. Another process that writes the file while it is read
+    // changes what is parsed, which the parser takes like any other input; one that truncates it
+    // makes reading past the new end fault (SIGBUS), as with every reader that maps files
+    // (`docs/design.md`, "analyze").
+    let mapped = unsafe { memmap2::MmapOptions::new().map(file) }.ok()?;
+    let _ = mapped.advise(memmap2::Advice::Sequential);
+    Some(mapped)
+}
+
+/// Asks the CPU to load the start of the next block (its header and the packet's headers)
+/// while this one is read: the file's pages are not in the cache, and one miss a packet is a
+/// good part of the time a packet takes.
+#[allow(unsafe_code)]
+#[inline]
+fn prefetch(next: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in [0, 64, 128] {
+        if let Some(byte) = next.get(line) {
+            // SAFETY: SSE, which the prefetch needs, is part of x86_64; a prefetch reads
+            // nothing into the program and never faults, and the address is inside the slice.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                    (byte as *const u8).cast(),
+                )
+            };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = next;
+}
+
+/// How much of a mapped file is mapped in ahead of what is read, and read past before it is
+/// given back.
+const MAP_STEP: usize = 1 << 20;
+
+/// Gives back the pages of `mapped` between `from` and `to` (rounded to pages by the mapping).
+#[allow(unsafe_code)]
+fn release(mapped: &memmap2::Mmap, from: usize, to: usize) {
+    // SAFETY: the mapping is private, read-only and never written, so a page given back is the
+    // file's page again when it is read: nothing the slice shows changes (the same caveat of a
+    // file changed by another process aside, `map`). Pages still to be read stay mapped:
+    // `to` stays a whole step behind what was read.
+    let _ = unsafe {
+        mapped.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, from, to - from)
+    };
+}
+
+/// [`analyze`] over a whole file held in memory.
+pub fn analyze_bytes(
+    data: &[u8],
+    ctx: &RecordContext<'_>,
+    table: SessionTable,
+    out: &mut impl Write,
+) -> Result<Summary, AnalyzeError> {
+    let buffer = ReadBuffer::default();
+    let mut reader = SliceReader::new(data, buffer.max_block).map_err(header_error)?;
+    run(&mut reader, ctx, table, out, buffer)
+}
+
 /// Reads packets from `input` into `table`, writes one JSON record per session to `out`.
 pub fn analyze(
     input: impl Read,
@@ -76,18 +169,38 @@ pub fn analyze(
 pub fn analyze_with(
     input: impl Read,
     ctx: &RecordContext<'_>,
+    table: SessionTable,
+    out: &mut impl Write,
+    buffer: ReadBuffer,
+) -> Result<Summary, AnalyzeError> {
+    let mut reader = create_reader(buffer.initial, input).map_err(header_error)?;
+    run(reader.as_mut(), ctx, table, out, buffer)
+}
+
+/// Why a file's header could not be read.
+fn header_error<I>(e: PcapError<I>) -> AnalyzeError {
+    match e {
+        PcapError::HeaderNotRecognized => {
+            fail(0, "not a pcap or pcapng file: the header is not recognized")
+        }
+        PcapError::Eof | PcapError::Incomplete(_) | PcapError::UnexpectedEof => fail(
+            0,
+            "the file is empty or ends inside its header: not a whole pcap or pcapng file",
+        ),
+        PcapError::ReadError => fail(0, "cannot read the file"),
+        _ => fail(0, "not a pcap or pcapng file: its header is malformed"),
+    }
+}
+
+fn run(
+    reader: &mut dyn PcapReaderIterator,
+    ctx: &RecordContext<'_>,
     mut table: SessionTable,
     out: &mut impl Write,
     buffer: ReadBuffer,
 ) -> Result<Summary, AnalyzeError> {
-    let mut reader = create_reader(buffer.initial, input).map_err(|e| match e {
-        PcapError::HeaderNotRecognized => {
-            fail(0, "not a pcap or pcapng file: the header is not recognized")
-        }
-        other => fail(0, format!("cannot read the file header: {other:?}")),
-    })?;
     let mut summary = Summary::default();
-    let read = read_all(reader.as_mut(), &mut table, &mut summary, ctx, out, buffer);
+    let read = read_all(reader, &mut table, &mut summary, ctx, out, buffer);
     // What was read before an error is still reported.
     summary.unknown_link = table.stats.unknown_link;
     table.end_fragments();
@@ -203,6 +316,168 @@ fn read_all(
             }
             Err(e) => return Err(fail(offset, format!("cannot read the file: {e:?}"))),
         }
+    }
+}
+
+/// The blocks of a file held in memory, given out as [`create_reader`]'s readers give them (the
+/// same blocks, the same errors), each borrowed from the file's bytes.
+struct SliceReader<'a> {
+    data: &'a [u8],
+    consumed: usize,
+    /// The largest block.
+    max_block: usize,
+    /// The mapping `data` is, whose pages are given back once read past (so that the
+    /// process's resident memory does not grow with the file), and how far it was.
+    release: Option<&'a memmap2::Mmap>,
+    released: usize,
+    /// How far the mapping's pages are mapped ahead.
+    populated: usize,
+    format: Format,
+}
+
+type LegacyParse = fn(&[u8]) -> nom::IResult<&[u8], LegacyPcapBlock<'_>, PcapError<&[u8]>>;
+
+enum Format {
+    /// A pcap file: its header, until it is given out, and how its records are parsed.
+    Legacy {
+        header: Option<PcapHeader>,
+        parse: LegacyParse,
+    },
+    /// A pcapng file, and the byte order of its current section.
+    Ng { big_endian: bool },
+}
+
+impl<'a> SliceReader<'a> {
+    fn new(data: &'a [u8], max_block: usize) -> Result<Self, PcapError<&'a [u8]>> {
+        let format = if parse_sectionheaderblock(data).is_ok() {
+            Format::Ng { big_endian: false }
+        } else {
+            let header = match parse_pcap_header(data) {
+                Ok((_, header)) => header,
+                Err(nom::Err::Incomplete(_)) => return Err(PcapError::Eof),
+                Err(_) => return Err(PcapError::HeaderNotRecognized),
+            };
+            let parse = if header.is_modified_format() {
+                parse_pcap_frame_modified
+            } else if header.is_bigendian() {
+                parse_pcap_frame_be
+            } else {
+                parse_pcap_frame
+            };
+            Format::Legacy {
+                header: Some(header),
+                parse,
+            }
+        };
+        Ok(SliceReader {
+            data,
+            consumed: 0,
+            max_block,
+            release: None,
+            released: 0,
+            populated: 0,
+            format,
+        })
+    }
+}
+
+impl PcapReaderIterator for SliceReader<'_> {
+    fn next(&mut self) -> Result<(usize, PcapBlockOwned<'_>), PcapError<&'_ [u8]>> {
+        let data = &self.data[self.consumed..];
+        let parsed = match &mut self.format {
+            Format::Legacy { header, parse } => {
+                if let Some(header) = header.take() {
+                    return Ok((header.size(), PcapBlockOwned::from(header)));
+                }
+                if data.is_empty() {
+                    return Err(PcapError::Eof);
+                }
+                parse(data).map(|(rest, b)| (rest, PcapBlockOwned::from(b)))
+            }
+            Format::Ng { big_endian } => {
+                if data.is_empty() {
+                    return Err(PcapError::Eof);
+                }
+                let parse = if *big_endian {
+                    parse_block_be
+                } else {
+                    parse_block_le
+                };
+                parse(data).map(|(rest, b)| {
+                    if let Block::SectionHeader(shb) = &b {
+                        *big_endian = shb.big_endian();
+                    }
+                    (rest, PcapBlockOwned::from(b))
+                })
+            }
+        };
+        match parsed {
+            Ok((rest, block)) => {
+                if self.release.is_some() {
+                    prefetch(rest);
+                }
+                Ok((data.len() - rest.len(), block))
+            }
+            Err(nom::Err::Error(e)) | Err(nom::Err::Failure(e)) => Err(e),
+            // A block that says it is larger than blocks may be, as a stream reports it.
+            Err(nom::Err::Incomplete(nom::Needed::Size(n)))
+                if data.len().saturating_add(n.get()) >= self.max_block =>
+            {
+                Err(PcapError::BufferTooSmall)
+            }
+            // All of the file is here: a block cut short is the end of the file.
+            Err(nom::Err::Incomplete(_)) => Err(PcapError::UnexpectedEof),
+        }
+    }
+
+    fn consume(&mut self, offset: usize) {
+        self.consume_noshift(offset);
+    }
+
+    fn consume_noshift(&mut self, offset: usize) {
+        self.consumed = (self.consumed + offset).min(self.data.len());
+        if let Some(mapped) = self.release {
+            if self.consumed + MAP_STEP > self.populated
+                && self.populated < self.data.len()
+                && std::env::var_os("NOPOP").is_none()
+            {
+                // The pages ahead mapped in one call, not one fault every few pages. A kernel
+                // without MADV_POPULATE_READ (before 5.14) faults them in as they are read.
+                let len = MAP_STEP.min(self.data.len() - self.populated);
+                let _ = mapped.advise_range(memmap2::Advice::PopulateRead, self.populated, len);
+                self.populated += len;
+            }
+            if self.consumed - self.released >= MAP_STEP * 2 && std::env::var_os("NOREL").is_none()
+            {
+                let upto = self.consumed - MAP_STEP;
+                release(mapped, self.released, upto);
+                self.released = upto;
+            }
+        }
+    }
+
+    fn consumed(&self) -> usize {
+        self.consumed
+    }
+
+    fn refill(&mut self) -> Result<(), PcapError<&[u8]>> {
+        Ok(())
+    }
+
+    fn position(&self) -> usize {
+        self.consumed
+    }
+
+    fn grow(&mut self, _new_size: usize) -> bool {
+        false
+    }
+
+    fn data(&self) -> &[u8] {
+        &self.data[self.consumed..]
+    }
+
+    fn reader_exhausted(&self) -> bool {
+        true
     }
 }
 

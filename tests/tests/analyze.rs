@@ -241,3 +241,78 @@ fn sharing_from_a_config_removes_switched_off_fields() {
     assert_eq!(r.application(), Some(App::Dns));
     let _ = pcapgen::pcap;
 }
+
+/// A file is mapped and read in place, a pipe read as a stream: the same capture gives the
+/// same records, in the same order, either way (and in every run), across many steps of the
+/// mapping and with an error at the same offset when the file is cut.
+#[test]
+fn a_file_and_a_pipe_give_the_same_records() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    // Over 4 MiB (the mapping is read in steps of 1 MiB): DNS queries, HTTP requests and
+    // datagrams of 20,000 flows.
+    let mut frames = Vec::new();
+    for i in 0..20_000u32 {
+        let client = [10, 1, (i >> 8) as u8 & 0x3f, i as u8];
+        let port = 20_000 + (i % 20_000) as u16;
+        frames.push(match i % 3 {
+            0 => udp4(
+                client,
+                [10, 9, 0, 53],
+                port,
+                53,
+                &dns_query(&format!("n{i}.example")),
+            ),
+            1 => tcp4(
+                client,
+                [10, 9, 0, 80],
+                port,
+                80,
+                1,
+                0x18,
+                format!(
+                    "GET /f/{i}.bin HTTP/1.1\r\nHost: h{}.example\r\n\r\n",
+                    i % 7
+                )
+                .as_bytes(),
+            ),
+            _ => udp4(client, [10, 9, 0, 9], port, 9, &[0x5a; 400]),
+        });
+    }
+    let whole = pcap(1, &frames);
+    assert!(whole.len() > 4 << 20, "{}", whole.len());
+    for (name, bytes) in [
+        ("many.pcap", &whole[..]),
+        ("many-cut.pcap", &whole[..whole.len() - 7]),
+    ] {
+        let (from_file, _) = analyze(dir.path(), name, bytes);
+        let (again, _) = analyze(dir.path(), name, bytes);
+        let mut child = Command::new(bin("pcap-agent"))
+            .args(["analyze", "/dev/stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let input = bytes.to_vec();
+        let writer = std::thread::spawn(move || stdin.write_all(&input));
+        let from_pipe = child.wait_with_output().unwrap();
+        writer.join().unwrap().unwrap();
+        assert!(!from_file.stdout.is_empty(), "{name}");
+        assert!(
+            from_file.stdout == from_pipe.stdout,
+            "{name}: a pipe gives other records than the file"
+        );
+        assert!(from_file.stdout == again.stdout, "{name}: two runs differ");
+        assert_eq!(from_file.status.code(), from_pipe.status.code(), "{name}");
+        let path = dir.path().join(name);
+        assert_eq!(
+            String::from_utf8_lossy(&from_file.stderr)
+                .replace(path.to_str().unwrap(), "/dev/stdin"),
+            String::from_utf8_lossy(&from_pipe.stderr),
+            "{name}"
+        );
+    }
+}
