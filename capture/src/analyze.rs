@@ -79,6 +79,7 @@ pub fn analyze_file(
     let Some(mapped) = map(&file) else {
         return analyze(file, ctx, table, out);
     };
+    let _guard = shrink::Guard::install(&mapped);
     let buffer = ReadBuffer::default();
     let mut reader = SliceReader::new(&mapped, buffer.max_block).map_err(header_error)?;
     if std::env::var_os("NOPF").is_none() {
@@ -98,11 +99,72 @@ fn map(file: &std::fs::File) -> Option<memmap2::Mmap> {
     // SAFETY: the mapping is private and read-only, and only read as bytes: no value in it is
     // trusted to be valid for a type. Another process that writes the file while it is read
     // changes what is parsed, which the parser takes like any other input; one that truncates it
-    // makes reading past the new end fault (SIGBUS), as with every reader that maps files
-    // (`docs/design.md`, "analyze").
+    // makes reading past the new end fault (SIGBUS), which `shrink::Guard` turns into an error
+    // exit.
     let mapped = unsafe { memmap2::MmapOptions::new().map(file) }.ok()?;
     let _ = mapped.advise(memmap2::Advice::Sequential);
     Some(mapped)
+}
+
+/// A file that shrinks while it is mapped (another process truncated it) faults on the next
+/// read past its new end, with SIGBUS. While a mapped file is read, that signal ends the
+/// process with a message and EX_DATAERR (65), as other unreadable input does, instead of a
+/// crash; a SIGBUS anywhere else takes its default course.
+#[allow(unsafe_code)]
+mod shrink {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// The mapping being read (start and length), 0 when none.
+    static START: AtomicUsize = AtomicUsize::new(0);
+    static LEN: AtomicUsize = AtomicUsize::new(0);
+
+    const MESSAGE: &[u8] = b"pcap-agent analyze: the file shrank while it was read (another \
+        process truncated it): the sessions not yet written are not reported\n";
+
+    pub struct Guard {
+        previous: libc::sigaction,
+    }
+
+    impl Guard {
+        pub fn install(mapped: &[u8]) -> Option<Guard> {
+            START.store(mapped.as_ptr() as usize, Ordering::SeqCst);
+            LEN.store(mapped.len(), Ordering::SeqCst);
+            // SAFETY: a zeroed sigaction is a valid value (no handler, no flags, empty mask);
+            // the handler below only makes async-signal-safe calls (write, _exit, signal).
+            unsafe {
+                let mut action: libc::sigaction = std::mem::zeroed();
+                action.sa_sigaction = on_sigbus as *const () as usize;
+                action.sa_flags = libc::SA_SIGINFO;
+                libc::sigemptyset(&mut action.sa_mask);
+                let mut previous: libc::sigaction = std::mem::zeroed();
+                (libc::sigaction(libc::SIGBUS, &action, &mut previous) == 0)
+                    .then_some(Guard { previous })
+            }
+        }
+    }
+
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            // SAFETY: puts back the handler that was there before `install`.
+            unsafe { libc::sigaction(libc::SIGBUS, &self.previous, std::ptr::null_mut()) };
+            LEN.store(0, Ordering::SeqCst);
+        }
+    }
+
+    extern "C" fn on_sigbus(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+        // SAFETY: the kernel hands a valid siginfo to an SA_SIGINFO handler; write(2), _exit(2)
+        // and signal(2) are async-signal-safe.
+        unsafe {
+            let addr = (*info).si_addr() as usize;
+            let start = START.load(Ordering::SeqCst);
+            if addr >= start && addr - start < LEN.load(Ordering::SeqCst) {
+                libc::write(2, MESSAGE.as_ptr().cast(), MESSAGE.len());
+                libc::_exit(65);
+            }
+            // Not the file's pages: the default action, when the faulting access is retried.
+            libc::signal(libc::SIGBUS, libc::SIG_DFL);
+        }
+    }
 }
 
 /// Asks the CPU to load the start of the next block (its header and the packet's headers)

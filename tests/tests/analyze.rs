@@ -316,3 +316,62 @@ fn a_file_and_a_pipe_give_the_same_records() {
         );
     }
 }
+
+/// A file that another process truncates while `analyze` reads it (mapped) ends the run with a
+/// clear error and exit status 65, not a crash.
+#[test]
+fn a_file_truncated_while_it_is_read_ends_with_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shrinking.pcap");
+    let frames: Vec<Vec<u8>> = (0..40_000u32)
+        .map(|i| {
+            udp4(
+                [10, 2, 0, 1],
+                [10, 2, 0, 2],
+                1024 + (i % 5000) as u16,
+                9,
+                &[7; 1400],
+            )
+        })
+        .collect();
+    std::fs::write(&path, pcap(1, &frames)).unwrap();
+    let child = Command::new(bin("pcap-agent"))
+        .arg("analyze")
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let signal = |sig: &str| {
+        assert!(run(Command::new("kill").args([sig, &pid])).status.success());
+    };
+    // Once the file is mapped, stop the reader, cut the file and let it go on.
+    let maps = format!("/proc/{pid}/maps");
+    let start = std::time::Instant::now();
+    loop {
+        let mapped = std::fs::read_to_string(&maps)
+            .unwrap_or_default()
+            .contains(path.to_str().unwrap());
+        if mapped {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "analyze never mapped the file"
+        );
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+    signal("-STOP");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(4096)
+        .unwrap();
+    signal("-CONT");
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(65), "{err}");
+    assert!(err.contains("the file shrank while it was read"), "{err}");
+}
