@@ -111,6 +111,53 @@ proptest! {
         table.packet(linktype::ETHERNET, 2, &frame, frame.len() as u32);
         records_of(table);
     }
+
+    /// The fixed-offset read of a plain frame gives what the general decode gives, or leaves
+    /// the frame to it: over TCP segments and UDP datagrams (tunnel ports among them) with
+    /// bytes changed anywhere in their headers, options and cuts.
+    #[test]
+    fn the_quick_decode_is_the_general_decode(
+        udp in any::<bool>(),
+        port in prop::sample::select(vec![53u16, 80, 1701, 3544, 4789, 6081, 9999]),
+        options in 0usize..3,
+        payload in prop::collection::vec(any::<u8>(), 0..64),
+        flips in prop::collection::vec((0usize..64, any::<u8>()), 0..4),
+        cut in any::<prop::sample::Index>(),
+        trailer in 0usize..6,
+    ) {
+        let builder = eth().ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64);
+        let mut frame = if udp {
+            let b = builder.udp(40000, port);
+            let mut f = Vec::with_capacity(b.size(payload.len()));
+            b.write(&mut f, &payload).unwrap();
+            f
+        } else {
+            let b = builder.tcp(40000, port, 7, 1024).psh().ack(3);
+            let mut f = Vec::with_capacity(b.size(payload.len()));
+            b.write(&mut f, &payload).unwrap();
+            f
+        };
+        // IPv4 options (no-ops), the header length and total length grown to hold them.
+        if options > 0 {
+            let extra = options * 4;
+            frame.splice(34..34, std::iter::repeat_n(1u8, extra));
+            frame[14] = 0x45 + options as u8;
+            let total = u16::from_be_bytes([frame[16], frame[17]]) + extra as u16;
+            frame[16..18].copy_from_slice(&total.to_be_bytes());
+        }
+        // Padding after the IP packet, as short Ethernet frames carry.
+        frame.extend(std::iter::repeat_n(0u8, trailer));
+        for (at, b) in &flips {
+            let at = (*at).min(frame.len() - 1);
+            frame[at] = *b;
+        }
+        let frame = &frame[..cut.index(frame.len() + 1)];
+        let decap = pcap_capture::session::tunnel::Decap::standard();
+        if let Some(quick) = pcap_capture::session::packet::quick_decode(frame, &decap) {
+            let full = pcap_capture::session::packet::decode_with(linktype::ETHERNET, frame, &decap);
+            prop_assert_eq!(Some(quick), full);
+        }
+    }
 }
 
 #[test]

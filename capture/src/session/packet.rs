@@ -346,6 +346,15 @@ fn step<'a>(frame: Frame<'a>, may_decap: bool, tunnels: &mut Tunnels) -> Option<
         payload: &[],
         tunnels: Tunnels::default(),
     };
+    transport(&mut decoded, bytes);
+    Some(Step::Packet(decoded, bytes))
+}
+
+/// The ports, TCP flags and sequence number, ICMP type and code and payload of `decoded`'s
+/// transport header in `bytes` (the IP payload).
+#[inline]
+fn transport<'a>(decoded: &mut Decoded<'a>, bytes: &'a [u8]) {
+    let proto = decoded.proto;
     match proto {
         ICMP | ICMPV6 if bytes.len() >= 2 => decoded.icmp = Some((bytes[0], bytes[1])),
         TCP | UDP if bytes.len() >= 4 => {
@@ -366,7 +375,45 @@ fn step<'a>(frame: Frame<'a>, may_decap: bool, tunnels: &mut Tunnels) -> Option<
         }
         _ => {}
     }
-    Some(Step::Packet(decoded, bytes))
+}
+
+/// The decode of a plain frame read at fixed offsets: untagged Ethernet, IPv4 that is not a
+/// fragment, TCP or a UDP datagram no tunnel could be in (`decap`). What [`decode_with`]
+/// gives for such a frame, without the general parse; `None` for anything else.
+pub fn quick_decode<'a>(data: &'a [u8], decap: &Decap) -> Option<Decoded<'a>> {
+    const ETH: usize = 14;
+    if data.get(12..14)? != [0x08, 0x00] {
+        return None;
+    }
+    let ip = data.get(ETH..ETH + 20)?;
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    let fragment = u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff;
+    let proto = ip[9];
+    if ip[0] >> 4 != 4 || ihl < 20 || total < ihl + 8 || fragment != 0 {
+        return None;
+    }
+    if !matches!(proto, TCP | UDP) {
+        return None;
+    }
+    // The payload as the total length bounds it, or what the capture kept of it.
+    let bytes = data.get(ETH + ihl..(ETH + total).min(data.len()))?;
+    let mut decoded = Decoded {
+        src: IpAddr::from([ip[12], ip[13], ip[14], ip[15]]),
+        dst: IpAddr::from([ip[16], ip[17], ip[18], ip[19]]),
+        proto,
+        sport: 0,
+        dport: 0,
+        tcp: None,
+        icmp: None,
+        payload: &[],
+        tunnels: Tunnels::default(),
+    };
+    transport(&mut decoded, bytes);
+    if proto == UDP && decap.may_carry(decoded.sport, decoded.dport) || bytes.len() < 4 {
+        return None;
+    }
+    Some(decoded)
 }
 
 /// The fragment an IPv4 or IPv6 header says `payload` is.

@@ -276,9 +276,18 @@ impl SessionTable {
         if let Some((key, src)) = &quick
             && let Some(s) = self.map.get_mut(key)
         {
+            // A plain frame is read at fixed offsets; a frame in a tunnel, or one the quick
+            // read refuses, takes the general decode.
+            let quick_decode = || {
+                (key.segment == 0)
+                    .then(|| packet::quick_decode(data, &self.decap))
+                    .flatten()
+            };
             if !s.reads(*src) {
                 s.count(*src, ts_ns, wire_len);
-            } else if let Some(p) = packet::decode_with(linktype, data, &self.decap) {
+            } else if let Some(p) =
+                quick_decode().or_else(|| packet::decode_with(linktype, data, &self.decap))
+            {
                 let before = s.memory();
                 s.packet(&p, ts_ns, wire_len, self.bounds);
                 self.used = (self.used + s.memory()).saturating_sub(before);
@@ -286,6 +295,14 @@ impl SessionTable {
             } else {
                 self.stats.not_ip += 1;
             }
+            return;
+        }
+        // A new session's plain frame: read at fixed offsets too.
+        if let Some((key, _)) = quick
+            && key.segment == 0
+            && let Some(p) = packet::quick_decode(data, &self.decap)
+        {
+            self.account(key, &p, ts_ns, wire_len);
             return;
         }
         let p = match packet::decode_frame(linktype, data, &self.decap) {
