@@ -394,6 +394,8 @@ struct SliceReader<'a> {
     released: usize,
     /// How far the mapping's pages are mapped ahead.
     populated: usize,
+    /// Where reading next looks at the mapping's pages (every 64 KiB).
+    next_step: usize,
     format: Format,
 }
 
@@ -438,6 +440,7 @@ impl<'a> SliceReader<'a> {
             release: None,
             released: 0,
             populated: 0,
+            next_step: 0,
             format,
         })
     }
@@ -498,6 +501,10 @@ impl PcapReaderIterator for SliceReader<'_> {
 
     fn consume_noshift(&mut self, offset: usize) {
         self.consumed = (self.consumed + offset).min(self.data.len());
+        if self.consumed < self.next_step {
+            return;
+        }
+        self.next_step = self.consumed + MAP_STEP / 16;
         if let Some(mapped) = self.release {
             if self.consumed + MAP_STEP > self.populated
                 && self.populated < self.data.len()

@@ -48,7 +48,9 @@ pub struct Key {
 const _: () = assert!(std::mem::size_of::<Key>() == 48);
 
 impl std::hash::Hash for Key {
-    /// Five words: the four address halves, then the ports, protocol, family and segment.
+    /// Three words: each end's address halves folded into one, then the ports, protocol,
+    /// family and segment. Keys that fold alike only share a bucket's probe; equality still
+    /// compares every field.
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         let [a, b] = self.low;
         let [c, d] = self.high;
@@ -56,7 +58,11 @@ impl std::hash::Hash for Key {
             | u64::from(self.ports[1]) << 16
             | u64::from(self.proto) << 32
             | u64::from(self.v6) << 40;
-        for word in [a, b, c, d, rest, u64::from(self.segment)] {
+        for word in [
+            a.rotate_left(32) ^ b,
+            c.rotate_left(32) ^ d,
+            rest ^ u64::from(self.segment).rotate_left(44),
+        ] {
             state.write_u64(word);
         }
     }

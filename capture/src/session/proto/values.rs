@@ -282,11 +282,21 @@ pub fn clean(bytes: &[u8]) -> String {
 /// [`clean`], appended to `out`.
 pub fn clean_into(bytes: &[u8], out: &mut String) {
     let bytes = &bytes[..bytes.len().min(MAX_VALUE_LEN)];
-    // Printable ASCII, what names on the wire mostly are, needs no more than a trim.
-    if bytes.iter().all(|b| (0x20..0x7f).contains(b))
-        && let Ok(text) = std::str::from_utf8(bytes)
-    {
-        out.push_str(text.trim());
+    // Printable ASCII, what names on the wire mostly are, needs no more than a trim (of
+    // spaces, its only white space); a short one is copied by character, without the UTF-8
+    // check's setup.
+    if bytes.iter().all(|b| (0x20..0x7f).contains(b)) {
+        let start = bytes.iter().position(|&b| b != b' ').unwrap_or(bytes.len());
+        let end = bytes
+            .iter()
+            .rposition(|&b| b != b' ')
+            .map_or(start, |i| i + 1);
+        let text = &bytes[start..end];
+        if text.len() <= 32 {
+            out.extend(text.iter().map(|&b| char::from(b)));
+        } else if let Ok(text) = std::str::from_utf8(text) {
+            out.push_str(text);
+        }
         return;
     }
     let text: String = String::from_utf8_lossy(bytes)
