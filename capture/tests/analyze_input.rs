@@ -34,22 +34,23 @@ enum Layout {
 /// A capture file of `frames` (each with its timestamp in seconds) in `layout`.
 fn file(layout: Layout, frames: &[(u32, Vec<u8>)]) -> Vec<u8> {
     let mut out = Vec::new();
+    let (Layout::Pcap { big_endian, .. } | Layout::Pcapng { big_endian }) = layout;
+    let u32b = |v: u32| {
+        if big_endian {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    };
+    let u16b = |v: u16| {
+        if big_endian {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    };
     match layout {
-        Layout::Pcap { big_endian, nanos } => {
-            let u32b = |v: u32| {
-                if big_endian {
-                    v.to_be_bytes()
-                } else {
-                    v.to_le_bytes()
-                }
-            };
-            let u16b = |v: u16| {
-                if big_endian {
-                    v.to_be_bytes()
-                } else {
-                    v.to_le_bytes()
-                }
-            };
+        Layout::Pcap { nanos, .. } => {
             out.extend(u32b(if nanos { 0xa1b2_3c4d } else { 0xa1b2_c3d4 }));
             out.extend(u16b(2));
             out.extend(u16b(4));
@@ -65,21 +66,7 @@ fn file(layout: Layout, frames: &[(u32, Vec<u8>)]) -> Vec<u8> {
                 out.extend(f);
             }
         }
-        Layout::Pcapng { big_endian } => {
-            let u32b = |v: u32| {
-                if big_endian {
-                    v.to_be_bytes()
-                } else {
-                    v.to_le_bytes()
-                }
-            };
-            let u16b = |v: u16| {
-                if big_endian {
-                    v.to_be_bytes()
-                } else {
-                    v.to_le_bytes()
-                }
-            };
+        Layout::Pcapng { .. } => {
             // Section header: magic, version 1.0, unknown section length.
             out.extend(u32b(0x0A0D_0D0A));
             out.extend(u32b(28));

@@ -81,6 +81,23 @@ pub struct Decoded<'a> {
     pub tunnels: Tunnels,
 }
 
+impl Decoded<'_> {
+    /// A packet between `src` and `dst` of protocol `proto`, its transport not read yet.
+    fn bare(src: IpAddr, dst: IpAddr, proto: u8) -> Self {
+        Decoded {
+            src,
+            dst,
+            proto,
+            sport: 0,
+            dport: 0,
+            tcp: None,
+            icmp: None,
+            payload: &[],
+            tunnels: Tunnels::default(),
+        }
+    }
+}
+
 /// A fragment of an IP packet (not an atomic one), for [`super::reassembly`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fragment<'a> {
@@ -335,17 +352,7 @@ fn step<'a>(frame: Frame<'a>, may_decap: bool, tunnels: &mut Tunnels) -> Option<
     if payload.fragmented {
         return fragment(net, src, dst, proto, bytes).map(Step::Fragment);
     }
-    let mut decoded = Decoded {
-        src,
-        dst,
-        proto,
-        sport: 0,
-        dport: 0,
-        tcp: None,
-        icmp: None,
-        payload: &[],
-        tunnels: Tunnels::default(),
-    };
+    let mut decoded = Decoded::bare(src, dst, proto);
     transport(&mut decoded, bytes);
     Some(Step::Packet(decoded, bytes))
 }
@@ -377,40 +384,44 @@ fn transport<'a>(decoded: &mut Decoded<'a>, bytes: &'a [u8]) {
     }
 }
 
-/// The decode of a plain frame read at fixed offsets: untagged Ethernet, IPv4 that is not a
-/// fragment, TCP or a UDP datagram no tunnel could be in (`decap`). What [`decode_with`]
-/// gives for such a frame, without the general parse; `None` for anything else.
-pub fn quick_decode<'a>(data: &'a [u8], decap: &Decap) -> Option<Decoded<'a>> {
-    const ETH: usize = 14;
+/// The IPv4 header of a plain frame, read at fixed offsets: untagged Ethernet, IPv4 that is
+/// not a fragment and whose total length holds at least a UDP header, TCP or UDP. The header's
+/// first 20 bytes, its length and the packet's total length.
+#[inline]
+pub fn plain_ipv4(data: &[u8]) -> Option<(&[u8], usize, usize)> {
     if data.get(12..14)? != [0x08, 0x00] {
         return None;
     }
-    let ip = data.get(ETH..ETH + 20)?;
+    let ip = data.get(ETHERNET_HEADER..ETHERNET_HEADER + 20)?;
     let ihl = usize::from(ip[0] & 0x0f) * 4;
     let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
     let fragment = u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff;
-    let proto = ip[9];
-    if ip[0] >> 4 != 4 || ihl < 20 || total < ihl + 8 || fragment != 0 {
-        return None;
-    }
-    if !matches!(proto, TCP | UDP) {
-        return None;
-    }
+    let plain = ip[0] >> 4 == 4
+        && ihl >= 20
+        && total >= ihl + 8
+        && fragment == 0
+        && matches!(ip[9], TCP | UDP);
+    plain.then_some((ip, ihl, total))
+}
+
+/// Bytes of an Ethernet header without tags.
+pub const ETHERNET_HEADER: usize = 14;
+
+/// The decode of a plain frame ([`plain_ipv4`]) carrying TCP or a UDP datagram no tunnel could
+/// be in (`decap`): what [`decode_with`] gives for it, without the general parse; `None` for
+/// anything else.
+pub fn quick_decode<'a>(data: &'a [u8], decap: &Decap) -> Option<Decoded<'a>> {
+    let (ip, ihl, total) = plain_ipv4(data)?;
     // The payload as the total length bounds it, or what the capture kept of it.
-    let bytes = data.get(ETH + ihl..(ETH + total).min(data.len()))?;
-    let mut decoded = Decoded {
-        src: IpAddr::from([ip[12], ip[13], ip[14], ip[15]]),
-        dst: IpAddr::from([ip[16], ip[17], ip[18], ip[19]]),
-        proto,
-        sport: 0,
-        dport: 0,
-        tcp: None,
-        icmp: None,
-        payload: &[],
-        tunnels: Tunnels::default(),
-    };
+    let end = (ETHERNET_HEADER + total).min(data.len());
+    let bytes = data.get(ETHERNET_HEADER + ihl..end)?;
+    let mut decoded = Decoded::bare(
+        IpAddr::from([ip[12], ip[13], ip[14], ip[15]]),
+        IpAddr::from([ip[16], ip[17], ip[18], ip[19]]),
+        ip[9],
+    );
     transport(&mut decoded, bytes);
-    if proto == UDP && decap.may_carry(decoded.sport, decoded.dport) || bytes.len() < 4 {
+    if decoded.proto == UDP && decap.may_carry(decoded.sport, decoded.dport) || bytes.len() < 4 {
         return None;
     }
     Some(decoded)

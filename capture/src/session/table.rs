@@ -130,23 +130,9 @@ fn quick_frame(
     tunnels: bool,
     segment: u32,
 ) -> Option<(Key, (IpAddr, u16))> {
-    const ETH: usize = 14;
-    if data.get(12..14)? != [0x08, 0x00] {
-        return None;
-    }
-    let ip = data.get(ETH..ETH + 20)?;
-    let ihl = usize::from(ip[0] & 0x0f) * 4;
-    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-    let fragment = u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff;
+    const ETH: usize = packet::ETHERNET_HEADER;
+    let (ip, ihl, _) = packet::plain_ipv4(data)?;
     let proto = ip[9];
-    if ip[0] >> 4 != 4
-        || ihl < 20
-        || total < ihl + 8
-        || fragment != 0
-        || !matches!(proto, packet::TCP | packet::UDP)
-    {
-        return None;
-    }
     let ports = data.get(ETH + ihl..ETH + ihl + 4)?;
     let src = IpAddr::from([ip[12], ip[13], ip[14], ip[15]]);
     let dst = IpAddr::from([ip[16], ip[17], ip[18], ip[19]]);
