@@ -349,7 +349,20 @@ fn step<'a>(frame: Frame<'a>, may_decap: bool, tunnels: &mut Tunnels) -> Option<
     };
     let proto = payload.ip_number.0;
     let bytes = payload.payload;
-    if payload.fragmented {
+    // IPv6's fragment header is read here (etherparse 0.19 reads its offset and M bit in
+    // another order, so its `fragmented` misjudges some fragments): a fragment at offset 0
+    // without more to come is an atomic one, a packet (RFC 6946).
+    let fragmented = match net {
+        LaxNetSlice::Ipv6(_) => {
+            let f = fragment(net, src, dst, proto, bytes);
+            if let Some(f) = f.filter(|f| f.offset != 0 || f.more) {
+                return Some(Step::Fragment(f));
+            }
+            false
+        }
+        _ => payload.fragmented,
+    };
+    if fragmented {
         return fragment(net, src, dst, proto, bytes).map(Step::Fragment);
     }
     let mut decoded = Decoded::bare(src, dst, proto);
