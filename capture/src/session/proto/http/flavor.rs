@@ -54,7 +54,10 @@ pub fn is_method(token: &str) -> bool {
 
 /// What protocol a version token names: `HTTP/1.1`, `HTTP/1.2`, `RTSP/1.0`, `SIP/2.0`.
 pub fn version_of(token: &str) -> Option<Flavor> {
-    let has = |p: &str| token.len() > p.len() && token[..p.len()].eq_ignore_ascii_case(p);
+    // Compared as bytes: a token from the wire may hold a character across the prefix's end.
+    let has = |p: &str| {
+        token.len() > p.len() && token.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes())
+    };
     if has("HTTP/") {
         Some(Flavor::Http)
     } else if has("RTSP/") {
@@ -69,6 +72,13 @@ pub fn version_of(token: &str) -> Option<Flavor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_version_token_cut_inside_a_character_is_no_version() {
+        assert_eq!(version_of("HTT\u{709}1.1z"), None);
+        assert_eq!(version_of("SI\u{e9}/2.0"), None);
+        assert_eq!(version_of("http/1.1"), Some(Flavor::Http));
+    }
 
     #[test]
     fn rtsp_and_sip_are_told_apart_from_http() {
