@@ -440,6 +440,35 @@ pub fn quick_decode<'a>(data: &'a [u8], decap: &Decap) -> Option<Decoded<'a>> {
     Some(decoded)
 }
 
+/// The 8 bytes of the Fragment header among the IPv6 extension headers `exts`, whose first
+/// header is `first`. Walked here in safe code over the bytes etherparse kept: its extension
+/// iterator (0.19) reads past the end of a chain that a lax parse cut short (a hop-by-hop
+/// header after the first, or a header longer than the packet), which the fuzz corpus found.
+fn ipv6_fragment_header(first: u8, exts: &[u8]) -> Option<&[u8]> {
+    const HOP_BY_HOP: u8 = 0;
+    const ROUTING: u8 = 43;
+    const FRAGMENT: u8 = 44;
+    const AUTH: u8 = 51;
+    const DEST_OPTIONS: u8 = 60;
+    let (mut next, mut rest) = (first, exts);
+    // A chain holds each kind of header at most twice (RFC 8200 section 4.1).
+    for _ in 0..12 {
+        let len = match next {
+            FRAGMENT => 8,
+            HOP_BY_HOP | ROUTING | DEST_OPTIONS => (usize::from(*rest.get(1)?) + 1) * 8,
+            AUTH => (usize::from(*rest.get(1)?) + 2) * 4,
+            _ => return None,
+        };
+        let header = rest.get(..len)?;
+        if next == FRAGMENT {
+            return Some(header);
+        }
+        next = header[0];
+        rest = &rest[len..];
+    }
+    None
+}
+
 /// The fragment an IPv4 or IPv6 header says `payload` is.
 fn fragment<'a>(
     net: &LaxNetSlice<'a>,
@@ -460,18 +489,16 @@ fn fragment<'a>(
         // The fragment header's raw bytes (RFC 8200 section 4.5: the offset in the high 13
         // bits of bytes 2 and 3, the M flag in the lowest; etherparse 0.19 reads these bits
         // in another order, so they are read here).
-        LaxNetSlice::Ipv6(v6) => v6.extensions().clone().into_iter().find_map(|e| match e {
-            etherparse::Ipv6ExtensionSlice::Fragment(f) => {
-                let b = f.slice();
-                let field = u16::from_be_bytes([b[2], b[3]]);
-                Some((
-                    u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
-                    field >> 3,
-                    field & 1 == 1,
-                ))
-            }
-            _ => None,
-        })?,
+        LaxNetSlice::Ipv6(v6) => {
+            let ext = v6.extensions();
+            let b = ipv6_fragment_header(ext.first_header()?.0, ext.slice())?;
+            let field = u16::from_be_bytes([b[2], b[3]]);
+            (
+                u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+                field >> 3,
+                field & 1 == 1,
+            )
+        }
         LaxNetSlice::Arp(_) => return None,
     };
     Some(Fragment {
@@ -635,5 +662,31 @@ mod tests {
         let mut beacon = dot11;
         beacon[0] = 0x80;
         assert!(decode(linktype::IEEE802_11, &beacon).is_none());
+    }
+
+    /// The fragment header is found behind other extension headers, and a chain that ends
+    /// before its headers do (cut by the capture, or naming a header it does not hold) gives
+    /// none rather than a read past its end.
+    #[test]
+    fn ipv6_fragment_header_is_found_in_a_chain_and_never_read_past_its_end() {
+        // Destination options (8 bytes, next: fragment), then the fragment header.
+        let mut chain = vec![44, 0, 1, 4, 0, 0, 0, 0];
+        chain.extend([17, 0, 0x00, 0x11, 0xde, 0xad, 0xbe, 0xef]);
+        let f = ipv6_fragment_header(60, &chain).unwrap();
+        assert_eq!(f, &chain[8..]);
+        for cut in 0..chain.len() {
+            assert_eq!(
+                ipv6_fragment_header(60, &chain[..cut]),
+                None,
+                "cut at {cut}"
+            );
+        }
+        // A chain that names a hop-by-hop header it does not hold, and one that loops.
+        assert_eq!(ipv6_fragment_header(0, &[]), None);
+        assert_eq!(ipv6_fragment_header(60, &[60, 0, 0, 0, 0, 0, 0, 0]), None);
+        let looping: Vec<u8> = [60u8, 0, 0, 0, 0, 0, 0, 0].repeat(20);
+        assert_eq!(ipv6_fragment_header(60, &looping), None);
+        // Not IPv6 extension headers at all.
+        assert_eq!(ipv6_fragment_header(17, &chain), None);
     }
 }
