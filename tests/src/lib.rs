@@ -6,6 +6,7 @@
 
 pub mod browser;
 pub mod clients;
+pub mod enterprise;
 pub mod mqtt;
 pub mod net;
 pub mod pcapgen;

@@ -47,6 +47,9 @@ apps! {
     Sip => "sip",
     Modbus => "modbus",
     Bacnet => "bacnet",
+    /// SMB1 and SMB2/3, direct or over the NetBIOS session service.
+    Smb => "smb",
+    Kerberos => "kerberos",
     /// ICMP and ICMPv6.
     Icmp => "icmp",
     /// Nothing in the payload or the port said what it is.

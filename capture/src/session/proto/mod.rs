@@ -14,20 +14,23 @@ pub mod coap;
 pub mod dhcp;
 pub mod dhcpv6;
 pub mod dns;
+pub mod frames;
 pub mod ftp;
 pub mod http;
+pub mod kerberos;
 pub mod lines;
 pub mod modbus;
 pub mod mqtt;
 pub mod ntlmssp;
 pub mod ntp;
+pub mod smb;
 pub mod smtp;
 pub mod ssdp;
 pub mod ssh;
 pub mod tls;
 pub mod values;
 
-pub use values::{Bounds, Found, List, MAX_VALUE_LEN, clean, clean_into};
+pub use values::{Bounds, Found, List, MAX_VALUE_LEN, clean, clean_into, clean_utf16le};
 
 use std::sync::LazyLock;
 
@@ -146,6 +149,8 @@ pub static REGISTRY: &[&Protocol] = &[
     &smtp::SMTP,
     &ftp::FTP,
     &mqtt::MQTT,
+    &smb::SMB,
+    &kerberos::KERBEROS,
     &dhcp::DHCP,
     &dhcpv6::DHCPV6,
     &bacnet::BACNET,

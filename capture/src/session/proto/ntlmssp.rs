@@ -52,16 +52,12 @@ pub fn authenticate(msg: &[u8]) -> Option<Authenticate> {
         let len = usize::from(u16_at(msg, field)?).min(MAX_NAME * 2);
         let offset = usize::try_from(u32_at(msg, field + 4)?).ok()?;
         let bytes = msg.get(offset..offset.checked_add(len)?)?;
-        let text = if flags & UNICODE != 0 {
-            let units: Vec<u16> = bytes
-                .chunks_exact(2)
-                .map(|c| u16::from_le_bytes([c[0], c[1]]))
-                .collect();
-            String::from_utf16_lossy(&units)
+        Some(if flags & UNICODE != 0 {
+            super::clean_utf16le(bytes)
         } else {
-            bytes.iter().map(|&b| char::from(b)).collect()
-        };
-        Some(super::clean(text.as_bytes()))
+            let latin1: String = bytes.iter().map(|&b| char::from(b)).collect();
+            super::clean(latin1.as_bytes())
+        })
     };
     Some(Authenticate {
         domain: name(28)?,

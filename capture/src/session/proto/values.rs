@@ -306,6 +306,17 @@ pub fn clean_into(bytes: &[u8], out: &mut String) {
     out.push_str(text.trim());
 }
 
+/// UTF-16LE text from the wire (SMB, NTLMSSP), made safe to keep as [`clean`] does; a NUL
+/// ends it.
+pub fn clean_utf16le(bytes: &[u8]) -> String {
+    let units: Vec<u16> = bytes[..bytes.len().min(MAX_VALUE_LEN)]
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .take_while(|&u| u != 0)
+        .collect();
+    clean(String::from_utf16_lossy(&units).as_bytes())
+}
+
 /// The file name part of a URL path: `/dl/a%20b.bin?x=1` -> `a b.bin`.
 pub fn filename_of_path(path: &str) -> Option<String> {
     let path = path.split(['?', '#']).next()?;
