@@ -196,7 +196,27 @@ fn idle_sessions_leave_the_table() {
 /// Every registered protocol has one; a protocol added without one fails the test below.
 fn sample(app: App) -> (Vec<u8>, Vec<u8>) {
     let text = |c: &str, s: &str| (c.as_bytes().to_vec(), s.as_bytes().to_vec());
+    let hex = |h: &str| {
+        (0..h.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+            .collect::<Vec<u8>>()
+    };
     match app {
+        // An SMB2 SESSION_SETUP carrying an NTLMSSP AUTHENTICATE (LAB\alice), framed as on 445.
+        App::Smb => (
+            hex(
+                "000000eafe534d42400000000000000001000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000580092000000000000000000a182010030814e544c4d53535000030000001800180048000000180018006000000006000600780000000a000a007e0000000400040088000000000000008c0000000100080000000000000000000000000000000000000000000000000000000000000000000101010101010101010101010101010101010101010101014c004100420061006c0069006300650057005300",
+            ),
+            Vec::new(),
+        ),
+        // An AS-REQ for alice@LAB.TEST.
+        App::Kerberos => (
+            hex(
+                "6a7d307ba103020105a20302010aa46f306da00703050050000000a1123010a003020101a10930071b05616c696365a20a1b084c41422e54455354a31d301ba003020102a11430121b066b72627467741b084c41422e54455354a511180f32303337303931333032343830355aa706020412345678a8083006020112020111",
+            ),
+            Vec::new(),
+        ),
         App::Tls => (client_hello("device.lab"), Vec::new()),
         App::Ssh => text("SSH-2.0-OpenSSH_9.2\r\n", "SSH-2.0-dropbear\r\n"),
         App::Ssdp => text(
@@ -297,6 +317,11 @@ fn session_frames(protocol: &Protocol, tcp: bool, port: u16, piece: usize) -> Ve
     if tcp && matches!(protocol.app, App::Dns | App::Mdns) {
         // DNS over TCP: each message after its length.
         let len = (client.len() as u16).to_be_bytes();
+        client.splice(0..0, len);
+    }
+    if tcp && protocol.app == App::Kerberos {
+        // Kerberos over TCP: each message after its 4-byte length.
+        let len = (client.len() as u32).to_be_bytes();
         client.splice(0..0, len);
     }
     let (c, s) = ([10, 0, 0, 1], [10, 0, 0, 2]);

@@ -195,7 +195,10 @@ pub fn smbclient(ip: &str, protocol: &str, dir: &Path) {
 pub fn rpcclient(ip: &str) {
     // The server may refuse the call itself; the pipe is opened either way, and that is what
     // is looked for.
-    let _ = run(Command::new("rpcclient")
-        .arg(ip)
-        .args(["-U", &format!("{USER}%{PASSWORD}"), "-c", "srvinfo"]));
+    let _ = run(Command::new("rpcclient").arg(ip).args([
+        "-U",
+        &format!("{USER}%{PASSWORD}"),
+        "-c",
+        "srvinfo",
+    ]));
 }

@@ -4,13 +4,14 @@
 //! nothing. Tickets and encrypted parts are never read. Messages are decoded by
 //! `kerberos-parser` (the rusticata parser Suricata uses).
 
-use kerberos_parser::krb5::{PrincipalName, Realm};
-use kerberos_parser::krb5_parser::{parse_as_rep, parse_as_req, parse_krb_error, parse_tgs_rep};
+use der_parser::asn1_rs::FromDer;
+use kerberos_parser::krb5::{KrbError, PrincipalName, Realm};
+use kerberos_parser::krb5_parser::{parse_as_rep, parse_as_req, parse_tgs_rep};
 use pcap_protocol::session::App;
 
 use super::frames::{Frames, Framing};
-use crate::session::packet::TCP;
 use super::{Dir, Found, Inspect, List, Probe, Protocol, Transports, Wants, clean};
+use crate::session::packet::TCP;
 
 pub static KERBEROS: Protocol = Protocol {
     app: App::Kerberos,
@@ -68,7 +69,7 @@ pub fn is_message(msg: &[u8]) -> bool {
         Some(&TGS_REQ) => kerberos_parser::krb5_parser::parse_tgs_req(msg).is_ok(),
         Some(&AS_REP) => parse_as_rep(msg).is_ok(),
         Some(&TGS_REP) => parse_tgs_rep(msg).is_ok(),
-        Some(&KRB_ERROR) => parse_krb_error(msg).is_ok(),
+        Some(&KRB_ERROR) => KrbError::from_der(msg).is_ok(),
         _ => false,
     }
 }
@@ -90,7 +91,7 @@ pub fn client_principal(msg: &[u8]) -> Option<String> {
             (rep.cname, rep.crealm)
         }
         KRB_ERROR => {
-            let (_, err) = parse_krb_error(msg).ok()?;
+            let (_, err) = KrbError::from_der(msg).ok()?;
             (err.cname?, err.crealm?)
         }
         _ => return None,

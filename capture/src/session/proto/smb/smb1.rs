@@ -166,7 +166,10 @@ fn request(command: u8, b: &Block<'_>, text: &Text<'_>, found: &mut Found) {
             // The name is where the subcommand puts it in the parameters, not realigned.
             let params = usize::from(u16_at(b.words, 20).unwrap_or(0));
             let params_end = params + usize::from(u16_at(b.words, 18).unwrap_or(0));
-            let Some(name) = text.msg.get(params + name_at..params_end.min(text.msg.len())) else {
+            let Some(name) = text
+                .msg
+                .get(params + name_at..params_end.min(text.msg.len()))
+            else {
                 return;
             };
             found.add(
@@ -213,7 +216,10 @@ mod tests {
         let mut found = Found::default();
         let mut setup = ntlm_message("CORP", "bob", "WS");
         setup.insert(0, 0xa1);
-        read(&message(SESSION_SETUP_ANDX, &no_andx(24), &setup), &mut found);
+        read(
+            &message(SESSION_SETUP_ANDX, &no_andx(24), &setup),
+            &mut found,
+        );
 
         // Tree connect: a one-byte password, then the path aligned to 2.
         let mut words = no_andx(8);

@@ -170,7 +170,12 @@ pub(crate) mod tests {
         for cut in 0..good.len() {
             let mut found = Found::default();
             read(&good[..cut], &mut found);
-            assert!(found.filenames.iter().all(|f| "a.txt".starts_with(f.as_str())));
+            assert!(
+                found
+                    .filenames
+                    .iter()
+                    .all(|f| "a.txt".starts_with(f.as_str()))
+            );
         }
         // A compound pointing to itself or past the end ends the chain.
         let mut looped = good.clone();
