@@ -1,6 +1,7 @@
 //! The servers of an enterprise network for the session tests, run for real in a test
-//! namespace: Samba (SMB1 and SMB2/3, NTLM logins, a share and the IPC$ pipes) and an MIT
-//! Kerberos KDC, each in its own scratch directory, stopped when dropped.
+//! namespace: Samba (SMB1 and SMB2/3, NTLM logins, a share and the IPC$ pipes), an MIT
+//! Kerberos KDC, PostgreSQL, MariaDB, FreeRADIUS, tftpd-hpa and Dovecot (IMAP and POP3), each
+//! in its own scratch directory, stopped when dropped; and the clients that log in to them.
 
 use std::path::Path;
 use std::process::Command;
@@ -150,6 +151,391 @@ impl Kdc {
             .arg("cifs/fs01.lab.test"));
         assert!(out.status.success(), "kvno: {out:?}");
     }
+}
+
+/// A server process, stopped when dropped: asked to stop (SIGTERM) so that it takes its
+/// worker processes with it, killed if it has not after a few seconds.
+#[derive(Debug)]
+pub struct Server(Option<std::process::Child>);
+
+impl Server {
+    fn spawn(cmd: &mut Command, log: &Path) -> Self {
+        let log = std::fs::File::create(log).unwrap();
+        let child = cmd
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+        Server(Some(child))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let Some(mut child) = self.0.take() else {
+            return;
+        };
+        if let Ok(pid) = i32::try_from(child.id()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        if !wait_until(Duration::from_secs(5), || {
+            child.try_wait().ok().flatten().is_some()
+        }) {
+            let _ = child.kill();
+        }
+        let _ = child.wait();
+    }
+}
+
+/// `program` in the namespace as the system user `user` (no forked session to outlive it).
+fn as_user(in_ns: &impl Fn(&str) -> Command, user: &str, program: &str) -> Command {
+    let mut cmd = in_ns("setpriv");
+    cmd.args(["--reuid", user, "--regid", user, "--clear-groups", program]);
+    cmd
+}
+
+/// Waits for `ip:port` (TCP) to answer, or fails the test with `log`.
+fn await_port(ip: &str, port: u16, what: &str, log: &Path) {
+    assert!(
+        wait_until(Duration::from_secs(30), || port_open(ip, port)),
+        "{what} did not answer on {ip}:{port}: {}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+/// PostgreSQL's and MariaDB's database user, and its password.
+pub const DB_USER: &str = "reporter";
+
+/// A PostgreSQL server that asks [`DB_USER`] for a password (SCRAM) over TCP, without TLS.
+#[derive(Debug)]
+pub struct Postgres {
+    _server: Server,
+}
+
+impl Postgres {
+    pub fn start(in_ns: impl Fn(&str) -> Command, ip: &str, dir: &Path) -> Self {
+        let bin = Path::new("/usr/lib/postgresql/15/bin");
+        std::fs::create_dir_all(dir).unwrap();
+        let out = run(Command::new("chown").arg("postgres").arg(dir));
+        assert!(out.status.success(), "chown: {out:?}");
+        let data = dir.join("data");
+        let pwfile = dir.join("pw");
+        std::fs::write(&pwfile, PASSWORD).unwrap();
+        let out = run(Command::new("setpriv")
+            .args([
+                "--reuid",
+                "postgres",
+                "--regid",
+                "postgres",
+                "--clear-groups",
+            ])
+            .arg(bin.join("initdb"))
+            .arg("-D")
+            .arg(&data)
+            .args([
+                "-U",
+                DB_USER,
+                "--auth-host=scram-sha-256",
+                "--auth-local=trust",
+            ])
+            .arg(format!("--pwfile={}", pwfile.display())));
+        assert!(out.status.success(), "initdb: {out:?}");
+        let mut hba = std::fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("pg_hba.conf"))
+            .unwrap();
+        std::io::Write::write_all(&mut hba, b"host all all 0.0.0.0/0 scram-sha-256\n").unwrap();
+        let log = dir.join("log");
+        let postgres = bin.join("postgres");
+        let server = Server::spawn(
+            as_user(&in_ns, "postgres", postgres.to_str().unwrap())
+                .arg("-D")
+                .arg(&data)
+                .arg("-k")
+                .arg(dir)
+                .args(["-h", ip, "-p", "5432"]),
+            &log,
+        );
+        await_port(ip, 5432, "postgres", &log);
+        Postgres { _server: server }
+    }
+}
+
+/// `psql` as [`DB_USER`] (it asks for TLS first and is refused, then logs in in the clear).
+pub fn psql(ip: &str) {
+    let out = run(Command::new("psql")
+        .env("PGPASSWORD", PASSWORD)
+        .args(["-h", ip, "-U", DB_USER, "-d", "postgres", "-c", "select 1"]));
+    assert!(out.status.success(), "psql: {out:?}");
+}
+
+/// A MariaDB server with the account [`DB_USER`]@`%`.
+#[derive(Debug)]
+pub struct Mariadb {
+    _server: Server,
+}
+
+impl Mariadb {
+    pub fn start(in_ns: impl Fn(&str) -> Command, ip: &str, dir: &Path) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let data = dir.join("data");
+        let out = run(Command::new("mariadb-install-db")
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .args(["--user=root", "--auth-root-authentication-method=socket"]));
+        assert!(out.status.success(), "mariadb-install-db: {out:?}");
+        let socket = dir.join("sock");
+        let log = dir.join("log");
+        let server = Server::spawn(
+            in_ns("mariadbd")
+                .arg("--no-defaults")
+                .arg(format!("--datadir={}", data.display()))
+                .arg(format!("--socket={}", socket.display()))
+                .arg(format!("--pid-file={}", dir.join("pid").display()))
+                .args(["--user=root", "--skip-log-bin", "--port=3306"])
+                .arg(format!("--bind-address={ip}")),
+            &log,
+        );
+        await_port(ip, 3306, "mariadbd", &log);
+        let out = run(Command::new("mariadb")
+            .arg("--no-defaults")
+            .arg(format!("--socket={}", socket.display()))
+            .args(["-u", "root", "-e"])
+            .arg(format!(
+                "CREATE USER '{DB_USER}'@'%' IDENTIFIED BY '{PASSWORD}'; \
+                 GRANT SELECT ON *.* TO '{DB_USER}'@'%'"
+            )));
+        assert!(out.status.success(), "mariadb CREATE USER: {out:?}");
+        Mariadb { _server: server }
+    }
+}
+
+/// The `mariadb` client as [`DB_USER`].
+pub fn mariadb(ip: &str) {
+    let out = run(Command::new("mariadb")
+        .arg("--no-defaults")
+        .args(["-h", ip, "-u", DB_USER])
+        .arg(format!("-p{PASSWORD}"))
+        .args(["-e", "select 1"]));
+    assert!(out.status.success(), "mariadb: {out:?}");
+}
+
+/// The RADIUS user and the shared secret of the test network's clients.
+pub const RADIUS_USER: &str = "bob";
+const RADIUS_SECRET: &str = "lab-secret";
+
+/// FreeRADIUS with Debian's configuration, knowing [`RADIUS_USER`] and the host's network.
+#[derive(Debug)]
+pub struct Radius {
+    _server: Server,
+}
+
+impl Radius {
+    pub fn start(in_ns: impl Fn(&str) -> Command, host_ip: &str, dir: &Path) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let raddb = dir.join("raddb");
+        let out = run(Command::new("cp")
+            .arg("-a")
+            .arg("/etc/freeradius/3.0")
+            .arg(&raddb));
+        assert!(out.status.success(), "cp raddb: {out:?}");
+        let append = |file: &str, text: &str| {
+            let path = raddb.join(file);
+            let old = std::fs::read_to_string(&path).unwrap();
+            std::fs::write(&path, format!("{old}{text}")).unwrap();
+        };
+        append(
+            "clients.conf",
+            &format!("client lab {{\n  ipaddr = {host_ip}\n  secret = {RADIUS_SECRET}\n}}\n"),
+        );
+        let users = raddb.join("mods-config/files/authorize");
+        let old = std::fs::read_to_string(&users).unwrap();
+        std::fs::write(
+            &users,
+            format!("{RADIUS_USER} Cleartext-Password := \"{PASSWORD}\"\n{old}"),
+        )
+        .unwrap();
+        // Runs as root here, not as Debian's freerad user.
+        let conf = raddb.join("radiusd.conf");
+        let text = std::fs::read_to_string(&conf)
+            .unwrap()
+            .replace("\tuser = freerad", "\t#user = freerad")
+            .replace("\tgroup = freerad", "\t#group = freerad");
+        std::fs::write(&conf, text).unwrap();
+        let log = dir.join("log");
+        let server = Server::spawn(
+            in_ns("freeradius")
+                .arg("-f")
+                .arg("-d")
+                .arg(&raddb)
+                .arg("-l")
+                .arg(&log),
+            &dir.join("out"),
+        );
+        assert!(
+            wait_until(Duration::from_secs(30), || std::fs::read_to_string(&log)
+                .is_ok_and(|l| l.contains("Ready to process requests"))),
+            "freeradius did not start: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        Radius { _server: server }
+    }
+}
+
+/// `radtest` as [`RADIUS_USER`]: an Access-Request that is accepted.
+pub fn radtest(ip: &str) {
+    let out = run(Command::new("radtest").args([RADIUS_USER, PASSWORD, ip, "0", RADIUS_SECRET]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Access-Accept"), "radtest: {out:?}");
+}
+
+/// tftpd-hpa serving `fw.bin`, taking uploads.
+#[derive(Debug)]
+pub struct Tftp {
+    _server: Server,
+}
+
+impl Tftp {
+    pub fn start(in_ns: impl Fn(&str) -> Command, ip: &str, dir: &Path) -> Self {
+        let root = dir.join("root");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join("fw.bin"), "firmware image\n").unwrap();
+        let server = Server::spawn(
+            in_ns("in.tftpd")
+                .args(["-L", "-c", "-u", "root", "-s"])
+                .arg(&root)
+                .args(["--address", &format!("{ip}:69")]),
+            &dir.join("log"),
+        );
+        // UDP: nothing to connect to; the first request is retried by curl until it answers.
+        Tftp { _server: server }
+    }
+}
+
+/// curl's `tftp://`: gets `fw.bin` and puts `up-<n>.txt`.
+pub fn tftp(ip: &str, dir: &Path) {
+    let got = dir.join("fw-got.bin");
+    let out = run(Command::new("curl")
+        .args(["-sS", "--retry", "3", "--connect-timeout", "5"])
+        .arg(format!("tftp://{ip}/fw.bin"))
+        .arg("-o")
+        .arg(&got));
+    assert!(out.status.success(), "curl tftp get: {out:?}");
+    assert_eq!(std::fs::read_to_string(&got).unwrap(), "firmware image\n");
+    let up = dir.join("config-backup.txt");
+    std::fs::write(&up, "hostname sw1\n").unwrap();
+    let out = run(Command::new("curl")
+        .args(["-sS", "-T"])
+        .arg(&up)
+        .arg(format!("tftp://{ip}/")));
+    assert!(out.status.success(), "curl tftp put: {out:?}");
+}
+
+/// The mail user of Dovecot.
+pub const MAIL_USER: &str = "alice";
+
+/// Dovecot serving IMAP and POP3 without TLS, [`MAIL_USER`] in a password file.
+#[derive(Debug)]
+pub struct Dovecot {
+    _server: Server,
+}
+
+impl Dovecot {
+    pub fn start(in_ns: impl Fn(&str) -> Command, ip: &str, dir: &Path) -> Self {
+        let d = dir.display();
+        for sub in ["mail", "run", "state"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        let out = run(Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(dir.join("mail")));
+        assert!(out.status.success(), "chown: {out:?}");
+        std::fs::write(
+            dir.join("users"),
+            format!("{MAIL_USER}:{{PLAIN}}{PASSWORD}\n"),
+        )
+        .unwrap();
+        let conf = dir.join("dovecot.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "protocols = imap pop3\nlisten = {ip}\nbase_dir = {d}/run\nstate_dir = {d}/state\n\
+                 ssl = no\ndisable_plaintext_auth = no\nauth_mechanisms = plain login\n\
+                 mail_location = maildir:{d}/mail/%u\nfirst_valid_uid = 1\nlog_path = {d}/log\n\
+                 default_internal_user = dovecot\ndefault_login_user = dovenull\n\
+                 passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN {d}/users\n}}\n\
+                 userdb {{\n  driver = static\n  args = uid=65534 gid=65534 home={d}/mail/%u\n}}\n"
+            ),
+        )
+        .unwrap();
+        let log = dir.join("out");
+        let server = Server::spawn(in_ns("dovecot").arg("-F").arg("-c").arg(&conf), &log);
+        await_port(ip, 143, "dovecot", &log);
+        await_port(ip, 110, "dovecot", &log);
+        Dovecot { _server: server }
+    }
+}
+
+/// Mail clients against Dovecot as [`MAIL_USER`]: curl appends `message` and fetches it back
+/// over IMAP and POP3 (its SASL PLAIN logins), and Python's imaplib and poplib log in with
+/// IMAP `LOGIN` and POP3 `USER` and fetch it again.
+pub fn mail_clients(ip: &str, message: &Path) {
+    let login = format!("{MAIL_USER}:{PASSWORD}");
+    let curl = |args: &[&str]| {
+        let out = run(Command::new("curl").args(["-sS", "-u", &login]).args(args));
+        assert!(out.status.success(), "curl {args:?}: {out:?}");
+        out.stdout
+    };
+    curl(&[
+        "-T",
+        message.to_str().unwrap(),
+        &format!("imap://{ip}/INBOX"),
+    ]);
+    let fetched = curl(&[&format!("imap://{ip}/INBOX;UID=1")]);
+    assert!(String::from_utf8_lossy(&fetched).contains("Subject:"));
+    curl(&[&format!("pop3://{ip}/1")]);
+    let script = format!(
+        "import imaplib, poplib\n\
+         m = imaplib.IMAP4('{ip}')\nm.login('{MAIL_USER}', '{PASSWORD}')\nm.select('INBOX')\n\
+         m.fetch('1', '(RFC822)')\nm.logout()\n\
+         p = poplib.POP3('{ip}')\np.user('{MAIL_USER}')\np.pass_('{PASSWORD}')\n\
+         p.retr(1)\np.quit()\n"
+    );
+    let out = run(Command::new("python3").args(["-c", &script]));
+    assert!(out.status.success(), "imaplib/poplib: {out:?}");
+}
+
+/// An RDP client's connection request with the `mstshash` cookie of `user`, sent to a
+/// listener on 3389 in the namespace (no RDP server runs here; the request is what names the
+/// user, and tshark dissects it on its own).
+pub fn rdp_connection_request(in_ns: impl Fn(&str) -> Command, ip: &str, user: &str) {
+    let listener = format!(
+        "import socket\ns = socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+         s.bind(('{ip}', 3389))\ns.listen(1)\ns.settimeout(20)\nc, _ = s.accept()\n\
+         c.settimeout(5)\nc.recv(4096)\n\
+         c.sendall(bytes.fromhex('0300001306d00000123400020f080001000000'))\nc.close()\n"
+    );
+    let mut server = in_ns("python3");
+    let mut server = spawn(server.args(["-c", &listener]));
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            let out = run(in_ns("ss").args(["-Hltn", "sport = :3389"]));
+            !out.stdout.is_empty()
+        }),
+        "the RDP listener did not start"
+    );
+    let client = format!(
+        "import socket\ncookie = b'Cookie: mstshash={user}\\r\\n'\n\
+         neg = bytes([1, 0, 8, 0, 3, 0, 0, 0])\nx224 = bytes([0xe0, 0, 0, 0, 0, 0]) + cookie + neg\n\
+         x224 = bytes([len(x224)]) + x224\ntpkt = bytes([3, 0]) + (len(x224) + 4).to_bytes(2, 'big') + x224\n\
+         c = socket.create_connection(('{ip}', 3389), timeout=10)\nc.sendall(tpkt)\nc.recv(4096)\nc.close()\n"
+    );
+    let out = run(Command::new("python3").args(["-c", &client]));
+    assert!(out.status.success(), "RDP client: {out:?}");
+    let _ = server.0.as_mut().map(std::process::Child::wait);
 }
 
 /// Runs `cmd` with `input` on its standard input.

@@ -1,12 +1,17 @@
 //! Users, shares and file names of an enterprise network's sessions, from real servers and
 //! clients (Samba with smbclient and rpcclient over SMB3 and SMB1, an MIT KDC with kinit and
-//! kvno over UDP and TCP), captured live by the agent and compared with tshark's dissection
-//! of the same capture: every value tshark shows is in the agent's record, and nothing else.
+//! kvno over UDP and TCP; PostgreSQL with psql, MariaDB with mariadb, FreeRADIUS with radtest,
+//! tftpd-hpa with curl, Dovecot with curl, imaplib and poplib, and an RDP connection
+//! request), captured live by the agent and compared with tshark's dissection of the same
+//! capture: every value tshark shows is in the agent's record, and nothing else.
 
 use std::collections::BTreeSet;
 
 use pcap_protocol::session::{App, Transport};
-use pcap_tests::enterprise::{Kdc, Samba, rpcclient, smbclient};
+use pcap_tests::enterprise::{
+    self, Dovecot, Kdc, Mariadb, Postgres, Radius, Samba, Tftp, mail_clients, mariadb, psql,
+    radtest, rdp_connection_request, rpcclient, smbclient, tftp,
+};
 use pcap_tests::net::VethPair;
 use pcap_tests::{Record, Scratch, require_root, tshark_query};
 use serde_json::json;
@@ -16,6 +21,40 @@ const DECODE: [&str; 0] = [];
 
 fn set(values: impl IntoIterator<Item = String>) -> BTreeSet<String> {
     values.into_iter().filter(|v| !v.is_empty()).collect()
+}
+
+/// A protocol compared per session: transport, server port, application, tshark's fields,
+/// and the record's values they are compared with.
+type Check = (
+    &'static str,
+    u16,
+    App,
+    &'static [&'static str],
+    fn(&Record) -> Vec<String>,
+);
+
+/// The values tshark shows in the client's packets to `port` (TCP or UDP), per client port.
+fn tshark_by_client(
+    pcap: &std::path::Path,
+    transport: &str,
+    port: u16,
+    fields: &[&str],
+) -> Vec<(String, Vec<String>)> {
+    let filter = format!("{transport}.dstport == {port}");
+    tshark_values(pcap, &filter, &format!("{transport}.srcport"), fields)
+}
+
+/// tshark's values per client port, gathered into a set each.
+fn sets_by_port(
+    rows: &[(String, Vec<String>)],
+) -> std::collections::BTreeMap<String, BTreeSet<String>> {
+    let mut out = std::collections::BTreeMap::<String, BTreeSet<String>>::new();
+    for (port, values) in rows {
+        out.entry(port.clone())
+            .or_default()
+            .extend(values.iter().cloned());
+    }
+    out
 }
 
 /// The records of TCP or UDP sessions to `port` of the server, by the client's port.
@@ -162,4 +201,185 @@ fn smb_and_kerberos_users_shares_and_files_agree_with_tshark() {
                 .any(|r| r.protocol == Transport::Udp && !r.users().is_empty()),
         "both transports give the user: {kerberos:#?}"
     );
+}
+
+#[test]
+fn database_mail_radius_tftp_and_rdp_logins_agree_with_tshark() {
+    require_root!(
+        "database, mail, RADIUS and TFTP servers in a test network namespace and a live capture"
+    );
+    let pair = VethPair::create();
+    let s = Scratch::with_interfaces(&[&pair.host_if], "");
+    s.authorize();
+    let agent = s.start_agent();
+    let ip = pair.ns_ip.clone();
+    let in_ns = |p: &str| pair.in_ns(p);
+    let _pg = Postgres::start(in_ns, &ip, &s.path("pg"));
+    let _my = Mariadb::start(in_ns, &ip, &s.path("mariadb"));
+    let _radius = Radius::start(in_ns, &pair.host_ip, &s.path("radius"));
+    let _tftp = Tftp::start(in_ns, &ip, &s.path("tftp"));
+    let _mail = Dovecot::start(in_ns, &ip, &s.path("dovecot"));
+    let message = s.path("message.eml");
+    std::fs::write(
+        &message,
+        "From: Bob <bob@lab.test>\r\nTo: alice@lab.test\r\nCc: carol@lab.test\r\n\
+         Subject: Quarterly =?UTF-8?Q?r=C3=A9sults?=\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\n\
+         Content-Type: text/plain\r\n\r\nsee attached\r\n--b1\r\n\
+         Content-Type: application/pdf; name=\"q3.pdf\"\r\n\
+         Content-Disposition: attachment; filename=\"q3.pdf\"\r\n\r\nJVBERi0xLjQ=\r\n--b1--\r\n",
+    )
+    .unwrap();
+
+    let capture = agent.start_capture_ok(&json!({"interface": pair.host_if, "filter": "", "reason": "unknown_application", "limits": {"max_duration": "120s"}}));
+    let id = capture["id"].as_str().unwrap().to_owned();
+    psql(&ip);
+    mariadb(&ip);
+    radtest(&ip);
+    tftp(&ip, &s.path("tftp"));
+    mail_clients(&ip, &message);
+    rdp_connection_request(in_ns, &ip, "jdoe");
+    let stopped = agent.post_delete(&id);
+    let by_app = &stopped["sessions"]["by_application"];
+    for (app, least) in [
+        ("postgresql", 1),
+        ("mysql", 1),
+        ("radius", 1),
+        ("tftp", 2),
+        ("imap", 3),
+        ("pop3", 2),
+        ("rdp", 1),
+    ] {
+        assert!(
+            by_app[app].as_u64().unwrap_or(0) >= least,
+            "{app}: {by_app}"
+        );
+    }
+    let records = s.session_records(&id);
+    let pcap = s.decrypt(&s.segments(&id)[0]);
+
+    // For each protocol, per client port: the users (or file names) tshark shows in the
+    // client's packets are the record's.
+    let mut compared = 0;
+    let checks: [Check; 5] = [
+        (
+            "tcp",
+            5432,
+            App::Postgresql,
+            &["pgsql.parameter_name", "pgsql.parameter_value"],
+            |r| r.users().to_vec(),
+        ),
+        ("tcp", 3306, App::Mysql, &["mysql.user"], |r| {
+            r.users().to_vec()
+        }),
+        ("udp", 1812, App::Radius, &["radius.User_Name"], |r| {
+            r.users().to_vec()
+        }),
+        (
+            "udp",
+            69,
+            App::Tftp,
+            &["tftp.source_file", "tftp.destination_file"],
+            |r| r.filenames().to_vec(),
+        ),
+        ("tcp", 3389, App::Rdp, &["rdp.rt_cookie"], |r| {
+            r.users().to_vec()
+        }),
+    ];
+    for (transport, port, app, fields, of) in checks {
+        let rows = tshark_by_client(&pcap, transport, port, fields);
+        let wanted = sets_by_port(&rows);
+        assert!(!wanted.is_empty(), "tshark shows {app} values: {rows:?}");
+        for (client, values) in wanted {
+            let values: BTreeSet<String> = match app {
+                // `name,name,...` then `value,value,...`: the value of `user`.
+                App::Postgresql => rows
+                    .iter()
+                    .filter(|(p, _)| *p == client)
+                    .flat_map(|(_, row)| {
+                        let (names, vals) = row.split_at(row.len() / 2);
+                        names
+                            .iter()
+                            .zip(vals)
+                            .filter(|(n, _)| *n == "user")
+                            .map(|(_, v)| v.clone())
+                            .collect::<Vec<_>>()
+                    })
+                    .collect(),
+                App::Rdp => values
+                    .iter()
+                    .filter_map(|c| {
+                        c.trim()
+                            .strip_prefix("Cookie: mstshash=")
+                            .map(str::to_owned)
+                    })
+                    .collect(),
+                _ => values,
+            };
+            let record = records
+                .iter()
+                .find(|r| {
+                    r.source().1.map(|p| p.to_string()) == Some(client.clone())
+                        && r.destination().1 == Some(port)
+                })
+                .unwrap_or_else(|| panic!("a record of {app} from port {client}"));
+            assert_eq!(record.application(), Some(app));
+            assert_eq!(set(of(record)), values, "{app} from {client}");
+            compared += 1;
+        }
+    }
+    assert!(compared >= 6, "{compared}");
+    // The TFTP transfers, from the server's new port, are named too.
+    assert!(
+        records
+            .iter()
+            .filter(|r| r.application() == Some(App::Tftp)
+                && r.destination().1 != Some(69)
+                && r.source().1 != Some(69))
+            .count()
+            >= 2,
+        "{records:#?}"
+    );
+
+    // Mail: the users of IMAP LOGIN and POP3 USER as tshark shows them; the SASL PLAIN
+    // logins (tshark does not decode them) give the one user that logged in.
+    let imap = sets_by_port(&tshark_by_client(
+        &pcap,
+        "tcp",
+        143,
+        &["imap.request.username"],
+    ));
+    let pop_rows = tshark_values(
+        &pcap,
+        "tcp.dstport == 110 && pop.request.command == \"USER\"",
+        "tcp.srcport",
+        &["pop.request.parameter"],
+    );
+    let pop = sets_by_port(&pop_rows);
+    assert!(
+        imap.values().any(|u| !u.is_empty()) && !pop.is_empty(),
+        "{imap:?} {pop:?}"
+    );
+    for (port, app, shown, request) in [
+        (143, App::Imap, &imap, "imap.request"),
+        (110, App::Pop3, &pop, "pop.request.command"),
+    ] {
+        // The sessions that carried requests (not a readiness check's closing handshake).
+        let mut clients = sets_by_port(&tshark_by_client(&pcap, "tcp", port, &[request]));
+        clients.retain(|_, requests| !requests.is_empty());
+        assert!(clients.len() >= 2, "{app}: {clients:?}");
+        for client in clients.keys() {
+            let r = by_client_port(&records, port)
+                .into_iter()
+                .find(|r| r.source().1.map(|p| p.to_string()).as_ref() == Some(client))
+                .unwrap_or_else(|| panic!("a record of {app} from {client}"));
+            assert_eq!(r.application(), Some(app));
+            let want = shown
+                .get(client)
+                .filter(|u| !u.is_empty())
+                .cloned()
+                .unwrap_or_else(|| BTreeSet::from([enterprise::MAIL_USER.to_owned()]));
+            assert_eq!(set(r.users().to_vec()), want, "{app} from {client}");
+        }
+    }
 }

@@ -50,6 +50,15 @@ apps! {
     /// SMB1 and SMB2/3, direct or over the NetBIOS session service.
     Smb => "smb",
     Kerberos => "kerberos",
+    /// PostgreSQL's frontend/backend protocol.
+    Postgresql => "postgresql",
+    /// MySQL and MariaDB.
+    Mysql => "mysql",
+    Rdp => "rdp",
+    Radius => "radius",
+    Tftp => "tftp",
+    Pop3 => "pop3",
+    Imap => "imap",
     /// ICMP and ICMPv6.
     Icmp => "icmp",
     /// Nothing in the payload or the port said what it is.

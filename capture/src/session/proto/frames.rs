@@ -4,6 +4,8 @@
 //! without being buffered. A gap inside what is skipped costs nothing; a gap anywhere else
 //! loses the framing.
 
+use super::{Dir, Found, Inspect, Wants};
+
 /// How a protocol frames its messages.
 pub trait Framing {
     /// Bytes of a message's header, enough to know its length.
@@ -110,6 +112,64 @@ impl Frames {
     /// Heap bytes held.
     pub fn heap_bytes(&self) -> usize {
         self.buf.capacity()
+    }
+}
+
+/// A protocol whose client opens with a few framed messages that say who logs in (the
+/// database logins, RDP's connection request): each message's first bytes are read until the
+/// reader says it is done; the server's side is not read.
+pub trait ClientMessages: std::fmt::Debug + Default + Send {
+    type Framing: Framing;
+    /// Bytes of a message read at most.
+    const LIMIT: usize;
+    /// The first bytes (at most [`Self::LIMIT`]) of the client's next message, of `len` bytes
+    /// in all.
+    fn message(&mut self, msg: &[u8], len: u64, found: &mut Found) -> Wants;
+}
+
+/// The parser of a [`ClientMessages`] protocol.
+#[derive(Debug, Default)]
+pub struct ClientFrames<C> {
+    frames: Frames,
+    client: C,
+    done: bool,
+}
+
+impl<C: ClientMessages> Inspect for ClientFrames<C> {
+    fn feed(&mut self, dir: Dir, data: &[u8], found: &mut Found) -> Wants {
+        if self.done {
+            return Wants::Done;
+        }
+        if dir == Dir::ToClient {
+            return Wants::More;
+        }
+        let (client, done) = (&mut self.client, &mut self.done);
+        let framed = self.frames.feed::<C::Framing>(data, C::LIMIT, |msg, len| {
+            if !*done {
+                *done = client.message(msg, len, found) == Wants::Done;
+            }
+        });
+        if framed && !self.done {
+            Wants::More
+        } else {
+            Wants::Done
+        }
+    }
+
+    fn wants(&self, dir: Dir) -> bool {
+        dir == Dir::ToServer
+    }
+
+    fn gap(&mut self, dir: Dir, len: u64) -> Wants {
+        if dir == Dir::ToClient || self.frames.gap(len) {
+            Wants::More
+        } else {
+            Wants::Done
+        }
+    }
+
+    fn buffered(&self) -> usize {
+        self.frames.heap_bytes()
     }
 }
 

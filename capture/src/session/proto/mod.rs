@@ -17,16 +17,24 @@ pub mod dns;
 pub mod frames;
 pub mod ftp;
 pub mod http;
+pub mod imap;
 pub mod kerberos;
 pub mod lines;
 pub mod modbus;
 pub mod mqtt;
+pub mod mysql;
 pub mod ntlmssp;
 pub mod ntp;
+pub mod pop3;
+pub mod postgres;
+pub mod radius;
+pub mod rdp;
+pub mod sasl;
 pub mod smb;
 pub mod smtp;
 pub mod ssdp;
 pub mod ssh;
+pub mod tftp;
 pub mod tls;
 pub mod values;
 
@@ -151,6 +159,12 @@ pub static REGISTRY: &[&Protocol] = &[
     &mqtt::MQTT,
     &smb::SMB,
     &kerberos::KERBEROS,
+    &postgres::POSTGRESQL,
+    &mysql::MYSQL,
+    &rdp::RDP,
+    &pop3::POP3,
+    &imap::IMAP,
+    &radius::RADIUS,
     &dhcp::DHCP,
     &dhcpv6::DHCPV6,
     &bacnet::BACNET,
@@ -159,6 +173,7 @@ pub static REGISTRY: &[&Protocol] = &[
     &ntp::NTP,
     &coap::COAP,
     &modbus::MODBUS,
+    &tftp::TFTP,
 ];
 
 /// The first protocol of the registry whose probe takes `probe`.

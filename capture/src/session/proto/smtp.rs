@@ -4,11 +4,10 @@
 //! greeting; every client line of the session is read as it comes ([`super::lines`]), a
 //! message body's lines only as far as telling a MIME part header from its content.
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use pcap_protocol::session::App;
 
 use super::lines::{ClientLines, LineClient, greeting, starts_with_ci};
+use super::sasl::Sasl;
 use super::values::{filename_param, name_param};
 use super::{Dir, Found, List, Probe, Protocol, Transports, clean};
 
@@ -42,8 +41,8 @@ fn address(rest: &[u8]) -> String {
 enum Smtp {
     #[default]
     Envelope,
-    AuthPlain,
-    AuthLoginUser,
+    /// A login under way.
+    Auth,
     Headers,
     Body,
 }
@@ -54,21 +53,18 @@ pub struct SmtpClient {
     state: Smtp,
     /// A header being unfolded: (its lower-case name, value so far).
     header: Option<(&'static str, String)>,
+    sasl: Sasl,
 }
 
 impl LineClient for SmtpClient {
     fn line(&mut self, line: &[u8], found: &mut Found) {
         match self.state {
             Smtp::Envelope => self.envelope(line, found),
-            Smtp::AuthPlain => {
-                plain_user(line, found);
-                self.state = Smtp::Envelope;
-            }
-            Smtp::AuthLoginUser => {
-                if let Ok(user) = STANDARD.decode(String::from_utf8_lossy(line).trim()) {
-                    found.add(List::Users, clean(&user));
+            Smtp::Auth => {
+                self.sasl = self.sasl.line(line, found);
+                if self.sasl == Sasl::Idle {
+                    self.state = Smtp::Envelope;
                 }
-                self.state = Smtp::Envelope;
             }
             Smtp::Headers | Smtp::Body => self.data(line, found),
         }
@@ -81,19 +77,12 @@ impl SmtpClient {
             found.set_sender(address(&line[10..]));
         } else if starts_with_ci(line, "RCPT TO:") {
             found.add(List::EmailRecipients, address(&line[8..]));
-        } else if starts_with_ci(line, "AUTH PLAIN") {
-            let rest = line[10..].trim_ascii();
-            if rest.is_empty() {
-                self.state = Smtp::AuthPlain;
-            } else {
-                plain_user(rest, found);
-            }
-        } else if starts_with_ci(line, "AUTH LOGIN") {
-            let rest = line[10..].trim_ascii();
-            if rest.is_empty() {
-                self.state = Smtp::AuthLoginUser;
-            } else if let Ok(user) = STANDARD.decode(rest) {
-                found.add(List::Users, clean(&user));
+        } else if starts_with_ci(line, "AUTH ") {
+            let mut words = line[5..].trim_ascii().splitn(2, |&b| b == b' ');
+            let mechanism = words.next().unwrap_or_default();
+            self.sasl = Sasl::start(mechanism, words.next().unwrap_or_default(), found);
+            if self.sasl != Sasl::Idle {
+                self.state = Smtp::Auth;
             }
         } else if line.eq_ignore_ascii_case(b"DATA") {
             self.state = Smtp::Headers;
@@ -160,17 +149,6 @@ impl SmtpClient {
             found.add(List::Filenames, decode_words(&file));
         }
     }
-}
-
-/// `AUTH PLAIN` credentials: base64 of `authzid \0 user \0 password`.
-fn plain_user(encoded: &[u8], found: &mut Found) {
-    let Ok(decoded) = STANDARD.decode(String::from_utf8_lossy(encoded).trim()) else {
-        return;
-    };
-    let mut parts = decoded.split(|&b| b == 0);
-    let authzid = parts.next().unwrap_or_default();
-    let user = parts.next().filter(|u| !u.is_empty()).unwrap_or(authzid);
-    found.add(List::Users, clean(user));
 }
 
 /// Decodes RFC 2047 encoded words (`=?UTF-8?B?...?=`); text without them stays as it is.
