@@ -382,4 +382,70 @@ fn database_mail_radius_tftp_and_rdp_logins_agree_with_tshark() {
             assert_eq!(set(r.users().to_vec()), want, "{app} from {client}");
         }
     }
+
+    // Mail fields of the messages appended and fetched: where tshark dissects the message
+    // (IMAP FETCH answers), its From, To, Cc, Subject and attachment are the record's; where
+    // it does not (APPEND, POP3 RETR), the record holds the message the test sent.
+    let sent = |r: &Record| {
+        (
+            r.email_sender().map(str::to_owned),
+            set(r.email_recipients().to_vec()),
+            r.email_subject().map(str::to_owned),
+            set(r.filenames().to_vec()),
+        )
+    };
+    let the_message = (
+        Some("bob@lab.test".to_owned()),
+        set(["alice@lab.test".to_owned(), "carol@lab.test".to_owned()]),
+        Some("Quarterly résults".to_owned()),
+        set(["q3.pdf".to_owned()]),
+    );
+    let imf = tshark_values(
+        &pcap,
+        "imf && tcp.srcport == 143",
+        "tcp.dstport",
+        &[
+            "imf.from",
+            "imf.to",
+            "imf.cc",
+            "imf.subject",
+            "mime_multipart.header.content-disposition",
+        ],
+    );
+    assert!(imf.len() >= 2, "tshark reads the fetched messages: {imf:?}");
+    for (client, v) in &imf {
+        let r = records
+            .iter()
+            .find(|r| r.source().1.map(|p| p.to_string()).as_ref() == Some(client))
+            .unwrap();
+        assert_eq!(v[0], "Bob <bob@lab.test>");
+        assert_eq!(
+            v[3], "Quarterly =?UTF-8?Q?r=C3=A9sults?=",
+            "decoded in the record"
+        );
+        let tshark_view = (
+            Some("bob@lab.test".to_owned()),
+            set([v[1].clone(), v[2].clone()]),
+            Some("Quarterly résults".to_owned()),
+            set(v[4..]
+                .iter()
+                .filter_map(|d| d.split_once("filename=\""))
+                .map(|(_, f)| f.trim_end_matches('"').to_owned())),
+        );
+        assert_eq!(sent(r), tshark_view, "IMAP fetch from {client}");
+    }
+    let unread: Vec<&Record> = records
+        .iter()
+        .filter(|r| {
+            let port = r.source().1.map(|p| p.to_string());
+            matches!(r.application(), Some(App::Imap | App::Pop3))
+                && !imf.iter().any(|(c, _)| Some(c) == port.as_ref())
+                && !r.users().is_empty()
+        })
+        .collect();
+    // The APPEND, and the two POP3 sessions' RETR.
+    assert!(unread.len() >= 3, "{unread:#?}");
+    for r in unread {
+        assert_eq!(sent(r), the_message, "{r:?}");
+    }
 }

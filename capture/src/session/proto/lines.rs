@@ -1,4 +1,4 @@
-//! Line-oriented protocols (SMTP, FTP, and later POP3, IMAP) scanned as they stream: a byte
+//! Line-oriented protocols (SMTP, FTP, POP3, IMAP) scanned as they stream: a byte
 //! stream split into bounded lines, handed over one at a time, so nothing but the current line
 //! is buffered; and the server greeting that tells SMTP from FTP. A session is followed to its
 //! end, every message and command of it, unless it turns into TLS (`STARTTLS`, `AUTH TLS`).
@@ -120,6 +120,41 @@ impl<C: LineClient> Inspect for ClientLines<C> {
 
     fn buffered(&self) -> usize {
         self.lines.heap_bytes()
+    }
+}
+
+/// What reads a protocol's lines in both directions (the mail protocols whose server sends
+/// the messages a client fetches).
+pub trait LinePeer: std::fmt::Debug + Default + Send {
+    fn line(&mut self, dir: Dir, line: &[u8], found: &mut Found);
+}
+
+/// The parser of a line protocol read both ways, one line at a time each way. A TLS record
+/// where a line should start (after `STARTTLS` or `STLS`) ends it.
+#[derive(Debug, Default)]
+pub struct PeerLines<C> {
+    lines: [Lines; 2],
+    peer: C,
+}
+
+impl<C: LinePeer> Inspect for PeerLines<C> {
+    fn feed(&mut self, dir: Dir, data: &[u8], found: &mut Found) -> Wants {
+        let lines = &mut self.lines[dir.index()];
+        if lines.at_line_start() && data.starts_with(&[0x16, 0x03]) {
+            return Wants::Done;
+        }
+        let peer = &mut self.peer;
+        lines.feed(data, |line| peer.line(dir, line, found));
+        Wants::More
+    }
+
+    fn gap(&mut self, dir: Dir, _len: u64) -> Wants {
+        self.lines[dir.index()].gap();
+        Wants::More
+    }
+
+    fn buffered(&self) -> usize {
+        self.lines.iter().map(Lines::heap_bytes).sum()
     }
 }
 

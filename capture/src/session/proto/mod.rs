@@ -18,6 +18,7 @@ pub mod frames;
 pub mod ftp;
 pub mod http;
 pub mod imap;
+pub mod imf;
 pub mod kerberos;
 pub mod lines;
 pub mod modbus;

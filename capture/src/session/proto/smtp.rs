@@ -6,9 +6,9 @@
 
 use pcap_protocol::session::App;
 
+use super::imf::Message;
 use super::lines::{ClientLines, LineClient, greeting, starts_with_ci};
 use super::sasl::Sasl;
-use super::values::{filename_param, name_param};
 use super::{Dir, Found, List, Probe, Protocol, Transports, clean};
 
 pub static SMTP: Protocol = Protocol {
@@ -37,28 +37,26 @@ fn address(rest: &[u8]) -> String {
     clean(inner.as_bytes())
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 enum Smtp {
     #[default]
     Envelope,
     /// A login under way.
     Auth,
-    Headers,
-    Body,
+    /// A message after `DATA`, up to its `.` line.
+    Data(Message),
 }
 
 /// The client side of an SMTP session.
 #[derive(Debug, Default, Clone)]
 pub struct SmtpClient {
     state: Smtp,
-    /// A header being unfolded: (its lower-case name, value so far).
-    header: Option<(&'static str, String)>,
     sasl: Sasl,
 }
 
 impl LineClient for SmtpClient {
     fn line(&mut self, line: &[u8], found: &mut Found) {
-        match self.state {
+        match &mut self.state {
             Smtp::Envelope => self.envelope(line, found),
             Smtp::Auth => {
                 self.sasl = self.sasl.line(line, found);
@@ -66,7 +64,15 @@ impl LineClient for SmtpClient {
                     self.state = Smtp::Envelope;
                 }
             }
-            Smtp::Headers | Smtp::Body => self.data(line, found),
+            Smtp::Data(message) => {
+                if line == b"." {
+                    message.end(found);
+                    self.state = Smtp::Envelope;
+                } else {
+                    // A dot-stuffed line starts with one more dot.
+                    message.line(line.strip_prefix(b".").unwrap_or(line), found);
+                }
+            }
         }
     }
 }
@@ -85,80 +91,9 @@ impl SmtpClient {
                 self.state = Smtp::Auth;
             }
         } else if line.eq_ignore_ascii_case(b"DATA") {
-            self.state = Smtp::Headers;
-            self.header = None;
+            // The envelope gave the sender and recipients.
+            self.state = Smtp::Data(Message::new(false));
         }
-    }
-
-    fn data(&mut self, line: &[u8], found: &mut Found) {
-        if line == b"." {
-            self.finish_header(found);
-            self.state = Smtp::Envelope;
-            return;
-        }
-        // Folded continuation of the header being read.
-        if matches!(line.first(), Some(b' ' | b'\t'))
-            && let Some((_, value)) = &mut self.header
-        {
-            if value.len() < super::MAX_VALUE_LEN {
-                value.push(' ');
-                value.push_str(String::from_utf8_lossy(line).trim());
-            }
-            return;
-        }
-        self.finish_header(found);
-        if line.is_empty() {
-            // The end of the message's headers; MIME part headers follow in the body.
-            self.state = Smtp::Body;
-            return;
-        }
-        // Most body lines are content (base64 has no colon): rejected without a copy.
-        let Some(colon) = memchr::memchr(b':', line) else {
-            return;
-        };
-        let name = line[..colon].trim_ascii();
-        let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
-        let name = if is("content-disposition") {
-            "content-disposition"
-        } else if is("content-type") {
-            "content-type"
-        } else if is("subject") && self.state == Smtp::Headers {
-            "subject"
-        } else {
-            return;
-        };
-        let value = String::from_utf8_lossy(&line[colon + 1..])
-            .trim()
-            .to_owned();
-        self.header = Some((name, value));
-    }
-
-    fn finish_header(&mut self, found: &mut Found) {
-        let Some((name, value)) = self.header.take() else {
-            return;
-        };
-        let file = match name {
-            "subject" => {
-                found.set_subject(decode_words(&value));
-                return;
-            }
-            "content-type" => name_param(&value),
-            _ => filename_param(&value),
-        };
-        if let Some(file) = file {
-            found.add(List::Filenames, decode_words(&file));
-        }
-    }
-}
-
-/// Decodes RFC 2047 encoded words (`=?UTF-8?B?...?=`); text without them stays as it is.
-pub fn decode_words(value: &str) -> String {
-    if !value.contains("=?") {
-        return clean(value.as_bytes());
-    }
-    match rfc2047_decoder::decode(value.as_bytes()) {
-        Ok(decoded) => clean(decoded.as_bytes()),
-        Err(_) => clean(value.as_bytes()),
     }
 }
 
