@@ -266,6 +266,71 @@ fn sample(app: App) -> (Vec<u8>, Vec<u8>) {
             vec![0, 1, 0, 0, 0, 6, 1, 3, 0, 0, 0, 1],
             vec![0, 1, 0, 0, 0, 5, 1, 3, 2, 0, 7],
         ),
+        App::Postgresql => (
+            [&[0, 0, 0, 21, 0, 3, 0, 0][..], b"user\0app_rw\0\0"].concat(),
+            b"R\0\0\0\x08\0\0\0\0".to_vec(),
+        ),
+        App::Mysql => (
+            [
+                &[32, 0, 0, 1, 0x05, 0xa6, 0x0f, 0, 0, 0, 0, 1, 45][..],
+                &[0; 23],
+                b"report_ro\0",
+            ]
+            .concat(),
+            [
+                &[46, 0, 0, 0, 0x0a][..],
+                b"11.4.2-MariaDB\0",
+                &[5, 0, 0, 0],
+                &[0x61; 8],
+                &[0, 0xfe, 0xf7, 8, 2, 0, 0xff, 0x81, 21],
+                &[0; 10],
+            ]
+            .concat(),
+        ),
+        App::Rdp => (
+            [
+                &[3, 0, 0, 42, 37, 0xe0, 0, 0, 0, 0, 0][..],
+                b"Cookie: mstshash=jdoe\r\n",
+                &[1, 0, 8, 0, 3, 0, 0, 0],
+            ]
+            .concat(),
+            Vec::new(),
+        ),
+        App::Radius => (
+            [
+                &[1, 7, 0, 31][..],
+                &[0x11; 16],
+                &[1, 5, b'b', b'o', b'b'],
+                &[4, 6, 127, 0, 0, 1],
+            ]
+            .concat(),
+            Vec::new(),
+        ),
+        App::Tftp => (b"\0\x01fw.bin\0octet\0".to_vec(), Vec::new()),
+        App::Pop3 => text("USER anna\r\nRETR 1\r\n", "+OK Dovecot ready.\r\n"),
+        App::Imap => text(
+            "a1 LOGIN anna pw\r\n",
+            "* OK [CAPABILITY IMAP4rev1] ready\r\n",
+        ),
+        // A bind to the LSA interface, little-endian, no verifier.
+        App::Dcerpc => (
+            [
+                &[5, 0, 11, 3, 0x10, 0, 0, 0, 72, 0, 0, 0, 1, 0, 0, 0][..],
+                &[0xb8, 0x10, 0xb8, 0x10, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 0],
+                &[
+                    0x78, 0x57, 0x34, 0x12, 0x34, 0x12, 0xcd, 0xab, 0xef, 0, 1, 0x23, 0x45, 0x67,
+                    0x89, 0xab,
+                ],
+                &[0, 0, 0, 0],
+                &[
+                    0x04, 0x5d, 0x88, 0x8a, 0xeb, 0x1c, 0xc9, 0x11, 0x9f, 0xe8, 0x08, 0, 0x2b,
+                    0x10, 0x48, 0x60,
+                ],
+                &[2, 0, 0, 0],
+            ]
+            .concat(),
+            Vec::new(),
+        ),
         other => panic!("{other} is registered but has no sample here: add one"),
     }
 }

@@ -13,6 +13,8 @@ use crate::{ChildGuard, run, wait_until};
 /// Samba's SMB port and the KDC's (UDP and TCP).
 pub const SMB_PORT: u16 = 445;
 pub const KDC_PORT: u16 = 88;
+/// The DCE/RPC endpoint mapper's port.
+pub const EPMAPPER_PORT: u16 = 135;
 /// The account both servers know, and its password.
 pub const USER: &str = "root";
 pub const PASSWORD: &str = "Pcap-test-1";
@@ -24,6 +26,7 @@ pub const KRB_USER: &str = "alice";
 #[derive(Debug)]
 pub struct Samba {
     _child: ChildGuard,
+    _dcerpcd: Server,
 }
 
 impl Samba {
@@ -45,7 +48,8 @@ impl Samba {
                  interfaces = {ip}\n  bind interfaces only = yes\n  smb ports = {SMB_PORT}\n  \
                  disable netbios = yes\n  server min protocol = NT1\n  load printers = no\n  \
                  printing = bsd\n  printcap name = /dev/null\n  log file = {d}/log\n  \
-                 map to guest = never\n[data]\n  path = {d}/share\n  read only = no\n"
+                 map to guest = never\n  rpc start on demand helpers = no\n\
+                 [data]\n  path = {d}/share\n  read only = no\n"
             ),
         )
         .unwrap();
@@ -62,7 +66,20 @@ impl Samba {
             wait_until(Duration::from_secs(20), || port_open(ip, SMB_PORT)),
             "smbd did not answer on {ip}:{SMB_PORT}"
         );
-        Samba { _child: child }
+        // The RPC services (the endpoint mapper on 135, the dynamic ports, and the named
+        // pipes smbd hands over), run apart as a domain member's would be.
+        let log = dir.join("dcerpcd.log");
+        let dcerpcd = Server::spawn(
+            in_ns("/usr/libexec/samba/samba-dcerpcd")
+                .args(["-F", "--libexec-rpcds", "-s"])
+                .arg(&conf),
+            &log,
+        );
+        await_port(ip, EPMAPPER_PORT, "samba-dcerpcd", &log);
+        Samba {
+            _child: child,
+            _dcerpcd: dcerpcd,
+        }
     }
 }
 
@@ -575,6 +592,15 @@ pub fn smbclient(ip: &str, protocol: &str, dir: &Path) {
         std::fs::read_to_string(&local).unwrap(),
         "quarterly figures\n"
     );
+}
+
+/// rpcclient's `lsaquery` over TCP as [`USER`]: the endpoint mapper on 135, then a bind to
+/// the LSA interface's dynamic port signed with NTLMSSP.
+pub fn rpcclient_tcp(ip: &str) {
+    // The server may refuse the call; the authenticated bind is what is looked for.
+    let _ = run(Command::new("rpcclient")
+        .arg(format!("ncacn_ip_tcp:{ip}[sign]"))
+        .args(["-U", &format!("{USER}%{PASSWORD}"), "-c", "lsaquery"]));
 }
 
 /// rpcclient's `srvinfo` (the srvsvc pipe through IPC$) as [`USER`].

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use pcap_protocol::session::{App, Transport};
 use pcap_tests::enterprise::{
     self, Dovecot, Kdc, Mariadb, Postgres, Radius, Samba, Tftp, mail_clients, mariadb, psql,
-    radtest, rdp_connection_request, rpcclient, smbclient, tftp,
+    radtest, rdp_connection_request, rpcclient, rpcclient_tcp, smbclient, tftp,
 };
 use pcap_tests::net::VethPair;
 use pcap_tests::{Record, Scratch, require_root, tshark_query};
@@ -104,6 +104,7 @@ fn smb_and_kerberos_users_shares_and_files_agree_with_tshark() {
     smbclient(&ip, "SMB3", &s.path("samba"));
     smbclient(&ip, "NT1", &s.path("samba"));
     rpcclient(&ip);
+    rpcclient_tcp(&ip);
     kdc.login(&kdc.krb5_conf, &s.path("kdc"));
     kdc.login(&kdc.krb5_conf_tcp, &s.path("kdc"));
     let stopped = agent.post_delete(&id);
@@ -167,6 +168,36 @@ fn smb_and_kerberos_users_shares_and_files_agree_with_tshark() {
     for wanted in ["report.txt", "upload-SMB3.txt", "\\report.txt", "srvsvc"] {
         assert!(all_files.contains(wanted), "{wanted} in {all_files:?}");
     }
+
+    // DCE/RPC over TCP: the NTLMSSP user of the authenticated bind, on the dynamic port the
+    // endpoint mapper gave (tshark follows the mapper's answer to name it).
+    let rpc_users: Vec<(String, Vec<String>)> = users
+        .iter()
+        .filter(|(port, _)| {
+            !smb.iter()
+                .any(|r| r.source().1.map(|p| p.to_string()).as_ref() == Some(port))
+        })
+        .cloned()
+        .collect();
+    assert!(
+        !rpc_users.is_empty(),
+        "tshark shows the bind's user: {users:?}"
+    );
+    for (port, v) in &rpc_users {
+        let r = records
+            .iter()
+            .find(|r| r.source().1.map(|p| p.to_string()).as_ref() == Some(port))
+            .unwrap_or_else(|| panic!("a record from {port}"));
+        assert_eq!(r.application(), Some(App::Dcerpc), "{r:?}");
+        let want = set(v.chunks(2).map(|c| format!("{}\\{}", c[0], c[1])));
+        assert_eq!(set(r.users().to_vec()), want, "DCE/RPC from {port}");
+    }
+    assert!(
+        records
+            .iter()
+            .any(|r| r.application() == Some(App::Dcerpc) && r.destination().1 == Some(135)),
+        "the endpoint mapper session is named"
+    );
 
     // Kerberos: the client principal of AS-REQ, AS-REP and TGS-REP, over UDP and TCP.
     let krb = tshark_values(

@@ -50,6 +50,8 @@ apps! {
     /// SMB1 and SMB2/3, direct or over the NetBIOS session service.
     Smb => "smb",
     Kerberos => "kerberos",
+    /// DCE/RPC over TCP (the endpoint mapper and the dynamic ports it hands out).
+    Dcerpc => "dcerpc",
     /// PostgreSQL's frontend/backend protocol.
     Postgresql => "postgresql",
     /// MySQL and MariaDB.

@@ -11,6 +11,7 @@
 
 pub mod bacnet;
 pub mod coap;
+pub mod dcerpc;
 pub mod dhcp;
 pub mod dhcpv6;
 pub mod dns;
@@ -159,6 +160,7 @@ pub static REGISTRY: &[&Protocol] = &[
     &ftp::FTP,
     &mqtt::MQTT,
     &smb::SMB,
+    &dcerpc::DCERPC,
     &kerberos::KERBEROS,
     &postgres::POSTGRESQL,
     &mysql::MYSQL,
