@@ -555,6 +555,78 @@ pub fn rdp_connection_request(in_ns: impl Fn(&str) -> Command, ip: &str, user: &
     let _ = server.0.as_mut().map(std::process::Child::wait);
 }
 
+/// The directory's administrator DN.
+pub const LDAP_ADMIN: &str = "cn=admin,dc=lab,dc=test";
+
+/// OpenLDAP's slapd with one database, `dc=lab,dc=test`, its administrator [`LDAP_ADMIN`].
+#[derive(Debug)]
+pub struct Slapd {
+    _server: Server,
+}
+
+impl Slapd {
+    pub fn start(in_ns: impl Fn(&str) -> Command, ip: &str, dir: &Path) -> Self {
+        let db = dir.join("db");
+        std::fs::create_dir_all(&db).unwrap();
+        let conf = dir.join("slapd.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "include /etc/ldap/schema/core.schema\nmodulepath /usr/lib/ldap\n\
+                 moduleload back_mdb\npidfile {}/pid\ndatabase mdb\n\
+                 suffix \"dc=lab,dc=test\"\nrootdn \"{LDAP_ADMIN}\"\nrootpw {PASSWORD}\n\
+                 directory {}\n",
+                dir.display(),
+                db.display()
+            ),
+        )
+        .unwrap();
+        let log = dir.join("log");
+        let server = Server::spawn(
+            in_ns("slapd")
+                .args(["-d", "0", "-h", &format!("ldap://{ip}:389/"), "-f"])
+                .arg(&conf),
+            &log,
+        );
+        await_port(ip, 389, "slapd", &log);
+        Slapd { _server: server }
+    }
+}
+
+/// `ldapsearch` with a simple bind as [`LDAP_ADMIN`], then with a SASL NTLM bind as
+/// [`MAIL_USER`] (which the directory refuses; the bind is what is looked for).
+pub fn ldap_clients(ip: &str) {
+    let url = format!("ldap://{ip}");
+    let out = run(Command::new("ldapsearch").args([
+        "-x",
+        "-H",
+        &url,
+        "-D",
+        LDAP_ADMIN,
+        "-w",
+        PASSWORD,
+        "-b",
+        "dc=lab,dc=test",
+    ]));
+    // 32: no such object (the directory is empty), after a successful bind.
+    assert!(
+        matches!(out.status.code(), Some(0 | 32)),
+        "ldapsearch -x: {out:?}"
+    );
+    let _ = run(Command::new("ldapsearch").args([
+        "-H",
+        &url,
+        "-Y",
+        "NTLM",
+        "-U",
+        MAIL_USER,
+        "-w",
+        PASSWORD,
+        "-b",
+        "dc=lab,dc=test",
+    ]));
+}
+
 /// Runs `cmd` with `input` on its standard input.
 pub fn run_with_input(cmd: &mut Command, input: &str) -> std::process::Output {
     use std::io::Write;

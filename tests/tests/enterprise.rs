@@ -9,8 +9,8 @@ use std::collections::BTreeSet;
 
 use pcap_protocol::session::{App, Transport};
 use pcap_tests::enterprise::{
-    self, Dovecot, Kdc, Mariadb, Postgres, Radius, Samba, Tftp, mail_clients, mariadb, psql,
-    radtest, rdp_connection_request, rpcclient, rpcclient_tcp, smbclient, tftp,
+    self, Dovecot, Kdc, Mariadb, Postgres, Radius, Samba, Slapd, Tftp, ldap_clients, mail_clients,
+    mariadb, psql, radtest, rdp_connection_request, rpcclient, rpcclient_tcp, smbclient, tftp,
 };
 use pcap_tests::net::VethPair;
 use pcap_tests::{Record, Scratch, require_root, tshark_query};
@@ -250,6 +250,7 @@ fn database_mail_radius_tftp_and_rdp_logins_agree_with_tshark() {
     let _radius = Radius::start(in_ns, &pair.host_ip, &s.path("radius"));
     let _tftp = Tftp::start(in_ns, &ip, &s.path("tftp"));
     let _mail = Dovecot::start(in_ns, &ip, &s.path("dovecot"));
+    let _ldap = Slapd::start(in_ns, &ip, &s.path("ldap"));
     let message = s.path("message.eml");
     std::fs::write(
         &message,
@@ -270,6 +271,7 @@ fn database_mail_radius_tftp_and_rdp_logins_agree_with_tshark() {
     tftp(&ip, &s.path("tftp"));
     mail_clients(&ip, &message);
     rdp_connection_request(in_ns, &ip, "jdoe");
+    ldap_clients(&ip);
     let stopped = agent.post_delete(&id);
     let by_app = &stopped["sessions"]["by_application"];
     for (app, least) in [
@@ -280,6 +282,7 @@ fn database_mail_radius_tftp_and_rdp_logins_agree_with_tshark() {
         ("imap", 3),
         ("pop3", 2),
         ("rdp", 1),
+        ("ldap", 2),
     ] {
         assert!(
             by_app[app].as_u64().unwrap_or(0) >= least,
@@ -371,6 +374,49 @@ fn database_mail_radius_tftp_and_rdp_logins_agree_with_tshark() {
             >= 2,
         "{records:#?}"
     );
+
+    // LDAP: a simple bind's DN, a SASL bind's NTLMSSP user.
+    let mut ldap_users = std::collections::BTreeMap::<String, BTreeSet<String>>::new();
+    for row in tshark_query(
+        &pcap,
+        &DECODE,
+        "ldap.protocolOp == 0",
+        &[
+            "tcp.srcport",
+            "ldap.name",
+            "ntlmssp.auth.domain",
+            "ntlmssp.auth.username",
+        ],
+    ) {
+        let users = ldap_users.entry(row[0].clone()).or_default();
+        if !row[1].is_empty() {
+            users.insert(row[1].clone());
+        }
+        match (row[2].as_str(), row[3].as_str()) {
+            (_, "") => {}
+            ("", user) => {
+                users.insert(user.to_owned());
+            }
+            (domain, user) => {
+                users.insert(format!("{domain}\\{user}"));
+            }
+        }
+    }
+    assert!(ldap_users.len() >= 2, "{ldap_users:?}");
+    assert!(
+        ldap_users
+            .values()
+            .any(|u| u.contains(enterprise::LDAP_ADMIN)),
+        "{ldap_users:?}"
+    );
+    for (client, users) in &ldap_users {
+        let r = records
+            .iter()
+            .find(|r| r.source().1.map(|p| p.to_string()).as_ref() == Some(client))
+            .unwrap_or_else(|| panic!("a record of LDAP from {client}"));
+        assert_eq!(r.application(), Some(App::Ldap));
+        assert_eq!(&set(r.users().to_vec()), users, "LDAP from {client}");
+    }
 
     // Mail: the users of IMAP LOGIN and POP3 USER as tshark shows them; the SASL PLAIN
     // logins (tshark does not decode them) give the one user that logged in.

@@ -60,6 +60,7 @@ apps! {
     Radius => "radius",
     Tftp => "tftp",
     Pop3 => "pop3",
+    Ldap => "ldap",
     Imap => "imap",
     /// ICMP and ICMPv6.
     Icmp => "icmp",

@@ -70,10 +70,11 @@ impl ClientMessages for Pdus {
 
     fn message(&mut self, pdu: &[u8], len: u64, found: &mut Found) -> Wants {
         self.read += 1;
-        if let Some(login) = verifier(pdu, len).and_then(ntlmssp::find_authenticate) {
-            if let Some(user) = login.login() {
-                found.add(List::Users, user);
-            }
+        if let Some(user) = verifier(pdu, len)
+            .and_then(ntlmssp::find_authenticate)
+            .and_then(|a| a.login())
+        {
+            found.add(List::Users, user);
         }
         if self.read >= MAX_PDUS {
             Wants::Done

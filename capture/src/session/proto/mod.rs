@@ -21,6 +21,7 @@ pub mod http;
 pub mod imap;
 pub mod imf;
 pub mod kerberos;
+pub mod ldap;
 pub mod lines;
 pub mod modbus;
 pub mod mqtt;
@@ -167,6 +168,7 @@ pub static REGISTRY: &[&Protocol] = &[
     &rdp::RDP,
     &pop3::POP3,
     &imap::IMAP,
+    &ldap::LDAP,
     &radius::RADIUS,
     &dhcp::DHCP,
     &dhcpv6::DHCPV6,
