@@ -555,6 +555,25 @@ pub fn rdp_connection_request(in_ns: impl Fn(&str) -> Command, ip: &str, user: &
     let _ = server.0.as_mut().map(std::process::Child::wait);
 }
 
+/// A SIP phone's `REGISTER` for `user` over UDP to 5060 in the namespace, as a softphone
+/// sends it (no SIP server runs here; the request names the user, and tshark dissects it).
+pub fn sip_register(ip: &str, user: &str) {
+    let script = format!(
+        "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+         s.bind(('0.0.0.0', 0))\nport = s.getsockname()[1]\n\
+         msg = ('REGISTER sip:{ip} SIP/2.0\\r\\n'\n\
+         f'Via: SIP/2.0/UDP 10.0.0.1:{{port}};branch=z9hG4bK776asdhds\\r\\n'\n\
+         'Max-Forwards: 70\\r\\n'\n\
+         'To: <sip:{user}@{ip}>\\r\\n'\n\
+         'From: \"Desk phone\" <sip:{user}@{ip}>;tag=1928301774\\r\\n'\n\
+         'Call-ID: a84b4c76e66710@pc33\\r\\nCSeq: 1 REGISTER\\r\\n'\n\
+         f'Contact: <sip:{user}@10.0.0.1:{{port}}>\\r\\nContent-Length: 0\\r\\n\\r\\n')\n\
+         s.sendto(msg.encode(), ('{ip}', 5060))\n"
+    );
+    let out = run(Command::new("python3").args(["-c", &script]));
+    assert!(out.status.success(), "SIP REGISTER: {out:?}");
+}
+
 /// The directory's administrator DN.
 pub const LDAP_ADMIN: &str = "cn=admin,dc=lab,dc=test";
 

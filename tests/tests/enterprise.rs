@@ -10,7 +10,8 @@ use std::collections::BTreeSet;
 use pcap_protocol::session::{App, Transport};
 use pcap_tests::enterprise::{
     self, Dovecot, Kdc, Mariadb, Postgres, Radius, Samba, Slapd, Tftp, ldap_clients, mail_clients,
-    mariadb, psql, radtest, rdp_connection_request, rpcclient, rpcclient_tcp, smbclient, tftp,
+    mariadb, psql, radtest, rdp_connection_request, rpcclient, rpcclient_tcp, sip_register,
+    smbclient, tftp,
 };
 use pcap_tests::net::VethPair;
 use pcap_tests::{Record, Scratch, require_root, tshark_query};
@@ -272,6 +273,7 @@ fn database_mail_radius_tftp_and_rdp_logins_agree_with_tshark() {
     mail_clients(&ip, &message);
     rdp_connection_request(in_ns, &ip, "jdoe");
     ldap_clients(&ip);
+    sip_register(&ip, "1001");
     let stopped = agent.post_delete(&id);
     let by_app = &stopped["sessions"]["by_application"];
     for (app, least) in [
@@ -295,7 +297,7 @@ fn database_mail_radius_tftp_and_rdp_logins_agree_with_tshark() {
     // For each protocol, per client port: the users (or file names) tshark shows in the
     // client's packets are the record's.
     let mut compared = 0;
-    let checks: [Check; 5] = [
+    let checks: [Check; 6] = [
         (
             "tcp",
             5432,
@@ -317,6 +319,9 @@ fn database_mail_radius_tftp_and_rdp_logins_agree_with_tshark() {
             |r| r.filenames().to_vec(),
         ),
         ("tcp", 3389, App::Rdp, &["rdp.rt_cookie"], |r| {
+            r.users().to_vec()
+        }),
+        ("udp", 5060, App::Sip, &["sip.from.user"], |r| {
             r.users().to_vec()
         }),
     ];

@@ -184,7 +184,14 @@ impl Parser {
     fn request(&self, method: &str, target: &str, h: &head::Head<'_>, found: &mut Found) {
         match self.flavor {
             // RTSP and SIP: the request's URI is the URL.
-            Flavor::Rtsp | Flavor::Sip => found.add(List::Urls, clean(target.as_bytes())),
+            Flavor::Rtsp => found.add(List::Urls, clean(target.as_bytes())),
+            // SIP: and the user part of the caller's address (tshark's `sip.from.user`).
+            Flavor::Sip => {
+                found.add(List::Urls, clean(target.as_bytes()));
+                if let Some(user) = h.get("from").or_else(|| h.get("f")).and_then(sip_user) {
+                    found.add(List::Users, user);
+                }
+            }
             Flavor::Http => {
                 let host = h.get("host").map(|v| clean(v.as_bytes()));
                 found.add(List::Urls, url(method, target, host.as_deref()));
@@ -247,6 +254,21 @@ impl Parser {
             None => Phase::Head(Buffer::default()),
         }
     }
+}
+
+/// The user part of the SIP or SIPS URI in an address header (`"Bob" <sip:bob@lab;x=1>;tag=9`),
+/// without a password (`user:password@`).
+pub fn sip_user(value: &str) -> Option<String> {
+    let lower = value.to_ascii_lowercase();
+    let start = lower
+        .find("sip:")
+        .map(|i| i + 4)
+        .or_else(|| lower.find("sips:").map(|i| i + 5))?;
+    let rest = &value[start..];
+    let end = rest.find(['>', ';', ' ', ',']).unwrap_or(rest.len());
+    let (user, _host) = rest[..end].split_once('@')?;
+    let user = user.split(':').next().unwrap_or_default();
+    (!user.is_empty()).then(|| clean(user.as_bytes()))
 }
 
 /// How a request's body is delimited: by its headers, else it has none. An upload's parts
@@ -522,5 +544,20 @@ HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Disposition: inline; filename=b.
             &mut f,
         );
         assert_eq!(f.urls, ["rtsp://cam/s", "rtsp://cam/t"]);
+    }
+
+    #[test]
+    fn the_sip_caller_is_the_user_part_of_from() {
+        assert_eq!(
+            sip_user("\"Bob\" <sip:bob@lab.test>;tag=1").as_deref(),
+            Some("bob")
+        );
+        assert_eq!(
+            sip_user("<SIPS:alice:pw@lab.test;transport=tls>").as_deref(),
+            Some("alice")
+        );
+        assert_eq!(sip_user("sip:1001@10.0.0.1").as_deref(), Some("1001"));
+        assert_eq!(sip_user("<sip:lab.test>"), None, "no user part");
+        assert_eq!(sip_user("tel:+123"), None);
     }
 }
