@@ -331,6 +331,14 @@ fn sample(app: App) -> (Vec<u8>, Vec<u8>) {
             .concat(),
             Vec::new(),
         ),
+        // A pre-login: VERSION, ENCRYPTION (off), end.
+        App::Tds => (
+            vec![
+                0x12, 1, 0, 27, 0, 0, 1, 0, 0, 0, 11, 0, 6, 1, 0, 17, 0, 1, 0xff, 16, 0, 0, 0, 0,
+                0, 0,
+            ],
+            Vec::new(),
+        ),
         other => panic!("{other} is registered but has no sample here: add one"),
     }
 }

@@ -574,6 +574,43 @@ pub fn sip_register(ip: &str, user: &str) {
     assert!(out.status.success(), "SIP REGISTER: {out:?}");
 }
 
+/// The MS-SQL login impacket's client sends in the clear.
+pub const TDS_USER: &str = "sa_report";
+
+/// impacket's MS-SQL client logging in as [`TDS_USER`] to a listener on 1433 in the namespace
+/// that answers its pre-login with "encryption not supported" (no MS-SQL server runs on
+/// Debian), so that the LOGIN7 message travels in the clear, as it does to old servers.
+pub fn tds_login(in_ns: impl Fn(&str) -> Command, ip: &str) {
+    // The pre-login answer: VERSION, ENCRYPTION (2: not supported), INSTOPT, THREADID.
+    let listener = format!(
+        "import socket\ns = socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+         s.bind(('{ip}', 1433))\ns.listen(1)\ns.settimeout(20)\nc, _ = s.accept()\nc.settimeout(5)\n\
+         c.recv(4096)\n\
+         t = bytes([0, 0, 21, 0, 6, 1, 0, 27, 0, 1, 2, 0, 28, 0, 1, 3, 0, 29, 0, 4, 0xff])\n\
+         t += bytes([15, 0, 7, 0xd0, 0, 0, 2, 0, 0, 0, 0, 0])\n\
+         c.sendall(bytes([4, 1]) + (len(t) + 8).to_bytes(2, 'big') + bytes([0, 0, 1, 0]) + t)\n\
+         c.recv(4096)\nc.close()\n"
+    );
+    let mut server = in_ns("python3");
+    let mut server = spawn(server.args(["-c", &listener]));
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            !run(in_ns("ss").args(["-Hltn", "sport = :1433"]))
+                .stdout
+                .is_empty()
+        }),
+        "the TDS listener did not start"
+    );
+    let client = format!(
+        "from impacket import tds\nms = tds.MSSQL('{ip}', 1433)\nms.connect()\n\
+         try:\n    ms.login(None, '{TDS_USER}', '{PASSWORD}')\nexcept Exception:\n    pass\n"
+    );
+    // Debian's python, where python3-impacket is installed.
+    let out = run(Command::new("/usr/bin/python3").args(["-c", &client]));
+    assert!(out.status.success(), "impacket TDS client: {out:?}");
+    let _ = server.0.as_mut().map(std::process::Child::wait);
+}
+
 /// The directory's administrator DN.
 pub const LDAP_ADMIN: &str = "cn=admin,dc=lab,dc=test";
 

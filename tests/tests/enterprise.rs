@@ -11,7 +11,7 @@ use pcap_protocol::session::{App, Transport};
 use pcap_tests::enterprise::{
     self, Dovecot, Kdc, Mariadb, Postgres, Radius, Samba, Slapd, Tftp, ldap_clients, mail_clients,
     mariadb, psql, radtest, rdp_connection_request, rpcclient, rpcclient_tcp, sip_register,
-    smbclient, tftp,
+    smbclient, tds_login, tftp,
 };
 use pcap_tests::net::VethPair;
 use pcap_tests::{Record, Scratch, require_root, tshark_query};
@@ -274,6 +274,7 @@ fn database_mail_radius_tftp_and_rdp_logins_agree_with_tshark() {
     rdp_connection_request(in_ns, &ip, "jdoe");
     ldap_clients(&ip);
     sip_register(&ip, "1001");
+    tds_login(in_ns, &ip);
     let stopped = agent.post_delete(&id);
     let by_app = &stopped["sessions"]["by_application"];
     for (app, least) in [
@@ -285,6 +286,7 @@ fn database_mail_radius_tftp_and_rdp_logins_agree_with_tshark() {
         ("pop3", 2),
         ("rdp", 1),
         ("ldap", 2),
+        ("tds", 1),
     ] {
         assert!(
             by_app[app].as_u64().unwrap_or(0) >= least,
@@ -297,7 +299,7 @@ fn database_mail_radius_tftp_and_rdp_logins_agree_with_tshark() {
     // For each protocol, per client port: the users (or file names) tshark shows in the
     // client's packets are the record's.
     let mut compared = 0;
-    let checks: [Check; 6] = [
+    let checks: [Check; 7] = [
         (
             "tcp",
             5432,
@@ -322,6 +324,9 @@ fn database_mail_radius_tftp_and_rdp_logins_agree_with_tshark() {
             r.users().to_vec()
         }),
         ("udp", 5060, App::Sip, &["sip.from.user"], |r| {
+            r.users().to_vec()
+        }),
+        ("tcp", 1433, App::Tds, &["tds.7login.username"], |r| {
             r.users().to_vec()
         }),
     ];

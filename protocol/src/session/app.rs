@@ -56,6 +56,8 @@ apps! {
     Postgresql => "postgresql",
     /// MySQL and MariaDB.
     Mysql => "mysql",
+    /// MS-SQL's Tabular Data Stream.
+    Tds => "tds",
     Rdp => "rdp",
     Radius => "radius",
     Tftp => "tftp",

@@ -37,6 +37,7 @@ pub mod smb;
 pub mod smtp;
 pub mod ssdp;
 pub mod ssh;
+pub mod tds;
 pub mod tftp;
 pub mod tls;
 pub mod values;
@@ -165,6 +166,7 @@ pub static REGISTRY: &[&Protocol] = &[
     &kerberos::KERBEROS,
     &postgres::POSTGRESQL,
     &mysql::MYSQL,
+    &tds::TDS,
     &rdp::RDP,
     &pop3::POP3,
     &imap::IMAP,
