@@ -339,6 +339,16 @@ fn sample(app: App) -> (Vec<u8>, Vec<u8>) {
             ],
             Vec::new(),
         ),
+        // A simple bind as cn=a with an empty password.
+        App::Ldap => (
+            [
+                &[0x30, 0x10, 2, 1, 1, 0x60, 0x0b, 2, 1, 3, 4, 4][..],
+                b"cn=a",
+                &[0x80, 0],
+            ]
+            .concat(),
+            Vec::new(),
+        ),
         other => panic!("{other} is registered but has no sample here: add one"),
     }
 }
