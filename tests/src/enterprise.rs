@@ -574,6 +574,60 @@ pub fn sip_register(ip: &str, user: &str) {
     assert!(out.status.success(), "SIP REGISTER: {out:?}");
 }
 
+/// vsftpd serving `pub/fw.bin` to anonymous users and taking uploads into `pub/`.
+#[derive(Debug)]
+pub struct Vsftpd {
+    _server: Server,
+}
+
+impl Vsftpd {
+    pub fn start(in_ns: impl Fn(&str) -> Command, ip: &str, dir: &Path) -> Self {
+        let root = dir.join("root");
+        let public = root.join("pub");
+        std::fs::create_dir_all(&public).unwrap();
+        std::fs::create_dir_all(dir.join("empty")).unwrap();
+        std::fs::write(public.join("fw.bin"), "firmware v2\n").unwrap();
+        // Anonymous users are `daemon` here (a system user with a home), and may write pub/.
+        let out = run(Command::new("chown").arg("daemon").arg(&public));
+        assert!(out.status.success(), "chown: {out:?}");
+        let conf = dir.join("vsftpd.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listen=YES\nlisten_address={ip}\nanonymous_enable=YES\nanon_root={}\n\
+                 anon_upload_enable=YES\nwrite_enable=YES\nlocal_enable=NO\npasv_enable=YES\n\
+                 port_enable=YES\nconnect_from_port_20=NO\nseccomp_sandbox=NO\n\
+                 secure_chroot_dir={}\nbackground=NO\nxferlog_enable=NO\nftp_username=daemon\n",
+                root.display(),
+                dir.join("empty").display()
+            ),
+        )
+        .unwrap();
+        let log = dir.join("log");
+        let server = Server::spawn(in_ns("vsftpd").arg(&conf), &log);
+        await_port(ip, 21, "vsftpd", &log);
+        Vsftpd { _server: server }
+    }
+}
+
+/// curl against vsftpd: `fw.bin` in passive mode (EPSV) and in active mode (EPRT), and an
+/// upload of `report-up.txt` in passive mode.
+pub fn ftp_clients(ip: &str, dir: &Path) {
+    let url = format!("ftp://{ip}/pub/");
+    for mode in [&["--ftp-pasv"][..], &["-P", "-"]] {
+        let out = run(Command::new("curl")
+            .arg("-sS")
+            .args(mode)
+            .arg(format!("{url}fw.bin")));
+        assert!(out.status.success(), "curl ftp {mode:?}: {out:?}");
+        assert_eq!(out.stdout, b"firmware v2\n");
+    }
+    let up = dir.join("report-up.txt");
+    std::fs::write(&up, "uploaded\n").unwrap();
+    let out = run(Command::new("curl").args(["-sS", "-T"]).arg(&up).arg(&url));
+    assert!(out.status.success(), "curl ftp upload: {out:?}");
+}
+
 /// The MS-SQL login impacket's client sends in the clear.
 pub const TDS_USER: &str = "sa_report";
 

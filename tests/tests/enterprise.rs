@@ -9,9 +9,9 @@ use std::collections::BTreeSet;
 
 use pcap_protocol::session::{App, Transport};
 use pcap_tests::enterprise::{
-    self, Dovecot, Kdc, Mariadb, Postgres, Radius, Samba, Slapd, Tftp, ldap_clients, mail_clients,
-    mariadb, psql, radtest, rdp_connection_request, rpcclient, rpcclient_tcp, sip_register,
-    smbclient, tds_login, tftp,
+    self, Dovecot, Kdc, Mariadb, Postgres, Radius, Samba, Slapd, Tftp, Vsftpd, ftp_clients,
+    ldap_clients, mail_clients, mariadb, psql, radtest, rdp_connection_request, rpcclient,
+    rpcclient_tcp, sip_register, smbclient, tds_login, tftp,
 };
 use pcap_tests::net::VethPair;
 use pcap_tests::{Record, Scratch, require_root, tshark_query};
@@ -252,6 +252,7 @@ fn database_mail_radius_tftp_and_rdp_logins_agree_with_tshark() {
     let _tftp = Tftp::start(in_ns, &ip, &s.path("tftp"));
     let _mail = Dovecot::start(in_ns, &ip, &s.path("dovecot"));
     let _ldap = Slapd::start(in_ns, &ip, &s.path("ldap"));
+    let _ftp = Vsftpd::start(in_ns, &ip, &s.path("ftp"));
     let message = s.path("message.eml");
     std::fs::write(
         &message,
@@ -275,6 +276,7 @@ fn database_mail_radius_tftp_and_rdp_logins_agree_with_tshark() {
     ldap_clients(&ip);
     sip_register(&ip, "1001");
     tds_login(in_ns, &ip);
+    ftp_clients(&ip, &s.path("ftp"));
     let stopped = agent.post_delete(&id);
     let by_app = &stopped["sessions"]["by_application"];
     for (app, least) in [
@@ -287,6 +289,8 @@ fn database_mail_radius_tftp_and_rdp_logins_agree_with_tshark() {
         ("rdp", 1),
         ("ldap", 2),
         ("tds", 1),
+        ("ftp", 3),
+        ("ftp-data", 3),
     ] {
         assert!(
             by_app[app].as_u64().unwrap_or(0) >= least,
@@ -373,17 +377,70 @@ fn database_mail_radius_tftp_and_rdp_logins_agree_with_tshark() {
         }
     }
     assert!(compared >= 6, "{compared}");
-    // The TFTP transfers, from the server's new port, are named too.
-    assert!(
-        records
-            .iter()
-            .filter(|r| r.application() == Some(App::Tftp)
-                && r.destination().1 != Some(69)
-                && r.source().1 != Some(69))
-            .count()
-            >= 2,
-        "{records:#?}"
+    // The TFTP transfers, from the server's new port, are named too, with the request's file
+    // (tshark shows it on the transfer's packets).
+    let transfers = tshark_values(
+        &pcap,
+        "tftp && udp.srcport != 69 && udp.dstport != 69",
+        "udp.dstport",
+        &["tftp.source_file", "tftp.destination_file"],
     );
+    let transfers = sets_by_port(&transfers);
+    assert!(transfers.len() >= 2, "{transfers:?}");
+    for (client, files) in &transfers {
+        let r = records
+            .iter()
+            .find(|r| {
+                r.application() == Some(App::Tftp)
+                    && r.destination().1 != Some(69)
+                    && (r.source().1.map(|p| p.to_string()).as_ref() == Some(client)
+                        || r.destination().1.map(|p| p.to_string()).as_ref() == Some(client))
+            })
+            .unwrap_or_else(|| panic!("the TFTP transfer to {client}: {records:#?}"));
+        assert_eq!(
+            &set(r.filenames().to_vec()),
+            files,
+            "TFTP transfer to {client}"
+        );
+    }
+
+    // FTP: each data connection (passive, active, upload) is ftp-data with the file its
+    // control connection's RETR or STOR named; tshark's ftp-data sessions are all among them.
+    let data: Vec<&Record> = records
+        .iter()
+        .filter(|r| r.application() == Some(App::FtpData))
+        .collect();
+    let control_files: BTreeSet<String> = records
+        .iter()
+        .filter(|r| r.application() == Some(App::Ftp))
+        .flat_map(|r| r.filenames().to_vec())
+        .collect();
+    let requested = set(tshark_values(
+        &pcap,
+        "ftp.request.command == \"RETR\" || ftp.request.command == \"STOR\"",
+        "tcp.srcport",
+        &["ftp.request.arg"],
+    )
+    .into_iter()
+    .flat_map(|(_, v)| v));
+    assert_eq!(control_files, requested, "the control connections' files");
+    assert_eq!(data.len(), 3, "{data:#?}");
+    let data_files: Vec<Vec<String>> = data.iter().map(|r| r.filenames().to_vec()).collect();
+    for files in &data_files {
+        assert_eq!(files.len(), 1, "{data_files:?}");
+        assert!(requested.contains(&files[0]), "{files:?} in {requested:?}");
+    }
+    for (client, _) in tshark_values(&pcap, "ftp-data", "tcp.srcport", &["tcp.dstport"]) {
+        assert!(
+            data.iter().any(|r| {
+                let ports = [r.source().1, r.destination().1];
+                ports
+                    .iter()
+                    .any(|p| p.map(|p| p.to_string()).as_ref() == Some(&client))
+            }),
+            "tshark's ftp-data session from {client} is ftp-data in the records"
+        );
+    }
 
     // LDAP: a simple bind's DN, a SASL bind's NTLMSSP user.
     let mut ldap_users = std::collections::BTreeMap::<String, BTreeSet<String>>::new();

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use pcap_protocol::session::App;
 
 use super::packet::{ACK, Decoded, ICMP, ICMPV6, SYN, TCP, UDP};
-use super::proto::{self, Bounds, Dir, Found, Inspect, Probe, Wants};
+use super::proto::{self, Bounds, Dir, Expected, Found, Inspect, List, Probe, Wants};
 use super::stream::{Chunk, Stream};
 use super::tunnel::Tunnels;
 
@@ -174,6 +174,29 @@ impl Session {
             Inspection::Tcp(tcp) => tcp.bytes(),
         };
         std::mem::size_of::<Session>() + ALLOCATION + found + tunnels + inspection
+    }
+
+    /// The connections the session's parser announced since this was last asked.
+    pub fn take_expected(&mut self) -> Vec<Expected> {
+        match self.found.as_deref_mut() {
+            Some(f) if !f.expected.is_empty() => std::mem::take(&mut f.expected),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The session is the connection another one announced: it is `app`, carries `file`, and
+    /// is not inspected (its bytes are a file's, whatever they look like).
+    pub fn announced(&mut self, app: App, file: Option<String>, bounds: Bounds) {
+        self.app = Some(app);
+        self.inspect = Inspection::Done;
+        if let Some(file) = file {
+            self.found_mut(bounds).add(List::Filenames, file);
+        }
+    }
+
+    /// A file name for the session, from the session that announced it.
+    pub fn add_file(&mut self, file: String, bounds: Bounds) {
+        self.found_mut(bounds).add(List::Filenames, file);
     }
 
     /// The application: the signature's, else the server port's, else `unknown`.

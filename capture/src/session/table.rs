@@ -17,7 +17,9 @@ use super::flow::Session;
 use pcap_config::{TunnelMode, TunnelSettings};
 
 use super::packet::{self, Decode, Decoded};
-use super::proto::Bounds;
+use pcap_protocol::session::App;
+
+use super::proto::{Bounds, Expected, Side};
 use super::reassembly::{Reassembly, ReassemblyStats, Whole};
 use super::tunnel::{self, Decap};
 
@@ -202,8 +204,29 @@ pub struct SessionTable {
     /// The memory budget of the sessions (`[sessions] max_bytes`), and what they hold.
     max_bytes: usize,
     used: usize,
+    /// Connections sessions announced (FTP data, TFTP transfers), by the address and port
+    /// they will reach and the address they come from.
+    expected: HashMap<(IpAddr, u16, IpAddr), Expectation, foldhash::fast::RandomState>,
+    /// Their keys in the order they were announced.
+    expected_order: std::collections::VecDeque<(IpAddr, u16, IpAddr)>,
     pub stats: TableStats,
 }
+
+/// A connection a session announced, waiting for its session (or holding it, to give it the
+/// file name the announcing session names later).
+#[derive(Debug)]
+struct Expectation {
+    app: App,
+    file: Option<String>,
+    /// The session that came, once it has.
+    session: Option<Key>,
+    /// When it was announced or last updated.
+    at_ns: u64,
+}
+
+/// Announced connections kept at most, and how long one waits for its session.
+const MAX_EXPECTED: usize = 4096;
+const EXPECTED_FOR_NS: u64 = 120_000_000_000;
 
 impl SessionTable {
     /// A table of at most `max` sessions (at least 1), evicting sessions idle for `idle`.
@@ -220,6 +243,8 @@ impl SessionTable {
             fragments: Reassembly::default(),
             max_bytes: usize::MAX,
             used: 0,
+            expected: HashMap::default(),
+            expected_order: std::collections::VecDeque::new(),
             stats: TableStats::default(),
         }
     }
@@ -283,6 +308,11 @@ impl SessionTable {
                 let before = s.memory();
                 s.packet(&p, ts_ns, wire_len, self.bounds);
                 self.used = (self.used + s.memory()).saturating_sub(before);
+                let announced = s.take_expected();
+                if !announced.is_empty() {
+                    let ends = (s.client, s.server);
+                    self.announce(ends, announced, ts_ns);
+                }
                 self.within_budget();
             } else {
                 self.stats.not_ip += 1;
@@ -353,6 +383,11 @@ impl SessionTable {
             let before = s.memory();
             s.packet(p, ts_ns, wire_len, self.bounds);
             self.used = (self.used + s.memory()).saturating_sub(before);
+            let announced = s.take_expected();
+            if !announced.is_empty() {
+                let ends = (s.client, s.server);
+                self.announce(ends, announced, ts_ns);
+            }
             self.within_budget();
             return;
         }
@@ -360,11 +395,75 @@ impl SessionTable {
             self.evict_oldest();
         }
         let mut session = Box::new(Session::new(p, ts_ns));
+        if !self.expected.is_empty()
+            && let Some(e) = self.expected.get_mut(&(p.dst, p.dport, p.src))
+            && ts_ns.saturating_sub(e.at_ns) <= EXPECTED_FOR_NS
+        {
+            session.announced(e.app, e.file.clone(), self.bounds);
+            e.session = Some(key);
+        }
         session.packet(p, ts_ns, wire_len, self.bounds);
+        let announced = session.take_expected();
+        if !announced.is_empty() {
+            self.announce((session.client, session.server), announced, ts_ns);
+        }
         self.stats.sessions += 1;
         self.used += session.memory() + ENTRY;
         self.map.insert(key, session);
         self.within_budget();
+    }
+
+    /// Keeps the connections a session with `ends` (client and server) announced; a file
+    /// name for one that came already is given to its session.
+    fn announce(
+        &mut self,
+        (client, server): ((IpAddr, u16), (IpAddr, u16)),
+        list: Vec<Expected>,
+        ts_ns: u64,
+    ) {
+        for e in list {
+            // Port 0: the side's own port in the announcing session.
+            let key = match e.side {
+                Side::Server => (
+                    server.0,
+                    if e.port == 0 { server.1 } else { e.port },
+                    client.0,
+                ),
+                Side::Client => (
+                    client.0,
+                    if e.port == 0 { client.1 } else { e.port },
+                    server.0,
+                ),
+            };
+            if let Some(have) = self.expected.get_mut(&key) {
+                have.at_ns = ts_ns;
+                if let Some(file) = e.file {
+                    if let Some(s) = have.session.and_then(|k| self.map.get_mut(&k)) {
+                        s.add_file(file.clone(), self.bounds);
+                    }
+                    have.file = Some(file);
+                }
+                continue;
+            }
+            // Full: the first announced goes (in constant time: announcements are kept in
+            // the order they came).
+            while self.expected.len() >= MAX_EXPECTED {
+                let Some(oldest) = self.expected_order.pop_front() else {
+                    break;
+                };
+                self.expected.remove(&oldest);
+            }
+            self.expected_order.push_back(key);
+            self.expected.insert(
+                key,
+                Expectation {
+                    app: e.app,
+                    file: e.file,
+                    session: None,
+                    at_ns: ts_ns,
+                },
+            );
+        }
     }
 
     /// A session leaves the table, to be recorded; its inspection's buffers go now.
@@ -720,5 +819,26 @@ mod inspection {
         let sessions = table.finish();
         assert_eq!(sessions[0].application(), pcap_protocol::session::App::Tls);
         assert_eq!(sessions[0].found().urls, ["tls://big-hello.example"]);
+    }
+
+    /// A session that announces connection after connection (a hostile FTP server's 227s)
+    /// holds the table to its bound, the oldest announcements given up first.
+    #[test]
+    fn announced_connections_are_bounded() {
+        let mut table = SessionTable::new(16, Duration::from_secs(60));
+        let client = ("10.0.0.1".parse().unwrap(), 40000);
+        let server = ("10.0.0.2".parse().unwrap(), 21);
+        for port in 1..=10_000u16 {
+            let e = Expected {
+                app: App::FtpData,
+                side: Side::Server,
+                port,
+                file: None,
+            };
+            table.announce((client, server), vec![e], u64::from(port));
+        }
+        assert_eq!(table.expected.len(), MAX_EXPECTED);
+        assert!(table.expected.contains_key(&(server.0, 10_000, client.0)));
+        assert!(!table.expected.contains_key(&(server.0, 1, client.0)));
     }
 }

@@ -37,6 +37,8 @@ apps! {
     Ssh => "ssh",
     Smtp => "smtp",
     Ftp => "ftp",
+    /// An FTP data connection, named by the control connection that opened it.
+    FtpData => "ftp-data",
     Mqtt => "mqtt",
     Coap => "coap",
     Ssdp => "ssdp",

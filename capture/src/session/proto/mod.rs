@@ -75,6 +75,27 @@ pub enum Wants {
     Done,
 }
 
+/// A side of a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Client,
+    Server,
+}
+
+/// A connection a session announced (FTP's data connection, TFTP's transfer): the port one
+/// of its sides will be reached on, so that the flow table names the session that comes to
+/// it; with the file it carries, once the announcing session says (an FTP `RETR` after its
+/// `PASV`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expected {
+    pub app: App,
+    /// The side of the announcing session whose address the new session reaches, and the
+    /// port there (0: that side's port in the announcing session, as a TFTP client's).
+    pub side: Side,
+    pub port: u16,
+    pub file: Option<String>,
+}
+
 /// A protocol's parser for one session.
 pub trait Inspect: std::fmt::Debug + Send {
     /// The next in-order bytes of `dir` (TCP), or one datagram (UDP).

@@ -6,7 +6,7 @@
 
 use pcap_protocol::session::App;
 
-use super::{Dir, Found, Inspect, List, Probe, Protocol, Transports, Wants, clean};
+use super::{Dir, Expected, Found, Inspect, List, Probe, Protocol, Side, Transports, Wants, clean};
 
 pub static TFTP: Protocol = Protocol {
     app: App::Tftp,
@@ -68,7 +68,15 @@ impl Inspect for Parser {
     fn feed(&mut self, _dir: Dir, data: &[u8], found: &mut Found) -> Wants {
         self.packets += 1;
         if let Some(name) = request(data) {
-            found.add(List::Filenames, clean(name));
+            let name = clean(name);
+            // The transfer comes from a new port of the server to the client's port.
+            found.expected.push(Expected {
+                app: App::Tftp,
+                side: Side::Client,
+                port: 0,
+                file: Some(name.clone()),
+            });
+            found.add(List::Filenames, name);
         }
         if self.packets >= MAX_PACKETS {
             Wants::Done

@@ -62,6 +62,8 @@ pub struct Found {
     pub email_recipients: Vec<String>,
     pub email_subject: Option<String>,
     pub dropped: Dropped,
+    /// Connections announced since the flow table last took them (not part of the record).
+    pub expected: Vec<super::Expected>,
     bounds: Bounds,
     /// A hash of each list value kept (with its list), so that a value is compared only with
     /// those it may equal: a full list of long values costs a new value one scan of integers,
@@ -95,6 +97,7 @@ impl Found {
                 alpn: 0,
                 email_recipients: 0,
             },
+            expected: Vec::new(),
             bounds,
             seen: Vec::new(),
             heap: 0,
@@ -199,6 +202,7 @@ impl Found {
             email_recipients,
             email_subject,
             dropped,
+            expected: _,
             bounds: _,
             seen: _,
             heap: _,

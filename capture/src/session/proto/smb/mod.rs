@@ -8,9 +8,11 @@
 //! - [`smb2`]: the requests of an SMB2/3 message.
 //! - [`smb1`]: the requests of an SMB1 message.
 //! - [`parser`]: the descriptor, the NetBIOS framing and the parser of a session.
+//! - [`wire`]: the fields and share paths both versions read.
 
 pub mod parser;
 pub mod smb1;
 pub mod smb2;
+pub mod wire;
 
 pub use parser::SMB;

@@ -4,7 +4,7 @@
 //! chain.
 
 use super::super::{Found, List, clean, clean_utf16le, ntlmssp};
-use super::parser::{share_url, u16_at};
+use super::wire::{share_url, u16_at};
 
 /// What an SMB1 header starts with.
 pub const MAGIC: &[u8; 4] = b"\xffSMB";

@@ -2,7 +2,7 @@
 //! TREE_CONNECT's share, CREATE's file name, each request of a compound chain.
 
 use super::super::{Found, List, clean_utf16le, ntlmssp};
-use super::parser::{share_url, u16_at, u32_at};
+use super::wire::{share_url, u16_at, u32_at};
 
 /// What an SMB2 header starts with; `\xfdSMB` is an encrypted (transform) message.
 pub const MAGIC: &[u8; 4] = b"\xfeSMB";
