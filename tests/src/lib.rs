@@ -599,6 +599,15 @@ impl Drop for ChildGuard {
     }
 }
 
+/// Copies a test's decrypted capture to `$PCAP_TEST_KEEP/<name>.pcap` when that variable
+/// names a directory (how the fuzz seeds of real sessions are made: fuzz/seeds-enterprise.py).
+pub fn keep_capture(pcap: &Path, name: &str) {
+    if let Some(dir) = std::env::var_os("PCAP_TEST_KEEP") {
+        let to = Path::new(&dir).join(format!("{name}.pcap"));
+        std::fs::copy(pcap, &to).unwrap_or_else(|e| panic!("keep {}: {e}", to.display()));
+    }
+}
+
 /// The values of `fields` for each packet of a pcap file, as tshark dissects them.
 pub fn tshark_fields(pcap: &Path, fields: &[&str]) -> Vec<Vec<String>> {
     let mut cmd = Command::new("tshark");

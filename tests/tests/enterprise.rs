@@ -115,6 +115,7 @@ fn smb_and_kerberos_users_shares_and_files_agree_with_tshark() {
 
     let records = s.session_records(&id);
     let pcap = s.decrypt(&s.segments(&id)[0]);
+    pcap_tests::keep_capture(&pcap, "enterprise-smb-kerberos");
 
     // SMB: per session, the NTLMSSP user (DOMAIN\user), the shares and the file names of the
     // client's requests.
@@ -299,6 +300,7 @@ fn database_mail_radius_tftp_and_rdp_logins_agree_with_tshark() {
     }
     let records = s.session_records(&id);
     let pcap = s.decrypt(&s.segments(&id)[0]);
+    pcap_tests::keep_capture(&pcap, "enterprise-logins");
 
     // For each protocol, per client port: the users (or file names) tshark shows in the
     // client's packets are the record's.
