@@ -201,30 +201,43 @@ fn smb_and_kerberos_users_shares_and_files_agree_with_tshark() {
         "the endpoint mapper session is named"
     );
 
-    // Kerberos: the client principal of AS-REQ, AS-REP and TGS-REP, over UDP and TCP.
-    let krb = tshark_values(
+    // Kerberos: per session, the client principals of AS-REQ, AS-REP and TGS-REP (and the
+    // KRB-ERROR asking for pre-authentication), over UDP and TCP.
+    let mut krb = std::collections::BTreeMap::<String, BTreeSet<String>>::new();
+    for row in tshark_query(
         &pcap,
+        &DECODE,
         "kerberos.CNameString",
-        "ip.src",
         &[
+            "udp.srcport",
+            "tcp.srcport",
+            "udp.dstport",
+            "tcp.dstport",
             "kerberos.CNameString",
-            "kerberos.crealm",
-            "kerberos.realm",
-            "kerberos.msg_type",
         ],
-    );
-    assert!(krb.len() >= 6, "{krb:?}");
+    ) {
+        let (src, dst) = (row[0].clone() + &row[1], row[2].clone() + &row[3]);
+        let client = if src == "88" { dst } else { src };
+        let names = krb.entry(client).or_default();
+        for name in row[4].split(',').filter(|n| !n.is_empty()) {
+            names.insert(format!("{name}@{}", pcap_tests::enterprise::REALM));
+        }
+    }
+    assert!(krb.len() >= 4, "{krb:?}");
+    for (client, names) in &krb {
+        let r = records
+            .iter()
+            .find(|r| {
+                r.application() == Some(App::Kerberos)
+                    && r.source().1.map(|p| p.to_string()).as_ref() == Some(client)
+            })
+            .unwrap_or_else(|| panic!("a Kerberos record from {client}"));
+        assert_eq!(&set(r.users().to_vec()), names, "Kerberos from {client}");
+    }
     let kerberos: Vec<&Record> = records
         .iter()
         .filter(|r| r.application() == Some(App::Kerberos))
         .collect();
-    assert!(kerberos.len() >= 3, "{kerberos:#?}");
-    let agent_users: BTreeSet<String> = kerberos.iter().flat_map(|r| r.users().to_vec()).collect();
-    let tshark_users: BTreeSet<String> = krb
-        .iter()
-        .map(|(_, v)| format!("{}@{}", v[0], pcap_tests::enterprise::REALM))
-        .collect();
-    assert_eq!(agent_users, tshark_users);
     assert!(
         kerberos
             .iter()

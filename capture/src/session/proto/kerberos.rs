@@ -50,16 +50,38 @@ impl Framing for RecordMark {
 }
 
 /// A Kerberos message opening a direction: one that decodes, with the TCP length first on TCP.
+/// A message longer than what a probe sees (a TGS-REQ with its ticket, past the 512 bytes a
+/// session's first bytes are kept for) is taken by its shape: a KDC message's tag, and a DER
+/// length that fills the record mark's length exactly.
 fn probe(p: &Probe<'_>) -> bool {
-    let msg = if p.transport == TCP {
-        match p.data.get(..4) {
-            Some(h) if RecordMark::length(h).is_some() => &p.data[4..],
-            _ => return false,
-        }
-    } else {
-        p.data
+    if p.transport != TCP {
+        return is_message(p.data);
+    }
+    let Some(record) = p.data.get(..4).and_then(RecordMark::length) else {
+        return false;
     };
-    is_message(msg)
+    let msg = &p.data[4..];
+    if msg.len() as u64 >= record - 4 {
+        return is_message(&msg[..(record - 4) as usize]);
+    }
+    matches!(
+        msg.first(),
+        Some(&(AS_REQ | TGS_REQ | AS_REP | TGS_REP | KRB_ERROR))
+    ) && der_length(msg).is_some_and(|len| len == record - 4)
+}
+
+/// The whole length (header included) of the DER element `msg` starts with, from its header.
+fn der_length(msg: &[u8]) -> Option<u64> {
+    match *msg.get(1)? {
+        n @ 0..=0x7f => Some(2 + u64::from(n)),
+        n @ 0x81..=0x84 => {
+            let count = usize::from(n & 0x7f);
+            let bytes = msg.get(2..2 + count)?;
+            let len = bytes.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+            Some(2 + count as u64 + len)
+        }
+        _ => None,
+    }
 }
 
 /// Whether `msg` decodes as one of the messages a KDC exchange starts with or answers.
@@ -261,5 +283,28 @@ pub(crate) mod tests {
             let _ = is_message(&bad);
         }
         assert!(!is_message(b"GET / HTTP/1.1\r\n"));
+    }
+
+    /// A message longer than the bytes a probe sees is known on TCP by its tag and length.
+    #[test]
+    fn a_long_message_on_tcp_is_known_by_its_first_bytes() {
+        // An AS-REQ padded past 512 bytes by a long realm.
+        let msg = as_req("carol", &"R".repeat(600));
+        let mut framed = (msg.len() as u32).to_be_bytes().to_vec();
+        framed.extend_from_slice(&msg);
+        let tcp = |data: &[u8]| {
+            probe(&Probe {
+                data,
+                dir: Dir::ToServer,
+                transport: TCP,
+                ports: (40000, 88),
+            })
+        };
+        assert!(tcp(&framed[..512]));
+        assert!(tcp(&framed));
+        let mut wrong = framed[..512].to_vec();
+        wrong[3] ^= 1;
+        assert!(!tcp(&wrong), "a length the message does not fill");
+        assert!(!tcp(&[0, 0, 0, 4, 0x30, 2, 1, 1]));
     }
 }
