@@ -48,7 +48,14 @@ fn probe(p: &Probe<'_>) -> bool {
             PRELOGIN => d
                 .get(HEADER..HEADER + 5)
                 .is_some_and(|t| t[0] == 0 && t[1] == 0 && t[3] == 0 && t[4] == 6),
-            LOGIN7 => d.len() >= HEADER + USER_NAME + 4,
+            // A login's own length fills the packet, and its TDS version is 7.0 to 7.4
+            // (little-endian: the major version in its last byte).
+            LOGIN7 => {
+                d.len() >= HEADER + USER_NAME + 4
+                    && u32::from_le_bytes([d[8], d[9], d[10], d[11]])
+                        == u32::from(u16::from_be_bytes([d[2], d[3]])) - HEADER as u32
+                    && (0x70..=0x74).contains(&d[15])
+            }
             _ => false,
         }
 }
@@ -113,6 +120,7 @@ mod tests {
         body.extend_from_slice(&data);
         let len = (body.len() as u32).to_le_bytes();
         body[..4].copy_from_slice(&len);
+        body[4..8].copy_from_slice(&0x7400_0004u32.to_le_bytes());
         let mut p = vec![LOGIN7, 1];
         p.extend_from_slice(&((body.len() + HEADER) as u16).to_be_bytes());
         p.extend_from_slice(&[0, 0, 1, 0]);
@@ -146,5 +154,15 @@ mod tests {
         ];
         assert!(probe_of(&prelogin));
         assert!(!probe_of(b"\x16\x03\x01\x00\x2f\x01\x00\x00\x2b"));
+        // A packet of type 0x10 that is not a login (an MQTT CONNECT starts so too).
+        let mut other = p.clone();
+        other[15] = 0x05;
+        assert!(!probe_of(&other));
+        let mut short = p.clone();
+        short[8] ^= 1;
+        assert!(
+            !probe_of(&short),
+            "a login length that does not fill the packet"
+        );
     }
 }
