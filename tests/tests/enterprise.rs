@@ -58,6 +58,16 @@ fn sets_by_port(
     out
 }
 
+/// The record of the TCP session from the client's port `client` to the server's `server`
+/// port (an ephemeral port is used again by later sessions of other protocols).
+fn tcp_session<'a>(records: &'a [Record], client: &str, server: u16) -> Option<&'a Record> {
+    records.iter().find(|r| {
+        r.protocol == Transport::Tcp
+            && r.destination().1 == Some(server)
+            && r.source().1.map(|p| p.to_string()).as_deref() == Some(client)
+    })
+}
+
 /// The records of TCP or UDP sessions to `port` of the server, by the client's port.
 fn by_client_port(records: &[Record], port: u16) -> Vec<&Record> {
     records
@@ -188,7 +198,11 @@ fn smb_and_kerberos_users_shares_and_files_agree_with_tshark() {
     for (port, v) in &rpc_users {
         let r = records
             .iter()
-            .find(|r| r.source().1.map(|p| p.to_string()).as_ref() == Some(port))
+            .find(|r| {
+                r.protocol == Transport::Tcp
+                    && r.destination().1 != Some(enterprise::SMB_PORT)
+                    && r.source().1.map(|p| p.to_string()).as_ref() == Some(port)
+            })
             .unwrap_or_else(|| panic!("a record from {port}"));
         assert_eq!(r.application(), Some(App::Dcerpc), "{r:?}");
         let want = set(v.chunks(2).map(|c| format!("{}\\{}", c[0], c[1])));
@@ -492,9 +506,7 @@ fn database_mail_radius_tftp_and_rdp_logins_agree_with_tshark() {
         "{ldap_users:?}"
     );
     for (client, users) in &ldap_users {
-        let r = records
-            .iter()
-            .find(|r| r.source().1.map(|p| p.to_string()).as_ref() == Some(client))
+        let r = tcp_session(&records, client, 389)
             .unwrap_or_else(|| panic!("a record of LDAP from {client}"));
         assert_eq!(r.application(), Some(App::Ldap));
         assert_eq!(&set(r.users().to_vec()), users, "LDAP from {client}");
@@ -573,10 +585,8 @@ fn database_mail_radius_tftp_and_rdp_logins_agree_with_tshark() {
     );
     assert!(imf.len() >= 2, "tshark reads the fetched messages: {imf:?}");
     for (client, v) in &imf {
-        let r = records
-            .iter()
-            .find(|r| r.source().1.map(|p| p.to_string()).as_ref() == Some(client))
-            .unwrap();
+        let r = tcp_session(&records, client, 143)
+            .unwrap_or_else(|| panic!("the IMAP session from {client}"));
         assert_eq!(v[0], "Bob <bob@lab.test>");
         assert_eq!(
             v[3], "Quarterly =?UTF-8?Q?r=C3=A9sults?=",
@@ -597,8 +607,10 @@ fn database_mail_radius_tftp_and_rdp_logins_agree_with_tshark() {
         .iter()
         .filter(|r| {
             let port = r.source().1.map(|p| p.to_string());
+            let fetched = r.application() == Some(App::Imap)
+                && imf.iter().any(|(c, _)| Some(c) == port.as_ref());
             matches!(r.application(), Some(App::Imap | App::Pop3))
-                && !imf.iter().any(|(c, _)| Some(c) == port.as_ref())
+                && !fetched
                 && !r.users().is_empty()
         })
         .collect();
